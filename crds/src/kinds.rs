@@ -1,0 +1,304 @@
+//! The four kinds' specs, and `Resource`, the one type that holds any of them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+use crate::meta::{Kind, Object, ObjectMeta, ObjectRef, Status};
+use crate::workload::{
+    Container, EnvVar, HealthCheck, Placement, Port, Resources, Route, UpdateStrategy,
+};
+
+/// A long-running service: `replicas` instances of one container behind a Consul service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppSpec {
+    /// Docker image reference, e.g. `ghcr.io/acme/web:1.4.2`.
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub update: UpdateStrategy,
+    /// Apps (same namespace) that must be Ready before this one is registered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A single per-tenant instance pinned by nomarch to one hub node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PubSpec {
+    /// Who owns this pub (DNS label).
+    pub tenant: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default = "pub_resources")]
+    pub resources: Resources,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// Which nodes may be this pub's hub. At least one criterion is required.
+    pub hub_selector: HubSelector,
+    #[serde(default)]
+    pub placement_policy: PlacementPolicy,
+    #[serde(default)]
+    pub reallocation: Reallocation,
+}
+
+/// A pub reserves a whole gigabyte by default: pubs are small servers with caches.
+fn pub_resources() -> Resources {
+    Resources {
+        cpu: 200,
+        memory: 1024,
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubSelector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<String>,
+    /// Node meta that must match exactly.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+}
+
+impl HubSelector {
+    pub fn is_empty(&self) -> bool {
+        self.node_class.is_none()
+            && self.datacenter.is_none()
+            && self.node_pool.is_none()
+            && self.meta.is_empty()
+    }
+}
+
+/// How a hub is chosen among those with room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementPolicy {
+    /// Fill the fullest hub that still fits, keeping whole hubs free.
+    #[default]
+    Binpack,
+    /// Prefer the emptiest hub.
+    Spread,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reallocation {
+    /// How long the hub may be down or disconnected before the pub moves.
+    #[serde(default = "default_realloc_grace")]
+    pub grace: Duration,
+}
+
+fn default_realloc_grace() -> Duration {
+    Duration::from_static("30s")
+}
+
+impl Default for Reallocation {
+    fn default() -> Self {
+        Reallocation {
+            grace: default_realloc_grace(),
+        }
+    }
+}
+
+/// A task run on a cron schedule, as a Nomad periodic batch job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CronJobSpec {
+    /// Five-field cron expression (`minute hour day-of-month month day-of-week`) or a macro
+    /// such as `@daily`.
+    pub schedule: String,
+    /// IANA time zone the schedule is read in.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// Stop launching new runs; history is kept.
+    #[serde(default)]
+    pub suspend: bool,
+    pub task: Container,
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+fn utc() -> String {
+    "UTC".to_string()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Runs may overlap.
+    #[default]
+    Allow,
+    /// Skip a run while the previous one is still going (Nomad's `prohibit_overlap`).
+    Forbid,
+}
+
+/// A git repository of manifests that nomarch keeps applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSourceSpec {
+    /// `file://`, `ssh://`, `https://` or scp-style `git@host:path` URL.
+    pub url: String,
+    #[serde(default = "main_branch")]
+    pub branch: String,
+    /// Folder inside the repository that holds the manifests.
+    #[serde(default = "repo_root")]
+    pub path: String,
+    /// How often to poll for new commits.
+    #[serde(default = "default_git_interval")]
+    pub interval: Duration,
+    /// Namespace for manifests that do not name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
+    /// Delete objects this source created once they leave the repository.
+    #[serde(default)]
+    pub prune: bool,
+    /// Credentials for the remote (ssh key or https token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<crate::workload::SecretKeyRef>,
+    /// The HMAC secret that push webhooks must be signed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_ref: Option<crate::workload::SecretKeyRef>,
+}
+
+fn main_branch() -> String {
+    "main".to_string()
+}
+fn repo_root() -> String {
+    ".".to_string()
+}
+fn default_git_interval() -> Duration {
+    Duration::from_static("1m")
+}
+
+pub type App = Object<AppSpec>;
+pub type Pub = Object<PubSpec>;
+pub type CronJob = Object<CronJobSpec>;
+pub type GitSource = Object<GitSourceSpec>;
+
+/// An object of any kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resource {
+    App(App),
+    Pub(Pub),
+    CronJob(CronJob),
+    GitSource(GitSource),
+}
+
+macro_rules! each_kind {
+    ($value:expr, $object:ident => $body:expr) => {
+        match $value {
+            Resource::App($object) => $body,
+            Resource::Pub($object) => $body,
+            Resource::CronJob($object) => $body,
+            Resource::GitSource($object) => $body,
+        }
+    };
+}
+
+impl Resource {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Resource::App(_) => Kind::App,
+            Resource::Pub(_) => Kind::Pub,
+            Resource::CronJob(_) => Kind::CronJob,
+            Resource::GitSource(_) => Kind::GitSource,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        each_kind!(self, o => &o.metadata)
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        each_kind!(self, o => &mut o.metadata)
+    }
+
+    pub fn status(&self) -> Option<&Status> {
+        each_kind!(self, o => o.status.as_ref())
+    }
+
+    pub fn set_status(&mut self, status: Option<Status>) {
+        each_kind!(self, o => o.status = status)
+    }
+
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::new(
+            self.kind(),
+            &self.metadata().namespace,
+            &self.metadata().name,
+        )
+    }
+
+    /// The spec as JSON, with defaults filled in: two specs are the same desired state exactly
+    /// when these are equal.
+    pub fn spec_json(&self) -> serde_json::Value {
+        each_kind!(self, o => serde_json::to_value(&o.spec).expect("specs always serialize"))
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        each_kind!(self, o => serde_json::to_value(o).expect("objects always serialize"))
+    }
+
+    /// Reads an object written by `to_json` (the store's format). Manifests from people go
+    /// through `manifest::parse_*`, which reports positions.
+    pub fn from_json(value: serde_json::Value) -> Result<Resource, String> {
+        let kind_name = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let kind = Kind::from_kind_name(&kind_name)
+            .ok_or_else(|| format!("unknown kind `{kind_name}`"))?;
+        let resource = match kind {
+            Kind::App => serde_json::from_value(value).map(Resource::App),
+            Kind::Pub => serde_json::from_value(value).map(Resource::Pub),
+            Kind::CronJob => serde_json::from_value(value).map(Resource::CronJob),
+            Kind::GitSource => serde_json::from_value(value).map(Resource::GitSource),
+        };
+        resource.map_err(|e| e.to_string())
+    }
+}
+
+impl serde::Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        each_kind!(self, o => o.serialize(serializer))
+    }
+}

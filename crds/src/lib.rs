@@ -1,0 +1,31 @@
+//! The resource kinds nomarch reconciles, and everything about reading them from people.
+//!
+//! # Layout
+//! - [`meta`]: the Kubernetes-style envelope (`apiVersion`, `kind`, `metadata`, `status`).
+//! - [`kinds`]: the App, Pub, CronJob and GitSource specs, and [`Resource`], any one of them.
+//! - [`workload`]: pieces the container kinds share (resources, ports, env, health, route, placement).
+//! - [`duration`]: durations as written (`10s`, `1m30s`).
+//! - [`yaml`]: YAML text → JSON documents that remember the line and column of every field.
+//! - [`manifest`]: files, directories and streams → validated objects, or every error with
+//!   `file:line:col: field: message`.
+//! - [`validate`]: semantic rules a type cannot express.
+//! - [`suggest`]: "did you mean" for misspelt names.
+//! - [`schema`]: JSON Schema per kind (checked in under `crds/schemas/`).
+
+pub mod duration;
+pub mod kinds;
+pub mod manifest;
+pub mod meta;
+pub mod schema;
+pub mod suggest;
+pub mod validate;
+pub mod workload;
+pub mod yaml;
+
+pub use kinds::{
+    App, AppSpec, CronJob, CronJobSpec, GitSource, GitSourceSpec, Pub, PubSpec, Resource,
+};
+pub use manifest::{load_paths, parse_bytes, parse_str, Manifest, ManifestError};
+pub use meta::{
+    Condition, Kind, Object, ObjectMeta, ObjectRef, Status, API_VERSION, DEFAULT_NAMESPACE,
+};

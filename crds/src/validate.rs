@@ -1,0 +1,789 @@
+//! Semantic validation: what a type cannot say (names are DNS labels, ports are unique, grace ≥
+//! interval, cron expressions parse, ...). Every problem carries the field path, so the caller can
+//! point at the line in the file.
+//!
+//! The rules also keep names safe to embed in Nomad job IDs, meta and Traefik rules: only the
+//! characters each place accepts get through.
+
+use std::collections::HashSet;
+use std::time::Duration as StdDuration;
+
+use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, PubSpec, Resource};
+use crate::meta::ObjectMeta;
+use crate::workload::{
+    CheckType, Constraint, Container, EnvVar, HealthCheck, Placement, Port, Protocol, Resources,
+    Route, UpdateStrategy, CONSTRAINT_OPERATORS,
+};
+use crate::yaml::{join_index, join_key};
+
+pub const MAX_REPLICAS: u32 = 1000;
+pub const MAX_CPU_MHZ: u32 = 1_000_000;
+pub const MAX_MEMORY_MB: u32 = 4_194_304;
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// One thing wrong with one field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn check(&mut self, ok: bool, path: &str, message: impl FnOnce() -> String) {
+        if !ok {
+            self.add(path, message());
+        }
+    }
+}
+
+/// Validates a whole object; an empty list means it is valid.
+pub fn validate(resource: &Resource) -> Vec<Problem> {
+    let mut problems = Problems::default();
+    validate_metadata(resource.metadata(), &mut problems);
+    match resource {
+        Resource::App(app) => validate_app(&app.spec, &app.metadata.name, &mut problems),
+        Resource::Pub(pub_) => validate_pub(&pub_.spec, &mut problems),
+        Resource::CronJob(cron) => validate_cronjob(&cron.spec, &mut problems),
+        Resource::GitSource(source) => validate_gitsource(&source.spec, &mut problems),
+    }
+    problems.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+/// RFC 1123 label: what Kubernetes calls a DNS label, safe in job IDs, hostnames and meta.
+pub fn dns_label_problem(value: &str) -> Option<String> {
+    let ok_chars = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ends_ok = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    match () {
+        _ if value.is_empty() => Some("must not be empty".into()),
+        _ if value.len() > 63 => Some(format!("must be at most 63 characters (has {})", value.len())),
+        _ if !ok_chars || !ends_ok => Some(format!(
+            "`{}` is not a DNS label: use lower-case letters, digits and `-`, starting and ending with a letter or digit",
+            printable(value)
+        )),
+        _ => None,
+    }
+}
+
+/// A DNS name (dot-separated labels), optionally with one leading `*.` wildcard.
+fn dns_name_problem(value: &str) -> Option<String> {
+    let body = value.strip_prefix("*.").unwrap_or(value);
+    if value.len() > 253 {
+        return Some("must be at most 253 characters".into());
+    }
+    if body.is_empty()
+        || body
+            .split('.')
+            .any(|label| dns_label_problem(label).is_some())
+    {
+        return Some(format!(
+            "`{}` is not a valid host name (lower-case DNS labels separated by dots)",
+            printable(value)
+        ));
+    }
+    None
+}
+
+/// Kubernetes-style qualified name, used for label and annotation keys: `[prefix/]name`.
+fn qualified_name_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if dns_name_problem(prefix).is_some() {
+            return Some(format!(
+                "key prefix `{}` must be a DNS name",
+                printable(prefix)
+            ));
+        }
+    }
+    if name.is_empty() || name.len() > 63 || !is_label_value(name) {
+        return Some(format!(
+            "key `{}` must be 1-63 characters of letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit",
+            printable(key)
+        ));
+    }
+    None
+}
+
+fn is_label_value(value: &str) -> bool {
+    value.is_empty()
+        || (value.len() <= 63
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && value
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && value
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Shows control characters escaped, so an error message cannot rewrite the terminal.
+fn printable(value: &str) -> String {
+    value
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+fn validate_metadata(meta: &ObjectMeta, p: &mut Problems) {
+    if let Some(problem) = dns_label_problem(&meta.name) {
+        p.add("metadata.name", problem);
+    }
+    if let Some(problem) = dns_label_problem(&meta.namespace) {
+        p.add("metadata.namespace", problem);
+    }
+    for (key, value) in &meta.labels {
+        let path = join_key("metadata.labels", key);
+        if let Some(problem) = qualified_name_problem(key) {
+            p.add(&path, problem);
+        }
+        p.check(is_label_value(value), &path, || {
+            format!("label value `{}` must be at most 63 characters of letters, digits, `-`, `_` and `.`", printable(value))
+        });
+    }
+    let mut annotation_bytes = 0;
+    for (key, value) in &meta.annotations {
+        if let Some(problem) = qualified_name_problem(key) {
+            p.add(join_key("metadata.annotations", key), problem);
+        }
+        annotation_bytes += key.len() + value.len();
+    }
+    p.check(
+        annotation_bytes <= MAX_ANNOTATIONS_BYTES,
+        "metadata.annotations",
+        || {
+            format!(
+                "annotations total {annotation_bytes} bytes; the limit is {MAX_ANNOTATIONS_BYTES}"
+            )
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kinds
+
+fn validate_app(spec: &AppSpec, own_name: &str, p: &mut Problems) {
+    validate_image(&spec.image, "spec.image", p);
+    validate_command(spec.command.as_deref(), "spec.command", p);
+    p.check(spec.replicas <= MAX_REPLICAS, "spec.replicas", || {
+        format!("must be at most {MAX_REPLICAS} (is {})", spec.replicas)
+    });
+    validate_resources(&spec.resources, "spec.resources", p);
+    validate_ports(&spec.ports, p);
+    validate_env(&spec.env, "spec.env", p);
+    if let Some(health) = &spec.health {
+        validate_health(health, &spec.ports, p);
+    }
+    if let Some(route) = &spec.route {
+        validate_route(route, &spec.ports, p);
+    }
+    validate_placement(&spec.placement, "spec.placement", p);
+    validate_update(&spec.update, p);
+    let mut seen = HashSet::new();
+    for (i, dep) in spec.depends_on.iter().enumerate() {
+        let path = join_index("spec.dependsOn", i);
+        if let Some(problem) = dns_label_problem(dep) {
+            p.add(&path, problem);
+        }
+        p.check(dep != own_name, &path, || {
+            "an app cannot depend on itself".into()
+        });
+        p.check(seen.insert(dep), &path, || {
+            format!("`{dep}` is listed twice")
+        });
+    }
+}
+
+fn validate_pub(spec: &PubSpec, p: &mut Problems) {
+    if let Some(problem) = dns_label_problem(&spec.tenant) {
+        p.add("spec.tenant", problem);
+    }
+    validate_image(&spec.image, "spec.image", p);
+    validate_command(spec.command.as_deref(), "spec.command", p);
+    validate_resources(&spec.resources, "spec.resources", p);
+    validate_ports(&spec.ports, p);
+    validate_env(&spec.env, "spec.env", p);
+    if let Some(health) = &spec.health {
+        validate_health(health, &spec.ports, p);
+    }
+    if let Some(route) = &spec.route {
+        validate_route(route, &spec.ports, p);
+    }
+    let selector = &spec.hub_selector;
+    p.check(!selector.is_empty(), "spec.hubSelector", || {
+        "must name at least one of nodeClass, datacenter, nodePool or meta".into()
+    });
+    for (path, value) in [
+        ("spec.hubSelector.nodeClass", &selector.node_class),
+        ("spec.hubSelector.datacenter", &selector.datacenter),
+        ("spec.hubSelector.nodePool", &selector.node_pool),
+    ] {
+        if let Some(value) = value {
+            validate_nomad_name(value, path, p);
+        }
+    }
+    for key in selector.meta.keys() {
+        validate_nomad_name(key, &join_key("spec.hubSelector.meta", key), p);
+    }
+    p.check(
+        spec.reallocation.grace.get() >= StdDuration::from_secs(1),
+        "spec.reallocation.grace",
+        || "must be at least 1s".into(),
+    );
+}
+
+fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
+    if let Err(problem) = check_cron_schedule(&spec.schedule) {
+        p.add("spec.schedule", problem);
+    }
+    if spec.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        p.add(
+            "spec.timeZone",
+            format!(
+                "`{}` is not an IANA time zone such as `UTC` or `Europe/Berlin`",
+                printable(&spec.time_zone)
+            ),
+        );
+    }
+    validate_container(&spec.task, "spec.task", p);
+    validate_placement(&spec.placement, "spec.placement", p);
+}
+
+fn validate_gitsource(spec: &GitSourceSpec, p: &mut Problems) {
+    if let Err(problem) = check_git_url(&spec.url) {
+        p.add("spec.url", problem);
+    }
+    if let Err(problem) = check_branch(&spec.branch) {
+        p.add("spec.branch", problem);
+    }
+    let path_ok = !spec.path.starts_with('/')
+        && !spec.path.split('/').any(|part| part == "..")
+        && !spec.path.contains('\0');
+    p.check(path_ok, "spec.path", || {
+        "must be a relative path inside the repository (no leading `/`, no `..`)".into()
+    });
+    p.check(
+        spec.interval.get() >= StdDuration::from_secs(1),
+        "spec.interval",
+        || "must be at least 1s".into(),
+    );
+    if let Some(ns) = &spec.target_namespace {
+        if let Some(problem) = dns_label_problem(ns) {
+            p.add("spec.targetNamespace", problem);
+        }
+    }
+    if let Some(secret) = &spec.secret_ref {
+        validate_secret_ref(secret, "spec.secretRef", p);
+    }
+    if let Some(secret) = &spec.webhook_secret_ref {
+        validate_secret_ref(secret, "spec.webhookSecretRef", p);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+
+fn validate_container(c: &Container, path: &str, p: &mut Problems) {
+    validate_image(&c.image, &format!("{path}.image"), p);
+    validate_command(c.command.as_deref(), &format!("{path}.command"), p);
+    validate_resources(&c.resources, &format!("{path}.resources"), p);
+    validate_env(&c.env, &format!("{path}.env"), p);
+}
+
+fn validate_image(image: &str, path: &str, p: &mut Problems) {
+    let problem = match () {
+        _ if image.is_empty() => Some("must not be empty".to_string()),
+        _ if image.len() > 512 => Some("must be at most 512 characters".to_string()),
+        _ if image.chars().any(|c| c.is_whitespace() || c.is_control()) => Some(format!(
+            "`{}` is not an image reference: it contains white space",
+            printable(image)
+        )),
+        _ => None,
+    };
+    if let Some(problem) = problem {
+        p.add(path, problem);
+    }
+}
+
+fn validate_command(command: Option<&str>, path: &str, p: &mut Problems) {
+    if let Some(command) = command {
+        p.check(!command.trim().is_empty(), path, || {
+            "must not be empty when given".into()
+        });
+    }
+}
+
+fn validate_resources(r: &Resources, path: &str, p: &mut Problems) {
+    let cpu = format!("{path}.cpu");
+    p.check((1..=MAX_CPU_MHZ).contains(&r.cpu), &cpu, || {
+        format!("must be between 1 and {MAX_CPU_MHZ} MHz (is {})", r.cpu)
+    });
+    let memory = format!("{path}.memory");
+    p.check((1..=MAX_MEMORY_MB).contains(&r.memory), &memory, || {
+        format!("must be between 1 and {MAX_MEMORY_MB} MB (is {})", r.memory)
+    });
+}
+
+fn validate_ports(ports: &[Port], p: &mut Problems) {
+    let mut names = HashSet::new();
+    let mut numbers = HashSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        let path = join_index("spec.ports", i);
+        if let Some(problem) = dns_label_problem(&port.name) {
+            p.add(format!("{path}.name"), problem);
+        }
+        p.check(names.insert(&port.name), &format!("{path}.name"), || {
+            format!("port name `{}` is used twice", port.name)
+        });
+        if port.port != 0 {
+            p.check(numbers.insert(port.port), &format!("{path}.port"), || {
+                format!("port {} is used twice", port.port)
+            });
+        }
+        if let Some(container_port) = port.container_port {
+            p.check(
+                container_port != 0,
+                &format!("{path}.containerPort"),
+                || "must be between 1 and 65535".into(),
+            );
+        }
+    }
+}
+
+fn validate_env(env: &[EnvVar], path: &str, p: &mut Problems) {
+    let mut names = HashSet::new();
+    for (i, var) in env.iter().enumerate() {
+        let item = join_index(path, i);
+        let name_ok = var
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && var
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        p.check(name_ok, &format!("{item}.name"), || {
+            format!("`{}` is not an environment variable name (letters, digits and `_`, not starting with a digit)", printable(&var.name))
+        });
+        p.check(names.insert(&var.name), &format!("{item}.name"), || {
+            format!("`{}` is set twice", var.name)
+        });
+        match (&var.value, &var.secret_ref) {
+            (Some(_), Some(_)) => p.add(&item, "set either `value` or `secretRef`, not both"),
+            (None, None) => p.add(&item, "needs `value` or `secretRef`"),
+            (None, Some(secret)) => validate_secret_ref(secret, &format!("{item}.secretRef"), p),
+            (Some(_), None) => {}
+        }
+    }
+}
+
+fn validate_secret_ref(secret: &crate::workload::SecretKeyRef, path: &str, p: &mut Problems) {
+    let name_ok = !secret.name.is_empty()
+        && !secret.name.starts_with('/')
+        && secret
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+        && !secret
+            .name
+            .split('/')
+            .any(|part| part.is_empty() || part == "..");
+    p.check(name_ok, &format!("{path}.name"), || {
+        format!(
+            "`{}` is not a secret path (letters, digits, `-`, `_`, `.` and `/` between parts)",
+            printable(&secret.name)
+        )
+    });
+    let key_ok = !secret.key.is_empty()
+        && secret
+            .key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    p.check(key_ok, &format!("{path}.key"), || {
+        format!(
+            "`{}` is not a secret key (letters, digits, `-` and `_`)",
+            printable(&secret.key)
+        )
+    });
+}
+
+fn validate_health(h: &HealthCheck, ports: &[Port], p: &mut Problems) {
+    let port = ports.iter().find(|port| port.name == h.port);
+    p.check(port.is_some(), "spec.health.port", || {
+        format!("no port is named `{}`{}", h.port, port_names_hint(ports))
+    });
+    match (h.type_, &h.path) {
+        (CheckType::Http, None) => p.add(
+            "spec.health.path",
+            "an http check needs a path, e.g. `/healthz`",
+        ),
+        (CheckType::Http, Some(path)) => validate_http_path(path, "spec.health.path", p),
+        (CheckType::Tcp, Some(_)) => p.add("spec.health.path", "a tcp check has no path"),
+        (CheckType::Tcp, None) => {}
+    }
+    let (interval, timeout, grace) = (h.interval.get(), h.timeout.get(), h.grace.get());
+    p.check(
+        interval >= StdDuration::from_secs(1),
+        "spec.health.interval",
+        || "must be at least 1s".into(),
+    );
+    p.check(
+        !timeout.is_zero() && timeout <= interval,
+        "spec.health.timeout",
+        || {
+            format!(
+                "must be more than 0 and at most the interval ({})",
+                h.interval
+            )
+        },
+    );
+    p.check(grace >= interval, "spec.health.grace", || {
+        format!(
+            "must be at least the interval ({}), or one failed check would already exceed it",
+            h.interval
+        )
+    });
+}
+
+fn port_names_hint(ports: &[Port]) -> String {
+    if ports.is_empty() {
+        " (spec.ports is empty)".into()
+    } else {
+        let names: Vec<_> = ports.iter().map(|p| format!("`{}`", p.name)).collect();
+        format!(" (ports: {})", names.join(", "))
+    }
+}
+
+fn validate_http_path(path: &str, field: &str, p: &mut Problems) {
+    let ok = path.starts_with('/')
+        && path.len() <= 1024
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:@?".contains(c));
+    p.check(ok, field, || {
+        format!(
+            "`{}` must be a URL path starting with `/` without spaces or backticks",
+            printable(path)
+        )
+    });
+}
+
+fn validate_route(route: &Route, ports: &[Port], p: &mut Problems) {
+    if let Some(problem) = dns_name_problem(&route.host) {
+        p.add("spec.route.host", problem);
+    }
+    // Traefik rules are built from these strings; the charset below cannot close a rule.
+    let path_ok = route.path.starts_with('/')
+        && route.path.len() <= 1024
+        && route
+            .path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~%".contains(c));
+    p.check(path_ok, "spec.route.path", || {
+        format!(
+            "`{}` must start with `/` and use only letters, digits and `/-._~%`",
+            printable(&route.path)
+        )
+    });
+    let http_ports: Vec<_> = ports
+        .iter()
+        .filter(|port| port.protocol == Protocol::Http)
+        .collect();
+    match &route.port {
+        Some(name) => {
+            let found = ports.iter().find(|port| &port.name == name);
+            match found {
+                None => p.add(
+                    "spec.route.port",
+                    format!("no port is named `{name}`{}", port_names_hint(ports)),
+                ),
+                Some(port) if port.protocol != Protocol::Http => p.add(
+                    "spec.route.port",
+                    format!("port `{name}` is tcp; a route needs an http port"),
+                ),
+                Some(_) => {}
+            }
+        }
+        None => p.check(!http_ports.is_empty(), "spec.route", || {
+            "a route needs an http port in spec.ports".into()
+        }),
+    }
+}
+
+/// Datacenters, node classes, pools and meta keys: Nomad's own identifier characters.
+fn validate_nomad_name(value: &str, path: &str, p: &mut Problems) {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    p.check(ok, path, || {
+        format!(
+            "`{}` must be 1-128 letters, digits, `-`, `_` or `.`",
+            printable(value)
+        )
+    });
+}
+
+fn validate_placement(placement: &Placement, path: &str, p: &mut Problems) {
+    for (i, dc) in placement.datacenters.iter().enumerate() {
+        let field = join_index(&format!("{path}.datacenters"), i);
+        // `*` and `dc-*` globs are Nomad's own datacenter syntax.
+        let ok = !dc.is_empty()
+            && dc
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*'));
+        p.check(ok, &field, || {
+            format!(
+                "`{}` must be letters, digits, `-`, `_`, `.` or `*`",
+                printable(dc)
+            )
+        });
+    }
+    if let Some(class) = &placement.node_class {
+        validate_nomad_name(class, &format!("{path}.nodeClass"), p);
+    }
+    if let Some(pool) = &placement.node_pool {
+        validate_nomad_name(pool, &format!("{path}.nodePool"), p);
+    }
+    for (i, constraint) in placement.constraints.iter().enumerate() {
+        validate_constraint(
+            constraint,
+            &join_index(&format!("{path}.constraints"), i),
+            p,
+        );
+    }
+}
+
+fn validate_constraint(c: &Constraint, path: &str, p: &mut Problems) {
+    let operator_ok = CONSTRAINT_OPERATORS.contains(&c.operator.as_str());
+    p.check(operator_ok, &format!("{path}.operator"), || {
+        format!(
+            "`{}` is not a Nomad constraint operator; use one of {}",
+            printable(&c.operator),
+            CONSTRAINT_OPERATORS.join(", ")
+        )
+    });
+    let needs_attribute = !matches!(c.operator.as_str(), "distinct_hosts");
+    let attribute_ok = !needs_attribute
+        || (c.attribute.starts_with("${") && c.attribute.ends_with('}') && c.attribute.len() > 3);
+    p.check(attribute_ok, &format!("{path}.attribute"), || {
+        format!(
+            "`{}` must be a Nomad attribute such as `${{node.class}}` or `${{meta.tier}}`",
+            printable(&c.attribute)
+        )
+    });
+    let needs_value = !matches!(
+        c.operator.as_str(),
+        "is_set" | "is_not_set" | "distinct_hosts" | "distinct_property"
+    );
+    p.check(
+        !needs_value || !c.value.is_empty(),
+        &format!("{path}.value"),
+        || format!("operator `{}` needs a value", c.operator),
+    );
+    p.check(
+        !c.value.chars().any(char::is_control),
+        &format!("{path}.value"),
+        || "must not contain control characters".into(),
+    );
+}
+
+fn validate_update(u: &UpdateStrategy, p: &mut Problems) {
+    p.check(
+        (1..=MAX_REPLICAS).contains(&u.max_parallel),
+        "spec.update.maxParallel",
+        || format!("must be between 1 and {MAX_REPLICAS}"),
+    );
+    p.check(
+        (1..=MAX_REPLICAS).contains(&u.max_unavailable),
+        "spec.update.maxUnavailable",
+        || format!("must be between 1 and {MAX_REPLICAS}"),
+    );
+    p.check(
+        u.healthy_deadline.get() > u.min_healthy_time.get(),
+        "spec.update.healthyDeadline",
+        || {
+            format!(
+                "must be longer than minHealthyTime ({})",
+                u.min_healthy_time
+            )
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules and git
+
+const CRON_MACROS: &[&str] = &[
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+];
+
+/// Five fields, as Kubernetes and classic cron have them. Six or seven fields are refused on
+/// purpose: Nomad reads a sixth field as the year, while most cron libraries read it as seconds,
+/// and the two readings silently disagree.
+pub fn check_cron_schedule(schedule: &str) -> Result<(), String> {
+    let trimmed = schedule.trim();
+    if trimmed.starts_with('@') {
+        return if CRON_MACROS.contains(&trimmed) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is not a cron macro; use one of {}",
+                printable(trimmed),
+                CRON_MACROS.join(", ")
+            ))
+        };
+    }
+    let fields = trimmed.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!(
+            "`{}` has {fields} fields; a schedule has 5: minute hour day-of-month month day-of-week (e.g. `30 2 * * *`)",
+            printable(trimmed)
+        ));
+    }
+    trimmed.parse::<croner::Cron>().map(|_| ()).map_err(|e| {
+        format!(
+            "`{}` is not a valid cron expression: {e}",
+            printable(trimmed)
+        )
+    })
+}
+
+fn check_git_url(url: &str) -> Result<(), String> {
+    let scp_style = |u: &str| {
+        // git@host:path, as ssh users write it.
+        u.split_once(':').is_some_and(|(host, path)| {
+            host.contains('@') && !host.contains('/') && !path.is_empty()
+        })
+    };
+    let scheme_ok = ["file://", "ssh://", "https://", "http://", "git://"]
+        .iter()
+        .any(|s| url.starts_with(s));
+    match () {
+        _ if url.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Err("must not contain white space".into())
+        }
+        _ if scheme_ok || scp_style(url) => Ok(()),
+        _ => Err(format!(
+            "`{}` is not a git URL; use file://, ssh://, https:// or git@host:path",
+            printable(url)
+        )),
+    }
+}
+
+/// The parts of `git check-ref-format` that matter for a branch name typed in a manifest.
+fn check_branch(branch: &str) -> Result<(), String> {
+    let bad = branch.is_empty()
+        || branch.starts_with('-')
+        || branch.starts_with('/')
+        || branch.ends_with('/')
+        || branch.ends_with(".lock")
+        || branch.contains("..")
+        || branch.contains("@{")
+        || branch
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if bad {
+        Err(format!(
+            "`{}` is not a valid branch name",
+            printable(branch)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        for good in ["web", "a", "web-2", "0abc"] {
+            assert_eq!(dns_label_problem(good), None, "{good}");
+        }
+        for bad in ["", "Web", "-web", "web-", "we_b", "a.b", &"x".repeat(64)] {
+            assert!(dns_label_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cron_schedules() {
+        assert!(check_cron_schedule("30 2 * * *").is_ok());
+        assert!(check_cron_schedule("*/5 * * * 1-5").is_ok());
+        assert!(check_cron_schedule("@daily").is_ok());
+        assert!(check_cron_schedule("@fortnightly")
+            .unwrap_err()
+            .contains("not a cron macro"));
+        assert!(check_cron_schedule("0 30 2 * * *")
+            .unwrap_err()
+            .contains("has 6 fields"));
+        assert!(check_cron_schedule("61 * * * *")
+            .unwrap_err()
+            .contains("not a valid cron expression"));
+    }
+
+    #[test]
+    fn git_urls_and_branches() {
+        for good in [
+            "file:///srv/state.git",
+            "https://git.example.com/ops/state.git",
+            "git@github.com:ops/state.git",
+        ] {
+            assert!(check_git_url(good).is_ok(), "{good}");
+        }
+        for bad in ["/srv/state.git", "ftp://x/y", "https://a b"] {
+            assert!(check_git_url(bad).is_err(), "{bad}");
+        }
+        assert!(check_branch("release/1.2").is_ok());
+        for bad in ["", "-x", "a..b", "a b", "x.lock", "a:b"] {
+            assert!(check_branch(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+    }
+}

@@ -1,0 +1,248 @@
+//! Building blocks shared by the kinds that run containers (App, Pub, CronJob): resources,
+//! ports, environment, health checks, routes and placement.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+
+/// CPU and memory reserved on the Nomad client for each instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// CPU in MHz.
+    #[serde(default = "default_cpu")]
+    pub cpu: u32,
+    /// Memory in MB.
+    #[serde(default = "default_memory")]
+    pub memory: u32,
+}
+
+fn default_cpu() -> u32 {
+    100
+}
+fn default_memory() -> u32 {
+    128
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu: default_cpu(),
+            memory: default_memory(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http,
+    Tcp,
+}
+
+/// A port the task listens on. `port: 0` (the default) lets Nomad pick a dynamic port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Port {
+    /// DNS label, used as the Nomad port label and to refer to the port elsewhere.
+    pub name: String,
+    /// Static host port, or 0 for a dynamic one.
+    #[serde(default)]
+    pub port: u16,
+    /// The port inside the container; defaults to the host port (or Nomad's choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<u16>,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// An environment variable: a literal value, or a key of a Nomad variable (for secrets).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+}
+
+/// A key inside a named secret. For workloads the name is a Nomad variable path, read by the
+/// task at run time, so the secret never passes through nomarch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckType {
+    #[default]
+    Http,
+    Tcp,
+}
+
+/// A health check on one of the ports, registered with the service in Consul.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default, rename = "type")]
+    pub type_: CheckType,
+    /// Name of the port to check.
+    pub port: String,
+    /// HTTP path; required for `http` checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// How long checks may stay critical before nomarch replaces the allocation. At least
+    /// `interval`.
+    #[serde(default = "default_grace")]
+    pub grace: Duration,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_static("10s")
+}
+fn default_timeout() -> Duration {
+    Duration::from_static("2s")
+}
+fn default_grace() -> Duration {
+    Duration::from_static("30s")
+}
+
+/// Public routing through Traefik: `Host(host) && PathPrefix(path)` to the named port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    pub host: String,
+    #[serde(default = "default_route_path")]
+    pub path: String,
+    /// Name of an http port; defaults to the first http port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// Ask Traefik for TLS on this route.
+    #[serde(default)]
+    pub tls: bool,
+}
+
+fn default_route_path() -> String {
+    "/".to_string()
+}
+
+/// Where instances may run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    /// Nomad datacenters; empty means all (`*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datacenters: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<Constraint>,
+}
+
+/// A Nomad constraint, e.g. `{attribute: "${meta.tier}", operator: "=", value: "edge"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Constraint {
+    pub attribute: String,
+    #[serde(default = "default_operator")]
+    pub operator: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+fn default_operator() -> String {
+    "=".to_string()
+}
+
+/// The Nomad operators a constraint may use.
+pub const CONSTRAINT_OPERATORS: &[&str] = &[
+    "=",
+    "!=",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "regexp",
+    "set_contains",
+    "set_contains_any",
+    "version",
+    "semver",
+    "is_set",
+    "is_not_set",
+    "distinct_hosts",
+    "distinct_property",
+];
+
+/// How a new version rolls out, and how many instances healing may take down at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStrategy {
+    #[serde(default = "one")]
+    pub max_parallel: u32,
+    /// At most this many instances are stopped by healing at a time.
+    #[serde(default = "one")]
+    pub max_unavailable: u32,
+    #[serde(default = "default_min_healthy")]
+    pub min_healthy_time: Duration,
+    #[serde(default = "default_healthy_deadline")]
+    pub healthy_deadline: Duration,
+    #[serde(default = "yes")]
+    pub auto_revert: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_min_healthy() -> Duration {
+    Duration::from_static("10s")
+}
+fn default_healthy_deadline() -> Duration {
+    Duration::from_static("5m")
+}
+
+impl Default for UpdateStrategy {
+    fn default() -> Self {
+        UpdateStrategy {
+            max_parallel: 1,
+            max_unavailable: 1,
+            min_healthy_time: default_min_healthy(),
+            healthy_deadline: default_healthy_deadline(),
+            auto_revert: true,
+        }
+    }
+}
+
+/// The container a workload runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    /// Docker image reference, e.g. `ghcr.io/acme/web:1.4.2`.
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+}
+
+pub type Labels = BTreeMap<String, String>;
