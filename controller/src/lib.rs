@@ -1,1 +1,10 @@
+//! The `nomarch` binary's library: the etcd store and the command line.
+//!
+//! # Layout
+//! - [`store`]: objects, status, history, events and resumable watches in etcd, every write a
+//!   compare-and-swap transaction.
+//! - [`cli`]: the `nomarch` commands (`validate`, `apply`, `get`, `delete`, `events`, `schema`),
+//!   their output formats and exit codes.
 
+pub mod cli;
+pub mod store;

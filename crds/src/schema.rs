@@ -26,14 +26,24 @@ pub fn schema_for(kind: Kind) -> Value {
         )),
     );
     root.insert("title".into(), json!(kind.as_str()));
+    root.insert(
+        "description".into(),
+        json!(format!(
+            "A nomarch {} manifest ({API_VERSION}).",
+            kind.as_str()
+        )),
+    );
     let properties = root
         .get_mut("properties")
         .and_then(Value::as_object_mut)
         .expect("objects have properties");
     properties.insert("apiVersion".into(), json!({"const": API_VERSION}));
     properties.insert("kind".into(), json!({"const": kind.as_str()}));
-    // Status is the controller's to write; a manifest never needs it.
-    properties.remove("status");
+    // Status is the controller's to write; output of `nomarch get -o yaml` may carry it back in.
+    properties.insert(
+        "status".into(),
+        json!({"description": "Written by the controller; ignored when applied."}),
+    );
     schema
 }
 

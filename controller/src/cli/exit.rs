@@ -1,0 +1,46 @@
+//! Errors at the command line's edge, and the exit status each one means.
+
+use crds::ManifestError;
+
+use crate::store::StoreError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Invalid = 1,
+    Usage = 2,
+    Store = 3,
+    Conflict = 4,
+    NotFound = 5,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{}", render_manifest_errors(.0))]
+    Invalid(Vec<ManifestError>),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Some objects were handled and some were missing; each was already reported.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+fn render_manifest_errors(errors: &[ManifestError]) -> String {
+    let mut text: String = errors.iter().map(|e| format!("{e}\n")).collect();
+    text.push_str(&format!("{} error(s); nothing was written", errors.len()));
+    text
+}
+
+impl CliError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            CliError::Invalid(_) => ExitStatus::Invalid,
+            CliError::Usage(_) => ExitStatus::Usage,
+            CliError::NotFound(_) => ExitStatus::NotFound,
+            CliError::Store(StoreError::Conflict { .. }) => ExitStatus::Conflict,
+            CliError::Store(StoreError::NotFound(_)) => ExitStatus::NotFound,
+            CliError::Store(_) => ExitStatus::Store,
+        }
+    }
+}

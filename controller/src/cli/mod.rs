@@ -1,0 +1,183 @@
+//! The `nomarch` command line.
+
+mod apply;
+mod delete;
+mod events;
+mod exit;
+mod get;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use exit::{CliError, ExitStatus};
+
+use crate::store::{Store, DEFAULT_PREFIX};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  invalid manifests (every error is printed as file:line:col: field: message)
+  2  bad command line
+  3  etcd unreachable or failing
+  4  conflict: the object changed since the given resourceVersion
+  5  object not found";
+
+#[derive(Parser, Debug)]
+#[command(name = "nomarch", version, about = "A reconciling operator for HashiCorp Nomad", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// etcd endpoints, comma-separated [env: NOMARCH_ETCD_ENDPOINTS, then ETCDCTL_ENDPOINTS]
+    /// [default: http://127.0.0.1:2379]
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Key prefix of nomarch's data in etcd
+    #[arg(long, global = true, env = "NOMARCH_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+}
+
+impl StoreArgs {
+    /// `--etcd`, else `NOMARCH_ETCD_ENDPOINTS`, else `ETCDCTL_ENDPOINTS`, else the local default.
+    pub fn endpoints(&self) -> Vec<String> {
+        if !self.etcd.is_empty() {
+            return self.etcd.clone();
+        }
+        for var in ["NOMARCH_ETCD_ENDPOINTS", "ETCDCTL_ENDPOINTS"] {
+            if let Ok(value) = std::env::var(var) {
+                let endpoints: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                if !endpoints.is_empty() {
+                    return endpoints;
+                }
+            }
+        }
+        vec!["http://127.0.0.1:2379".to_string()]
+    }
+
+    pub async fn connect(&self) -> Result<Store, CliError> {
+        Ok(Store::connect(&self.endpoints(), &self.prefix).await?)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check manifests offline (no etcd); prints every error
+    Validate {
+        /// Files or directories (read recursively); `-` for standard input
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Create or update objects; writes nothing unless every manifest is valid
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show objects
+    Get {
+        /// app, pub, cronjob or gitsource (plural and short forms work too)
+        kind: String,
+        name: Option<String>,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<OutputFormat>,
+    },
+    /// Delete objects by name or by the manifests that define them
+    Delete {
+        kind: Option<String>,
+        name: Option<String>,
+        #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "name"])]
+        files: Vec<PathBuf>,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Show events, oldest first
+    Events {
+        /// Keep streaming new events until interrupted
+        #[arg(short = 'w', long)]
+        watch: bool,
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+    },
+    /// Print the JSON Schema of a kind
+    Schema { kind: String },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NamespaceArgs {
+    #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Every namespace
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+impl NamespaceArgs {
+    pub fn matches(&self, namespace: &str) -> bool {
+        self.all_namespaces || self.namespace == namespace
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+    Wide,
+}
+
+pub fn parse_kind(name: &str) -> Result<crds::Kind, CliError> {
+    crds::Kind::from_cli_name(name).ok_or_else(|| {
+        CliError::Usage(format!(
+            "unknown kind `{name}`; use app, pub, cronjob or gitsource"
+        ))
+    })
+}
+
+/// Runs one command, printing its output; the error carries the exit status.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Apply { files } => apply::run(&cli.store, &files).await,
+        Command::Get {
+            kind,
+            name,
+            namespace,
+            output,
+        } => get::run(&cli.store, &kind, name.as_deref(), &namespace, output).await,
+        Command::Delete {
+            kind,
+            name,
+            files,
+            namespace,
+        } => delete::run(&cli.store, kind, name, &files, &namespace).await,
+        Command::Events { watch, namespace } => events::run(&cli.store, watch, &namespace).await,
+        Command::Schema { kind } => {
+            print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
+            Ok(())
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> Result<(), CliError> {
+    let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
+    for manifest in &manifests {
+        println!(
+            "{} valid ({})",
+            manifest.resource.object_ref(),
+            manifest.source
+        );
+    }
+    Ok(())
+}

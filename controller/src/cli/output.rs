@@ -1,0 +1,132 @@
+//! Tables, YAML and JSON for people and scripts.
+
+use chrono::{DateTime, Utc};
+use crds::Resource;
+
+/// One table row: (header, cell) pairs in column order.
+pub type Row = Vec<(&'static str, String)>;
+
+pub fn print_table(rows: &[Row]) {
+    let Some(first) = rows.first() else { return };
+    let widths: Vec<usize> = (0..first.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].1.chars().count())
+                .chain([first[i].0.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("   ").trim_end());
+    };
+    line(first.iter().map(|(h, _)| *h).collect());
+    for row in rows {
+        line(row.iter().map(|(_, c)| c.as_str()).collect());
+    }
+}
+
+/// `-` until the controller has written a Ready condition.
+fn ready(resource: &Resource) -> String {
+    resource
+        .status()
+        .and_then(|s| s.condition("Ready"))
+        .map_or("-".to_string(), |c| c.status.clone())
+}
+
+pub fn age(since: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(since) = since else {
+        return "-".into();
+    };
+    let seconds = (now - since).num_seconds().max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// What `get` shows per kind; `wide` adds the spec's key fields and bookkeeping.
+pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) -> Row {
+    let meta = resource.metadata();
+    let mut row: Row = Vec::new();
+    if with_namespace {
+        row.push(("NAMESPACE", meta.namespace.clone()));
+    }
+    row.push(("NAME", meta.name.clone()));
+    match resource {
+        Resource::App(app) => row.push(("REPLICAS", app.spec.replicas.to_string())),
+        Resource::Pub(p) => row.push(("TENANT", p.spec.tenant.clone())),
+        Resource::CronJob(c) => {
+            row.push(("SCHEDULE", c.spec.schedule.clone()));
+            row.push(("SUSPEND", c.spec.suspend.to_string()));
+        }
+        Resource::GitSource(g) => row.push(("URL", g.spec.url.clone())),
+    }
+    row.push(("READY", ready(resource)));
+    row.push(("AGE", age(meta.creation_timestamp, Utc::now())));
+    if wide {
+        let detail = match resource {
+            Resource::App(app) => app.spec.image.clone(),
+            Resource::Pub(p) => p.spec.image.clone(),
+            Resource::CronJob(c) => c.spec.task.image.clone(),
+            Resource::GitSource(g) => format!("{}:{}", g.spec.branch, g.spec.path),
+        };
+        let header = if matches!(resource, Resource::GitSource(_)) {
+            "REF"
+        } else {
+            "IMAGE"
+        };
+        row.push((header, detail));
+        row.push(("GENERATION", meta.generation.to_string()));
+        let observed = resource
+            .status()
+            .and_then(|s| s.observed_generation)
+            .map_or("-".into(), |g| g.to_string());
+        row.push(("OBSERVED", observed));
+        row.push(("RESOURCEVERSION", meta.resource_version.clone()));
+    }
+    row
+}
+
+pub fn render_yaml(objects: &[Resource], single: bool) -> String {
+    let render = |r: &Resource| serde_saphyr::to_string(r).expect("objects serialize to YAML");
+    if single {
+        return objects.first().map(render).unwrap_or_default();
+    }
+    objects
+        .iter()
+        .map(|r| format!("---\n{}", render(r)))
+        .collect()
+}
+
+pub fn render_json(objects: &[Resource], single: bool) -> String {
+    let value = if single {
+        objects.first().map(Resource::to_json).unwrap_or_default()
+    } else {
+        serde_json::json!({"kind": "List", "items": objects.iter().map(Resource::to_json).collect::<Vec<_>>()})
+    };
+    serde_json::to_string_pretty(&value).expect("JSON renders")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let now = Utc::now();
+        let ago = |s: i64| age(Some(now - chrono::Duration::seconds(s)), now);
+        assert_eq!(ago(5), "5s");
+        assert_eq!(ago(600), "10m");
+        assert_eq!(ago(3 * 3600), "3h");
+        assert_eq!(ago(3 * 86400), "3d");
+        assert_eq!(age(None, now), "-");
+    }
+}

@@ -1,0 +1,51 @@
+//! What can go wrong talking to the store, and whether trying again can help.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("etcd at {endpoints} is unreachable: {detail}")]
+    Unreachable { endpoints: String, detail: String },
+    #[error("etcd did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{object} was changed by someone else (resourceVersion {expected} is stale); read it again and retry")]
+    Conflict { object: String, expected: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("stored value at {key} cannot be read: {detail}")]
+    Corrupt { key: String, detail: String },
+    #[error("etcd: {0}")]
+    Etcd(String),
+}
+
+impl StoreError {
+    /// Whether the same request may succeed later without anything else changing.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } | StoreError::Timeout(_) | StoreError::Etcd(_) => true,
+            // A conflict heals by re-reading, which the caller's next attempt does.
+            StoreError::Conflict { .. } => true,
+            StoreError::NotFound(_) | StoreError::Corrupt { .. } => false,
+        }
+    }
+
+    /// A short, bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StoreError::Unreachable { .. } => "unreachable",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::NotFound(_) => "not_found",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Etcd(_) => "etcd",
+        }
+    }
+}
+
+impl From<etcd_client::Error> for StoreError {
+    fn from(e: etcd_client::Error) -> Self {
+        StoreError::Etcd(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
