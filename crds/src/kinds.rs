@@ -17,24 +17,34 @@ use crate::workload::{
 pub struct AppSpec {
     /// Docker image reference, e.g. `ghcr.io/acme/web:1.4.2`.
     pub image: String,
+    /// Overrides the image's entrypoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Arguments passed to the command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// Instances to run (at most 1000).
     #[serde(default = "one")]
     pub replicas: u32,
+    /// CPU and memory per instance.
     #[serde(default)]
     pub resources: Resources,
+    /// Ports the container listens on; names are referred to by `health` and `route`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
+    /// Environment variables, literal or from a Nomad variable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Health check registered with the service; drives readiness and healing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// Public route through Traefik.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
+    /// Where instances may run.
     #[serde(default)]
     pub placement: Placement,
+    /// Rolling update and healing limits.
     #[serde(default)]
     pub update: UpdateStrategy,
     /// Apps (same namespace) that must be Ready before this one is registered.
@@ -52,25 +62,35 @@ fn one() -> u32 {
 pub struct PubSpec {
     /// Who owns this pub (DNS label).
     pub tenant: String,
+    /// Docker image reference.
     pub image: String,
+    /// Overrides the image's entrypoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Arguments passed to the command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// CPU and memory; a pub reserves 200 MHz and 1024 MB unless told otherwise.
     #[serde(default = "pub_resources")]
     pub resources: Resources,
+    /// Ports the container listens on; names are referred to by `health` and `route`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
+    /// Environment variables, literal or from a Nomad variable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Health check; a pub healed by replacement stays on its hub while the hub is healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// Public route through Traefik.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
     /// Which nodes may be this pub's hub. At least one criterion is required.
     pub hub_selector: HubSelector,
+    /// How a hub is chosen among those with room.
     #[serde(default)]
     pub placement_policy: PlacementPolicy,
+    /// When the pub moves off a hub that is down.
     #[serde(default)]
     pub reallocation: Reallocation,
 }
@@ -86,10 +106,13 @@ fn pub_resources() -> Resources {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HubSelector {
+    /// Nomad node class of hubs, e.g. `hub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_class: Option<String>,
+    /// Nomad datacenter of hubs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<String>,
+    /// Nomad node pool of hubs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_pool: Option<String>,
     /// Node meta that must match exactly.
@@ -147,12 +170,15 @@ pub struct CronJobSpec {
     /// IANA time zone the schedule is read in.
     #[serde(default = "utc")]
     pub time_zone: String,
+    /// Whether runs may overlap.
     #[serde(default)]
     pub concurrency_policy: ConcurrencyPolicy,
     /// Stop launching new runs; history is kept.
     #[serde(default)]
     pub suspend: bool,
+    /// The container each run starts.
     pub task: Container,
+    /// Where runs may be placed.
     #[serde(default)]
     pub placement: Placement,
 }
@@ -176,6 +202,7 @@ pub enum ConcurrencyPolicy {
 pub struct GitSourceSpec {
     /// `file://`, `ssh://`, `https://` or scp-style `git@host:path` URL.
     pub url: String,
+    /// Branch to follow.
     #[serde(default = "main_branch")]
     pub branch: String,
     /// Folder inside the repository that holds the manifests.

@@ -11,11 +11,13 @@
 //! - [`validate`]: semantic rules a type cannot express.
 //! - [`suggest`]: "did you mean" for misspelt names.
 //! - [`schema`]: JSON Schema per kind (checked in under `crds/schemas/`).
+//! - [`reference`]: the Markdown manifest reference rendered from those schemas.
 
 pub mod duration;
 pub mod kinds;
 pub mod manifest;
 pub mod meta;
+pub mod reference;
 pub mod schema;
 pub mod suggest;
 pub mod validate;

@@ -78,8 +78,10 @@ pub struct ObjectMeta {
     /// The Nomad namespace the object's job lives in.
     #[serde(default = "default_namespace")]
     pub namespace: String,
+    /// Short key/value tags (values at most 63 characters) for selecting objects.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Free-form key/value notes (256 KiB in all).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// Bumped by the store each time `spec` changes. Set by the store.

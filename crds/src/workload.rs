@@ -56,6 +56,7 @@ pub struct Port {
     /// The port inside the container; defaults to the host port (or Nomad's choice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port: Option<u16>,
+    /// `http` (can carry a route and an http check) or `tcp`.
     #[serde(default)]
     pub protocol: Protocol,
 }
@@ -64,9 +65,12 @@ pub struct Port {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVar {
+    /// Variable name: letters, digits and `_`.
     pub name: String,
+    /// A literal value. Set exactly one of `value` and `secretRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// A secret read by the task at run time; its value never passes through nomarch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
 }
@@ -76,7 +80,9 @@ pub struct EnvVar {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
+    /// Secret name: a Nomad variable path such as `nomad/jobs/api`.
     pub name: String,
+    /// Key inside the secret.
     pub key: String,
 }
 
@@ -92,6 +98,7 @@ pub enum CheckType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheck {
+    /// `http` or `tcp`.
     #[serde(default, rename = "type")]
     pub type_: CheckType,
     /// Name of the port to check.
@@ -99,8 +106,10 @@ pub struct HealthCheck {
     /// HTTP path; required for `http` checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Time between checks.
     #[serde(default = "default_interval")]
     pub interval: Duration,
+    /// How long one check may take; at most `interval`.
     #[serde(default = "default_timeout")]
     pub timeout: Duration,
     /// How long checks may stay critical before nomarch replaces the allocation. At least
@@ -123,7 +132,9 @@ fn default_grace() -> Duration {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
+    /// Host name the route answers, e.g. `www.example.com` (`*.` wildcards allowed).
     pub host: String,
+    /// Path prefix.
     #[serde(default = "default_route_path")]
     pub path: String,
     /// Name of an http port; defaults to the first http port.
@@ -145,10 +156,13 @@ pub struct Placement {
     /// Nomad datacenters; empty means all (`*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub datacenters: Vec<String>,
+    /// Only nodes of this Nomad node class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_class: Option<String>,
+    /// Only nodes in this Nomad node pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_pool: Option<String>,
+    /// Further Nomad constraints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<Constraint>,
 }
@@ -157,9 +171,12 @@ pub struct Placement {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Constraint {
+    /// A Nomad attribute such as `${node.class}` or `${meta.tier}`.
     pub attribute: String,
+    /// `=`, `!=`, `<`, `<=`, `>`, `>=`, `regexp`, `set_contains`, `version`, `is_set`, ...
     #[serde(default = "default_operator")]
     pub operator: String,
+    /// The value to compare with; not needed for `is_set`, `is_not_set` and `distinct_hosts`.
     #[serde(default)]
     pub value: String,
 }
@@ -191,15 +208,19 @@ pub const CONSTRAINT_OPERATORS: &[&str] = &[
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateStrategy {
+    /// Instances replaced at once during a rollout.
     #[serde(default = "one")]
     pub max_parallel: u32,
     /// At most this many instances are stopped by healing at a time.
     #[serde(default = "one")]
     pub max_unavailable: u32,
+    /// How long a new instance must stay healthy to count.
     #[serde(default = "default_min_healthy")]
     pub min_healthy_time: Duration,
+    /// How long a new instance may take to become healthy before the rollout fails.
     #[serde(default = "default_healthy_deadline")]
     pub healthy_deadline: Duration,
+    /// Roll back to the last stable version when a rollout fails.
     #[serde(default = "yes")]
     pub auto_revert: bool,
 }
@@ -235,12 +256,16 @@ impl Default for UpdateStrategy {
 pub struct Container {
     /// Docker image reference, e.g. `ghcr.io/acme/web:1.4.2`.
     pub image: String,
+    /// Overrides the image's entrypoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Arguments passed to the command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// CPU and memory per run.
     #[serde(default)]
     pub resources: Resources,
+    /// Environment variables, literal or from a Nomad variable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
 }

@@ -9,7 +9,6 @@
 //! string, `0x1F` is an integer). Duplicate keys are an error, never a silent overwrite.
 //! Aliases are expanded under a node budget so a "billion laughs" document cannot blow up memory.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
@@ -396,7 +395,7 @@ fn scalar_key(text: &str, style: ScalarStyle, at: Position) -> Result<String, Sy
 
 /// Resolves a scalar by the YAML 1.2 core schema. Quoted and block scalars are always strings.
 fn resolve_scalar(
-    text: &Cow<'_, str>,
+    text: &str,
     style: ScalarStyle,
     tag: Option<&Tag>,
     at: Position,
@@ -507,11 +506,21 @@ fn parse_int(text: &str) -> Option<Result<Value, ()>> {
 }
 
 fn parse_float(text: &str) -> Option<Number> {
-    let special = match text {
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
-        | ".nan" | ".NaN" | ".NAN" => true,
-        _ => false,
-    };
+    let special = matches!(
+        text,
+        ".inf"
+            | ".Inf"
+            | ".INF"
+            | "+.inf"
+            | "+.Inf"
+            | "+.INF"
+            | "-.inf"
+            | "-.Inf"
+            | "-.INF"
+            | ".nan"
+            | ".NaN"
+            | ".NAN"
+    );
     if special {
         // JSON has no infinities or NaN, and no manifest field takes one.
         return None;

@@ -26,9 +26,40 @@ fn checked_in_schemas_are_current() {
             stale.push(path.display().to_string());
         }
     }
+    let reference = schema_dir().join("REFERENCE.md");
+    let fresh = crds::reference::reference_markdown();
+    if write {
+        std::fs::write(&reference, &fresh).expect("write reference");
+    } else if std::fs::read_to_string(&reference).unwrap_or_default() != fresh {
+        stale.push(reference.display().to_string());
+    }
     assert!(
         stale.is_empty(),
         "stale schemas (run `make schemas`): {stale:?}"
+    );
+}
+
+#[test]
+fn reference_documents_every_spec_field() {
+    let reference = crds::reference::reference_markdown();
+    for field in [
+        "image",
+        "replicas",
+        "hubSelector",
+        "reallocation",
+        "schedule",
+        "concurrencyPolicy",
+        "webhookSecretRef",
+        "grace",
+    ] {
+        assert!(
+            reference.contains(&format!("| `{field}` |")),
+            "{field} is missing from the reference"
+        );
+    }
+    assert!(
+        reference.contains("one of Allow, Forbid"),
+        "enums list their values"
     );
 }
 

@@ -1,0 +1,404 @@
+//! The `nomarch` binary as people run it: exit codes, output, and what ends up in etcd.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use controller::store::Store;
+use e2e::etcd::TestEtcd;
+
+const PREFIX: &str = "/cli-test/";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn examples() -> PathBuf {
+    repo_root().join("manifests/examples")
+}
+
+/// Runs nomarch with a clean environment for the endpoint variables.
+fn nomarch(etcd: Option<&TestEtcd>, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nomarch"));
+    command
+        .env_remove("NOMARCH_ETCD_ENDPOINTS")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .env("NOMARCH_PREFIX", PREFIX);
+    if let Some(etcd) = etcd {
+        command.env("NOMARCH_ETCD_ENDPOINTS", etcd.endpoint());
+    }
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("nomarch runs");
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+async fn store(etcd: &TestEtcd) -> Store {
+    Store::connect(&[etcd.endpoint()], PREFIX).await.unwrap()
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn validate_is_offline_and_reports_every_error() {
+    let ok = nomarch(
+        None,
+        &[
+            "--etcd",
+            "http://127.0.0.1:1",
+            "validate",
+            "-f",
+            examples().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("app/website valid"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: a\nspec:\n  image: ''\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "apiVersion: nomarch.io/v1alpha1\nkind: Ap\n",
+    )
+    .unwrap();
+    let bad = nomarch(
+        None,
+        &["validate", "-f", dir.path().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&bad), 1);
+    let errors = stderr(&bad);
+    assert!(
+        errors.contains("a.yaml:6:3: spec.image: must not be empty"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("b.yaml:2:1: kind: unknown kind `Ap` (did you mean `App`?)"),
+        "{errors}"
+    );
+    assert!(errors.contains("2 error(s)"), "{errors}");
+}
+
+#[tokio::test]
+async fn apply_of_a_directory_with_one_bad_file_writes_nothing() {
+    let etcd = TestEtcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in ["apps/website.yaml", "apps/api.yaml", "pubs/alice.yaml"] {
+        let name = entry.replace('/', "-");
+        std::fs::copy(examples().join(entry), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("zz-broken.yaml"), "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: broken\nspec:\n  image: x\n  replicas: -1\n").unwrap();
+    let store = store(&etcd).await;
+    let before = store.revision().await.unwrap();
+
+    let output = nomarch(
+        Some(&etcd),
+        &["apply", "-f", dir.path().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("zz-broken.yaml:7:3: spec.replicas: expected an integer"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        store.revision().await.unwrap(),
+        before,
+        "etcd must be untouched"
+    );
+    let (objects, _) = store.list(None).await.unwrap();
+    assert!(objects.is_empty());
+}
+
+#[tokio::test]
+async fn apply_reports_like_kubectl_and_reapplying_writes_nothing() {
+    let etcd = TestEtcd::start();
+    let examples = examples();
+    let first = nomarch(
+        Some(&etcd),
+        &["apply", "-f", examples.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    assert_eq!(
+        sorted_lines(&stdout(&first)),
+        [
+            "app/api created",
+            "app/redis created",
+            "app/website created",
+            "cronjob/cache-warmer created",
+            "cronjob/nightly-backup created",
+            "pub/pub-alice created",
+            "pub/pub-bob created",
+            "pub/pub-carol created",
+        ]
+    );
+
+    let store = store(&etcd).await;
+    let before = store.revision().await.unwrap();
+    let again = nomarch(
+        Some(&etcd),
+        &["apply", "-f", examples.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&again), 0);
+    assert!(
+        stdout(&again).lines().all(|l| l.ends_with(" unchanged")),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(
+        store.revision().await.unwrap(),
+        before,
+        "re-applying the same files writes nothing"
+    );
+
+    // A change through standard input.
+    let edited = std::fs::read_to_string(examples.join("apps/redis.yaml"))
+        .unwrap()
+        .replace("7.4-alpine", "7.4.1-alpine");
+    let configured = nomarch(Some(&etcd), &["apply", "-f", "-"], Some(&edited));
+    assert_eq!(
+        stdout(&configured),
+        "app/redis configured\n",
+        "{}",
+        stderr(&configured)
+    );
+
+    let events = nomarch(Some(&etcd), &["events"], None);
+    let text = stdout(&events);
+    assert!(
+        text.contains("Created") && text.contains("app/website"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Configured") && text.contains("app/redis"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn get_shows_tables_yaml_and_json() {
+    let etcd = TestEtcd::start();
+    let apply = nomarch(
+        Some(&etcd),
+        &["apply", "-f", examples().join("apps").to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&apply), 0);
+
+    let table = stdout(&nomarch(Some(&etcd), &["get", "apps"], None));
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "REPLICAS", "READY", "AGE"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("website") && l.contains(" 3 ")),
+        "{table}"
+    );
+
+    let wide = stdout(&nomarch(Some(&etcd), &["get", "app", "-o", "wide"], None));
+    assert!(
+        wide.contains("GENERATION") && wide.contains("nginx:1.27-alpine"),
+        "{wide}"
+    );
+
+    let json = nomarch(Some(&etcd), &["get", "app", "website", "-o", "json"], None);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["spec"]["replicas"], 3);
+    assert_eq!(value["metadata"]["generation"], 1);
+
+    // YAML output is a manifest again: it validates and re-applies as unchanged.
+    let yaml = stdout(&nomarch(
+        Some(&etcd),
+        &["get", "app", "website", "-o", "yaml"],
+        None,
+    ));
+    let reapplied = nomarch(Some(&etcd), &["apply", "-f", "-"], Some(&yaml));
+    assert_eq!(
+        stdout(&reapplied),
+        "app/website unchanged\n",
+        "{}",
+        stderr(&reapplied)
+    );
+
+    let missing = nomarch(Some(&etcd), &["get", "app", "nope"], None);
+    assert_eq!(code(&missing), 5);
+    assert!(stderr(&missing).contains("app/nope not found"));
+
+    let bad_kind = nomarch(Some(&etcd), &["get", "deployments"], None);
+    assert_eq!(code(&bad_kind), 2);
+}
+
+#[tokio::test]
+async fn stale_resource_version_from_a_file_is_a_conflict() {
+    let etcd = TestEtcd::start();
+    nomarch(
+        Some(&etcd),
+        &[
+            "apply",
+            "-f",
+            examples().join("apps/redis.yaml").to_str().unwrap(),
+        ],
+        None,
+    );
+    let yaml = stdout(&nomarch(
+        Some(&etcd),
+        &["get", "app", "redis", "-o", "yaml"],
+        None,
+    ));
+    // Someone else changes it after we read it.
+    let edited = std::fs::read_to_string(examples().join("apps/redis.yaml"))
+        .unwrap()
+        .replace("replicas: 1", "replicas: 2");
+    assert_eq!(
+        code(&nomarch(Some(&etcd), &["apply", "-f", "-"], Some(&edited))),
+        0
+    );
+
+    let ours = yaml.replace("replicas: 1", "replicas: 3");
+    let conflict = nomarch(Some(&etcd), &["apply", "-f", "-"], Some(&ours));
+    assert_eq!(code(&conflict), 4, "{}", stderr(&conflict));
+    assert!(
+        stderr(&conflict).contains("changed by someone else"),
+        "{}",
+        stderr(&conflict)
+    );
+    let json = nomarch(Some(&etcd), &["get", "app", "redis", "-o", "json"], None);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        value["spec"]["replicas"], 2,
+        "the conflicting write did not land"
+    );
+}
+
+#[tokio::test]
+async fn delete_by_name_and_by_file() {
+    let etcd = TestEtcd::start();
+    let apps = examples().join("apps");
+    nomarch(Some(&etcd), &["apply", "-f", apps.to_str().unwrap()], None);
+
+    let by_name = nomarch(Some(&etcd), &["delete", "app", "redis"], None);
+    assert_eq!(stdout(&by_name), "app/redis deleted\n");
+    let again = nomarch(Some(&etcd), &["delete", "app", "redis"], None);
+    assert_eq!(code(&again), 5);
+
+    let by_file = nomarch(Some(&etcd), &["delete", "-f", apps.to_str().unwrap()], None);
+    assert_eq!(code(&by_file), 5, "redis is already gone");
+    assert_eq!(
+        sorted_lines(&stdout(&by_file)),
+        ["app/api deleted", "app/website deleted"]
+    );
+    let (left, _) = store(&etcd).await.list(None).await.unwrap();
+    assert!(left.is_empty());
+}
+
+#[test]
+fn unreachable_etcd_exits_3_and_names_the_endpoint() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let output = nomarch(None, &["--etcd", &endpoint, "get", "apps"], None);
+    assert_eq!(code(&output), 3);
+    assert!(stderr(&output).contains(&endpoint), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn etcdctl_endpoints_is_the_fallback() {
+    let etcd = TestEtcd::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_nomarch"))
+        .env_remove("NOMARCH_ETCD_ENDPOINTS")
+        .env("ETCDCTL_ENDPOINTS", etcd.endpoint())
+        .args(["get", "apps"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn schema_prints_the_checked_in_file_and_help_lists_exit_codes() {
+    let output = nomarch(None, &["schema", "pubs"], None);
+    let checked_in = std::fs::read_to_string(repo_root().join("crds/schemas/pub.json")).unwrap();
+    assert_eq!(stdout(&output), checked_in);
+    let help = stdout(&nomarch(None, &["--help"], None));
+    assert!(
+        help.contains("Exit codes:") && help.contains("4  conflict"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn events_watch_streams_new_events() {
+    let etcd = TestEtcd::start();
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_nomarch"))
+        .env("NOMARCH_ETCD_ENDPOINTS", etcd.endpoint())
+        .env("NOMARCH_PREFIX", PREFIX)
+        .args(["events", "--watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(watcher.stdout.take().unwrap());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The watcher may still be starting; apply until its line shows up.
+    let mut seen = None;
+    for attempt in 0..50 {
+        let name = format!("w{attempt}");
+        let text = format!("apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: x\n");
+        nomarch(Some(&etcd), &["apply", "-f", "-"], Some(&text));
+        if let Ok(line) = receiver.recv_timeout(Duration::from_millis(200)) {
+            seen = Some(line);
+            break;
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let line = seen.expect("events --watch printed a new event");
+    assert!(line.contains("Created") && line.contains("app/w"), "{line}");
+}

@@ -1,0 +1,111 @@
+//! `make demo`'s script: it applies the examples, streams events, and leaves nothing running
+//! when interrupted.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the demo's whole process group if the test ends early, so a failed assertion never
+/// leaves etcd running.
+struct GroupGuard(libc::pid_t);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.0 > 1 {
+            // SAFETY: kill(2) on a negative pid greater than 1 signals only that group.
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn demo_applies_the_examples_and_stops_cleanly_on_ctrl_c() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let port = e2e::ports::free_port();
+    let mut demo = Command::new("bash");
+    demo.arg(root.join("scripts/demo.sh"))
+        .env("NOMARCH_BIN", env!("CARGO_BIN_EXE_nomarch"))
+        .env("NOMARCH_DEMO_ETCD_PORT", port.to_string())
+        .env("NOMARCH_DEMO_STATE", state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        // Its own process group, so the test can signal it the way a terminal's Ctrl-C does.
+        .process_group(0);
+    // A terminal starts `make demo` with SIGINT at its default; a test runner launched in the
+    // background may have it ignored, and bash cannot trap a signal ignored on entry.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        demo.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut demo = demo.spawn().expect("bash runs the demo");
+    let group = demo.id();
+    let _guard = GroupGuard(libc::pid_t::try_from(group).expect("pid fits"));
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut transcript = String::new();
+    let mut events_seen = 0;
+    while let Some(Ok(line)) = lines.next() {
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if line.contains("Normal") && line.contains("Created") {
+            events_seen += 1;
+            if events_seen == 8 {
+                break;
+            }
+        }
+    }
+    assert!(transcript.contains("app/website created"), "{transcript}");
+    assert!(
+        transcript.contains("pub-alice"),
+        "get pubs shows the pubs:\n{transcript}"
+    );
+    assert_eq!(
+        events_seen, 8,
+        "one Created event per example object:\n{transcript}"
+    );
+
+    // Straight to the group: never through a `kill` binary, whose parsing of negative PIDs
+    // differs between implementations (and `-1` would mean every process).
+    let pgid = libc::pid_t::try_from(group).expect("pid fits");
+    assert!(pgid > 1, "refusing to signal process group {pgid}");
+    // SAFETY: kill(2) with a negative pid signals exactly that process group.
+    let interrupted = unsafe { libc::kill(-pgid, libc::SIGINT) };
+    assert_eq!(
+        interrupted,
+        0,
+        "kill(2) failed: {}",
+        std::io::Error::last_os_error()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if demo.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rest: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert!(rest.contains("nothing is left running"), "{rest}");
+    // Nothing of the demo's may survive: no process in its group, nothing on its etcd port.
+    let survivors = Command::new("pgrep")
+        .args(["-g", &group.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        survivors.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&survivors.stdout)
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "etcd still listens on {port}"
+    );
+}
