@@ -1,9 +1,11 @@
-//! Harnesses that run real processes for integration and end-to-end tests.
+//! nomad-sim, and harnesses that run real processes for integration and end-to-end tests.
 //!
 //! # Layout
+//! - [`sim`]: the Nomad + Consul API simulator (binary `nomad-sim`).
 //! - [`etcd`]: a private etcd server on free loopback ports with a temporary data dir, which a
 //!   test can stop and restart on the same ports and data, and which is killed on drop.
 //! - [`ports`]: free loopback ports.
 
 pub mod etcd;
 pub mod ports;
+pub mod sim;

@@ -1,0 +1,237 @@
+//! The cluster's state and how it changes: one raft-like index bumped per commit, per-table
+//! indexes for blocking queries, and the event frames each commit produces.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::{json, Value};
+
+use super::clock::Clock;
+use super::config::SimConfig;
+use super::model::{Alloc, Eval, JobRecord, KvEntry, Namespace, Node, WriteRecord};
+
+/// Event-stream frames kept for resumption, as Nomad's `event_buffer_size` default.
+pub const EVENT_BUFFER_FRAMES: usize = 100;
+
+/// The index of the last change to each table, for blocking queries on lists.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableIndex {
+    pub jobs: u64,
+    pub allocs: u64,
+    pub nodes: u64,
+    pub evals: u64,
+    pub services: u64,
+    pub namespaces: u64,
+    pub consul: u64,
+    pub kv: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct StreamEvent {
+    pub topic: &'static str,
+    pub type_: &'static str,
+    pub key: String,
+    pub namespace: String,
+    pub filter_keys: Option<Vec<String>>,
+    pub index: u64,
+    pub payload: Value,
+}
+
+impl StreamEvent {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "Topic": self.topic,
+            "Type": self.type_,
+            "Key": self.key,
+            "Namespace": self.namespace,
+            "FilterKeys": self.filter_keys,
+            "Index": self.index,
+            "Payload": self.payload,
+        })
+    }
+}
+
+/// The events of one commit.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub index: u64,
+    pub events: Vec<StreamEvent>,
+}
+
+/// A check status forced by the admin API for the allocations it selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRule {
+    pub service: Option<String>,
+    pub allocation: Option<String>,
+    /// Node ID or name.
+    pub node: Option<String>,
+    pub status: &'static str,
+}
+
+impl CheckRule {
+    pub fn selects(&self, alloc: &super::model::Alloc, service: &str) -> bool {
+        self.service.as_deref().is_none_or(|s| s == service)
+            && self.allocation.as_deref().is_none_or(|a| a == alloc.id)
+            && self
+                .node
+                .as_deref()
+                .is_none_or(|n| n == alloc.node_id || n == alloc.node_name)
+    }
+}
+
+/// Injected trouble for the API itself (`PUT /_sim/chaos`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Chaos {
+    pub latency_ms: u64,
+    pub error_rate: f64,
+    /// Answer 503 to everything until this moment.
+    pub unavailable_until: Option<std::time::Instant>,
+}
+
+pub struct Cluster {
+    pub index: u64,
+    pub tables: TableIndex,
+    pub jobs: BTreeMap<(String, String), JobRecord>,
+    pub allocs: BTreeMap<String, Alloc>,
+    pub nodes: BTreeMap<String, Node>,
+    pub evals: BTreeMap<String, Eval>,
+    pub namespaces: BTreeMap<String, Namespace>,
+    pub kv: BTreeMap<String, KvEntry>,
+    /// Check statuses set through `PUT /_sim/checks`; the newest matching rule wins, so a rule
+    /// by service name also holds for replacement allocations.
+    pub check_rules: Vec<CheckRule>,
+    pub buffer: VecDeque<Frame>,
+    pub pending_events: Vec<StreamEvent>,
+    pub writes: Vec<WriteRecord>,
+    pub chaos: Chaos,
+    pub config: SimConfig,
+    pub clock: Clock,
+}
+
+impl Cluster {
+    pub fn new(config: SimConfig, clock: Clock) -> Cluster {
+        let mut cluster = Cluster {
+            index: 0,
+            tables: TableIndex::default(),
+            jobs: BTreeMap::new(),
+            allocs: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            evals: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+            kv: BTreeMap::new(),
+            check_rules: Vec::new(),
+            buffer: VecDeque::new(),
+            pending_events: Vec::new(),
+            writes: Vec::new(),
+            chaos: Chaos::default(),
+            config,
+            clock,
+        };
+        let index = cluster.bump();
+        cluster.namespaces.insert(
+            "default".into(),
+            Namespace {
+                name: "default".into(),
+                description: "Default shared namespace".into(),
+                create_index: index,
+                modify_index: index,
+            },
+        );
+        cluster.tables.namespaces = index;
+        cluster
+    }
+
+    /// Starts a commit: the index every object written in it carries.
+    pub fn bump(&mut self) -> u64 {
+        self.index += 1;
+        self.index
+    }
+
+    pub fn emit(&mut self, event: StreamEvent) {
+        self.pending_events.push(event);
+    }
+
+    /// Closes the commits made since the last flush into frames (one per index, in order),
+    /// keeps the last [`EVENT_BUFFER_FRAMES`], and returns them for live subscribers.
+    pub fn flush(&mut self) -> Vec<Frame> {
+        let mut frames: Vec<Frame> = Vec::new();
+        for event in self.pending_events.drain(..) {
+            match frames.last_mut() {
+                Some(frame) if frame.index == event.index => frame.events.push(event),
+                _ => frames.push(Frame {
+                    index: event.index,
+                    events: vec![event],
+                }),
+            }
+        }
+        for frame in &frames {
+            self.buffer.push_back(frame.clone());
+            while self.buffer.len() > EVENT_BUFFER_FRAMES {
+                self.buffer.pop_front();
+            }
+        }
+        frames
+    }
+
+    pub fn record_write(&mut self, method: &str, path: &str, job_id: Option<String>) {
+        let record = WriteRecord {
+            index: self.index,
+            time: self.clock.now(),
+            method: method.into(),
+            path: path.into(),
+            job_id,
+        };
+        self.writes.push(record);
+    }
+
+    /// Records a check rule (replacing one with the same selector) and returns how many
+    /// registered service instances it now covers.
+    pub fn set_check_status(
+        &mut self,
+        service: Option<&str>,
+        allocation: Option<&str>,
+        node: Option<&str>,
+        status: &'static str,
+    ) -> usize {
+        let rule = CheckRule {
+            service: service.map(String::from),
+            allocation: allocation.map(String::from),
+            node: node.map(String::from),
+            status,
+        };
+        self.check_rules.retain(|r| {
+            (&r.service, &r.allocation, &r.node) != (&rule.service, &rule.allocation, &rule.node)
+        });
+        self.check_rules.push(rule.clone());
+        let index = self.bump();
+        self.tables.consul = index;
+        self.tables.services = index;
+        super::consul::instances(self)
+            .iter()
+            .filter(|i| rule.selects(i.alloc, &i.name))
+            .count()
+    }
+
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        self.namespaces.contains_key(namespace)
+    }
+
+    pub fn job(&self, namespace: &str, id: &str) -> Option<&JobRecord> {
+        self.jobs.get(&(namespace.to_string(), id.to_string()))
+    }
+
+    pub fn node_by_id_or_name(&self, id_or_name: &str) -> Option<&Node> {
+        self.nodes
+            .get(id_or_name)
+            .or_else(|| self.nodes.values().find(|n| n.name == id_or_name))
+    }
+
+    pub fn allocs_of_job<'a>(
+        &'a self,
+        namespace: &'a str,
+        job_id: &'a str,
+    ) -> impl Iterator<Item = &'a Alloc> + 'a {
+        self.allocs
+            .values()
+            .filter(move |a| a.namespace == namespace && a.job_id == job_id)
+    }
+}

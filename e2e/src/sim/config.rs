@@ -1,0 +1,109 @@
+//! The simulated cluster's shape and timings: from flags, or a JSON config file.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One client node to create at start (or through `POST /_sim/nodes`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    #[serde(default = "default_class")]
+    pub class: String,
+    #[serde(default = "default_dc")]
+    pub datacenter: String,
+    #[serde(default = "default_pool")]
+    pub pool: String,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default = "default_cpu")]
+    pub cpu: u64,
+    #[serde(default = "default_memory")]
+    pub memory: u64,
+}
+
+fn default_class() -> String {
+    String::new()
+}
+fn default_dc() -> String {
+    "dc1".into()
+}
+fn default_pool() -> String {
+    "default".into()
+}
+fn default_cpu() -> u64 {
+    4000
+}
+fn default_memory() -> u64 {
+    8192
+}
+
+impl NodeSpec {
+    pub fn new(name: &str, class: &str) -> NodeSpec {
+        NodeSpec {
+            name: name.into(),
+            class: class.into(),
+            datacenter: default_dc(),
+            pool: default_pool(),
+            meta: BTreeMap::new(),
+            cpu: default_cpu(),
+            memory: default_memory(),
+        }
+    }
+}
+
+/// What a batch run does when its time is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchOutcome {
+    Complete,
+    Fail,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub nodes: Vec<NodeSpec>,
+    /// Time from placement to running (simulated clock).
+    pub start_delay: Duration,
+    /// How long a batch task runs before it finishes.
+    pub batch_duration: Duration,
+    pub batch_outcome: BatchOutcome,
+    pub heartbeat_ttl: Duration,
+    pub heartbeat_grace: Duration,
+    /// A management token: when set, requests without it get 403.
+    pub acl_token: Option<String>,
+    pub region: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: default_nodes(),
+            start_delay: Duration::from_millis(500),
+            batch_duration: Duration::from_secs(1),
+            batch_outcome: BatchOutcome::Complete,
+            heartbeat_ttl: Duration::from_secs(10),
+            heartbeat_grace: Duration::from_secs(10),
+            acl_token: None,
+            region: "global".into(),
+        }
+    }
+}
+
+/// `node-1`..`node-3` of class `worker` and `hub-1`, `hub-2` of class `hub`, all in `dc1`.
+pub fn default_nodes() -> Vec<NodeSpec> {
+    let mut nodes: Vec<NodeSpec> = (1..=3)
+        .map(|i| NodeSpec::new(&format!("node-{i}"), "worker"))
+        .collect();
+    nodes.extend((1..=2).map(|i| NodeSpec::new(&format!("hub-{i}"), "hub")));
+    nodes
+}
+
+/// The `--config FILE` format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub nodes: Vec<NodeSpec>,
+}

@@ -1,0 +1,421 @@
+//! The simulator's HTTP APIs. Nomad's routing (job IDs may contain `/`, so sub-paths are
+//! recognised by suffix, as Nomad's own router does), blocking queries, ACLs and injected
+//! faults live here; the handlers call into the cluster.
+
+mod admin;
+mod consul;
+mod nomad;
+mod stream;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+
+use super::cluster::{Cluster, TableIndex};
+use super::error::{ApiError, ApiResult};
+use super::Sim;
+
+/// The longest a blocking query waits, as Nomad's code clamps it.
+pub const MAX_BLOCKING_WAIT: Duration = Duration::from_secs(300);
+pub const DEFAULT_BLOCKING_WAIT: Duration = Duration::from_secs(300);
+
+pub fn nomad_router(sim: Sim) -> Router {
+    Router::new().fallback(nomad_entry).with_state(sim)
+}
+
+pub fn consul_router(sim: Sim) -> Router {
+    Router::new().fallback(consul_entry).with_state(sim)
+}
+
+/// A request, decoded once.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    /// Repeated parameters (`topic=...&topic=...`), in order.
+    pub query_pairs: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Req {
+    fn new(method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Req {
+        let path = percent_decode(uri.path());
+        let query_pairs: Vec<(String, String)> = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (
+                    percent_decode(&k.replace('+', " ")),
+                    percent_decode(&v.replace('+', " ")),
+                )
+            })
+            .collect();
+        let query = query_pairs.iter().cloned().collect();
+        Req {
+            method,
+            path,
+            query,
+            query_pairs,
+            headers,
+            body,
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// A boolean query flag: present with no value, `true` or `1`.
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.param(name), Some("" | "true" | "1"))
+    }
+
+    pub fn namespace(&self) -> String {
+        self.param("namespace")
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default")
+            .to_string()
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.method == Method::PUT || self.method == Method::POST
+    }
+
+    /// The JSON body; Nomad's "Request body is empty" when there is none.
+    pub fn json(&self) -> ApiResult<Value> {
+        if self.body.is_empty() {
+            return Err(ApiError::bad_request("Request body is empty"));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    pub fn token(&self, header: &str) -> Option<String> {
+        let direct = self
+            .headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string());
+        let bearer = self
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("Bearer "))
+            .map(|v| v.trim().to_string());
+        direct.filter(|t| !t.is_empty()).or(bearer)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a handler answers.
+pub enum Reply {
+    Json {
+        status: u16,
+        body: Value,
+        index: Option<u64>,
+    },
+    /// An error that still carries index headers (a blocking read of a missing object).
+    Text {
+        status: u16,
+        message: String,
+        index: u64,
+    },
+    Stream(Response),
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Reply {
+        Reply::Json {
+            status: 200,
+            body,
+            index: None,
+        }
+    }
+
+    pub fn indexed(body: Value, index: u64) -> Reply {
+        Reply::Json {
+            status: 200,
+            body,
+            index: Some(index),
+        }
+    }
+}
+
+/// Which header family a reply carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Nomad,
+    Consul,
+}
+
+fn text(status: u16, message: &str, index: Option<u64>, api: Api) -> Response {
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        message.to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(index) = index {
+        add_index_headers(response.headers_mut(), index, api);
+    }
+    response
+}
+
+fn add_index_headers(headers: &mut HeaderMap, index: u64, api: Api) {
+    let value = HeaderValue::from_str(&index.max(1).to_string()).expect("digits");
+    match api {
+        Api::Nomad => {
+            headers.insert("x-nomad-index", value);
+            headers.insert("x-nomad-knownleader", HeaderValue::from_static("true"));
+            headers.insert("x-nomad-lastcontact", HeaderValue::from_static("0"));
+        }
+        Api::Consul => {
+            headers.insert("x-consul-index", value);
+            headers.insert("x-consul-knownleader", HeaderValue::from_static("true"));
+            headers.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+            headers.insert(
+                "x-consul-effective-consistency",
+                HeaderValue::from_static("leader"),
+            );
+        }
+    }
+}
+
+fn render(result: ApiResult<Reply>, pretty: bool, api: Api) -> Response {
+    match result {
+        Ok(Reply::Json {
+            status,
+            body,
+            index,
+        }) => {
+            let text = if pretty {
+                serde_json::to_string_pretty(&body)
+            } else {
+                serde_json::to_string(&body)
+            }
+            .expect("JSON renders");
+            let mut response = Response::new(Body::from(text));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            if let Some(index) = index {
+                add_index_headers(response.headers_mut(), index, api);
+            }
+            response
+        }
+        Ok(Reply::Text {
+            status,
+            message,
+            index,
+        }) => text(status, &message, Some(index), api),
+        Ok(Reply::Stream(response)) => response,
+        Err(error) => text(error.status, &error.message, None, api),
+    }
+}
+
+/// Injected latency, errors and outages, applied before any real work.
+async fn chaos(sim: &Sim) -> Option<ApiError> {
+    let chaos = sim.read(|c| c.chaos);
+    if chaos.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(chaos.latency_ms)).await;
+    }
+    if chaos
+        .unavailable_until
+        .is_some_and(|until| Instant::now() < until)
+    {
+        return Some(ApiError::internal("No cluster leader"));
+    }
+    if chaos.error_rate > 0.0 && rand::random::<f64>() < chaos.error_rate {
+        return Some(ApiError::internal(
+            "rpc error: simulated failure (nomad-sim chaos)",
+        ));
+    }
+    None
+}
+
+async fn nomad_entry(
+    State(sim): State<Sim>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = Req::new(method, &uri, headers, body);
+    let pretty = req.query.contains_key("pretty");
+    if req.path.starts_with("/_sim/") {
+        return render(admin::handle(&sim, &req).await, true, Api::Nomad);
+    }
+    if let Some(error) = chaos(&sim).await {
+        return text(error.status, &error.message, None, Api::Nomad);
+    }
+    if let Some(expected) = sim.read(|c| c.config.acl_token.clone()) {
+        match req.token("x-nomad-token") {
+            None => return text(403, "Permission denied", None, Api::Nomad),
+            Some(token) if token != expected => {
+                return text(403, "ACL token not found", None, Api::Nomad)
+            }
+            Some(_) => {}
+        }
+    }
+    let result = nomad::handle(&sim, &req).await;
+    if req.is_write() || req.method == Method::DELETE {
+        if let Ok(Reply::Json { status: 200, .. }) = &result {
+            let job_id = nomad::job_id_of(&req.path);
+            sim.write(|c| c.record_write(req.method.as_str(), &req.path, job_id));
+        }
+    }
+    render(result, pretty, Api::Nomad)
+}
+
+async fn consul_entry(
+    State(sim): State<Sim>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = Req::new(method, &uri, headers, body);
+    let pretty = req.query.contains_key("pretty");
+    if let Some(error) = chaos(&sim).await {
+        return text(error.status, &error.message, None, Api::Consul);
+    }
+    if let Some(expected) = sim.read(|c| c.config.acl_token.clone()) {
+        if req.token("x-consul-token").as_deref() != Some(expected.as_str()) {
+            return text(403, "Permission denied", None, Api::Consul);
+        }
+    }
+    render(consul::handle(&sim, &req).await, pretty, Api::Consul)
+}
+
+/// Parses a Go duration (`10s`, `5m`, `500ms`, `1m30s`).
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * factor;
+        rest = &rest[unit_len..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Runs a read as a blocking query: answers at once without `index`, otherwise when the result's
+/// index passes it or `wait` runs out (then with the unchanged data, status 200).
+pub async fn blocking<F>(sim: &Sim, req: &Req, compute: F) -> ApiResult<Reply>
+where
+    F: Fn(&Cluster) -> (ApiResult<Value>, u64),
+{
+    let min_index: u64 = match req.param("index") {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse()
+            .map_err(|_| ApiError::bad_request("Invalid index"))?,
+    };
+    let wait = match req.param("wait") {
+        None | Some("") => DEFAULT_BLOCKING_WAIT,
+        Some(text) => {
+            parse_go_duration(text).ok_or_else(|| ApiError::bad_request("Invalid wait time"))?
+        }
+    };
+    let wait = wait.min(MAX_BLOCKING_WAIT);
+    let jitter = wait.div_f64(16.0).mul_f64(rand::random::<f64>());
+    let deadline = tokio::time::Instant::now() + wait + jitter;
+    let mut changes = sim.changes();
+    loop {
+        changes.borrow_and_update();
+        let (result, index) = sim.read(|c| compute(c));
+        let done = min_index == 0 || index > min_index || tokio::time::Instant::now() >= deadline;
+        if done {
+            return match result {
+                Ok(body) => Ok(Reply::indexed(body, index)),
+                Err(error) => Ok(Reply::Text {
+                    status: error.status,
+                    message: error.message,
+                    index,
+                }),
+            };
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// The index a list answer carries: the table's last change.
+pub fn table(cluster: &Cluster, pick: fn(&TableIndex) -> u64) -> u64 {
+    pick(&cluster.tables).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("ten"), None);
+        assert_eq!(parse_go_duration("10"), None);
+    }
+
+    #[test]
+    fn paths_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("/v1/job/batch%2Fperiodic-1"),
+            "/v1/job/batch/periodic-1"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

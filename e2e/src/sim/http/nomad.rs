@@ -1,0 +1,687 @@
+//! Nomad's `/v1/...` routes.
+
+use axum::http::Method;
+use serde_json::{json, Value};
+
+use super::{blocking, stream, table, Reply, Req};
+use crate::sim::cluster::Cluster;
+use crate::sim::consul;
+use crate::sim::error::{ApiError, ApiResult};
+use crate::sim::render;
+use crate::sim::Sim;
+
+/// Sub-paths of `/v1/job/<id>`, longest first so `periodic/force` wins over a job named `force`.
+const JOB_SUFFIXES: &[&str] = &[
+    "/periodic/force",
+    "/deployments",
+    "/deployment",
+    "/allocations",
+    "/evaluations",
+    "/versions",
+    "/summary",
+    "/evaluate",
+    "/plan",
+    "/revert",
+    "/stable",
+    "/dispatch",
+    "/scale",
+    "/services",
+    "/submission",
+];
+
+/// The job a write touched, for the write log.
+pub fn job_id_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/v1/job/")?;
+    let id = JOB_SUFFIXES
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .unwrap_or(rest);
+    Some(id.to_string())
+}
+
+fn namespace_matches(req: &Req, namespace: &str) -> bool {
+    let wanted = req.namespace();
+    wanted == "*" || wanted == namespace
+}
+
+fn get_only(req: &Req) -> ApiResult<()> {
+    if req.method == Method::GET {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed())
+    }
+}
+
+fn write_only(req: &Req) -> ApiResult<()> {
+    if req.is_write() {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed())
+    }
+}
+
+pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
+    let path = req.path.as_str();
+    match path {
+        "/v1/jobs" => return jobs(sim, req).await,
+        "/v1/allocations" => return allocations(sim, req).await,
+        "/v1/nodes" => return nodes(sim, req).await,
+        "/v1/evaluations" => return evaluations(sim, req).await,
+        "/v1/evaluations/count" => {
+            get_only(req)?;
+            let count = sim.read(|c| {
+                c.evals
+                    .values()
+                    .filter(|e| namespace_matches(req, &e.namespace))
+                    .count()
+            });
+            return Ok(Reply::ok(json!({"Count": count})));
+        }
+        "/v1/deployments" => {
+            get_only(req)?;
+            return blocking(sim, req, |c| (Ok(json!([])), table(c, |t| t.jobs))).await;
+        }
+        "/v1/namespaces" => {
+            get_only(req)?;
+            return blocking(sim, req, |c| {
+                let list: Vec<Value> = c.namespaces.values().map(namespace_json).collect();
+                (Ok(json!(list)), table(c, |t| t.namespaces))
+            })
+            .await;
+        }
+        "/v1/services" => {
+            get_only(req)?;
+            return blocking(sim, req, |c| {
+                (
+                    Ok(json!(consul::nomad_services(c, |ns| namespace_matches(
+                        req, ns
+                    )))),
+                    table(c, |t| t.services),
+                )
+            })
+            .await;
+        }
+        "/v1/event/stream" => return stream::handle(sim, req),
+        "/v1/status/leader" => return Ok(Reply::ok(json!("127.0.0.1:4647"))),
+        "/v1/status/peers" => return Ok(Reply::ok(json!(["127.0.0.1:4647"]))),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/v1/job/") {
+        return job(sim, req, rest).await;
+    }
+    if let Some(rest) = path
+        .strip_prefix("/v1/allocation/")
+        .or_else(|| path.strip_prefix("/v1/client/allocation/"))
+    {
+        return allocation(sim, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix("/v1/node/") {
+        return node(sim, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix("/v1/evaluation/") {
+        return evaluation(sim, req, rest).await;
+    }
+    if let Some(name) = path.strip_prefix("/v1/namespace/") {
+        return namespace(sim, req, name).await;
+    }
+    if let Some(name) = path.strip_prefix("/v1/service/") {
+        get_only(req)?;
+        let namespace = req.namespace();
+        return blocking(sim, req, |c| {
+            (
+                Ok(json!(consul::nomad_service(c, name, &namespace))),
+                table(c, |t| t.services),
+            )
+        })
+        .await;
+    }
+    Err(ApiError::not_found(format!("Invalid URL path: {path}")))
+}
+
+fn namespace_json(ns: &crate::sim::model::Namespace) -> Value {
+    json!({
+        "Name": ns.name,
+        "Description": ns.description,
+        "Quota": "",
+        "Capabilities": null,
+        "NodePoolConfiguration": null,
+        "Meta": null,
+        "CreateIndex": ns.create_index,
+        "ModifyIndex": ns.modify_index,
+    })
+}
+
+async fn namespace(sim: &Sim, req: &Req, name: &str) -> ApiResult<Reply> {
+    match req.method {
+        Method::GET => {
+            blocking(sim, req, |c| match c.namespaces.get(name) {
+                Some(ns) => (Ok(namespace_json(ns)), ns.modify_index),
+                None => (
+                    Err(ApiError::not_found("namespace not found")),
+                    table(c, |t| t.namespaces),
+                ),
+            })
+            .await
+        }
+        Method::PUT | Method::POST => {
+            let body = if req.body.is_empty() {
+                json!({})
+            } else {
+                req.json()?
+            };
+            let description = body
+                .get("Description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let index = sim.write(|c| {
+                let index = c.bump();
+                let entry =
+                    c.namespaces
+                        .entry(name.to_string())
+                        .or_insert(crate::sim::model::Namespace {
+                            name: name.to_string(),
+                            description: String::new(),
+                            create_index: index,
+                            modify_index: index,
+                        });
+                entry.description = description;
+                entry.modify_index = index;
+                c.tables.namespaces = index;
+                index
+            });
+            Ok(Reply::indexed(json!({}), index))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+async fn jobs(sim: &Sim, req: &Req) -> ApiResult<Reply> {
+    match req.method {
+        Method::GET => {
+            let prefix = req.param("prefix").unwrap_or_default().to_string();
+            let with_meta = req.flag("meta");
+            blocking(sim, req, |c| {
+                let list: Vec<Value> = c
+                    .jobs
+                    .values()
+                    .filter(|j| namespace_matches(req, &j.namespace) && j.id.starts_with(&prefix))
+                    .map(|j| render::job_stub(c, j, with_meta))
+                    .collect();
+                (Ok(json!(list)), table(c, |t| t.jobs))
+            })
+            .await
+        }
+        Method::PUT | Method::POST => {
+            let body = req.json()?;
+            let reply = sim.write(|c| c.register_job(req.param("namespace"), &body, None))?;
+            let index = reply["Index"].as_u64().unwrap_or(0);
+            Ok(Reply::indexed(reply, index))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
+    let (id, suffix) = JOB_SUFFIXES
+        .iter()
+        .find_map(|s| rest.strip_suffix(s).map(|id| (id, *s)))
+        .unwrap_or((rest, ""));
+    let namespace = req.namespace();
+    let job_missing = |c: &Cluster| {
+        (
+            Err(ApiError::not_found("job not found")),
+            table(c, |t| t.jobs),
+        )
+    };
+    match suffix {
+        "" => match req.method {
+            Method::GET => {
+                blocking(sim, req, |c| match c.job(&namespace, id) {
+                    Some(job) => (Ok(render::job(c, job)), job.modify_index),
+                    None => job_missing(c),
+                })
+                .await
+            }
+            Method::PUT | Method::POST => {
+                let body = req.json()?;
+                let reply =
+                    sim.write(|c| c.register_job(req.param("namespace"), &body, Some(id)))?;
+                let index = reply["Index"].as_u64().unwrap_or(0);
+                Ok(Reply::indexed(reply, index))
+            }
+            Method::DELETE => {
+                let purge = req.flag("purge");
+                let reply = sim.write(|c| c.deregister_job(&namespace, id, purge));
+                let index = reply["Index"].as_u64().unwrap_or(0);
+                Ok(Reply::indexed(reply, index))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        "/versions" => {
+            get_only(req)?;
+            blocking(sim, req, |c| match c.job(&namespace, id) {
+                Some(job) => {
+                    let mut versions = vec![render::job(c, job)];
+                    versions.extend(job.versions.iter().cloned());
+                    let diffs = if req.flag("diffs") { json!([]) } else { Value::Null };
+                    (Ok(json!({"Versions": versions, "Diffs": diffs, "Index": job.modify_index, "KnownLeader": true, "LastContact": 0})), job.modify_index)
+                }
+                None => (Err(ApiError::not_found("job versions not found")), table(c, |t| t.jobs)),
+            })
+            .await
+        }
+        "/allocations" => {
+            get_only(req)?;
+            let all = req.flag("all");
+            blocking(sim, req, |c| {
+                let Some(job) = c.job(&namespace, id) else {
+                    return (Ok(json!([])), table(c, |t| t.allocs));
+                };
+                let list: Vec<Value> = c
+                    .allocs_of_job(&namespace, id)
+                    .filter(|a| all || a.create_index >= job.create_index)
+                    .map(render::alloc_stub)
+                    .collect();
+                (Ok(json!(list)), table(c, |t| t.allocs))
+            })
+            .await
+        }
+        "/evaluations" => {
+            get_only(req)?;
+            blocking(sim, req, |c| {
+                let list: Vec<Value> = c
+                    .evals
+                    .values()
+                    .filter(|e| e.namespace == namespace && e.job_id == id)
+                    .map(render::eval)
+                    .collect();
+                (Ok(json!(list)), table(c, |t| t.evals))
+            })
+            .await
+        }
+        "/deployments" => {
+            get_only(req)?;
+            blocking(sim, req, |c| (Ok(json!([])), table(c, |t| t.jobs))).await
+        }
+        "/deployment" => {
+            get_only(req)?;
+            blocking(sim, req, |c| (Ok(Value::Null), table(c, |t| t.jobs))).await
+        }
+        "/summary" => {
+            get_only(req)?;
+            blocking(sim, req, |c| match c.job(&namespace, id) {
+                Some(job) => (Ok(render::job_summary(c, job)), job.modify_index),
+                None => job_missing(c),
+            })
+            .await
+        }
+        "/services" => {
+            get_only(req)?;
+            blocking(sim, req, |c| match c.job(&namespace, id) {
+                Some(_) => (
+                    Ok(json!(consul::nomad_services_of(c, |a| a.namespace
+                        == namespace
+                        && a.job_id == id))),
+                    table(c, |t| t.services),
+                ),
+                None => job_missing(c),
+            })
+            .await
+        }
+        "/plan" => {
+            write_only(req)?;
+            let body = req.json()?;
+            Ok(Reply::ok(
+                sim.read(|c| c.plan_job(req.param("namespace"), &body, id))?,
+            ))
+        }
+        "/evaluate" => {
+            write_only(req)?;
+            let reply = sim.write(|c| {
+                let job = c.job(&namespace, id).cloned().ok_or_else(|| ApiError::not_found("job not found"))?;
+                let index = c.bump();
+                let eval_id = c.create_eval(index, &job, "job-register", "EvaluationUpdated");
+                c.process_eval(&eval_id);
+                Ok::<_, ApiError>(json!({"EvalID": eval_id, "EvalCreateIndex": index, "JobModifyIndex": job.job_modify_index, "Index": index}))
+            })?;
+            Ok(Reply::ok(reply))
+        }
+        "/revert" => {
+            write_only(req)?;
+            let body = req.json()?;
+            let reply = sim.write(|c| c.revert_job(&namespace, id, &body))?;
+            Ok(Reply::ok(
+                json!({"EvalID": reply["EvalID"], "EvalCreateIndex": reply["EvalCreateIndex"], "JobModifyIndex": reply["JobModifyIndex"], "Index": reply["Index"]}),
+            ))
+        }
+        "/stable" => {
+            write_only(req)?;
+            let body = req.json()?;
+            Ok(Reply::ok(
+                sim.write(|c| c.set_stability(&namespace, id, &body))?,
+            ))
+        }
+        "/periodic/force" => {
+            write_only(req)?;
+            Ok(Reply::ok(sim.write(|c| c.launch_periodic(&namespace, id))?))
+        }
+        "/scale" | "/dispatch" | "/submission" => Err(ApiError::not_found(format!(
+            "nomad-sim does not simulate {suffix}"
+        ))),
+        _ => Err(ApiError::not_found("Invalid URL path")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocations
+
+/// Even-length hex prefixes, as Nomad accepts for allocations, nodes and evaluations.
+fn id_prefix(req: &Req) -> ApiResult<String> {
+    let prefix = req.param("prefix").unwrap_or_default();
+    if prefix.len() % 2 == 1 {
+        return Err(ApiError::bad_request(
+            "Prefix must have an even number of characters",
+        ));
+    }
+    Ok(prefix.to_string())
+}
+
+async fn allocations(sim: &Sim, req: &Req) -> ApiResult<Reply> {
+    get_only(req)?;
+    let prefix = id_prefix(req)?;
+    blocking(sim, req, |c| {
+        let list: Vec<Value> = c
+            .allocs
+            .values()
+            .filter(|a| namespace_matches(req, &a.namespace) && a.id.starts_with(&prefix))
+            .map(render::alloc_stub)
+            .collect();
+        (Ok(json!(list)), table(c, |t| t.allocs))
+    })
+    .await
+}
+
+async fn allocation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    match action {
+        "" => {
+            get_only(req)?;
+            blocking(sim, req, |c| match c.allocs.get(id) {
+                Some(alloc) => (Ok(render::alloc(alloc, true)), alloc.modify_index),
+                None => (
+                    Err(ApiError::not_found("alloc not found")),
+                    table(c, |t| t.allocs),
+                ),
+            })
+            .await
+        }
+        "stop" => {
+            write_only(req)?;
+            let reply = sim.write(|c| {
+                let alloc = c
+                    .allocs
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| ApiError::not_found("allocation not found"))?;
+                let index = c.bump();
+                if let Some(a) = c.allocs.get_mut(id) {
+                    a.migrate = true;
+                }
+                c.stop_alloc(id, "alloc was stopped by the user", index);
+                let job = c.job(&alloc.namespace, &alloc.job_id).cloned();
+                let eval_id = match job {
+                    Some(job) => {
+                        let eval_id = c.create_eval(
+                            index,
+                            &job,
+                            "alloc-stop",
+                            "AllocationUpdateDesiredStatus",
+                        );
+                        c.process_eval(&eval_id);
+                        eval_id
+                    }
+                    None => String::new(),
+                };
+                Ok::<_, ApiError>(json!({"EvalID": eval_id, "Index": index}))
+            })?;
+            let index = reply["Index"].as_u64().unwrap_or(0);
+            Ok(Reply::indexed(reply, index))
+        }
+        "restart" => {
+            write_only(req)?;
+            sim.write(|c| {
+                if !c.allocs.contains_key(id) {
+                    return Err(ApiError::not_found(format!("Unknown allocation \"{id}\"")));
+                }
+                c.restart_alloc(id, "Restart Signaled", "User requested task to restart");
+                Ok(())
+            })?;
+            Ok(Reply::ok(json!({})))
+        }
+        "signal" => {
+            write_only(req)?;
+            let known = sim.read(|c| c.allocs.contains_key(id));
+            if !known {
+                return Err(ApiError::not_found(format!("Unknown allocation \"{id}\"")));
+            }
+            Ok(Reply::ok(json!({})))
+        }
+        "checks" => {
+            get_only(req)?;
+            sim.read(|c| match c.allocs.get(id) {
+                Some(alloc) => Ok(Reply::ok(consul::allocation_checks(c, alloc))),
+                None => Err(ApiError::not_found(format!("Unknown allocation \"{id}\""))),
+            })
+        }
+        "services" => {
+            get_only(req)?;
+            blocking(sim, req, |c| {
+                (
+                    Ok(json!(consul::nomad_services_of(c, |a| a.id == id))),
+                    table(c, |t| t.services),
+                )
+            })
+            .await
+        }
+        _ => Err(ApiError::not_found("resource not found")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes and evaluations
+
+async fn nodes(sim: &Sim, req: &Req) -> ApiResult<Reply> {
+    get_only(req)?;
+    let prefix = id_prefix(req)?;
+    blocking(sim, req, |c| {
+        let now = c.clock.now();
+        let list: Vec<Value> = c
+            .nodes
+            .values()
+            .filter(|n| n.id.starts_with(&prefix))
+            .map(|n| render::node_stub(n, now))
+            .collect();
+        (Ok(json!(list)), table(c, |t| t.nodes))
+    })
+    .await
+}
+
+async fn node(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let missing = || ApiError::not_found("node not found");
+    match action {
+        "" => {
+            get_only(req)?;
+            blocking(sim, req, |c| match c.nodes.get(id) {
+                Some(node) => (
+                    Ok(render::node(node, c.clock.now(), false)),
+                    node.modify_index,
+                ),
+                None => (Err(missing()), table(c, |t| t.nodes)),
+            })
+            .await
+        }
+        "allocations" => {
+            get_only(req)?;
+            blocking(sim, req, |c| {
+                let list: Vec<Value> = c
+                    .allocs
+                    .values()
+                    .filter(|a| a.node_id == id)
+                    .map(|a| render::alloc(a, true))
+                    .collect();
+                (Ok(json!(list)), table(c, |t| t.allocs))
+            })
+            .await
+        }
+        "drain" => {
+            write_only(req)?;
+            let body = req.json()?;
+            let spec = body.get("DrainSpec").filter(|s| s.is_object()).cloned();
+            let mark_eligible = body
+                .get("MarkEligible")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let (index, evals) = sim.write(|c| {
+                if !c.nodes.contains_key(id) {
+                    return Err(missing());
+                }
+                Ok(c.drain_node(id, spec.as_ref(), mark_eligible))
+            })?;
+            let evals = if evals.is_empty() {
+                Value::Null
+            } else {
+                json!(evals)
+            };
+            Ok(Reply::indexed(
+                json!({"EvalCreateIndex": index, "EvalIDs": evals, "Index": index, "NodeModifyIndex": index}),
+                index,
+            ))
+        }
+        "eligibility" => {
+            write_only(req)?;
+            let body = req.json()?;
+            let wanted = body
+                .get("Eligibility")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let index = sim.write(|c| {
+                let node = c.nodes.get(id).ok_or_else(missing)?;
+                match wanted.as_str() {
+                    "eligible" if node.drain.is_some() => {
+                        Err(ApiError::internal("can not set node's scheduling eligibility to eligible while it is draining"))
+                    }
+                    "eligible" => Ok(c.set_eligibility(id, true)),
+                    "ineligible" => Ok(c.set_eligibility(id, false)),
+                    other => Err(ApiError::bad_request(format!("invalid scheduling eligibility \"{other}\""))),
+                }
+            })?;
+            Ok(Reply::indexed(
+                json!({"EvalCreateIndex": 0, "EvalIDs": null, "Index": index, "NodeModifyIndex": index}),
+                index,
+            ))
+        }
+        "evaluate" => {
+            write_only(req)?;
+            sim.write(|c| {
+                if !c.nodes.contains_key(id) {
+                    return Err(missing());
+                }
+                c.unblock_evals();
+                Ok(())
+            })?;
+            let index = sim.read(|c| c.index);
+            Ok(Reply::indexed(
+                json!({"EvalCreateIndex": index, "EvalIDs": null, "Index": index, "NodeModifyIndex": index}),
+                index,
+            ))
+        }
+        "purge" => {
+            write_only(req)?;
+            let index = sim.write(|c| {
+                c.nodes.remove(id).ok_or_else(missing)?;
+                let index = c.bump();
+                c.tables.nodes = index;
+                Ok::<_, ApiError>(index)
+            })?;
+            Ok(Reply::indexed(
+                json!({"EvalCreateIndex": 0, "EvalIDs": null, "Index": index, "NodeModifyIndex": index}),
+                index,
+            ))
+        }
+        _ => Err(ApiError::not_found("Invalid URL path")),
+    }
+}
+
+async fn evaluations(sim: &Sim, req: &Req) -> ApiResult<Reply> {
+    get_only(req)?;
+    let prefix = id_prefix(req)?;
+    let job = req.param("job").map(String::from);
+    let status = req.param("status").map(String::from);
+    blocking(sim, req, |c| {
+        let list: Vec<Value> = c
+            .evals
+            .values()
+            .filter(|e| namespace_matches(req, &e.namespace) && e.id.starts_with(&prefix))
+            .filter(|e| {
+                job.as_deref().is_none_or(|j| e.job_id == j)
+                    && status.as_deref().is_none_or(|s| e.status == s)
+            })
+            .map(render::eval)
+            .collect();
+        (Ok(json!(list)), table(c, |t| t.evals))
+    })
+    .await
+}
+
+async fn evaluation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
+    get_only(req)?;
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    match action {
+        "" => {
+            let related = req.flag("related");
+            blocking(sim, req, |c| match c.evals.get(id) {
+                Some(eval) => {
+                    let mut value = render::eval(eval);
+                    if related {
+                        let stubs: Vec<Value> = c
+                            .evals
+                            .values()
+                            .filter(|e| {
+                                e.job_id == eval.job_id
+                                    && e.namespace == eval.namespace
+                                    && e.id != eval.id
+                            })
+                            .map(render::eval)
+                            .collect();
+                        value["RelatedEvals"] = json!(stubs);
+                    }
+                    (Ok(value), eval.modify_index)
+                }
+                None => (
+                    Err(ApiError::not_found("eval not found")),
+                    table(c, |t| t.evals),
+                ),
+            })
+            .await
+        }
+        "allocations" => {
+            blocking(sim, req, |c| {
+                let list: Vec<Value> = c
+                    .allocs
+                    .values()
+                    .filter(|a| a.eval_id == id)
+                    .map(render::alloc_stub)
+                    .collect();
+                (Ok(json!(list)), table(c, |t| t.allocs))
+            })
+            .await
+        }
+        _ => Err(ApiError::not_found("Invalid URL path")),
+    }
+}

@@ -1,0 +1,744 @@
+//! What the simulated client agents do as time passes: start and stop tasks, finish batch runs,
+//! heartbeat (or stop heartbeating), restart failing tasks, and what the servers do in turn:
+//! mark silent nodes down, replace lost allocations, launch periodic jobs.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::cluster::{Cluster, StreamEvent};
+use super::config::{BatchOutcome, NodeSpec};
+use super::model::{Alloc, ClientStatus, Fault, Node, TaskEvent, TaskState};
+use super::render;
+use super::scheduler::new_id;
+
+pub fn pending_task(now: DateTime<Utc>) -> TaskState {
+    TaskState {
+        state: "pending",
+        failed: false,
+        restarts: 0,
+        started_at: None,
+        finished_at: None,
+        last_restart: None,
+        events: vec![task_event("Received", now, "Task received by client", 0)],
+    }
+}
+
+fn task_event(type_: &'static str, now: DateTime<Utc>, message: &str, exit_code: i64) -> TaskEvent {
+    TaskEvent {
+        type_,
+        time: now.timestamp_nanos_opt().unwrap_or_default(),
+        message: message.into(),
+        exit_code,
+    }
+}
+
+fn push_event(state: &mut TaskState, event: TaskEvent) {
+    state.events.push(event);
+    // Nomad keeps the last 10 task events.
+    let excess = state.events.len().saturating_sub(10);
+    state.events.drain(..excess);
+}
+
+/// The health a check of this allocation reports, after the simulator's overrides.
+pub fn check_status(cluster: &Cluster, alloc: &Alloc, service: &str) -> &'static str {
+    if let Some(rule) = cluster
+        .check_rules
+        .iter()
+        .rev()
+        .find(|r| r.selects(alloc, service))
+    {
+        return rule.status;
+    }
+    if alloc.fault == Fault::Hang {
+        "critical"
+    } else {
+        "passing"
+    }
+}
+
+/// Services of an allocation's group and tasks: (task or `group-<name>`, service JSON).
+pub fn services_of(alloc: &Alloc) -> Vec<(String, Value)> {
+    let group = alloc
+        .job
+        .get("TaskGroups")
+        .and_then(Value::as_array)
+        .and_then(|gs| {
+            gs.iter()
+                .find(|g| g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str()))
+        });
+    let mut services = Vec::new();
+    let Some(group) = group else { return services };
+    for service in group
+        .get("Services")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        services.push((format!("group-{}", alloc.group), service.clone()));
+    }
+    for task in group
+        .get("Tasks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let task_name = task.get("Name").and_then(Value::as_str).unwrap_or_default();
+        for service in task
+            .get("Services")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            services.push((task_name.to_string(), service.clone()));
+        }
+    }
+    services
+}
+
+impl Cluster {
+    pub fn add_node(&mut self, spec: &NodeSpec) -> String {
+        let index = self.bump();
+        let now = self.clock.now();
+        let id = new_id();
+        let address = format!(
+            "127.0.{}.{}",
+            (self.nodes.len() / 250) % 250,
+            self.nodes.len() % 250 + 1
+        );
+        let mut attributes = BTreeMap::new();
+        for (key, value) in [
+            ("kernel.name", "linux".to_string()),
+            ("os.name", "debian".to_string()),
+            ("cpu.arch", "amd64".to_string()),
+            ("cpu.totalcompute", spec.cpu.to_string()),
+            ("memory.totalbytes", (spec.memory * 1024 * 1024).to_string()),
+            ("driver.docker", "1".to_string()),
+            ("nomad.version", "1.9.0".to_string()),
+            ("unique.hostname", spec.name.clone()),
+            ("unique.network.ip-address", address.clone()),
+        ] {
+            attributes.insert(key.to_string(), value);
+        }
+        let node = Node {
+            id: id.clone(),
+            secret_id: new_id(),
+            name: spec.name.clone(),
+            datacenter: spec.datacenter.clone(),
+            class: spec.class.clone(),
+            pool: spec.pool.clone(),
+            meta: spec.meta.clone(),
+            attributes,
+            cpu: spec.cpu,
+            memory: spec.memory,
+            address,
+            status: "ready",
+            eligibility: "eligible",
+            drain: None,
+            last_drain: None,
+            create_index: index,
+            modify_index: index,
+            status_updated_at: now.timestamp(),
+            events: vec![
+                json!({"Message": "Node registered", "Subsystem": "Cluster", "Details": null, "CreateIndex": 0, "Timestamp": render::rfc3339(Some(now))}),
+            ],
+            heartbeat_stopped: false,
+            partitioned: false,
+            last_heartbeat: now,
+        };
+        self.nodes.insert(id.clone(), node);
+        self.tables.nodes = index;
+        self.emit_node(&id, "NodeRegistration", index);
+        self.unblock_evals();
+        id
+    }
+
+    pub fn emit_node(&mut self, id: &str, event_type: &'static str, index: u64) {
+        let Some(node) = self.nodes.get(id) else {
+            return;
+        };
+        let payload = json!({"Node": render::node(node, self.clock.now(), false)});
+        self.emit(StreamEvent {
+            topic: "Node",
+            type_: event_type,
+            key: id.to_string(),
+            namespace: String::new(),
+            filter_keys: None,
+            index,
+            payload,
+        });
+    }
+
+    fn set_node_status(&mut self, id: &str, status: &'static str) {
+        let index = self.bump();
+        let now = self.clock.now();
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.status = status;
+            node.modify_index = index;
+            node.status_updated_at = now.timestamp();
+            node.events.push(json!({"Message": format!("Node status changed to {status}"), "Subsystem": "Cluster", "Details": null, "CreateIndex": index, "Timestamp": render::rfc3339(Some(now))}));
+            let excess = node.events.len().saturating_sub(10);
+            node.events.drain(..excess);
+        }
+        self.tables.nodes = index;
+        self.emit_node(id, "NodeStreamEvent", index);
+    }
+
+    /// `kill`: heartbeats stop; the node goes `down` after TTL + grace.
+    pub fn kill_node(&mut self, id: &str) {
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.heartbeat_stopped = true;
+        }
+    }
+
+    /// `partition`: the node is cut off; it goes `disconnected` after TTL + grace.
+    pub fn partition_node(&mut self, id: &str) {
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.partitioned = true;
+        }
+    }
+
+    /// `revive`: heartbeats resume; a down node comes back `ready` (with no allocations: those
+    /// were replaced elsewhere, as Nomad does).
+    pub fn revive_node(&mut self, id: &str) {
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.heartbeat_stopped = false;
+            node.partitioned = false;
+            node.last_heartbeat = self.clock.now();
+        }
+    }
+
+    pub fn set_eligibility(&mut self, id: &str, eligible: bool) -> u64 {
+        let index = self.bump();
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.eligibility = if eligible { "eligible" } else { "ineligible" };
+            node.modify_index = index;
+        }
+        self.tables.nodes = index;
+        self.emit_node(id, "NodeEligibility", index);
+        if eligible {
+            self.unblock_evals();
+        }
+        index
+    }
+
+    /// Starts (or with `None` cancels) a drain: the node turns ineligible and its allocations
+    /// are migrated elsewhere.
+    pub fn drain_node(
+        &mut self,
+        id: &str,
+        spec: Option<&Value>,
+        mark_eligible: bool,
+    ) -> (u64, Vec<String>) {
+        let index = self.bump();
+        let now = render::rfc3339(Some(self.clock.now()));
+        let mut jobs = Vec::new();
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.modify_index = index;
+            match spec {
+                Some(spec) => {
+                    let deadline = spec.get("Deadline").and_then(Value::as_i64).unwrap_or(0);
+                    node.drain = Some(
+                        json!({"Deadline": deadline, "IgnoreSystemJobs": spec.get("IgnoreSystemJobs").cloned().unwrap_or(json!(false)), "ForceDeadline": render::ZERO_TIME, "StartedAt": now}),
+                    );
+                    node.eligibility = "ineligible";
+                    node.last_drain = Some(
+                        json!({"Status": "draining", "StartedAt": now, "UpdatedAt": now, "AccessorID": "", "Meta": null}),
+                    );
+                }
+                None => {
+                    node.drain = None;
+                    if let Some(last) = node.last_drain.as_mut() {
+                        last["Status"] = json!("canceled");
+                        last["UpdatedAt"] = json!(now);
+                    }
+                    if mark_eligible {
+                        node.eligibility = "eligible";
+                    }
+                }
+            }
+        }
+        self.tables.nodes = index;
+        self.emit_node(id, "NodeDrain", index);
+        if spec.is_some() {
+            let moving: Vec<String> = self
+                .allocs
+                .values()
+                .filter(|a| a.node_id == id && !a.is_terminal())
+                .map(|a| a.id.clone())
+                .collect();
+            for alloc_id in moving {
+                if let Some(alloc) = self.allocs.get_mut(&alloc_id) {
+                    alloc.migrate = true;
+                    jobs.push((alloc.namespace.clone(), alloc.job_id.clone()));
+                }
+                self.stop_alloc(&alloc_id, "alloc is being migrated", index);
+            }
+        } else if mark_eligible {
+            self.unblock_evals();
+        }
+        jobs.sort();
+        jobs.dedup();
+        let mut eval_ids = Vec::new();
+        for (namespace, job_id) in jobs {
+            self.reevaluate(&namespace, &job_id, "node-drain");
+            if let Some(eval) = self
+                .evals
+                .values()
+                .filter(|e| e.job_id == job_id)
+                .max_by_key(|e| e.create_index)
+            {
+                eval_ids.push(eval.id.clone());
+            }
+        }
+        (index, eval_ids)
+    }
+
+    /// One step of simulated time.
+    pub fn tick(&mut self) {
+        self.tick_nodes();
+        self.tick_allocs();
+        self.tick_periodic();
+    }
+
+    fn tick_nodes(&mut self) {
+        let now = self.clock.now();
+        let limit =
+            chrono::Duration::from_std(self.config.heartbeat_ttl + self.config.heartbeat_grace)
+                .unwrap_or_default();
+        let ids: Vec<String> = self.nodes.keys().cloned().collect();
+        for id in ids {
+            let node = &self.nodes[&id];
+            let silent = node.heartbeat_stopped || node.partitioned;
+            if !silent {
+                let was_away = node.status != "ready";
+                self.nodes.get_mut(&id).expect("exists").last_heartbeat = now;
+                if was_away {
+                    self.set_node_status(&id, "ready");
+                    self.unblock_evals();
+                }
+                continue;
+            }
+            if node.status == "ready" && now - node.last_heartbeat > limit {
+                let status = if node.partitioned {
+                    "disconnected"
+                } else {
+                    "down"
+                };
+                self.set_node_status(&id, status);
+                self.lose_allocs_on(&id);
+            }
+        }
+    }
+
+    /// A node stopped answering: its allocations are `lost` (or `unknown` when their group
+    /// tolerates disconnects) and their jobs are re-evaluated to replace them.
+    fn lose_allocs_on(&mut self, node_id: &str) {
+        let index = self.bump();
+        let now = self.clock.now();
+        let partitioned = self.nodes.get(node_id).is_some_and(|n| n.partitioned);
+        let affected: Vec<String> = self
+            .allocs
+            .values()
+            .filter(|a| a.node_id == node_id && !a.client_status.is_terminal())
+            .map(|a| a.id.clone())
+            .collect();
+        let mut jobs = Vec::new();
+        for id in affected {
+            let alloc = self.allocs.get_mut(&id).expect("exists");
+            let tolerates = alloc
+                .job
+                .get("TaskGroups")
+                .and_then(Value::as_array)
+                .and_then(|gs| {
+                    gs.iter().find(|g| {
+                        g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str())
+                    })
+                })
+                .is_some_and(|g| {
+                    g.get("Disconnect").is_some_and(|d| !d.is_null())
+                        || g.get("MaxClientDisconnect").is_some_and(|d| !d.is_null())
+                });
+            alloc.client_status = if partitioned && tolerates {
+                ClientStatus::Unknown
+            } else {
+                ClientStatus::Lost
+            };
+            alloc.client_description = "alloc is lost since its node is down".into();
+            if alloc.client_status == ClientStatus::Lost {
+                alloc.desired_status = "stop";
+                alloc.desired_description = "alloc is lost since its node is down".into();
+            }
+            alloc.modify_index = index;
+            alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
+            for state in alloc.tasks.values_mut() {
+                state.state = "dead";
+                state.finished_at = Some(now);
+            }
+            jobs.push((alloc.namespace.clone(), alloc.job_id.clone()));
+            self.emit_alloc(&id, "AllocationUpdated", index);
+        }
+        self.tables.allocs = index;
+        self.tables.consul = index;
+        jobs.sort();
+        jobs.dedup();
+        for (namespace, job_id) in jobs {
+            self.reevaluate(&namespace, &job_id, "node-update");
+        }
+    }
+
+    fn tick_allocs(&mut self) {
+        let now = self.clock.now();
+        let ids: Vec<String> = self
+            .allocs
+            .values()
+            .filter(|a| !a.client_status.is_terminal())
+            .map(|a| a.id.clone())
+            .collect();
+        for id in ids {
+            let Some(alloc) = self.allocs.get(&id) else {
+                continue;
+            };
+            let node_ready = self
+                .nodes
+                .get(&alloc.node_id)
+                .is_some_and(|n| n.status == "ready");
+            if !node_ready {
+                continue;
+            }
+            if alloc.desired_status != "run" {
+                self.finish_alloc(
+                    &id,
+                    ClientStatus::Complete,
+                    "Killed",
+                    "Task successfully killed",
+                    0,
+                );
+            } else if alloc.client_status == ClientStatus::Pending && alloc.start_at <= now {
+                self.start_alloc(&id);
+            } else if alloc.client_status == ClientStatus::Running {
+                if alloc.fault == Fault::CrashLoop {
+                    self.crash(&id);
+                } else if alloc.finish_at.is_some_and(|t| t <= now) {
+                    match self.config.batch_outcome {
+                        BatchOutcome::Complete => self.finish_alloc(
+                            &id,
+                            ClientStatus::Complete,
+                            "Terminated",
+                            "Exit Code: 0",
+                            0,
+                        ),
+                        BatchOutcome::Fail => self.finish_alloc(
+                            &id,
+                            ClientStatus::Failed,
+                            "Terminated",
+                            "Exit Code: 1",
+                            1,
+                        ),
+                    }
+                } else {
+                    self.check_restart(&id);
+                }
+            }
+        }
+    }
+
+    fn start_alloc(&mut self, id: &str) {
+        let index = self.bump();
+        let now = self.clock.now();
+        let batch_duration =
+            chrono::Duration::from_std(self.config.batch_duration).unwrap_or_default();
+        let alloc = self.allocs.get_mut(id).expect("exists");
+        alloc.client_status = ClientStatus::Running;
+        alloc.client_description = "Tasks are running".into();
+        alloc.modify_index = index;
+        alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
+        alloc.healthy = Some(true);
+        if matches!(alloc.job_type.as_str(), "batch" | "sysbatch") {
+            alloc.finish_at = Some(now + batch_duration);
+        }
+        for state in alloc.tasks.values_mut() {
+            state.state = "running";
+            state.started_at = Some(now);
+            push_event(
+                state,
+                task_event("Task Setup", now, "Building Task Directory", 0),
+            );
+            push_event(
+                state,
+                task_event("Started", now, "Task started by client", 0),
+            );
+        }
+        let (namespace, job_id) = (alloc.namespace.clone(), alloc.job_id.clone());
+        self.tables.allocs = index;
+        self.tables.services = index;
+        self.tables.consul = index;
+        self.emit_alloc(id, "AllocationUpdated", index);
+        self.touch_job(
+            &namespace,
+            &job_id,
+            Some("pending"),
+            index,
+            "AllocationUpdated",
+        );
+    }
+
+    fn finish_alloc(
+        &mut self,
+        id: &str,
+        status: ClientStatus,
+        event: &'static str,
+        message: &str,
+        exit_code: i64,
+    ) {
+        let index = self.bump();
+        let now = self.clock.now();
+        let before = {
+            let alloc = &self.allocs[id];
+            self.job(&alloc.namespace, &alloc.job_id)
+                .map(|j| render::job_status(self, j))
+        };
+        let alloc = self.allocs.get_mut(id).expect("exists");
+        alloc.client_status = status;
+        alloc.client_description = match status {
+            ClientStatus::Failed => "Failed tasks".into(),
+            _ => "All tasks have completed".into(),
+        };
+        alloc.modify_index = index;
+        alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
+        for state in alloc.tasks.values_mut() {
+            state.state = "dead";
+            state.failed = status == ClientStatus::Failed;
+            state.finished_at = Some(now);
+            push_event(state, task_event(event, now, message, exit_code));
+        }
+        let (namespace, job_id, desired) = (
+            alloc.namespace.clone(),
+            alloc.job_id.clone(),
+            alloc.desired_status,
+        );
+        self.tables.allocs = index;
+        self.tables.services = index;
+        self.tables.consul = index;
+        self.emit_alloc(id, "AllocationUpdated", index);
+        self.touch_job(&namespace, &job_id, before, index, "AllocationUpdated");
+        // A run that ended on its own is the scheduler's business: replace a failed service
+        // allocation, retry a failed batch run (within its policy).
+        if desired == "run" && status == ClientStatus::Failed {
+            self.reevaluate(&namespace, &job_id, "alloc-failure");
+        }
+        self.unblock_evals();
+    }
+
+    /// One crash of a crash-looping task: restart in place while the restart policy allows,
+    /// then fail the allocation.
+    fn crash(&mut self, id: &str) {
+        let now = self.clock.now();
+        let attempts = {
+            let alloc = &self.allocs[id];
+            alloc
+                .job
+                .get("TaskGroups")
+                .and_then(Value::as_array)
+                .and_then(|gs| {
+                    gs.iter().find(|g| {
+                        g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str())
+                    })
+                })
+                .and_then(|g| g.get("RestartPolicy"))
+                .and_then(|p| p.get("Attempts"))
+                .and_then(Value::as_u64)
+                .unwrap_or(2)
+        };
+        let restarts = self.allocs[id]
+            .tasks
+            .values()
+            .map(|t| t.restarts)
+            .max()
+            .unwrap_or(0);
+        if restarts >= attempts {
+            self.finish_alloc(
+                id,
+                ClientStatus::Failed,
+                "Not Restarting",
+                "Exceeded allowed attempts",
+                1,
+            );
+            return;
+        }
+        let index = self.bump();
+        let alloc = self.allocs.get_mut(id).expect("exists");
+        for state in alloc.tasks.values_mut() {
+            state.restarts += 1;
+            state.last_restart = Some(now);
+            push_event(state, task_event("Terminated", now, "Exit Code: 1", 1));
+            push_event(
+                state,
+                task_event("Restarting", now, "Task restarting in 0s", 0),
+            );
+        }
+        alloc.modify_index = index;
+        self.tables.allocs = index;
+        self.emit_alloc(id, "AllocationUpdated", index);
+    }
+
+    /// `check_restart`: a check critical for longer than its grace plus `limit` intervals gets
+    /// its task restarted in place.
+    fn check_restart(&mut self, id: &str) {
+        let now = self.clock.now();
+        let alloc = &self.allocs[id];
+        let mut deadline = None;
+        let mut any_critical = false;
+        for (_, service) in services_of(alloc) {
+            let name = service
+                .get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if check_status(self, alloc, name) != "critical" {
+                continue;
+            }
+            any_critical = true;
+            for check in service
+                .get("Checks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(restart) = check.get("CheckRestart").filter(|r| r.is_object()) else {
+                    continue;
+                };
+                let limit = restart.get("Limit").and_then(Value::as_i64).unwrap_or(0);
+                if limit <= 0 {
+                    continue;
+                }
+                let grace = restart.get("Grace").and_then(Value::as_i64).unwrap_or(0);
+                let interval = check
+                    .get("Interval")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(10_000_000_000);
+                deadline = Some(chrono::Duration::nanoseconds(grace + limit * interval));
+            }
+        }
+        let critical_since = alloc.critical_since;
+        match (any_critical, critical_since) {
+            (false, Some(_)) => self.allocs.get_mut(id).expect("exists").critical_since = None,
+            (true, None) => self.allocs.get_mut(id).expect("exists").critical_since = Some(now),
+            (true, Some(since)) => {
+                if deadline.is_some_and(|d| now - since > d) {
+                    self.restart_alloc(id, "Restart Signaled", "healthcheck: check unhealthy");
+                    self.allocs.get_mut(id).expect("exists").critical_since = Some(now);
+                }
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// Restarts an allocation's tasks in place (same allocation ID, `Restarts` + 1).
+    pub fn restart_alloc(&mut self, id: &str, event: &'static str, message: &str) {
+        let index = self.bump();
+        let now = self.clock.now();
+        if let Some(alloc) = self.allocs.get_mut(id) {
+            for state in alloc.tasks.values_mut() {
+                state.restarts += 1;
+                state.last_restart = Some(now);
+                push_event(state, task_event(event, now, message, 0));
+            }
+            alloc.modify_index = index;
+        }
+        self.tables.allocs = index;
+        self.emit_alloc(id, "AllocationUpdated", index);
+    }
+
+    pub fn set_fault(&mut self, id: &str, fault: Fault) {
+        let index = self.bump();
+        if let Some(alloc) = self.allocs.get_mut(id) {
+            alloc.fault = fault;
+            alloc.modify_index = index;
+        }
+        self.tables.consul = index;
+        self.tables.allocs = index;
+    }
+
+    /// `fail`: the allocation's tasks die now and do not restart.
+    pub fn fail_alloc(&mut self, id: &str) {
+        self.finish_alloc(
+            id,
+            ClientStatus::Failed,
+            "Terminated",
+            "Exit Code: 137",
+            137,
+        );
+    }
+
+    fn tick_periodic(&mut self) {
+        let now = self.clock.now();
+        let due: Vec<(String, String)> = self
+            .jobs
+            .values()
+            .filter(|j| j.is_periodic() && !j.stop)
+            .filter(|j| {
+                let periodic = &j.spec["Periodic"];
+                let enabled = periodic
+                    .get("Enabled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
+                let since = j
+                    .last_launch
+                    .unwrap_or_else(|| DateTime::from_timestamp_nanos(j.submit_time));
+                enabled && next_launch(periodic, since).is_some_and(|next| next <= now)
+            })
+            .map(|j| (j.namespace.clone(), j.id.clone()))
+            .collect();
+        for (namespace, id) in due {
+            let prohibit = self
+                .job(&namespace, &id)
+                .and_then(|j| j.spec["Periodic"].get("ProhibitOverlap"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let running_child = self.jobs.values().any(|c| {
+                c.namespace == namespace
+                    && c.parent_id() == id
+                    && render::job_status(self, c) != "dead"
+            });
+            if prohibit && running_child {
+                // Skipped, as Nomad does; the next launch is counted from now.
+                if let Some(job) = self.jobs.get_mut(&(namespace.clone(), id.clone())) {
+                    job.last_launch = Some(now);
+                }
+                continue;
+            }
+            let _ = self.launch_periodic(&namespace, &id);
+        }
+    }
+}
+
+/// The next launch of a periodic job after `since`, in its time zone.
+pub fn next_launch(periodic: &Value, since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let specs: Vec<String> = match periodic.get("Specs").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => periodic
+            .get("Spec")
+            .and_then(Value::as_str)
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_default(),
+    };
+    let zone = periodic
+        .get("TimeZone")
+        .and_then(Value::as_str)
+        .filter(|z| !z.is_empty())
+        .unwrap_or("UTC");
+    let zone = chrono_tz::Tz::from_str(zone).unwrap_or(chrono_tz::UTC);
+    let local = since.with_timezone(&zone);
+    specs
+        .iter()
+        .filter_map(|spec| croner::Cron::from_str(spec).ok())
+        .filter_map(|cron| cron.find_next_occurrence(&local, false).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .min()
+}

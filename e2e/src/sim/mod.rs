@@ -1,0 +1,175 @@
+//! nomad-sim: a Nomad + Consul API simulator with simulated client nodes, a placement
+//! scheduler, health checks and fault injection. Faithful to `shared/nomad-api/`.
+//!
+//! # Layout
+//! - [`config`]: cluster shape and timings; [`clock`]: the (possibly fast) simulated clock.
+//! - [`model`]: the records (jobs as canonical JSON, allocations, nodes, evaluations).
+//! - [`cluster`]: the state, its raft-like index, per-table indexes and event frames.
+//! - [`jobs`]: register (check-and-set), stop/purge, revert, stability, plan, periodic force.
+//! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: feasibility and binpack.
+//! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
+//! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
+//! - [`http`]: the Nomad, Consul and `/_sim` admin APIs.
+
+pub mod clock;
+pub mod cluster;
+pub mod config;
+pub mod consul;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod lifecycle;
+pub mod model;
+pub mod placement;
+pub mod render;
+pub mod scheduler;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use clock::Clock;
+use cluster::{Cluster, Frame};
+use config::SimConfig;
+
+/// How often simulated clients and servers act.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// A handle on one simulated cluster; cheap to clone.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cluster: Mutex<Cluster>,
+    changed: watch::Sender<u64>,
+    frames: broadcast::Sender<Frame>,
+}
+
+impl Sim {
+    pub fn new(config: SimConfig, clock_speed: f64) -> Sim {
+        let nodes = config.nodes.clone();
+        let cluster = Cluster::new(config, Clock::new(clock_speed));
+        let (changed, _) = watch::channel(cluster.index);
+        let (frames, _) = broadcast::channel(1024);
+        let sim = Sim {
+            inner: Arc::new(Inner {
+                cluster: Mutex::new(cluster),
+                changed,
+                frames,
+            }),
+        };
+        for node in &nodes {
+            sim.write(|c| c.add_node(node));
+        }
+        sim
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cluster> {
+        // A panic while holding the lock is a simulator bug; keep serving what is there.
+        self.inner
+            .cluster
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Changes the cluster; wakes blocking queries and streams the commit's events.
+    pub fn write<R>(&self, change: impl FnOnce(&mut Cluster) -> R) -> R {
+        let (result, frames, index) = {
+            let mut cluster = self.lock();
+            let result = change(&mut cluster);
+            let frames = cluster.flush();
+            (result, frames, cluster.index)
+        };
+        for frame in frames {
+            let _ = self.inner.frames.send(frame);
+        }
+        self.inner.changed.send_replace(index);
+        result
+    }
+
+    pub fn read<R>(&self, look: impl FnOnce(&Cluster) -> R) -> R {
+        look(&self.lock())
+    }
+
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    pub fn frames(&self) -> broadcast::Receiver<Frame> {
+        self.inner.frames.subscribe()
+    }
+
+    /// Runs simulated time until the returned task is aborted.
+    pub fn spawn_ticker(&self) -> tokio::task::JoinHandle<()> {
+        let sim = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(TICK);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                sim.write(Cluster::tick);
+            }
+        })
+    }
+}
+
+/// A simulator serving on real sockets, stopped when dropped.
+pub struct RunningSim {
+    pub sim: Sim,
+    pub nomad_addr: SocketAddr,
+    pub consul_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningSim {
+    /// Binds both APIs (port 0 picks free ports) and starts the clock.
+    pub async fn start(
+        config: SimConfig,
+        clock_speed: f64,
+        nomad: &str,
+        consul: &str,
+    ) -> std::io::Result<RunningSim> {
+        let sim = Sim::new(config, clock_speed);
+        let nomad_listener = tokio::net::TcpListener::bind(nomad).await?;
+        let consul_listener = tokio::net::TcpListener::bind(consul).await?;
+        let nomad_addr = nomad_listener.local_addr()?;
+        let consul_addr = consul_listener.local_addr()?;
+        let nomad_app = http::nomad_router(sim.clone());
+        let consul_app = http::consul_router(sim.clone());
+        let tasks = vec![
+            sim.spawn_ticker(),
+            tokio::spawn(async move {
+                let _ = axum::serve(nomad_listener, nomad_app).await;
+            }),
+            tokio::spawn(async move {
+                let _ = axum::serve(consul_listener, consul_app).await;
+            }),
+        ];
+        Ok(RunningSim {
+            sim,
+            nomad_addr,
+            consul_addr,
+            tasks,
+        })
+    }
+
+    pub fn nomad_url(&self) -> String {
+        format!("http://{}", self.nomad_addr)
+    }
+
+    pub fn consul_url(&self) -> String {
+        format!("http://{}", self.consul_addr)
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The records the simulated cluster keeps. Jobs are kept as the JSON that was submitted
+//! (canonicalized), so fields the simulator does not model round-trip untouched, as in Nomad.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+#[derive(Clone, Debug)]
+pub struct JobRecord {
+    /// The canonical job spec, without server-set fields (those are added when rendered).
+    pub spec: Value,
+    pub namespace: String,
+    pub id: String,
+    pub version: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+    pub job_modify_index: u64,
+    pub submit_time: i64,
+    pub stop: bool,
+    pub stable: bool,
+    /// Older versions, newest first, each a full rendered job (at most `MAX_VERSIONS`).
+    pub versions: Vec<Value>,
+    /// For periodic parents: the last launch time (simulated clock).
+    pub last_launch: Option<DateTime<Utc>>,
+}
+
+pub const MAX_VERSIONS: usize = 6;
+
+impl JobRecord {
+    pub fn job_type(&self) -> &str {
+        self.spec
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or("service")
+    }
+
+    pub fn is_periodic(&self) -> bool {
+        self.spec
+            .get("Periodic")
+            .and_then(|p| p.get("Enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || self
+                .spec
+                .get("Periodic")
+                .is_some_and(|p| p.is_object() && p.get("Enabled").is_none())
+    }
+
+    pub fn is_parameterized(&self) -> bool {
+        self.spec
+            .get("ParameterizedJob")
+            .is_some_and(Value::is_object)
+    }
+
+    pub fn parent_id(&self) -> &str {
+        self.spec
+            .get("ParentID")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn groups(&self) -> Vec<&Value> {
+        self.spec
+            .get("TaskGroups")
+            .and_then(Value::as_array)
+            .map(|g| g.iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientStatus {
+    Pending,
+    Running,
+    Complete,
+    Failed,
+    Lost,
+    Unknown,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Pending => "pending",
+            ClientStatus::Running => "running",
+            ClientStatus::Complete => "complete",
+            ClientStatus::Failed => "failed",
+            ClientStatus::Lost => "lost",
+            ClientStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ClientStatus::Complete | ClientStatus::Failed | ClientStatus::Lost
+        )
+    }
+}
+
+/// What the simulator has been told to do to an allocation's tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Tasks keep exiting; restarts climb until the restart policy gives up.
+    CrashLoop,
+    /// Tasks keep running but stop answering: checks go critical.
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+pub struct TaskState {
+    pub state: &'static str,
+    pub failed: bool,
+    pub restarts: u64,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub last_restart: Option<DateTime<Utc>>,
+    pub events: Vec<TaskEvent>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TaskEvent {
+    pub type_: &'static str,
+    pub time: i64,
+    pub message: String,
+    pub exit_code: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Alloc {
+    pub id: String,
+    pub namespace: String,
+    pub job_id: String,
+    pub job_version: u64,
+    pub job_type: String,
+    pub group: String,
+    pub index: usize,
+    pub node_id: String,
+    pub node_name: String,
+    pub eval_id: String,
+    pub desired_status: &'static str,
+    pub desired_description: String,
+    pub migrate: bool,
+    pub client_status: ClientStatus,
+    pub client_description: String,
+    pub tasks: BTreeMap<String, TaskState>,
+    pub previous_allocation: String,
+    pub next_allocation: String,
+    pub reschedule_events: Vec<Value>,
+    pub create_index: u64,
+    pub modify_index: u64,
+    pub alloc_modify_index: u64,
+    pub create_time: i64,
+    pub modify_time: i64,
+    /// When the tasks start (simulated clock).
+    pub start_at: DateTime<Utc>,
+    /// For batch work: when the run ends.
+    pub finish_at: Option<DateTime<Utc>>,
+    pub fault: Fault,
+    /// Resources claimed on the node.
+    pub cpu: u64,
+    pub memory: u64,
+    /// Static and dynamic ports by label.
+    pub ports: Vec<(String, u16, u16)>,
+    /// The job as it was when the alloc was placed.
+    pub job: Value,
+    /// When each service check last became critical (for check_restart and `Timestamp`).
+    pub critical_since: Option<DateTime<Utc>>,
+    pub healthy: Option<bool>,
+}
+
+impl Alloc {
+    pub fn name(&self) -> String {
+        format!("{}.{}[{}]", self.job_id, self.group, self.index)
+    }
+
+    /// Terminal for the scheduler: the server wants it gone, or the client finished it.
+    pub fn is_terminal(&self) -> bool {
+        self.desired_status != "run" || self.client_status.is_terminal()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub id: String,
+    pub secret_id: String,
+    pub name: String,
+    pub datacenter: String,
+    pub class: String,
+    pub pool: String,
+    pub meta: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+    pub cpu: u64,
+    pub memory: u64,
+    pub address: String,
+    pub status: &'static str,
+    pub eligibility: &'static str,
+    pub drain: Option<Value>,
+    pub last_drain: Option<Value>,
+    pub create_index: u64,
+    pub modify_index: u64,
+    pub status_updated_at: i64,
+    pub events: Vec<Value>,
+    /// Heartbeats stopped (killed) or cut (partitioned).
+    pub heartbeat_stopped: bool,
+    pub partitioned: bool,
+    pub last_heartbeat: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Eval {
+    pub id: String,
+    pub namespace: String,
+    pub priority: i64,
+    pub type_: String,
+    pub triggered_by: String,
+    pub job_id: String,
+    pub job_modify_index: u64,
+    pub node_id: String,
+    pub status: &'static str,
+    pub status_description: String,
+    pub previous_eval: String,
+    pub blocked_eval: String,
+    pub failed_tg_allocs: Option<Value>,
+    pub queued_allocations: BTreeMap<String, u64>,
+    pub create_index: u64,
+    pub modify_index: u64,
+    pub create_time: i64,
+    pub modify_time: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Namespace {
+    pub name: String,
+    pub description: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct KvEntry {
+    pub value: Vec<u8>,
+    pub flags: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// One accepted write, for tests to assert on (`GET /_sim/state`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WriteRecord {
+    pub index: u64,
+    pub time: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub job_id: Option<String>,
+}

@@ -1,0 +1,585 @@
+//! Evaluations and the generic scheduler: for one job, compare the allocations that should
+//! exist with those that do, and place, stop or replace. Placements that fit nowhere leave a
+//! `blocked` evaluation that is retried when capacity appears, as in Nomad.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{json, Value};
+
+use super::cluster::{Cluster, StreamEvent};
+use super::model::{Alloc, ClientStatus, Eval, Fault, JobRecord};
+use super::placement::{choose_node, group_resources, Ask};
+use super::render;
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Cluster {
+    /// Creates an evaluation for a job (status `pending`) and emits its event.
+    pub fn create_eval(
+        &mut self,
+        index: u64,
+        job: &JobRecord,
+        triggered_by: &str,
+        event_type: &'static str,
+    ) -> String {
+        let now = self.clock.now_nanos();
+        let eval = Eval {
+            id: new_id(),
+            namespace: job.namespace.clone(),
+            priority: job
+                .spec
+                .get("Priority")
+                .and_then(Value::as_i64)
+                .unwrap_or(50),
+            type_: job.job_type().to_string(),
+            triggered_by: triggered_by.to_string(),
+            job_id: job.id.clone(),
+            job_modify_index: job.job_modify_index,
+            node_id: String::new(),
+            status: "pending",
+            status_description: String::new(),
+            previous_eval: String::new(),
+            blocked_eval: String::new(),
+            failed_tg_allocs: None,
+            queued_allocations: BTreeMap::new(),
+            create_index: index,
+            modify_index: index,
+            create_time: now,
+            modify_time: now,
+        };
+        let id = eval.id.clone();
+        self.emit_eval(&eval, event_type, index);
+        self.evals.insert(id.clone(), eval);
+        self.tables.evals = index;
+        id
+    }
+
+    pub fn emit_eval(&mut self, eval: &Eval, event_type: &'static str, index: u64) {
+        let event = StreamEvent {
+            topic: "Evaluation",
+            type_: event_type,
+            key: eval.id.clone(),
+            namespace: eval.namespace.clone(),
+            filter_keys: Some(vec![eval.job_id.clone(), String::new()]),
+            index,
+            payload: json!({"Evaluation": render::eval(eval)}),
+        };
+        self.emit(event);
+    }
+
+    pub fn emit_alloc(&mut self, alloc_id: &str, event_type: &'static str, index: u64) {
+        let Some(alloc) = self.allocs.get(alloc_id) else {
+            return;
+        };
+        let mut payload = render::alloc(alloc, false);
+        payload["Job"] = Value::Null;
+        let event = StreamEvent {
+            topic: "Allocation",
+            type_: event_type,
+            key: alloc.id.clone(),
+            namespace: alloc.namespace.clone(),
+            filter_keys: Some(vec![alloc.job_id.clone(), String::new()]),
+            index,
+            payload: json!({"Allocation": payload}),
+        };
+        self.emit(event);
+    }
+
+    pub fn emit_job(&mut self, namespace: &str, id: &str, event_type: &'static str, index: u64) {
+        let Some(job) = self.job(namespace, id) else {
+            return;
+        };
+        let event = StreamEvent {
+            topic: "Job",
+            type_: event_type,
+            key: id.to_string(),
+            namespace: namespace.to_string(),
+            filter_keys: None,
+            index,
+            payload: json!({"Job": render::job(self, job)}),
+        };
+        self.emit(event);
+    }
+
+    /// Runs the scheduler for an evaluation in its own commit (a plan apply in Nomad).
+    pub fn process_eval(&mut self, eval_id: &str) {
+        let Some(eval) = self.evals.get(eval_id).cloned() else {
+            return;
+        };
+        if eval.status != "pending" {
+            return;
+        }
+        let index = self.bump();
+        let status_before = self
+            .job(&eval.namespace, &eval.job_id)
+            .map(|j| render::job_status(self, j));
+        let failures = self.reconcile_job(&eval.namespace, &eval.job_id, &eval.id, index);
+        let now = self.clock.now_nanos();
+        let mut finished = self.evals.remove(eval_id).expect("eval exists");
+        finished.status = "complete";
+        finished.modify_index = index;
+        finished.modify_time = now;
+        // Blocked evaluations of this job are superseded by this run.
+        let superseded: Vec<String> = self
+            .evals
+            .values()
+            .filter(|e| {
+                e.namespace == eval.namespace && e.job_id == eval.job_id && e.status == "blocked"
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        for id in superseded {
+            if let Some(old) = self.evals.get_mut(&id) {
+                old.status = "canceled";
+                old.status_description = "evaluation reached terminal state".into();
+                old.modify_index = index;
+            }
+        }
+        if !failures.is_empty() {
+            let failed: serde_json::Map<String, Value> = failures
+                .iter()
+                .map(|(g, (m, _))| (g.clone(), m.clone()))
+                .collect();
+            finished.failed_tg_allocs = Some(Value::Object(failed));
+            let queued: BTreeMap<String, u64> =
+                failures.iter().map(|(g, (_, n))| (g.clone(), *n)).collect();
+            finished.queued_allocations = queued.clone();
+            let blocked = Eval {
+                id: new_id(),
+                status: "blocked",
+                status_description: "created to place remaining allocations".into(),
+                triggered_by: "queued-allocs".into(),
+                previous_eval: finished.id.clone(),
+                failed_tg_allocs: None,
+                queued_allocations: queued,
+                create_index: index,
+                modify_index: index,
+                create_time: now,
+                modify_time: now,
+                ..finished.clone()
+            };
+            finished.blocked_eval = blocked.id.clone();
+            self.emit_eval(&blocked, "PlanResult", index);
+            self.evals.insert(blocked.id.clone(), blocked);
+        }
+        self.emit_eval(&finished, "PlanResult", index);
+        self.evals.insert(finished.id.clone(), finished);
+        self.tables.evals = index;
+        self.touch_job(
+            &eval.namespace,
+            &eval.job_id,
+            status_before,
+            index,
+            "PlanResult",
+        );
+    }
+
+    /// Bumps a job's ModifyIndex (and tells the stream) when its computed status changed.
+    pub fn touch_job(
+        &mut self,
+        namespace: &str,
+        id: &str,
+        before: Option<&'static str>,
+        index: u64,
+        event_type: &'static str,
+    ) {
+        let after = self.job(namespace, id).map(|j| render::job_status(self, j));
+        if after.is_some() && after != before {
+            if let Some(job) = self.jobs.get_mut(&(namespace.to_string(), id.to_string())) {
+                job.modify_index = index;
+            }
+            self.tables.jobs = index;
+            self.emit_job(namespace, id, event_type, index);
+        }
+    }
+
+    /// Brings one job's allocations in line with its spec. Returns, per group that could not
+    /// be fully placed, the failure metrics and how many allocations are still queued.
+    fn reconcile_job(
+        &mut self,
+        namespace: &str,
+        job_id: &str,
+        eval_id: &str,
+        index: u64,
+    ) -> BTreeMap<String, (Value, u64)> {
+        let mut failures = BTreeMap::new();
+        let Some(job) = self.job(namespace, job_id).cloned() else {
+            self.stop_allocs(
+                namespace,
+                job_id,
+                None,
+                "alloc not needed due to job update",
+                index,
+            );
+            return failures;
+        };
+        if job.stop || job.is_periodic() || job.is_parameterized() {
+            self.stop_allocs(
+                namespace,
+                job_id,
+                None,
+                "alloc not needed due to job update",
+                index,
+            );
+            return failures;
+        }
+        let rendered = render::job(self, &job);
+        let group_names: Vec<String> = job
+            .groups()
+            .iter()
+            .filter_map(|g| g.get("Name").and_then(Value::as_str).map(String::from))
+            .collect();
+        // Groups that left the spec lose their allocations.
+        let orphaned: Vec<String> = self
+            .allocs_of_job(namespace, job_id)
+            .filter(|a| !a.is_terminal() && !group_names.contains(&a.group))
+            .map(|a| a.id.clone())
+            .collect();
+        for id in orphaned {
+            self.stop_alloc(&id, "alloc not needed due to job update", index);
+        }
+        let mut planned_use: HashMap<String, (u64, u64)> = HashMap::new();
+        for group in job.groups() {
+            let name = group
+                .get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1) as usize;
+            let batch = matches!(job.job_type(), "batch" | "sysbatch");
+            self.update_group_in_place_or_stop(&job, &rendered, group, &name, index);
+            // Live allocations (and, for batch work, finished successful runs) count as placed.
+            let mut keep: Vec<Alloc> = self
+                .allocs_of_job(namespace, job_id)
+                .filter(|a| a.group == name && a.desired_status == "run")
+                .filter(|a| {
+                    !a.client_status.is_terminal()
+                        || (batch && a.client_status == ClientStatus::Complete)
+                })
+                .cloned()
+                .collect();
+            keep.sort_by_key(|a| a.index);
+            while keep.len() > count {
+                let extra = keep.pop().expect("more than count");
+                self.stop_alloc(&extra.id, "alloc not needed due to job update", index);
+            }
+            let used: Vec<usize> = keep.iter().map(|a| a.index).collect();
+            let mut free = (0..).filter(|i| !used.contains(i));
+            let missing = count - keep.len();
+            let (cpu, memory) = group_resources(group);
+            let mut unplaced = 0;
+            let mut metrics = None;
+            for _ in 0..missing {
+                let slot = free.next().expect("infinite range");
+                if batch && self.batch_attempts_exhausted(&job, &name, slot) {
+                    continue;
+                }
+                let ask = Ask {
+                    namespace,
+                    job_id,
+                    job: &rendered,
+                    group,
+                    cpu,
+                    memory,
+                };
+                match choose_node(self, &ask, &planned_use) {
+                    Ok(node_id) => {
+                        let entry = planned_use.entry(node_id.clone()).or_default();
+                        entry.0 += cpu;
+                        entry.1 += memory;
+                        self.place(
+                            &job, &rendered, group, &name, slot, &node_id, eval_id, index, cpu,
+                            memory,
+                        );
+                    }
+                    Err(failure) => {
+                        unplaced += 1;
+                        metrics = Some(failure.to_json());
+                    }
+                }
+            }
+            if unplaced > 0 {
+                failures.insert(name, (metrics.unwrap_or(Value::Null), unplaced));
+            }
+        }
+        failures
+    }
+
+    /// A batch slot whose runs failed more often than the reschedule policy allows is done.
+    fn batch_attempts_exhausted(&self, job: &JobRecord, group: &str, slot: usize) -> bool {
+        let attempts = job
+            .groups()
+            .iter()
+            .find(|g| g.get("Name").and_then(Value::as_str) == Some(group))
+            .and_then(|g| g.get("ReschedulePolicy"))
+            .and_then(|p| p.get("Attempts"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let failed = self
+            .allocs_of_job(&job.namespace, &job.id)
+            .filter(|a| {
+                a.group == group && a.index == slot && a.client_status == ClientStatus::Failed
+            })
+            .count() as u64;
+        failed > attempts
+    }
+
+    /// Allocations of an older version: updated in place when only the count or job-level
+    /// fields changed, stopped (destructive update) when the group itself changed.
+    fn update_group_in_place_or_stop(
+        &mut self,
+        job: &JobRecord,
+        rendered: &Value,
+        group: &Value,
+        name: &str,
+        index: u64,
+    ) {
+        let outdated: Vec<(String, bool)> = self
+            .allocs_of_job(&job.namespace, &job.id)
+            .filter(|a| a.group == name && !a.is_terminal() && a.job_version != job.version)
+            .map(|a| {
+                let old_group = a
+                    .job
+                    .get("TaskGroups")
+                    .and_then(Value::as_array)
+                    .and_then(|gs| {
+                        gs.iter()
+                            .find(|g| g.get("Name").and_then(Value::as_str) == Some(name))
+                    })
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                (a.id.clone(), same_group_ignoring_count(&old_group, group))
+            })
+            .collect();
+        for (id, in_place) in outdated {
+            if in_place {
+                if let Some(alloc) = self.allocs.get_mut(&id) {
+                    alloc.job_version = job.version;
+                    alloc.job = rendered.clone();
+                    alloc.modify_index = index;
+                    alloc.alloc_modify_index = index;
+                }
+                self.emit_alloc(&id, "PlanResult", index);
+            } else {
+                self.stop_alloc(&id, "alloc is being updated due to job update", index);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        job: &JobRecord,
+        rendered: &Value,
+        group: &Value,
+        group_name: &str,
+        slot: usize,
+        node_id: &str,
+        eval_id: &str,
+        index: u64,
+        cpu: u64,
+        memory: u64,
+    ) {
+        let now = self.clock.now();
+        let node_name = self
+            .nodes
+            .get(node_id)
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
+        // The newest terminal allocation in this slot is the one being replaced.
+        let previous = self
+            .allocs_of_job(&job.namespace, &job.id)
+            .filter(|a| {
+                a.group == group_name
+                    && a.index == slot
+                    && a.is_terminal()
+                    && a.next_allocation.is_empty()
+            })
+            .max_by_key(|a| a.create_index)
+            .map(|a| (a.id.clone(), a.node_id.clone(), a.reschedule_events.clone()));
+        let id = new_id();
+        let mut reschedule_events = Vec::new();
+        if let Some((prev_id, prev_node, prev_events)) = &previous {
+            reschedule_events = prev_events.clone();
+            reschedule_events.push(json!({
+                "PrevAllocID": prev_id,
+                "PrevNodeID": prev_node,
+                "RescheduleTime": self.clock.now_nanos(),
+                "Delay": "0",
+            }));
+            if let Some(prev) = self.allocs.get_mut(prev_id) {
+                prev.next_allocation = id.clone();
+                prev.modify_index = index;
+            }
+        }
+        let tasks = group
+            .get("Tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("Name").and_then(Value::as_str))
+            .map(|name| (name.to_string(), super::lifecycle::pending_task(now)))
+            .collect();
+        let ports = self.assign_ports(group, node_id);
+        let start_delay = chrono::Duration::from_std(self.config.start_delay).unwrap_or_default();
+        let alloc = Alloc {
+            id: id.clone(),
+            namespace: job.namespace.clone(),
+            job_id: job.id.clone(),
+            job_version: job.version,
+            job_type: job.job_type().to_string(),
+            group: group_name.to_string(),
+            index: slot,
+            node_id: node_id.to_string(),
+            node_name,
+            eval_id: eval_id.to_string(),
+            desired_status: "run",
+            desired_description: String::new(),
+            migrate: false,
+            client_status: ClientStatus::Pending,
+            client_description: "No tasks have started".into(),
+            tasks,
+            previous_allocation: previous.map(|p| p.0).unwrap_or_default(),
+            next_allocation: String::new(),
+            reschedule_events,
+            create_index: index,
+            modify_index: index,
+            alloc_modify_index: index,
+            create_time: self.clock.now_nanos(),
+            modify_time: self.clock.now_nanos(),
+            start_at: now + start_delay,
+            finish_at: None,
+            fault: Fault::None,
+            cpu,
+            memory,
+            ports,
+            job: rendered.clone(),
+            critical_since: None,
+            healthy: None,
+        };
+        self.allocs.insert(id.clone(), alloc);
+        self.tables.allocs = index;
+        self.emit_alloc(&id, "PlanResult", index);
+    }
+
+    /// Static ports as asked; dynamic ones from the node's range, avoiding ports in use there.
+    fn assign_ports(&self, group: &Value, node_id: &str) -> Vec<(String, u16, u16)> {
+        let mut taken: Vec<u16> = self
+            .allocs
+            .values()
+            .filter(|a| a.node_id == node_id && !a.is_terminal())
+            .flat_map(|a| a.ports.iter().map(|p| p.1))
+            .collect();
+        let mut ports = Vec::new();
+        let networks = group
+            .get("Networks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for network in &networks {
+            for reserved in network
+                .get("ReservedPorts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let label = reserved
+                    .get("Label")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let value = reserved.get("Value").and_then(Value::as_u64).unwrap_or(0) as u16;
+                let to = reserved.get("To").and_then(Value::as_u64).unwrap_or(0) as u16;
+                taken.push(value);
+                ports.push((label, value, to));
+            }
+            for dynamic in network
+                .get("DynamicPorts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let label = dynamic
+                    .get("Label")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let to = dynamic.get("To").and_then(Value::as_u64).unwrap_or(0) as u16;
+                let value = (20000u16..32000)
+                    .find(|p| !taken.contains(p))
+                    .unwrap_or(20000);
+                taken.push(value);
+                ports.push((label, value, to));
+            }
+        }
+        ports
+    }
+
+    /// Marks allocations of a job (one group, or all) to stop.
+    pub fn stop_allocs(
+        &mut self,
+        namespace: &str,
+        job_id: &str,
+        group: Option<&str>,
+        why: &str,
+        index: u64,
+    ) {
+        let ids: Vec<String> = self
+            .allocs_of_job(namespace, job_id)
+            .filter(|a| !a.is_terminal() && group.is_none_or(|g| a.group == g))
+            .map(|a| a.id.clone())
+            .collect();
+        for id in ids {
+            self.stop_alloc(&id, why, index);
+        }
+    }
+
+    pub fn stop_alloc(&mut self, id: &str, why: &str, index: u64) {
+        if let Some(alloc) = self.allocs.get_mut(id) {
+            alloc.desired_status = "stop";
+            alloc.desired_description = why.to_string();
+            alloc.modify_index = index;
+            alloc.alloc_modify_index = index;
+            alloc.modify_time = self.clock.now_nanos();
+            self.tables.allocs = index;
+        }
+        self.emit_alloc(id, "PlanResult", index);
+    }
+
+    /// Re-runs every job that has a blocked evaluation: capacity may have appeared.
+    pub fn unblock_evals(&mut self) {
+        let blocked: Vec<(String, String)> = self
+            .evals
+            .values()
+            .filter(|e| e.status == "blocked")
+            .map(|e| (e.namespace.clone(), e.job_id.clone()))
+            .collect();
+        for (namespace, job_id) in blocked {
+            self.reevaluate(&namespace, &job_id, "queued-allocs");
+        }
+    }
+
+    /// Creates and runs an evaluation for one job.
+    pub fn reevaluate(&mut self, namespace: &str, job_id: &str, triggered_by: &str) {
+        let Some(job) = self.job(namespace, job_id).cloned() else {
+            return;
+        };
+        let index = self.bump();
+        let eval_id = self.create_eval(index, &job, triggered_by, "EvaluationUpdated");
+        self.process_eval(&eval_id);
+    }
+}
+
+/// Two versions of a group differ only in `Count`: Nomad updates such allocations in place.
+fn same_group_ignoring_count(old: &Value, new: &Value) -> bool {
+    let strip = |g: &Value| {
+        let mut g = g.clone();
+        if let Some(object) = g.as_object_mut() {
+            object.remove("Count");
+        }
+        g
+    };
+    strip(old) == strip(new)
+}
