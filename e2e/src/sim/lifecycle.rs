@@ -446,6 +446,11 @@ impl Cluster {
     }
 
     fn start_alloc(&mut self, id: &str) {
+        let before = {
+            let alloc = &self.allocs[id];
+            self.job(&alloc.namespace, &alloc.job_id)
+                .map(|j| render::job_status(self, j))
+        };
         let index = self.bump();
         let now = self.clock.now();
         let batch_duration =
@@ -476,13 +481,7 @@ impl Cluster {
         self.tables.services = index;
         self.tables.consul = index;
         self.emit_alloc(id, "AllocationUpdated", index);
-        self.touch_job(
-            &namespace,
-            &job_id,
-            Some("pending"),
-            index,
-            "AllocationUpdated",
-        );
+        self.touch_job(&namespace, &job_id, before, index, "AllocationUpdated");
     }
 
     fn finish_alloc(

@@ -291,7 +291,10 @@ async fn nomad_entry(
     let result = nomad::handle(&sim, &req).await;
     if req.is_write() || req.method == Method::DELETE {
         if let Ok(Reply::Json { status: 200, .. }) = &result {
-            let job_id = nomad::job_id_of(&req.path);
+            let job_id = nomad::job_id_of(&req.path).or_else(|| {
+                let body: Value = serde_json::from_slice(&req.body).ok()?;
+                body.get("Job")?.get("ID")?.as_str().map(String::from)
+            });
             sim.write(|c| c.record_write(req.method.as_str(), &req.path, job_id));
         }
     }

@@ -1,0 +1,938 @@
+//! nomad-sim driven over HTTP as Nomad and Consul clients would: check-and-set, blocking
+//! queries, the event stream, placement, lost allocations, periodic launches, health checks,
+//! ACLs and injected faults.
+
+use std::time::{Duration, Instant};
+
+use e2e::sim::config::{NodeSpec, SimConfig};
+use e2e::sim::RunningSim;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+fn fast_config() -> SimConfig {
+    SimConfig {
+        start_delay: Duration::from_millis(100),
+        heartbeat_ttl: Duration::from_millis(300),
+        heartbeat_grace: Duration::from_millis(300),
+        batch_duration: Duration::from_millis(300),
+        ..SimConfig::default()
+    }
+}
+
+async fn start(config: SimConfig) -> RunningSim {
+    RunningSim::start(config, 1.0, "127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .expect("sim starts")
+}
+
+struct Api {
+    http: reqwest::Client,
+    nomad: String,
+    consul: String,
+}
+
+impl Api {
+    fn new(sim: &RunningSim) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            nomad: sim.nomad_url(),
+            consul: sim.consul_url(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.nomad))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get_consul(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.consul))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.nomad))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn register(&self, job: Value) -> Value {
+        let (status, reply) = self.put("/v1/jobs", json!({"Job": job})).await;
+        assert_eq!(status, 200, "{reply}");
+        reply
+    }
+
+    async fn allocs(&self, job: &str) -> Vec<Value> {
+        self.get(&format!("/v1/job/{job}/allocations"))
+            .await
+            .1
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn running(&self, job: &str) -> Vec<Value> {
+        self.allocs(job)
+            .await
+            .into_iter()
+            .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+            .collect()
+    }
+}
+
+/// Polls until `check` holds; the limit only turns a hang into a failure.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn service_job(id: &str, count: u64, memory: u64) -> Value {
+    json!({
+        "ID": id,
+        "Type": "service",
+        "TaskGroups": [{
+            "Name": "web",
+            "Count": count,
+            "Networks": [{"DynamicPorts": [{"Label": "http", "To": 80}]}],
+            "Services": [{"Name": id, "PortLabel": "http", "Checks": [{"Name": "alive", "Type": "http", "Path": "/", "Interval": 1_000_000_000u64, "Timeout": 500_000_000u64}]}],
+            "Tasks": [{"Name": "app", "Driver": "docker", "Config": {"image": "nginx"}, "Resources": {"CPU": 100, "MemoryMB": memory}}],
+        }],
+    })
+}
+
+#[tokio::test]
+async fn register_places_allocations_that_start_running() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let reply = api.register(service_job("web", 3, 128)).await;
+    assert_ne!(reply["EvalID"], "");
+    eventually("3 running allocations", || async {
+        api.running("web").await.len() == 3
+    })
+    .await;
+    let (_, job) = api.get("/v1/job/web").await;
+    assert_eq!(job["Status"], "running");
+    assert_eq!(job["Version"], 0);
+    assert_eq!(
+        job["TaskGroups"][0]["RestartPolicy"]["Mode"], "fail",
+        "canonicalized"
+    );
+    let (_, summary) = api.get("/v1/job/web/summary").await;
+    assert_eq!(summary["Summary"]["web"]["Running"], 3);
+}
+
+#[tokio::test]
+async fn check_and_set_registers_and_versions() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let create =
+        |index: u64, job: Value| json!({"Job": job, "EnforceIndex": true, "JobModifyIndex": index});
+
+    let (status, text) = api
+        .put("/v1/jobs", create(5, service_job("web", 1, 64)))
+        .await;
+    assert_eq!(
+        (status, text.as_str().unwrap()),
+        (500, "Enforcing job modify index 5: job does not exist")
+    );
+
+    let (status, first) = api
+        .put("/v1/jobs", create(0, service_job("web", 1, 64)))
+        .await;
+    assert_eq!(status, 200);
+    let index = first["JobModifyIndex"].as_u64().unwrap();
+
+    let (status, text) = api
+        .put("/v1/jobs", create(0, service_job("web", 1, 64)))
+        .await;
+    assert_eq!(
+        (status, text.as_str().unwrap()),
+        (500, "Enforcing job modify index 0: job already exists")
+    );
+
+    // Same spec: no new version, JobModifyIndex unchanged, but a new evaluation.
+    let (_, same) = api
+        .put("/v1/jobs", create(index, service_job("web", 1, 64)))
+        .await;
+    assert_eq!(same["JobModifyIndex"].as_u64(), Some(index));
+    assert_ne!(same["EvalID"], first["EvalID"]);
+    assert_eq!(api.get("/v1/job/web").await.1["Version"], 0);
+
+    let (status, changed) = api
+        .put("/v1/jobs", create(index, service_job("web", 2, 64)))
+        .await;
+    assert_eq!(status, 200);
+    let new_index = changed["JobModifyIndex"].as_u64().unwrap();
+    assert!(new_index > index);
+    assert_eq!(api.get("/v1/job/web").await.1["Version"], 1);
+
+    let (status, text) = api
+        .put("/v1/jobs", create(index, service_job("web", 3, 64)))
+        .await;
+    assert_eq!(status, 500);
+    assert_eq!(text.as_str().unwrap(), format!("Enforcing job modify index {index}: job exists with conflicting job modify index: {new_index}"));
+
+    let (_, versions) = api.get("/v1/job/web/versions").await;
+    let numbers: Vec<u64> = versions["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["Version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 0], "newest first");
+
+    let (status, text) = api
+        .put("/v1/job/web", json!({"Job": service_job("other", 1, 64)}))
+        .await;
+    assert_eq!(
+        (status, text.as_str().unwrap()),
+        (400, "Job ID does not match name")
+    );
+}
+
+#[tokio::test]
+async fn blocking_queries_wake_on_change_and_time_out_with_unchanged_data() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(service_job("web", 1, 64)).await;
+    // Let it settle: the job turning `running` is a change too.
+    eventually("web running", || async {
+        api.get("/v1/job/web").await.1["Status"] == "running"
+    })
+    .await;
+    let response = api
+        .http
+        .get(format!("{}/v1/jobs", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    let index: u64 = response.headers()["x-nomad-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(response.headers()["x-nomad-knownleader"], "true");
+
+    // Times out: 200, same index, same data.
+    let response = api
+        .http
+        .get(format!("{}/v1/jobs?index={index}&wait=300ms", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-nomad-index"].to_str().unwrap(),
+        index.to_string()
+    );
+
+    // Woken by a write.
+    let url = format!("{}/v1/jobs?index={index}&wait=20s", api.nomad);
+    let waiter = tokio::spawn(async move { reqwest::get(url).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the query must block until something changes"
+    );
+    api.register(service_job("api", 1, 64)).await;
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("woken")
+        .unwrap();
+    let new_index: u64 = woken.headers()["x-nomad-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(new_index > index);
+    let jobs: Value = woken.json().await.unwrap();
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+
+    let bad = api
+        .http
+        .get(format!("{}/v1/jobs?index=abc", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.text().await.unwrap(), "Invalid index");
+    let bad = api
+        .http
+        .get(format!("{}/v1/jobs?index=1&wait=soon", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.text().await.unwrap(), "Invalid wait time");
+}
+
+/// Reads NDJSON frames from an event stream until `count` data frames arrived.
+async fn frames(response: reqwest::Response, count: usize) -> Vec<Value> {
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while frames.len() < count {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("frames arrive")
+            .expect("stream open")
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(newline) = buffer.find('\n') {
+            let line: String = buffer.drain(..=newline).collect();
+            let value: Value = serde_json::from_str(line.trim()).unwrap();
+            if value.get("Index").is_some() {
+                frames.push(value);
+            }
+        }
+    }
+    frames
+}
+
+#[tokio::test]
+async fn event_stream_filters_by_topic_and_resumes_inclusively() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let live = api
+        .http
+        .get(format!("{}/v1/event/stream?topic=Job:web", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    api.register(service_job("other", 1, 64)).await;
+    api.register(service_job("web", 1, 64)).await;
+    let got = frames(live, 1).await;
+    let event = &got[0]["Events"][0];
+    assert_eq!(
+        (
+            event["Topic"].as_str(),
+            event["Type"].as_str(),
+            event["Key"].as_str()
+        ),
+        (Some("Job"), Some("JobRegistered"), Some("web"))
+    );
+    let index = got[0]["Index"].as_u64().unwrap();
+
+    // Resuming at an index replays that frame (inclusive start), then the rest.
+    let resumed = api
+        .http
+        .get(format!(
+            "{}/v1/event/stream?topic=Job:web&index={index}",
+            api.nomad
+        ))
+        .send()
+        .await
+        .unwrap();
+    let replay = frames(resumed, 1).await;
+    assert_eq!(replay[0]["Index"].as_u64(), Some(index));
+
+    let bad = api
+        .http
+        .get(format!("{}/v1/event/stream?topic=a:b:c", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let post = api
+        .http
+        .post(format!("{}/v1/event/stream", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+}
+
+#[tokio::test]
+async fn placement_honours_constraints_and_capacity() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut hubs_only = service_job("pubs", 4, 128);
+    hubs_only["Constraints"] =
+        json!([{"LTarget": "${node.class}", "RTarget": "hub", "Operand": "="}]);
+    api.register(hubs_only).await;
+    eventually("4 pubs placed", || async {
+        api.allocs("pubs").await.len() == 4
+    })
+    .await;
+    let nodes: Vec<String> = api
+        .allocs("pubs")
+        .await
+        .iter()
+        .map(|a| a["NodeName"].as_str().unwrap().to_string())
+        .collect();
+    assert!(nodes.iter().all(|n| n.starts_with("hub-")), "{nodes:?}");
+
+    let mut spread = service_job("spread", 3, 64);
+    spread["TaskGroups"][0]["Constraints"] = json!([{"Operand": "distinct_hosts", "RTarget": "true"}, {"LTarget": "${node.class}", "RTarget": "worker", "Operand": "="}]);
+    api.register(spread).await;
+    eventually("3 spread allocations", || async {
+        api.allocs("spread").await.len() == 3
+    })
+    .await;
+    let mut spread_nodes: Vec<String> = api
+        .allocs("spread")
+        .await
+        .iter()
+        .map(|a| a["NodeName"].as_str().unwrap().to_string())
+        .collect();
+    spread_nodes.sort();
+    assert_eq!(spread_nodes, ["node-1", "node-2", "node-3"]);
+
+    // Bigger than any node: blocked, queued, and placed when a big enough node appears.
+    api.register(service_job("huge", 1, 16_000)).await;
+    let (_, evals) = api.get("/v1/job/huge/evaluations").await;
+    let blocked: Vec<&Value> = evals
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["Status"] == "blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{evals}");
+    assert_eq!(
+        blocked[0]["StatusDescription"],
+        "created to place remaining allocations"
+    );
+    let (_, summary) = api.get("/v1/job/huge/summary").await;
+    assert_eq!(summary["Summary"]["web"]["Queued"], 1);
+    let failed = evals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["Status"] == "complete")
+        .unwrap();
+    assert!(
+        failed["FailedTGAllocs"]["web"]["DimensionExhausted"]["memory"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{failed}"
+    );
+
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            "/_sim/nodes",
+            json!({"name": "big-1", "class": "worker", "memory": 32768}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually("huge placed on big-1", || async {
+        api.allocs("huge")
+            .await
+            .iter()
+            .any(|a| a["NodeName"] == "big-1")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lost_allocations_are_replaced_unless_pinned() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut free = service_job("free", 1, 64);
+    free["Constraints"] =
+        json!([{"LTarget": "${node.unique.name}", "RTarget": "node-[12]", "Operand": "regexp"}]);
+    api.register(free).await;
+    eventually("free running", || async {
+        api.running("free").await.len() == 1
+    })
+    .await;
+    let first_node = api.running("free").await[0]["NodeID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, node) = api.get(&format!("/v1/node/{first_node}")).await;
+    let node_name = node["Name"].as_str().unwrap().to_string();
+
+    let mut pinned = service_job("pinned", 1, 64);
+    pinned["Constraints"] =
+        json!([{"LTarget": "${node.unique.id}", "RTarget": first_node, "Operand": "="}]);
+    api.register(pinned).await;
+    eventually("pinned running", || async {
+        api.running("pinned").await.len() == 1
+    })
+    .await;
+
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/_sim/nodes/{node_name}/kill"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually("node down", || async {
+        api.get(&format!("/v1/node/{first_node}")).await.1["Status"] == "down"
+    })
+    .await;
+    eventually("free replaced on the other node", || async {
+        api.running("free")
+            .await
+            .iter()
+            .any(|a| a["NodeID"] != first_node.as_str())
+    })
+    .await;
+    let free_allocs = api.allocs("free").await;
+    let lost = free_allocs
+        .iter()
+        .find(|a| a["ClientStatus"] == "lost")
+        .expect("the old one is lost");
+    let replacement = free_allocs
+        .iter()
+        .find(|a| a["ClientStatus"] == "running")
+        .unwrap();
+    assert_eq!(replacement["PreviousAllocation"], lost["ID"]);
+
+    // Nomad never moves a job pinned to a dead node: it waits, blocked.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(api.running("pinned").await.is_empty());
+    assert!(api
+        .allocs("pinned")
+        .await
+        .iter()
+        .all(|a| a["ClientStatus"] == "lost"));
+    let (_, evals) = api.get("/v1/job/pinned/evaluations").await;
+    assert!(evals
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["Status"] == "blocked"));
+
+    // Revived, the node takes the pinned job back.
+    api.send(
+        reqwest::Method::POST,
+        &format!("/_sim/nodes/{node_name}/revive"),
+        json!({}),
+    )
+    .await;
+    eventually("pinned running again", || async {
+        api.running("pinned").await.len() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn periodic_jobs_launch_children_on_schedule_and_on_force() {
+    let sim = RunningSim::start(fast_config(), 120.0, "127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .unwrap();
+    let api = Api::new(&sim);
+    let mut job = service_job("backup", 1, 64);
+    job["Type"] = json!("batch");
+    job["Periodic"] = json!({"Enabled": true, "Spec": "* * * * *", "SpecType": "cron", "ProhibitOverlap": true, "TimeZone": "Europe/Berlin"});
+    let reply = api.register(job).await;
+    assert_eq!(
+        (reply["EvalID"].as_str(), reply["EvalCreateIndex"].as_u64()),
+        (Some(""), Some(0)),
+        "periodic parents get no eval"
+    );
+    let (_, parent) = api.get("/v1/job/backup").await;
+    assert_eq!(parent["Status"], "running");
+
+    let children = || async {
+        let (_, jobs) = api.get("/v1/jobs?prefix=backup/periodic-").await;
+        jobs.as_array().cloned().unwrap_or_default()
+    };
+    // At 120x a minute passes every half second.
+    eventually("a scheduled launch", || async {
+        !children().await.is_empty()
+    })
+    .await;
+    let child = &children().await[0];
+    assert_eq!(child["ParentID"], "backup");
+    let child_id = child["ID"].as_str().unwrap().to_string();
+    eventually("the child run completes", || async {
+        api.get(&format!("/v1/job/{child_id}")).await.1["Status"] == "dead"
+    })
+    .await;
+
+    let before = children().await.len();
+    let (status, forced) = api.put("/v1/job/backup/periodic/force", json!({})).await;
+    assert_eq!(status, 200);
+    assert!(forced["EvalID"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(children().await.len() > before);
+
+    let (status, text) = api.put("/v1/job/nope/periodic/force", json!({})).await;
+    assert_eq!((status, text.as_str().unwrap()), (500, "job not found"));
+}
+
+#[tokio::test]
+async fn health_checks_flip_in_consul() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(service_job("web", 2, 64)).await;
+    eventually("2 passing instances", || async {
+        api.get_consul("/v1/health/service/web?passing")
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+    let (status, changed) = api
+        .put(
+            "/_sim/checks",
+            json!({"service": "web", "status": "critical"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(changed["Changed"], 2);
+    assert_eq!(
+        api.get_consul("/v1/health/service/web?passing").await,
+        json!([])
+    );
+    let all = api.get_consul("/v1/health/service/web").await;
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        2,
+        "without ?passing every instance is listed"
+    );
+    let critical = api.get_consul("/v1/health/state/critical").await;
+    assert!(critical
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ServiceName"] == "web"));
+    api.put(
+        "/_sim/checks",
+        json!({"service": "web", "status": "passing"}),
+    )
+    .await;
+    assert_eq!(
+        api.get_consul("/v1/health/service/web?passing")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let catalog = api.get_consul("/v1/catalog/services").await;
+    assert!(
+        catalog.get("web").is_some() && catalog.get("consul").is_some(),
+        "{catalog}"
+    );
+}
+
+#[tokio::test]
+async fn stop_purge_and_allocation_stop() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(service_job("web", 2, 64)).await;
+    eventually("2 running", || async {
+        api.running("web").await.len() == 2
+    })
+    .await;
+
+    let victim = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, reply) = api
+        .put(&format!("/v1/allocation/{victim}/stop"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(reply["EvalID"].as_str().is_some_and(|e| !e.is_empty()));
+    eventually("a replacement runs", || async {
+        let running = api.running("web").await;
+        running.len() == 2 && running.iter().all(|a| a["ID"] != victim.as_str())
+    })
+    .await;
+
+    let (status, reply) = api
+        .send(reqwest::Method::DELETE, "/v1/job/web", json!(null))
+        .await;
+    assert_eq!(status, 200);
+    assert!(reply["JobModifyIndex"].as_u64().unwrap() > 0);
+    eventually("stopped job is dead", || async {
+        api.get("/v1/job/web").await.1["Status"] == "dead"
+    })
+    .await;
+    let (_, job) = api.get("/v1/job/web").await;
+    assert_eq!(
+        (job["Stop"].as_bool(), job["Version"].as_u64()),
+        (Some(true), Some(1))
+    );
+
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/job/web?purge=true",
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, text) = api.get("/v1/job/web").await;
+    assert_eq!((status, text.as_str().unwrap()), (404, "job not found"));
+    let (status, reply) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/job/never-existed",
+            json!(null),
+        )
+        .await;
+    assert_eq!((status, reply["EvalID"].as_str()), (200, Some("")));
+}
+
+#[tokio::test]
+async fn errors_are_plain_text_with_nomads_words() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let cases: Vec<(reqwest::Method, &str, Option<Value>, u16, &str)> = vec![
+        (
+            reqwest::Method::PATCH,
+            "/v1/jobs",
+            None,
+            405,
+            "Invalid method",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/job/missing",
+            None,
+            404,
+            "job not found",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/allocation/00000000-0000-0000-0000-000000000000",
+            None,
+            404,
+            "alloc not found",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/node/nope",
+            None,
+            404,
+            "node not found",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/evaluation/nope",
+            None,
+            404,
+            "eval not found",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/jobs",
+            Some(json!({"Job": {"Type": "service"}})),
+            400,
+            "Job ID hasn't been provided",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/jobs",
+            Some(json!({})),
+            400,
+            "Job must be specified",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/allocation/nope/stop",
+            Some(json!({})),
+            404,
+            "allocation not found",
+        ),
+    ];
+    for (method, path, body, status, text) in cases {
+        let mut request = api
+            .http
+            .request(method.clone(), format!("{}{path}", api.nomad));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(response.text().await.unwrap(), text, "{method} {path}");
+    }
+    let empty = api
+        .http
+        .put(format!("{}/v1/jobs", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.text().await.unwrap(), "Request body is empty");
+}
+
+#[tokio::test]
+async fn acl_token_is_required_when_configured() {
+    let sim = start(SimConfig {
+        acl_token: Some("s3cret".into()),
+        ..fast_config()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/jobs", sim.nomad_url());
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(
+        (anonymous.status().as_u16(), anonymous.text().await.unwrap()),
+        (403, "Permission denied".to_string())
+    );
+    let wrong = http
+        .get(&url)
+        .header("X-Nomad-Token", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (wrong.status().as_u16(), wrong.text().await.unwrap()),
+        (403, "ACL token not found".to_string())
+    );
+    let right = http
+        .get(&url)
+        .header("Authorization", "Bearer s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    let consul = http
+        .get(format!("{}/v1/catalog/services", sim.consul_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consul.status(), 403);
+}
+
+#[tokio::test]
+async fn chaos_injects_errors_and_outages_until_cleared() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.put("/_sim/chaos", json!({"error_rate": 1.0})).await;
+    let (status, _) = api.get("/v1/jobs").await;
+    assert_eq!(status, 500);
+    api.put(
+        "/_sim/chaos",
+        json!({"error_rate": 0, "unavailable_ms": 60_000}),
+    )
+    .await;
+    let (status, text) = api.get("/v1/jobs").await;
+    assert_eq!((status, text.as_str().unwrap()), (500, "No cluster leader"));
+    api.put("/_sim/chaos", json!({"unavailable_ms": 0})).await;
+    assert_eq!(api.get("/v1/jobs").await.0, 200);
+}
+
+#[tokio::test]
+async fn drain_migrates_allocations_and_leaves_the_node_ineligible() {
+    let config = SimConfig {
+        nodes: vec![NodeSpec::new("a", "worker"), NodeSpec::new("b", "worker")],
+        ..fast_config()
+    };
+    let sim = start(config).await;
+    let api = Api::new(&sim);
+    api.register(service_job("web", 2, 64)).await;
+    eventually("2 running", || async {
+        api.running("web").await.len() == 2
+    })
+    .await;
+    let node_id = api.running("web").await[0]["NodeID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, reply) = api
+        .put(
+            &format!("/v1/node/{node_id}/drain"),
+            json!({"DrainSpec": {"Deadline": 0, "IgnoreSystemJobs": false}, "MarkEligible": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, node) = api.get(&format!("/v1/node/{node_id}")).await;
+    assert_eq!(
+        (
+            node["SchedulingEligibility"].as_str(),
+            node["Drain"].as_bool()
+        ),
+        (Some("ineligible"), Some(true))
+    );
+    eventually("allocations moved off the drained node", || async {
+        let running = api.running("web").await;
+        running.len() == 2 && running.iter().all(|a| a["NodeID"] != node_id.as_str())
+    })
+    .await;
+    let (status, text) = api
+        .put(
+            &format!("/v1/node/{node_id}/eligibility"),
+            json!({"Eligibility": "eligible"}),
+        )
+        .await;
+    assert_eq!(
+        (status, text.as_str().unwrap()),
+        (
+            500,
+            "can not set node's scheduling eligibility to eligible while it is draining"
+        )
+    );
+}
+
+#[tokio::test]
+async fn write_log_records_every_accepted_write() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(service_job("web", 1, 64)).await;
+    api.put(
+        "/v1/jobs",
+        json!({"Job": service_job("web", 1, 64), "EnforceIndex": true, "JobModifyIndex": 0}),
+    )
+    .await;
+    let (_, state) = api.get("/_sim/state").await;
+    let writes = state["Writes"].as_array().unwrap();
+    assert_eq!(
+        writes.len(),
+        1,
+        "the refused write is not logged: {writes:?}"
+    );
+    assert_eq!(
+        (writes[0]["method"].as_str(), writes[0]["job_id"].as_str()),
+        (Some("PUT"), Some("web"))
+    );
+    api.put("/v1/job/web", json!({"Job": service_job("web", 2, 64)}))
+        .await;
+    let (_, state) = api.get("/_sim/state").await;
+    assert_eq!(state["Writes"][1]["job_id"], "web");
+}
