@@ -132,6 +132,7 @@ impl Cluster {
             Namespace {
                 name: "default".into(),
                 description: "Default shared namespace".into(),
+                meta: None,
                 create_index: index,
                 modify_index: index,
             },

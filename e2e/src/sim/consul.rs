@@ -295,6 +295,35 @@ pub fn catalog_service(cluster: &Cluster, name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `GET /v1/agent/health/service/name/:name`: per instance, the worst status of its checks,
+/// and the HTTP status Consul pairs with it (200 passing, 429 warning, 503 critical).
+pub fn agent_health(cluster: &Cluster, name: &str) -> (u16, Vec<Value>) {
+    let mut worst = 200;
+    let entries: Vec<Value> = consul_instances(cluster)
+        .filter(|i| i.name == name)
+        .map(|i| {
+            let (status, code) = match i.status {
+                "passing" => ("passing", 200),
+                "warning" => ("warning", 429),
+                _ => ("critical", 503),
+            };
+            worst = worst.max(code);
+            json!({
+                "AggregatedStatus": status,
+                "Service": {
+                    "ID": i.id, "Service": i.name, "Tags": i.tags, "Meta": {"external-source": "nomad"}, "Port": i.port,
+                    "Address": i.node.address, "SocketPath": "",
+                    "TaggedAddresses": {"lan": {"Address": i.node.address, "Port": i.port}, "wan": {"Address": i.node.address, "Port": i.port}},
+                    "Weights": {"Passing": 1, "Warning": 1}, "EnableTagOverride": false, "Namespace": "default", "Datacenter": i.node.datacenter,
+                },
+                "Checks": checks_of(&i),
+            })
+        })
+        .collect();
+    let code = if entries.is_empty() { 404 } else { worst };
+    (code, entries)
+}
+
 pub fn agent_services(cluster: &Cluster) -> Value {
     let services: Map<String, Value> = consul_instances(cluster)
         .map(|i| (i.id.clone(), consul_service(&i)))

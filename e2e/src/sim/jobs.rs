@@ -9,7 +9,9 @@ use super::render;
 
 const SECOND: i64 = 1_000_000_000;
 
-/// Fills what Nomad's canonicalization fills, keeping every field it does not know.
+/// Fills what Nomad's canonicalization fills, keeping every field it does not know. Every
+/// struct gets its full field set (Go serializes zero values), with Nomad's defaults where it
+/// has them.
 pub fn canonicalize(mut job: Value, namespace: &str, region: &str) -> Value {
     let object = job.as_object_mut().expect("checked by the caller");
     let id = object
@@ -20,149 +22,400 @@ pub fn canonicalize(mut job: Value, namespace: &str, region: &str) -> Value {
     object.insert("ID".into(), json!(id));
     object.insert("Namespace".into(), json!(namespace));
     object.insert("Region".into(), json!(region));
-    let default = |object: &mut Map<String, Value>, key: &str, value: Value| {
-        let missing = object
-            .get(key)
-            .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
-        if missing {
-            object.insert(key.to_string(), value);
-        }
-    };
-    default(object, "Name", json!(id));
-    default(object, "Type", json!("service"));
-    default(object, "Priority", json!(50));
-    default(object, "NodePool", json!("default"));
-    let no_datacenters = object
+    for (key, value) in [
+        ("Name", json!(id)),
+        ("Type", json!("service")),
+        ("Priority", json!(50)),
+        ("NodePool", json!("default")),
+    ] {
+        set_if_empty(object, key, value);
+    }
+    if object
         .get("Datacenters")
         .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty);
-    if no_datacenters {
+        .is_none_or(Vec::is_empty)
+    {
         object.insert("Datacenters".into(), json!(["*"]));
     }
-    for (key, value) in [
-        ("ParentID", json!("")),
-        ("AllAtOnce", json!(false)),
-        ("Dispatched", json!(false)),
-        ("DispatchIdempotencyToken", json!("")),
-        ("ConsulToken", json!("")),
-        ("VaultToken", json!("")),
-        ("NomadTokenID", json!("")),
-    ] {
-        object.entry(key).or_insert(value);
-    }
-    for key in [
-        "Constraints",
-        "Affinities",
-        "Spreads",
-        "Meta",
-        "Periodic",
-        "ParameterizedJob",
-        "Payload",
-        "Multiregion",
-        "UI",
-    ] {
-        object.entry(key).or_insert(Value::Null);
-    }
-    object
-        .entry("Update")
-        .or_insert(json!({"Stagger": 30 * SECOND, "MaxParallel": 1}));
-    if let Some(periodic) = object.get_mut("Periodic").and_then(Value::as_object_mut) {
-        periodic.entry("Enabled").or_insert(json!(true));
-        periodic.entry("SpecType").or_insert(json!("cron"));
-        periodic.entry("ProhibitOverlap").or_insert(json!(false));
-        periodic.entry("TimeZone").or_insert(json!("UTC"));
-    }
+    fill(
+        object,
+        &[
+            ("ParentID", json!("")),
+            ("AllAtOnce", json!(false)),
+            ("Dispatched", json!(false)),
+            ("DispatchIdempotencyToken", json!("")),
+            ("ConsulToken", json!("")),
+            ("VaultToken", json!("")),
+            ("VaultNamespace", json!("")),
+            ("NomadTokenID", json!("")),
+        ],
+    );
+    fill_null(
+        object,
+        &[
+            "Constraints",
+            "Affinities",
+            "Spreads",
+            "Meta",
+            "Periodic",
+            "ParameterizedJob",
+            "Payload",
+            "Multiregion",
+            "UI",
+        ],
+    );
     let batch = matches!(
         object.get("Type").and_then(Value::as_str),
         Some("batch" | "sysbatch")
     );
+    let job_update = fill_object(object, "Update", &update_defaults(batch));
+    if let Some(periodic) = object.get_mut("Periodic").and_then(Value::as_object_mut) {
+        fill(
+            periodic,
+            &[
+                ("Enabled", json!(true)),
+                ("SpecType", json!("cron")),
+                ("ProhibitOverlap", json!(false)),
+                ("TimeZone", json!("UTC")),
+            ],
+        );
+    }
     if let Some(groups) = object.get_mut("TaskGroups").and_then(Value::as_array_mut) {
         for group in groups.iter_mut().filter_map(Value::as_object_mut) {
-            canonicalize_group(group, batch);
+            canonicalize_group(group, batch, &job_update);
         }
     }
     job
 }
 
-fn canonicalize_group(group: &mut Map<String, Value>, batch: bool) {
-    let set_if_null = |group: &mut Map<String, Value>, key: &str, value: Value| {
-        if group.get(key).is_none_or(Value::is_null) {
-            group.insert(key.to_string(), value);
-        }
+const SECOND_I: i64 = SECOND;
+
+fn update_defaults(batch: bool) -> Vec<(&'static str, Value)> {
+    // Batch jobs have no rolling updates; Nomad leaves their update block zeroed.
+    let (parallel, health, min_healthy, deadline, progress) = if batch {
+        (0, "", 0, 0, 0)
+    } else {
+        (1, "checks", 10 * SECOND_I, 300 * SECOND_I, 600 * SECOND_I)
     };
-    set_if_null(group, "Count", json!(1));
+    vec![
+        ("Stagger", json!(30 * SECOND_I)),
+        ("MaxParallel", json!(parallel)),
+        ("HealthCheck", json!(health)),
+        ("MinHealthyTime", json!(min_healthy)),
+        ("HealthyDeadline", json!(deadline)),
+        ("ProgressDeadline", json!(progress)),
+        ("AutoRevert", json!(false)),
+        ("AutoPromote", json!(false)),
+        ("Canary", json!(0)),
+    ]
+}
+
+fn set_if_empty(object: &mut Map<String, Value>, key: &str, value: Value) {
+    if object
+        .get(key)
+        .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+    {
+        object.insert(key.to_string(), value);
+    }
+}
+
+/// Adds the fields that are absent (a present `null` stays: it is what was submitted).
+fn fill(object: &mut Map<String, Value>, defaults: &[(&str, Value)]) {
+    for (key, value) in defaults {
+        object.entry(*key).or_insert_with(|| value.clone());
+    }
+}
+
+fn fill_null(object: &mut Map<String, Value>, keys: &[&str]) {
+    for key in keys {
+        object.entry(*key).or_insert(Value::Null);
+    }
+}
+
+/// Makes `key` an object (replacing null) with every default field present; returns it.
+fn fill_object(object: &mut Map<String, Value>, key: &str, defaults: &[(&str, Value)]) -> Value {
+    let entry = object.entry(key).or_insert(Value::Null);
+    if !entry.is_object() {
+        *entry = json!({});
+    }
+    fill(
+        entry.as_object_mut().expect("just made an object"),
+        defaults,
+    );
+    entry.clone()
+}
+
+fn canonicalize_group(group: &mut Map<String, Value>, batch: bool, job_update: &Value) {
+    if group.get("Count").is_none_or(Value::is_null) {
+        group.insert("Count".into(), json!(1));
+    }
     let restart = if batch {
-        json!({"Attempts": 3, "Interval": 86400 * SECOND, "Delay": 15 * SECOND, "Mode": "fail", "RenderTemplates": false})
+        vec![
+            ("Attempts", json!(3)),
+            ("Interval", json!(86400 * SECOND_I)),
+            ("Delay", json!(15 * SECOND_I)),
+            ("Mode", json!("fail")),
+            ("RenderTemplates", json!(false)),
+        ]
     } else {
-        json!({"Attempts": 2, "Interval": 1800 * SECOND, "Delay": 15 * SECOND, "Mode": "fail", "RenderTemplates": false})
+        vec![
+            ("Attempts", json!(2)),
+            ("Interval", json!(1800 * SECOND_I)),
+            ("Delay", json!(15 * SECOND_I)),
+            ("Mode", json!("fail")),
+            ("RenderTemplates", json!(false)),
+        ]
     };
-    set_if_null(group, "RestartPolicy", restart);
+    let group_restart = fill_object(group, "RestartPolicy", &restart);
     let reschedule = if batch {
-        json!({"Attempts": 1, "Interval": 86400 * SECOND, "Delay": 5 * SECOND, "DelayFunction": "constant", "MaxDelay": 0, "Unlimited": false})
+        vec![
+            ("Attempts", json!(1)),
+            ("Interval", json!(86400 * SECOND_I)),
+            ("Delay", json!(5 * SECOND_I)),
+            ("DelayFunction", json!("constant")),
+            ("MaxDelay", json!(0)),
+            ("Unlimited", json!(false)),
+        ]
     } else {
-        json!({"Attempts": 0, "Interval": 0, "Delay": 30 * SECOND, "DelayFunction": "exponential", "MaxDelay": 3600 * SECOND, "Unlimited": true})
+        vec![
+            ("Attempts", json!(0)),
+            ("Interval", json!(0)),
+            ("Delay", json!(30 * SECOND_I)),
+            ("DelayFunction", json!("exponential")),
+            ("MaxDelay", json!(3600 * SECOND_I)),
+            ("Unlimited", json!(true)),
+        ]
     };
-    set_if_null(group, "ReschedulePolicy", reschedule);
-    set_if_null(
+    fill_object(group, "ReschedulePolicy", &reschedule);
+    fill_object(
         group,
         "EphemeralDisk",
-        json!({"Sticky": false, "SizeMB": 300, "Migrate": false}),
+        &[
+            ("Sticky", json!(false)),
+            ("SizeMB", json!(300)),
+            ("Migrate", json!(false)),
+        ],
     );
     if !batch {
-        set_if_null(
+        fill_object(
             group,
             "Migrate",
-            json!({"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND, "HealthyDeadline": 300 * SECOND}),
+            &[
+                ("MaxParallel", json!(1)),
+                ("HealthCheck", json!("checks")),
+                ("MinHealthyTime", json!(10 * SECOND_I)),
+                ("HealthyDeadline", json!(300 * SECOND_I)),
+            ],
         );
     }
-    for key in [
-        "Constraints",
-        "Affinities",
-        "Spreads",
-        "Networks",
-        "Services",
-        "Meta",
-        "Volumes",
-        "Update",
-        "Scaling",
-    ] {
-        group.entry(key).or_insert(Value::Null);
+    // Batch groups have no migrate block; Nomad still sends the field.
+    group.entry("Migrate").or_insert(Value::Null);
+    // A group inherits the job's update block field by field.
+    let inherited: Vec<(&str, Value)> = job_update
+        .as_object()
+        .map(|u| u.iter().map(|(k, v)| (k.as_str(), v.clone())).collect())
+        .unwrap_or_default();
+    fill_object(group, "Update", &inherited);
+    fill(
+        group,
+        &[
+            ("MaxClientDisconnect", Value::Null),
+            ("StopAfterClientDisconnect", Value::Null),
+            ("ShutdownDelay", Value::Null),
+        ],
+    );
+    fill_null(
+        group,
+        &[
+            "Constraints",
+            "Affinities",
+            "Spreads",
+            "Networks",
+            "Services",
+            "Meta",
+            "Volumes",
+            "Scaling",
+            "Disconnect",
+            "Consul",
+        ],
+    );
+    for network in group
+        .get_mut("Networks")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        canonicalize_network(network);
+    }
+    for service in group
+        .get_mut("Services")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        canonicalize_service(service);
     }
     if let Some(tasks) = group.get_mut("Tasks").and_then(Value::as_array_mut) {
         for task in tasks.iter_mut().filter_map(Value::as_object_mut) {
-            let resources = task.entry("Resources").or_insert(json!({}));
-            if resources.is_null() {
-                *resources = json!({});
-            }
-            if let Some(resources) = resources.as_object_mut() {
-                resources.entry("CPU").or_insert(json!(100));
-                resources.entry("MemoryMB").or_insert(json!(300));
-                resources.entry("DiskMB").or_insert(json!(0));
-            }
-            for (key, value) in [
-                ("User", json!("")),
-                ("Leader", json!(false)),
-                ("KillTimeout", json!(5 * SECOND)),
-            ] {
-                task.entry(key).or_insert(value);
-            }
-            task.entry("LogConfig")
-                .or_insert(json!({"MaxFiles": 10, "MaxFileSizeMB": 10}));
-            for key in [
-                "Env",
-                "Services",
-                "Constraints",
-                "Affinities",
-                "Artifacts",
-                "Templates",
-                "Vault",
-                "Meta",
-                "Lifecycle",
-                "DispatchPayload",
-            ] {
-                task.entry(key).or_insert(Value::Null);
-            }
+            canonicalize_task(task, &group_restart);
         }
+    }
+}
+
+fn canonicalize_network(network: &mut Map<String, Value>) {
+    fill(
+        network,
+        &[
+            ("Mode", json!("host")),
+            ("Device", json!("")),
+            ("CIDR", json!("")),
+            ("IP", json!("")),
+            ("MBits", json!(0)),
+        ],
+    );
+    fill_null(network, &["DNS", "ReservedPorts", "DynamicPorts"]);
+}
+
+fn canonicalize_service(service: &mut Map<String, Value>) {
+    fill(
+        service,
+        &[
+            ("PortLabel", json!("")),
+            ("AddressMode", json!("auto")),
+            ("Address", json!("")),
+            ("Provider", json!("consul")),
+            ("TaskName", json!("")),
+            ("EnableTagOverride", json!(false)),
+            ("OnUpdate", json!("require_healthy")),
+        ],
+    );
+    fill_null(
+        service,
+        &[
+            "Tags",
+            "CanaryTags",
+            "Meta",
+            "CanaryMeta",
+            "TaggedAddresses",
+            "Connect",
+            "Checks",
+            "Identity",
+        ],
+    );
+    for check in service
+        .get_mut("Checks")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        fill(
+            check,
+            &[
+                ("Name", json!("")),
+                ("Type", json!("http")),
+                ("Command", json!("")),
+                ("Path", json!("")),
+                ("Method", json!("")),
+                ("Protocol", json!("")),
+                ("PortLabel", json!("")),
+                ("AddressMode", json!("")),
+                ("Interval", json!(10 * SECOND_I)),
+                ("Timeout", json!(2 * SECOND_I)),
+                ("InitialStatus", json!("")),
+                ("TLSSkipVerify", json!(false)),
+                ("TaskName", json!("")),
+                ("OnUpdate", json!("require_healthy")),
+                ("SuccessBeforePassing", json!(0)),
+                ("FailuresBeforeCritical", json!(0)),
+                ("FailuresBeforeWarning", json!(0)),
+                ("Expose", json!(false)),
+            ],
+        );
+        fill_null(check, &["Args", "Header", "Body", "CheckRestart"]);
+    }
+}
+
+fn canonicalize_task(task: &mut Map<String, Value>, group_restart: &Value) {
+    fill_object(
+        task,
+        "Resources",
+        &[
+            ("CPU", json!(100)),
+            ("MemoryMB", json!(300)),
+            ("DiskMB", json!(0)),
+            ("IOPS", json!(0)),
+        ],
+    );
+    if let Some(resources) = task.get_mut("Resources").and_then(Value::as_object_mut) {
+        fill_null(resources, &["Networks", "Devices", "Cores", "MemoryMaxMB"]);
+        for network in resources
+            .get_mut("Networks")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
+            canonicalize_network(network);
+        }
+    }
+    // Tasks inherit the group's restart policy.
+    let inherited: Vec<(&str, Value)> = group_restart
+        .as_object()
+        .map(|r| r.iter().map(|(k, v)| (k.as_str(), v.clone())).collect())
+        .unwrap_or_default();
+    fill_object(task, "RestartPolicy", &inherited);
+    fill(
+        task,
+        &[
+            ("User", json!("")),
+            ("Leader", json!(false)),
+            ("KillTimeout", json!(5 * SECOND_I)),
+            ("KillSignal", json!("")),
+            ("ShutdownDelay", json!(0)),
+            ("Kind", json!("")),
+            ("Config", json!({})),
+        ],
+    );
+    fill_object(
+        task,
+        "LogConfig",
+        &[
+            ("MaxFiles", json!(10)),
+            ("MaxFileSizeMB", json!(10)),
+            ("Disabled", json!(false)),
+        ],
+    );
+    fill_null(
+        task,
+        &[
+            "Env",
+            "Services",
+            "Constraints",
+            "Affinities",
+            "Spreads",
+            "Artifacts",
+            "Templates",
+            "Vault",
+            "Meta",
+            "Lifecycle",
+            "DispatchPayload",
+            "CSIPluginConfig",
+            "ScalingPolicies",
+            "VolumeMounts",
+            "Identity",
+        ],
+    );
+    for service in task
+        .get_mut("Services")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        canonicalize_service(service);
     }
 }
 
@@ -458,7 +711,10 @@ impl Cluster {
         let namespace = namespace_for(query_namespace, body, &submitted);
         let spec = canonicalize(submitted, &namespace, &self.config.region);
         let existing = self.job(&namespace, url_id);
+        let mut desired = Map::new();
         let mut updates = Map::new();
+        let mut failed = Map::new();
+        let mut planned_use = std::collections::HashMap::new();
         let groups = spec
             .get("TaskGroups")
             .and_then(Value::as_array)
@@ -470,109 +726,108 @@ impl Cluster {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1);
-            let live: Vec<_> = existing
-                .map(|job| {
-                    self.allocs_of_job(&job.namespace, &job.id)
-                        .filter(|a| a.group == name && !a.is_terminal())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let live = existing.map_or(0, |job| {
+                self.allocs_of_job(&job.namespace, &job.id)
+                    .filter(|a| a.group == name && !a.is_terminal())
+                    .count() as u64
+            });
             let old_group = existing.and_then(|job| {
                 job.groups()
                     .into_iter()
                     .find(|g| g.get("Name").and_then(Value::as_str) == Some(name))
                     .cloned()
             });
-            let changed = old_group.as_ref().is_some_and(|old| {
-                let mut a = old.clone();
-                let mut b = group.clone();
-                a.as_object_mut().map(|o| o.remove("Count"));
-                b.as_object_mut().map(|o| o.remove("Count"));
-                a != b
-            });
-            let live_count = live.len() as u64;
-            let (place, stop, destructive, ignore) = match () {
-                _ if changed => (
-                    count.saturating_sub(live_count),
-                    live_count.saturating_sub(count),
-                    live_count.min(count),
-                    0,
-                ),
-                _ => (
-                    count.saturating_sub(live_count),
-                    live_count.saturating_sub(count),
-                    0,
-                    live_count.min(count),
-                ),
-            };
-            updates.insert(
+            let destructive = old_group
+                .as_ref()
+                .is_some_and(|old| !same_ignoring_count(old, group));
+            let kept = live.min(count);
+            let (place, stop) = (count.saturating_sub(live), live.saturating_sub(count));
+            let (destructive_updates, ignore) = if destructive { (kept, 0) } else { (0, kept) };
+            desired.insert(
                 name.to_string(),
-                json!({"Place": place, "Stop": stop, "Migrate": 0, "InPlaceUpdate": 0, "DestructiveUpdate": destructive, "Ignore": ignore, "Canary": 0, "Preemptions": 0, "Reconnect": 0, "Disconnect": 0, "RescheduleNow": 0, "RescheduleLater": 0}),
+                json!({"Place": place, "Stop": stop, "Migrate": 0, "InPlaceUpdate": 0, "DestructiveUpdate": destructive_updates, "Ignore": ignore, "Canary": 0, "Preemptions": 0}),
             );
+            let mut counts = Map::new();
+            for (label, n) in [
+                ("create", place),
+                ("destroy", stop),
+                ("create/destroy update", destructive_updates),
+                ("ignore", ignore),
+            ] {
+                if n > 0 {
+                    counts.insert(label.into(), json!(n));
+                }
+            }
+            updates.insert(name.to_string(), Value::Object(counts));
+            let (cpu, memory) = super::placement::group_resources(group);
+            for _ in 0..place + destructive_updates {
+                let ask = super::placement::Ask {
+                    namespace: &namespace,
+                    job_id: url_id,
+                    job: &spec,
+                    group,
+                    cpu,
+                    memory,
+                };
+                match super::placement::choose_node(self, &ask, &planned_use) {
+                    Ok((node, _)) => {
+                        let entry = planned_use.entry(node).or_insert((0, 0));
+                        entry.0 += cpu;
+                        entry.1 += memory;
+                    }
+                    Err(metrics) => {
+                        failed.insert(name.to_string(), metrics.to_json());
+                        break;
+                    }
+                }
+            }
         }
-        let diff_type = match existing {
-            None => "Added",
-            Some(job) if job.spec == spec && !job.stop => "None",
-            Some(_) => "Edited",
+        // Nomad's plan reports the blocked evaluation a real run would leave behind.
+        let created_evals = if failed.is_empty() {
+            Value::Null
+        } else {
+            json!([{
+                "ID": super::scheduler::new_id(), "Namespace": namespace, "Priority": spec.get("Priority").cloned().unwrap_or(json!(50)),
+                "Type": spec.get("Type").cloned().unwrap_or(json!("service")), "TriggeredBy": "queued-allocs", "JobID": url_id,
+                "JobModifyIndex": existing.map_or(0, |j| j.job_modify_index), "NodeID": "", "NodeModifyIndex": 0, "Status": "blocked",
+                "StatusDescription": "created to place remaining allocations", "Wait": 0, "NextEval": "", "PreviousEval": "", "BlockedEval": "",
+                "FailedTGAllocs": null, "ClassEligibility": self.class_eligibility(), "EscapedComputedClass": false, "AnnotatePlan": false,
+                "QueuedAllocations": null, "SnapshotIndex": self.index, "CreateIndex": 0, "ModifyIndex": 0,
+            }])
         };
         let diff = body
             .get("Diff")
             .and_then(Value::as_bool)
             .unwrap_or(false)
-            .then(|| job_diff(existing.map(|j| &j.spec), &spec, diff_type));
+            .then(|| super::diff::job_diff(existing.map(|j| &j.spec), &spec, &updates));
+        let next_launch = existing
+            .filter(|j| j.is_periodic())
+            .and_then(|j| super::lifecycle::next_launch(&j.spec["Periodic"], self.clock.now()))
+            .map(|t| render::rfc3339(Some(t)))
+            .unwrap_or_else(|| render::ZERO_TIME.to_string());
         Ok(json!({
-            "Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": null},
-            "FailedTGAllocs": null,
+            "Annotations": {"DesiredTGUpdates": desired, "PreemptedAllocs": null},
+            "FailedTGAllocs": if failed.is_empty() { Value::Null } else { Value::Object(failed) },
             "JobModifyIndex": existing.map_or(0, |j| j.job_modify_index),
-            "CreatedEvals": null,
+            "CreatedEvals": created_evals,
             "Diff": diff,
-            "NextPeriodicLaunch": render::ZERO_TIME,
+            "NextPeriodicLaunch": next_launch,
             "Warnings": "",
             "Index": self.index,
         }))
     }
 }
 
-/// A job diff in Nomad's shape: top-level primitive fields that changed, and one entry per
-/// task group.
-fn job_diff(old: Option<&Value>, new: &Value, diff_type: &str) -> Value {
-    let empty = Value::Object(Map::new());
-    let old = old.unwrap_or(&empty);
-    let mut fields = Vec::new();
-    if let Some(new_fields) = new.as_object() {
-        for (name, value) in new_fields {
-            if value.is_object() || value.is_array() {
-                continue;
-            }
-            let before = old.get(name).cloned().unwrap_or(Value::Null);
-            if &before != value {
-                let show = |v: &Value| match v {
-                    Value::String(s) => s.clone(),
-                    Value::Null => String::new(),
-                    other => other.to_string(),
-                };
-                let kind = if before.is_null() { "Added" } else { "Edited" };
-                fields.push(json!({"Type": kind, "Name": name, "Old": show(&before), "New": show(value), "Annotations": null}));
-            }
+/// Two versions of a group that differ only in `Count` update in place.
+pub fn same_ignoring_count(old: &Value, new: &Value) -> bool {
+    let strip = |g: &Value| {
+        let mut g = g.clone();
+        if let Some(object) = g.as_object_mut() {
+            object.remove("Count");
         }
-    }
-    let groups: Vec<Value> = new
-        .get("TaskGroups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|group| {
-            let name = group.get("Name").and_then(Value::as_str).unwrap_or_default();
-            let old_group = old.get("TaskGroups").and_then(Value::as_array).and_then(|gs| gs.iter().find(|g| g.get("Name").and_then(Value::as_str) == Some(name)));
-            let kind = match old_group {
-                None => "Added",
-                Some(g) if g == group => "None",
-                Some(_) => "Edited",
-            };
-            json!({"Type": kind, "Name": name, "Fields": null, "Objects": null, "Tasks": null, "Updates": null})
-        })
-        .collect();
-    json!({"Type": diff_type, "ID": new.get("ID").cloned().unwrap_or(Value::Null), "Fields": fields, "Objects": null, "TaskGroups": groups})
+        g
+    };
+    strip(old) == strip(new)
 }
 
 /// A stored version without the fields the server sets, ready to register again.

@@ -296,6 +296,60 @@ impl Cluster {
         (index, eval_ids)
     }
 
+    /// Re-evaluates every job with live allocations on a node; returns the new eval IDs.
+    pub fn evaluate_node(&mut self, id: &str) -> (u64, Vec<String>) {
+        let mut jobs: Vec<(String, String)> = self
+            .allocs
+            .values()
+            .filter(|a| a.node_id == id && !a.is_terminal())
+            .map(|a| (a.namespace.clone(), a.job_id.clone()))
+            .collect();
+        jobs.sort();
+        jobs.dedup();
+        let before: std::collections::HashSet<String> = self.evals.keys().cloned().collect();
+        for (namespace, job_id) in jobs {
+            self.reevaluate(&namespace, &job_id, "node-update");
+        }
+        let created = self
+            .evals
+            .keys()
+            .filter(|e| !before.contains(*e))
+            .cloned()
+            .collect();
+        (self.index, created)
+    }
+
+    /// Removes a node; its allocations are lost and replaced elsewhere.
+    pub fn purge_node(&mut self, id: &str) -> (u64, Vec<String>) {
+        let before: std::collections::HashSet<String> = self.evals.keys().cloned().collect();
+        self.lose_allocs_on(id);
+        let index = self.bump();
+        let payload = self
+            .nodes
+            .get(id)
+            .map(|n| json!({"Node": render::node(n, self.clock.now(), false)}));
+        self.nodes.remove(id);
+        self.tables.nodes = index;
+        if let Some(payload) = payload {
+            self.emit(StreamEvent {
+                topic: "Node",
+                type_: "NodeDeregistration",
+                key: id.to_string(),
+                namespace: String::new(),
+                filter_keys: None,
+                index,
+                payload,
+            });
+        }
+        let created = self
+            .evals
+            .keys()
+            .filter(|e| !before.contains(*e))
+            .cloned()
+            .collect();
+        (index, created)
+    }
+
     /// One step of simulated time.
     pub fn tick(&mut self) {
         self.tick_nodes();
@@ -335,7 +389,7 @@ impl Cluster {
 
     /// A node stopped answering: its allocations are `lost` (or `unknown` when their group
     /// tolerates disconnects) and their jobs are re-evaluated to replace them.
-    fn lose_allocs_on(&mut self, node_id: &str) {
+    pub fn lose_allocs_on(&mut self, node_id: &str) {
         let index = self.bump();
         let now = self.clock.now();
         let partitioned = self.nodes.get(node_id).is_some_and(|n| n.partitioned);

@@ -5,7 +5,8 @@
 //! - [`config`]: cluster shape and timings; [`clock`]: the (possibly fast) simulated clock.
 //! - [`model`]: the records (jobs as canonical JSON, allocations, nodes, evaluations).
 //! - [`cluster`]: the state, its raft-like index, per-table indexes and event frames.
-//! - [`jobs`]: register (check-and-set), stop/purge, revert, stability, plan, periodic force.
+//! - [`jobs`]: register (check-and-set), stop/purge, revert, stability, plan, periodic force;
+//!   [`diff`]: job diffs in Nomad's shape.
 //! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: feasibility and binpack.
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod consul;
+pub mod diff;
 pub mod error;
 pub mod http;
 pub mod jobs;

@@ -169,6 +169,8 @@ pub struct Alloc {
     /// When each service check last became critical (for check_restart and `Timestamp`).
     pub critical_since: Option<DateTime<Utc>>,
     pub healthy: Option<bool>,
+    /// How the scheduler chose the node (`AllocationMetric`).
+    pub metrics: Value,
 }
 
 impl Alloc {
@@ -235,6 +237,7 @@ pub struct Eval {
 pub struct Namespace {
     pub name: String,
     pub description: String,
+    pub meta: Option<BTreeMap<String, String>>,
     pub create_index: u64,
     pub modify_index: u64,
 }

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub constraint_filtered: HashMap<String, u64>,
     pub dimension_exhausted: HashMap<String, u64>,
     pub in_pool: u64,
+    pub scores: HashMap<String, f64>,
 }
 
 impl Metrics {
@@ -47,12 +48,24 @@ impl Metrics {
             "DimensionExhausted": or_null(&self.dimension_exhausted),
             "QuotaExhausted": null,
             "ResourcesExhausted": null,
-            "Scores": null,
+            "Scores": if self.scores.is_empty() { Value::Null } else { json!(self.scores) },
             "ScoreMetaData": null,
             "AllocationTime": 1000,
             "CoalescedFailures": 0,
         })
     }
+}
+
+/// Nomad's computed node class: a hash of what makes nodes interchangeable for placement.
+pub fn computed_class(node: &Node) -> String {
+    let text = format!(
+        "{}/{}/{}/{:?}",
+        node.datacenter, node.class, node.pool, node.meta
+    );
+    let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    format!("v1:{hash}")
 }
 
 /// CPU and memory a group asks for: the sum of its tasks' resources (Nomad's defaults when
@@ -82,7 +95,7 @@ pub fn choose_node(
     cluster: &Cluster,
     ask: &Ask,
     extra_use: &HashMap<String, (u64, u64)>,
-) -> Result<String, Box<Metrics>> {
+) -> Result<(String, Metrics), Box<Metrics>> {
     let mut metrics = Metrics::default();
     let mut best: Option<(f64, &Node)> = None;
     let datacenters: Vec<String> = ask
@@ -154,8 +167,13 @@ pub fn choose_node(
             best = Some((score, node));
         }
     }
-    best.map(|(_, node)| node.id.clone())
-        .ok_or(Box::new(metrics))
+    match best {
+        Some((score, node)) => {
+            metrics.scores.insert(format!("{}.binpack", node.id), score);
+            Ok((node.id.clone(), metrics))
+        }
+        None => Err(Box::new(metrics)),
+    }
 }
 
 /// CPU and memory held on a node by live allocations (plus what this plan already placed).

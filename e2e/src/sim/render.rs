@@ -190,6 +190,7 @@ fn task_state(state: &TaskState) -> Value {
         "StartedAt": rfc3339(state.started_at),
         "FinishedAt": rfc3339(state.finished_at),
         "Events": state.events.iter().map(task_event).collect::<Vec<_>>(),
+        "TaskHandle": null,
     })
 }
 
@@ -268,7 +269,7 @@ pub fn alloc(alloc: &Alloc, with_job: bool) -> Value {
     let task_resources: Map<String, Value> = alloc
         .tasks
         .keys()
-        .map(|task| (task.clone(), json!({"CPU": alloc.cpu, "MemoryMB": alloc.memory, "DiskMB": 0, "Networks": networks(alloc)})))
+        .map(|task| (task.clone(), json!({"CPU": alloc.cpu, "MemoryMB": alloc.memory, "DiskMB": 0, "IOPS": 0, "Networks": networks(alloc), "Devices": null})))
         .collect();
     object.insert(
         "Job".into(),
@@ -278,28 +279,27 @@ pub fn alloc(alloc: &Alloc, with_job: bool) -> Value {
             Value::Null
         },
     );
-    object.insert("Resources".into(), json!({"CPU": alloc.cpu, "MemoryMB": alloc.memory, "DiskMB": 300, "Networks": networks(alloc)}));
+    object.insert("Resources".into(), json!({"CPU": alloc.cpu, "MemoryMB": alloc.memory, "DiskMB": 300, "IOPS": 0, "Networks": networks(alloc), "Devices": null}));
     object.insert(
         "SharedResources".into(),
-        json!({"CPU": 0, "MemoryMB": 0, "DiskMB": 300, "Networks": null}),
+        json!({"CPU": 0, "MemoryMB": 0, "DiskMB": 300, "IOPS": 0, "Networks": null, "Devices": null}),
     );
     object.insert("TaskResources".into(), Value::Object(task_resources));
     object.insert(
         "AllocatedResources".into(),
-        json!({"Shared": {"DiskMB": 300, "Networks": networks(alloc), "Ports": null}, "Tasks": {}, "TaskLifecycles": {}}),
-    );
-    object.insert(
-        "Metrics".into(),
         json!({
-            "NodesEvaluated": 1, "NodesFiltered": 0, "NodesAvailable": {}, "NodesInPool": 1,
-            "ClassFiltered": null, "ConstraintFiltered": null, "NodesExhausted": 0, "ClassExhausted": null,
-            "DimensionExhausted": null, "QuotaExhausted": null, "ResourcesExhausted": null,
-            "Scores": {format!("{}.binpack", alloc.node_id): 0.5}, "ScoreMetaData": null,
-            "AllocationTime": 1000, "CoalescedFailures": 0,
+            "Shared": {"DiskMB": 300, "Networks": networks(alloc), "Ports": null},
+            "Tasks": alloc.tasks.keys().map(|task| (task.clone(), json!({"Cpu": {"CpuShares": alloc.cpu}, "Memory": {"MemoryMB": alloc.memory}, "Networks": null, "Devices": null}))).collect::<Map<String, Value>>(),
+            "TaskLifecycles": alloc.tasks.keys().map(|task| (task.clone(), Value::Null)).collect::<Map<String, Value>>(),
         }),
     );
+    object.insert("Metrics".into(), alloc.metrics.clone());
     object.insert("AllocModifyIndex".into(), json!(alloc.alloc_modify_index));
     object.insert("DeploymentID".into(), json!(""));
+    object.insert(
+        "NetworkStatus".into(),
+        json!({"InterfaceName": "", "Address": "", "DNS": null}),
+    );
     value
 }
 
@@ -350,7 +350,7 @@ pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
         "Datacenter": node.datacenter,
         "NodePool": node.pool,
         "NodeClass": node.class,
-        "ComputedClass": format!("v1:{}", node.class.len()),
+        "ComputedClass": super::placement::computed_class(node),
         "HTTPAddr": format!("{}:4646", node.address),
         "TLSEnabled": false,
         "Attributes": node.attributes,
@@ -363,7 +363,7 @@ pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
             "Cpu": {"CpuShares": node.cpu, "TotalCpuCores": 4, "ReservableCpuCores": [0, 1, 2, 3]},
             "Memory": {"MemoryMB": node.memory},
             "Disk": {"DiskMB": 100_000},
-            "Networks": [{"Mode": "host", "Device": "eth0", "CIDR": format!("{}/32", node.address), "IP": node.address, "MBits": 1000, "DynamicPorts": null, "ReservedPorts": null}],
+            "Networks": [{"Mode": "host", "DNS": null, "Device": "eth0", "CIDR": format!("{}/32", node.address), "IP": node.address, "MBits": 1000, "DynamicPorts": null, "ReservedPorts": null}],
             "NodeNetworks": [{"Mode": "host", "Device": "eth0", "MacAddress": "", "Speed": 1000, "Addresses": [{"Family": "ipv4", "Alias": "default", "Address": node.address, "ReservedPorts": "", "Gateway": ""}]}],
             "Devices": [],
             "MinDynamicPort": 20000,
@@ -375,6 +375,8 @@ pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
             "Disk": {"DiskMB": 0},
             "Networks": {"ReservedHostPorts": ""},
         },
+        "CSIControllerPlugins": null,
+        "CSINodePlugins": null,
         "Drain": node.drain.is_some(),
         "DrainStrategy": node.drain,
         "LastDrain": node.last_drain,

@@ -137,6 +137,16 @@ impl Cluster {
                 old.modify_index = index;
             }
         }
+        let groups: Vec<String> = self
+            .job(&eval.namespace, &eval.job_id)
+            .map(|j| {
+                j.groups()
+                    .iter()
+                    .filter_map(|g| g.get("Name").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        finished.queued_allocations = groups.into_iter().map(|g| (g, 0)).collect();
         if !failures.is_empty() {
             let failed: serde_json::Map<String, Value> = failures
                 .iter()
@@ -285,14 +295,17 @@ impl Cluster {
                     memory,
                 };
                 match choose_node(self, &ask, &planned_use) {
-                    Ok(node_id) => {
+                    Ok((node_id, placement_metrics)) => {
                         let entry = planned_use.entry(node_id.clone()).or_default();
                         entry.0 += cpu;
                         entry.1 += memory;
-                        self.place(
+                        let placed = self.place(
                             &job, &rendered, group, &name, slot, &node_id, eval_id, index, cpu,
                             memory,
                         );
+                        if let Some(alloc) = self.allocs.get_mut(&placed) {
+                            alloc.metrics = placement_metrics.to_json();
+                        }
                     }
                     Err(failure) => {
                         unplaced += 1;
@@ -350,7 +363,10 @@ impl Cluster {
                     })
                     .cloned()
                     .unwrap_or(Value::Null);
-                (a.id.clone(), same_group_ignoring_count(&old_group, group))
+                (
+                    a.id.clone(),
+                    super::jobs::same_ignoring_count(&old_group, group),
+                )
             })
             .collect();
         for (id, in_place) in outdated {
@@ -381,7 +397,7 @@ impl Cluster {
         index: u64,
         cpu: u64,
         memory: u64,
-    ) {
+    ) -> String {
         let now = self.clock.now();
         let node_name = self
             .nodes
@@ -407,7 +423,7 @@ impl Cluster {
                 "PrevAllocID": prev_id,
                 "PrevNodeID": prev_node,
                 "RescheduleTime": self.clock.now_nanos(),
-                "Delay": "0",
+                "Delay": 0,
             }));
             if let Some(prev) = self.allocs.get_mut(prev_id) {
                 prev.next_allocation = id.clone();
@@ -457,11 +473,13 @@ impl Cluster {
             ports,
             job: rendered.clone(),
             critical_since: None,
-            healthy: None,
+            healthy: Some(false),
+            metrics: Value::Null,
         };
         self.allocs.insert(id.clone(), alloc);
         self.tables.allocs = index;
         self.emit_alloc(&id, "PlanResult", index);
+        id
     }
 
     /// Static ports as asked; dynamic ones from the node's range, avoiding ports in use there.
@@ -473,11 +491,26 @@ impl Cluster {
             .flat_map(|a| a.ports.iter().map(|p| p.1))
             .collect();
         let mut ports = Vec::new();
-        let networks = group
+        // Group networks, and the older task-level `Resources.Networks`.
+        let mut networks = group
             .get("Networks")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        for task in group
+            .get("Tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            networks.extend(
+                task.get("Resources")
+                    .and_then(|r| r.get("Networks"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
         for network in &networks {
             for reserved in network
                 .get("ReservedPorts")
@@ -548,6 +581,21 @@ impl Cluster {
         self.emit_alloc(id, "PlanResult", index);
     }
 
+    /// `ClassEligibility`: every computed node class, and whether it could take work.
+    pub fn class_eligibility(&self) -> Value {
+        let classes: serde_json::Map<String, Value> = self
+            .nodes
+            .values()
+            .map(|n| {
+                (
+                    super::placement::computed_class(n),
+                    json!(n.status == "ready" && n.eligibility == "eligible"),
+                )
+            })
+            .collect();
+        Value::Object(classes)
+    }
+
     /// Re-runs every job that has a blocked evaluation: capacity may have appeared.
     pub fn unblock_evals(&mut self) {
         let blocked: Vec<(String, String)> = self
@@ -570,16 +618,4 @@ impl Cluster {
         let eval_id = self.create_eval(index, &job, triggered_by, "EvaluationUpdated");
         self.process_eval(&eval_id);
     }
-}
-
-/// Two versions of a group differ only in `Count`: Nomad updates such allocations in place.
-fn same_group_ignoring_count(old: &Value, new: &Value) -> bool {
-    let strip = |g: &Value| {
-        let mut g = g.clone();
-        if let Some(object) = g.as_object_mut() {
-            object.remove("Count");
-        }
-        g
-    };
-    strip(old) == strip(new)
 }

@@ -66,6 +66,14 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         })
         .await;
     }
+    if let Some(name) = path.strip_prefix("/v1/agent/health/service/name/") {
+        let (status, entries) = sim.read(|c| consul::agent_health(c, name));
+        return Ok(Reply::Json {
+            status,
+            body: json!(entries),
+            index: None,
+        });
+    }
     if path == "/v1/agent/services" {
         return Ok(Reply::ok(sim.read(consul::agent_services)));
     }

@@ -75,7 +75,11 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
                     .filter(|e| namespace_matches(req, &e.namespace))
                     .count()
             });
-            return Ok(Reply::ok(json!({"Count": count})));
+            let index = sim.read(|c| table(c, |t| t.evals));
+            return Ok(Reply::indexed(
+                json!({"Count": count, "Index": index, "KnownLeader": true, "LastContact": 0, "NextToken": ""}),
+                index,
+            ));
         }
         "/v1/deployments" => {
             get_only(req)?;
@@ -138,6 +142,23 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     Err(ApiError::not_found(format!("Invalid URL path: {path}")))
 }
 
+/// Nomad's `NodeUpdateResponse`, as node evaluate and purge answer.
+fn node_update_reply(sim: &Sim, index: u64, evals: &[String], node_modify_index: u64) -> Value {
+    let nodes = sim.read(|c| c.nodes.len());
+    json!({
+        "EvalCreateIndex": index,
+        "EvalIDs": if evals.is_empty() { Value::Null } else { json!(evals) },
+        "HeartbeatTTL": 0,
+        "Index": index,
+        "KnownLeader": true,
+        "LastContact": 0,
+        "LeaderRPCAddr": "127.0.0.1:4647",
+        "NodeModifyIndex": node_modify_index,
+        "NumNodes": nodes,
+        "Servers": [{"Datacenter": "dc1", "RPCAdvertiseAddr": "127.0.0.1:4647", "RPCMajorVersion": 1, "RPCMinorVersion": 1}],
+    })
+}
+
 fn namespace_json(ns: &crate::sim::model::Namespace) -> Value {
     json!({
         "Name": ns.name,
@@ -145,7 +166,7 @@ fn namespace_json(ns: &crate::sim::model::Namespace) -> Value {
         "Quota": "",
         "Capabilities": null,
         "NodePoolConfiguration": null,
-        "Meta": null,
+        "Meta": ns.meta,
         "CreateIndex": ns.create_index,
         "ModifyIndex": ns.modify_index,
     })
@@ -174,6 +195,9 @@ async fn namespace(sim: &Sim, req: &Req, name: &str) -> ApiResult<Reply> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            let meta: Option<std::collections::BTreeMap<String, String>> = body
+                .get("Meta")
+                .and_then(|m| serde_json::from_value(m.clone()).ok());
             let index = sim.write(|c| {
                 let index = c.bump();
                 let entry =
@@ -182,10 +206,12 @@ async fn namespace(sim: &Sim, req: &Req, name: &str) -> ApiResult<Reply> {
                         .or_insert(crate::sim::model::Namespace {
                             name: name.to_string(),
                             description: String::new(),
+                            meta: None,
                             create_index: index,
                             modify_index: index,
                         });
                 entry.description = description;
+                entry.meta = meta;
                 entry.modify_index = index;
                 c.tables.namespaces = index;
                 index
@@ -267,7 +293,13 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
                 Some(job) => {
                     let mut versions = vec![render::job(c, job)];
                     versions.extend(job.versions.iter().cloned());
-                    let diffs = if req.flag("diffs") { json!([]) } else { Value::Null };
+                    // Each version against the one before it, newest first, as Nomad lists them.
+                    let diffs = if req.flag("diffs") {
+                        let pairs = versions.windows(2).map(|pair| crate::sim::diff::job_diff(Some(&pair[1]), &pair[0], &serde_json::Map::new()));
+                        json!(pairs.collect::<Vec<_>>())
+                    } else {
+                        Value::Null
+                    };
                     (Ok(json!({"Versions": versions, "Diffs": diffs, "Index": job.modify_index, "KnownLeader": true, "LastContact": 0})), job.modify_index)
                 }
                 None => (Err(ApiError::not_found("job versions not found")), table(c, |t| t.jobs)),
@@ -588,29 +620,27 @@ async fn node(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         }
         "evaluate" => {
             write_only(req)?;
-            sim.write(|c| {
+            let (index, evals) = sim.write(|c| {
                 if !c.nodes.contains_key(id) {
                     return Err(missing());
                 }
-                c.unblock_evals();
-                Ok(())
+                Ok(c.evaluate_node(id))
             })?;
-            let index = sim.read(|c| c.index);
             Ok(Reply::indexed(
-                json!({"EvalCreateIndex": index, "EvalIDs": null, "Index": index, "NodeModifyIndex": index}),
+                node_update_reply(sim, index, &evals, 0),
                 index,
             ))
         }
         "purge" => {
             write_only(req)?;
-            let index = sim.write(|c| {
-                c.nodes.remove(id).ok_or_else(missing)?;
-                let index = c.bump();
-                c.tables.nodes = index;
-                Ok::<_, ApiError>(index)
+            let (index, evals) = sim.write(|c| {
+                if !c.nodes.contains_key(id) {
+                    return Err(missing());
+                }
+                Ok(c.purge_node(id))
             })?;
             Ok(Reply::indexed(
-                json!({"EvalCreateIndex": 0, "EvalIDs": null, "Index": index, "NodeModifyIndex": index}),
+                node_update_reply(sim, index, &evals, index),
                 index,
             ))
         }
