@@ -1,7 +1,7 @@
 //! The cluster's state and how it changes: one raft-like index bumped per commit, per-table
 //! indexes for blocking queries, and the event frames each commit produces.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::{json, Value};
 
@@ -94,6 +94,12 @@ pub struct Cluster {
     pub allocs: BTreeMap<String, Alloc>,
     pub nodes: BTreeMap<String, Node>,
     pub evals: BTreeMap<String, Eval>,
+    /// Allocation and evaluation IDs per (namespace, job): the scheduler and status queries ask
+    /// "what does this job have" constantly, and scanning 20,000 allocations each time does not
+    /// scale.
+    pub allocs_by_job: HashMap<(String, String), Vec<String>>,
+    pub evals_by_job: HashMap<(String, String), Vec<String>>,
+    pub allocs_by_node: HashMap<String, Vec<String>>,
     pub namespaces: BTreeMap<String, Namespace>,
     pub kv: BTreeMap<String, KvEntry>,
     /// Check statuses set through `PUT /_sim/checks`; the newest matching rule wins, so a rule
@@ -116,6 +122,9 @@ impl Cluster {
             allocs: BTreeMap::new(),
             nodes: BTreeMap::new(),
             evals: BTreeMap::new(),
+            allocs_by_job: HashMap::new(),
+            evals_by_job: HashMap::new(),
+            allocs_by_node: HashMap::new(),
             namespaces: BTreeMap::new(),
             kv: BTreeMap::new(),
             check_rules: Vec::new(),
@@ -231,8 +240,59 @@ impl Cluster {
         namespace: &'a str,
         job_id: &'a str,
     ) -> impl Iterator<Item = &'a Alloc> + 'a {
-        self.allocs
-            .values()
-            .filter(move |a| a.namespace == namespace && a.job_id == job_id)
+        let key = (namespace.to_string(), job_id.to_string());
+        let ids = self
+            .allocs_by_job
+            .get(&key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        ids.iter().filter_map(|id| self.allocs.get(id))
+    }
+
+    pub fn allocs_on_node<'a>(&'a self, node_id: &str) -> impl Iterator<Item = &'a Alloc> + 'a {
+        let ids = self
+            .allocs_by_node
+            .get(node_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        ids.iter().filter_map(|id| self.allocs.get(id))
+    }
+
+    pub fn evals_of_job<'a>(
+        &'a self,
+        namespace: &'a str,
+        job_id: &'a str,
+    ) -> impl Iterator<Item = &'a Eval> + 'a {
+        let key = (namespace.to_string(), job_id.to_string());
+        let ids = self
+            .evals_by_job
+            .get(&key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        ids.iter().filter_map(|id| self.evals.get(id))
+    }
+
+    pub fn insert_alloc(&mut self, alloc: Alloc) {
+        let key = (alloc.namespace.clone(), alloc.job_id.clone());
+        self.allocs_by_job
+            .entry(key)
+            .or_default()
+            .push(alloc.id.clone());
+        self.allocs_by_node
+            .entry(alloc.node_id.clone())
+            .or_default()
+            .push(alloc.id.clone());
+        self.allocs.insert(alloc.id.clone(), alloc);
+    }
+
+    pub fn insert_eval(&mut self, eval: Eval) {
+        if !self.evals.contains_key(&eval.id) {
+            let key = (eval.namespace.clone(), eval.job_id.clone());
+            self.evals_by_job
+                .entry(key)
+                .or_default()
+                .push(eval.id.clone());
+        }
+        self.evals.insert(eval.id.clone(), eval);
     }
 }

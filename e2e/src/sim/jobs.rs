@@ -714,7 +714,7 @@ impl Cluster {
         let mut desired = Map::new();
         let mut updates = Map::new();
         let mut failed = Map::new();
-        let mut planned_use = std::collections::HashMap::new();
+        let mut planned_use = super::placement::usage_by_node(self);
         let groups = spec
             .get("TaskGroups")
             .and_then(Value::as_array)

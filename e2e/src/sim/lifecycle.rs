@@ -264,9 +264,8 @@ impl Cluster {
         self.emit_node(id, "NodeDrain", index);
         if spec.is_some() {
             let moving: Vec<String> = self
-                .allocs
-                .values()
-                .filter(|a| a.node_id == id && !a.is_terminal())
+                .allocs_on_node(id)
+                .filter(|a| !a.is_terminal())
                 .map(|a| a.id.clone())
                 .collect();
             for alloc_id in moving {
@@ -299,9 +298,8 @@ impl Cluster {
     /// Re-evaluates every job with live allocations on a node; returns the new eval IDs.
     pub fn evaluate_node(&mut self, id: &str) -> (u64, Vec<String>) {
         let mut jobs: Vec<(String, String)> = self
-            .allocs
-            .values()
-            .filter(|a| a.node_id == id && !a.is_terminal())
+            .allocs_on_node(id)
+            .filter(|a| !a.is_terminal())
             .map(|a| (a.namespace.clone(), a.job_id.clone()))
             .collect();
         jobs.sort();
@@ -394,9 +392,8 @@ impl Cluster {
         let now = self.clock.now();
         let partitioned = self.nodes.get(node_id).is_some_and(|n| n.partitioned);
         let affected: Vec<String> = self
-            .allocs
-            .values()
-            .filter(|a| a.node_id == node_id && !a.client_status.is_terminal())
+            .allocs_on_node(node_id)
+            .filter(|a| !a.client_status.is_terminal())
             .map(|a| a.id.clone())
             .collect();
         let mut jobs = Vec::new();
@@ -642,6 +639,13 @@ impl Cluster {
     fn check_restart(&mut self, id: &str) {
         let now = self.clock.now();
         let alloc = &self.allocs[id];
+        // The common case, on every tick for every allocation: nothing can be critical.
+        let critical_possible = alloc.fault == Fault::Hang
+            || alloc.critical_since.is_some()
+            || self.check_rules.iter().any(|r| r.status == "critical");
+        if !critical_possible {
+            return;
+        }
         let mut deadline = None;
         let mut any_critical = false;
         for (_, service) in services_of(alloc) {

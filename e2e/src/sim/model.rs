@@ -164,8 +164,8 @@ pub struct Alloc {
     pub memory: u64,
     /// Static and dynamic ports by label.
     pub ports: Vec<(String, u16, u16)>,
-    /// The job as it was when the alloc was placed.
-    pub job: Value,
+    /// The job as it was when the alloc was placed, shared by every allocation of that version.
+    pub job: std::sync::Arc<Value>,
     /// When each service check last became critical (for check_restart and `Timestamp`).
     pub critical_since: Option<DateTime<Utc>>,
     pub healthy: Option<bool>,

@@ -94,7 +94,7 @@ pub fn group_resources(group: &Value) -> (u64, u64) {
 pub fn choose_node(
     cluster: &Cluster,
     ask: &Ask,
-    extra_use: &HashMap<String, (u64, u64)>,
+    usage: &HashMap<String, (u64, u64)>,
 ) -> Result<(String, Metrics), Box<Metrics>> {
     let mut metrics = Metrics::default();
     let mut best: Option<(f64, &Node)> = None;
@@ -140,7 +140,7 @@ pub fn choose_node(
                 .or_default() += 1;
             continue;
         }
-        let (used_cpu, used_mem) = node_usage(cluster, &node.id, extra_use);
+        let (used_cpu, used_mem) = usage.get(&node.id).copied().unwrap_or_default();
         let fits_cpu = used_cpu + ask.cpu <= node.cpu;
         let fits_mem = used_mem + ask.memory <= node.memory;
         if !fits_cpu || !fits_mem {
@@ -176,22 +176,16 @@ pub fn choose_node(
     }
 }
 
-/// CPU and memory held on a node by live allocations (plus what this plan already placed).
-pub fn node_usage(
-    cluster: &Cluster,
-    node_id: &str,
-    extra_use: &HashMap<String, (u64, u64)>,
-) -> (u64, u64) {
-    let (mut cpu, mut mem) = extra_use.get(node_id).copied().unwrap_or_default();
-    for alloc in cluster
-        .allocs
-        .values()
-        .filter(|a| a.node_id == node_id && !a.is_terminal())
-    {
-        cpu += alloc.cpu;
-        mem += alloc.memory;
+/// CPU and memory held on each node by live allocations: computed once per scheduling pass,
+/// then updated as the pass places more.
+pub fn usage_by_node(cluster: &Cluster) -> HashMap<String, (u64, u64)> {
+    let mut usage: HashMap<String, (u64, u64)> = HashMap::new();
+    for alloc in cluster.allocs.values().filter(|a| !a.is_terminal()) {
+        let entry = usage.entry(alloc.node_id.clone()).or_default();
+        entry.0 += alloc.cpu;
+        entry.1 += alloc.memory;
     }
-    (cpu, mem)
+    usage
 }
 
 fn datacenter_matches(patterns: &[String], datacenter: &str) -> bool {
@@ -274,12 +268,9 @@ fn constraint_holds(cluster: &Cluster, c: &Value, node: &Node, ask: &Ask) -> boo
             if right == "false" {
                 return true;
             }
-            !cluster.allocs.values().any(|a| {
-                a.node_id == node.id
-                    && a.namespace == ask.namespace
-                    && a.job_id == ask.job_id
-                    && !a.is_terminal()
-            })
+            !cluster
+                .allocs_of_job(ask.namespace, ask.job_id)
+                .any(|a| a.node_id == node.id && !a.is_terminal())
         }
         "is_set" => left.is_some(),
         "is_not_set" => left.is_none(),

@@ -32,11 +32,9 @@ pub fn job_status(cluster: &Cluster, job: &JobRecord) -> &'static str {
     if live_alloc {
         return "running";
     }
-    let open_eval = cluster.evals.values().any(|e| {
-        e.namespace == job.namespace
-            && e.job_id == job.id
-            && matches!(e.status, "pending" | "blocked")
-    });
+    let open_eval = cluster
+        .evals_of_job(&job.namespace, &job.id)
+        .any(|e| matches!(e.status, "pending" | "blocked"));
     if open_eval || allocs.is_empty() {
         "pending"
     } else {
@@ -116,9 +114,8 @@ pub fn job_summary(cluster: &Cluster, job: &JobRecord) -> Value {
             counts[key] = json!(counts[key].as_u64().unwrap_or(0) + 1);
         }
         let queued: u64 = cluster
-            .evals
-            .values()
-            .filter(|e| e.namespace == job.namespace && e.job_id == job.id && e.status == "blocked")
+            .evals_of_job(&job.namespace, &job.id)
+            .filter(|e| e.status == "blocked")
             .filter_map(|e| e.queued_allocations.get(name))
             .sum();
         counts["Queued"] = json!(queued);
@@ -274,7 +271,7 @@ pub fn alloc(alloc: &Alloc, with_job: bool) -> Value {
     object.insert(
         "Job".into(),
         if with_job {
-            alloc.job.clone()
+            (*alloc.job).clone()
         } else {
             Value::Null
         },

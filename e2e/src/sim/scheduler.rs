@@ -51,7 +51,7 @@ impl Cluster {
         };
         let id = eval.id.clone();
         self.emit_eval(&eval, event_type, index);
-        self.evals.insert(id.clone(), eval);
+        self.insert_eval(eval);
         self.tables.evals = index;
         id
     }
@@ -117,17 +117,14 @@ impl Cluster {
             .map(|j| render::job_status(self, j));
         let failures = self.reconcile_job(&eval.namespace, &eval.job_id, &eval.id, index);
         let now = self.clock.now_nanos();
-        let mut finished = self.evals.remove(eval_id).expect("eval exists");
+        let mut finished = self.evals.get(eval_id).cloned().expect("eval exists");
         finished.status = "complete";
         finished.modify_index = index;
         finished.modify_time = now;
         // Blocked evaluations of this job are superseded by this run.
         let superseded: Vec<String> = self
-            .evals
-            .values()
-            .filter(|e| {
-                e.namespace == eval.namespace && e.job_id == eval.job_id && e.status == "blocked"
-            })
+            .evals_of_job(&eval.namespace, &eval.job_id)
+            .filter(|e| e.status == "blocked" && e.id != eval.id)
             .map(|e| e.id.clone())
             .collect();
         for id in superseded {
@@ -172,10 +169,10 @@ impl Cluster {
             };
             finished.blocked_eval = blocked.id.clone();
             self.emit_eval(&blocked, "PlanResult", index);
-            self.evals.insert(blocked.id.clone(), blocked);
+            self.insert_eval(blocked);
         }
         self.emit_eval(&finished, "PlanResult", index);
-        self.evals.insert(finished.id.clone(), finished);
+        self.insert_eval(finished);
         self.tables.evals = index;
         self.touch_job(
             &eval.namespace,
@@ -235,7 +232,7 @@ impl Cluster {
             );
             return failures;
         }
-        let rendered = render::job(self, &job);
+        let rendered = std::sync::Arc::new(render::job(self, &job));
         let group_names: Vec<String> = job
             .groups()
             .iter()
@@ -250,7 +247,7 @@ impl Cluster {
         for id in orphaned {
             self.stop_alloc(&id, "alloc not needed due to job update", index);
         }
-        let mut planned_use: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut planned_use: HashMap<String, (u64, u64)> = super::placement::usage_by_node(self);
         for group in job.groups() {
             let name = group
                 .get("Name")
@@ -289,7 +286,7 @@ impl Cluster {
                 let ask = Ask {
                     namespace,
                     job_id,
-                    job: &rendered,
+                    job: rendered.as_ref(),
                     group,
                     cpu,
                     memory,
@@ -344,7 +341,7 @@ impl Cluster {
     fn update_group_in_place_or_stop(
         &mut self,
         job: &JobRecord,
-        rendered: &Value,
+        rendered: &std::sync::Arc<Value>,
         group: &Value,
         name: &str,
         index: u64,
@@ -373,7 +370,7 @@ impl Cluster {
             if in_place {
                 if let Some(alloc) = self.allocs.get_mut(&id) {
                     alloc.job_version = job.version;
-                    alloc.job = rendered.clone();
+                    alloc.job = std::sync::Arc::clone(rendered);
                     alloc.modify_index = index;
                     alloc.alloc_modify_index = index;
                 }
@@ -388,7 +385,7 @@ impl Cluster {
     fn place(
         &mut self,
         job: &JobRecord,
-        rendered: &Value,
+        rendered: &std::sync::Arc<Value>,
         group: &Value,
         group_name: &str,
         slot: usize,
@@ -471,12 +468,12 @@ impl Cluster {
             cpu,
             memory,
             ports,
-            job: rendered.clone(),
+            job: std::sync::Arc::clone(rendered),
             critical_since: None,
             healthy: Some(false),
             metrics: Value::Null,
         };
-        self.allocs.insert(id.clone(), alloc);
+        self.insert_alloc(alloc);
         self.tables.allocs = index;
         self.emit_alloc(&id, "PlanResult", index);
         id
@@ -485,9 +482,8 @@ impl Cluster {
     /// Static ports as asked; dynamic ones from the node's range, avoiding ports in use there.
     fn assign_ports(&self, group: &Value, node_id: &str) -> Vec<(String, u16, u16)> {
         let mut taken: Vec<u16> = self
-            .allocs
-            .values()
-            .filter(|a| a.node_id == node_id && !a.is_terminal())
+            .allocs_on_node(node_id)
+            .filter(|a| !a.is_terminal())
             .flat_map(|a| a.ports.iter().map(|p| p.1))
             .collect();
         let mut ports = Vec::new();

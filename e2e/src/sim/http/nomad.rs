@@ -325,12 +325,7 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         "/evaluations" => {
             get_only(req)?;
             blocking(sim, req, |c| {
-                let list: Vec<Value> = c
-                    .evals
-                    .values()
-                    .filter(|e| e.namespace == namespace && e.job_id == id)
-                    .map(render::eval)
-                    .collect();
+                let list: Vec<Value> = c.evals_of_job(&namespace, id).map(render::eval).collect();
                 (Ok(json!(list)), table(c, |t| t.evals))
             })
             .await
@@ -561,9 +556,7 @@ async fn node(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
             get_only(req)?;
             blocking(sim, req, |c| {
                 let list: Vec<Value> = c
-                    .allocs
-                    .values()
-                    .filter(|a| a.node_id == id)
+                    .allocs_on_node(id)
                     .map(|a| render::alloc(a, true))
                     .collect();
                 (Ok(json!(list)), table(c, |t| t.allocs))
