@@ -1,5 +1,5 @@
 # nomarch: `make demo` to see it run, `make test` to check it. Both install what they need.
-.PHONY: all deps build test lint unit schemas demo clean
+.PHONY: all deps build test lint unit schemas demo sim bench clean
 
 CARGO ?= cargo
 
@@ -28,6 +28,15 @@ schemas:
 
 demo: build
 	@bash scripts/demo.sh
+
+# nomad-sim on the default ports with the default cluster (3 workers, 2 hubs).
+sim: deps
+	$(CARGO) run --locked -p e2e --bin nomad-sim
+
+# Benchmarks: figures next to a floor measured in the same run; never pass/fail.
+bench: deps
+	$(CARGO) build --release --locked -p e2e
+	./target/release/bench --out bench/results.json
 
 clean:
 	$(CARGO) clean

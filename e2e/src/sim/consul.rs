@@ -40,12 +40,59 @@ pub fn check_id(alloc: &Alloc, service: &str, check: &str) -> String {
 
 /// Every service instance of every running allocation.
 pub fn instances(cluster: &Cluster) -> Vec<Instance<'_>> {
-    let mut found = Vec::new();
-    for alloc in cluster
+    let running = cluster
         .allocs
         .values()
-        .filter(|a| a.client_status == ClientStatus::Running && a.desired_status == "run")
-    {
+        .filter(|a| a.client_status == ClientStatus::Running && a.desired_status == "run");
+    instances_of(cluster, running)
+}
+
+/// The instances of one service: only jobs that declare it are looked at.
+pub fn instances_named<'c>(cluster: &'c Cluster, name: &str) -> Vec<Instance<'c>> {
+    let declares = |job: &super::model::JobRecord| {
+        job.groups().iter().any(|group| {
+            let mut services = group
+                .get("Services")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>();
+            for task in group
+                .get("Tasks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                services.extend(
+                    task.get("Services")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten(),
+                );
+            }
+            services
+                .iter()
+                .any(|s| s.get("Name").and_then(Value::as_str) == Some(name))
+        })
+    };
+    let allocs = cluster
+        .jobs
+        .values()
+        .filter(|job| declares(job))
+        .flat_map(|job| cluster.allocs_of_job(&job.namespace, &job.id))
+        .filter(|a| a.client_status == ClientStatus::Running && a.desired_status == "run");
+    instances_of(cluster, allocs)
+        .into_iter()
+        .filter(|i| i.name == name)
+        .collect()
+}
+
+fn instances_of<'c>(
+    cluster: &'c Cluster,
+    allocs: impl Iterator<Item = &'c Alloc>,
+) -> Vec<Instance<'c>> {
+    let mut found = Vec::new();
+    for alloc in allocs {
         let Some(node) = cluster.nodes.get(&alloc.node_id) else {
             continue;
         };
@@ -196,6 +243,15 @@ fn consul_instances(cluster: &Cluster) -> impl Iterator<Item = Instance<'_>> {
         .filter(|i| i.provider == "consul")
 }
 
+fn consul_instances_named<'c>(
+    cluster: &'c Cluster,
+    name: &str,
+) -> impl Iterator<Item = Instance<'c>> {
+    instances_named(cluster, name)
+        .into_iter()
+        .filter(|i| i.provider == "consul")
+}
+
 fn checks_of(instance: &Instance) -> Vec<Value> {
     instance
         .checks
@@ -206,8 +262,7 @@ fn checks_of(instance: &Instance) -> Vec<Value> {
 
 /// `GET /v1/health/service/:name` (`passing` keeps entries whose every check passes).
 pub fn health_service(cluster: &Cluster, name: &str, passing_only: bool) -> Vec<Value> {
-    consul_instances(cluster)
-        .filter(|i| i.name == name)
+    consul_instances_named(cluster, name)
         .filter_map(|instance| {
             let mut checks = checks_of(&instance);
             checks.push(serf_check(instance.node));
@@ -218,8 +273,7 @@ pub fn health_service(cluster: &Cluster, name: &str, passing_only: bool) -> Vec<
 }
 
 pub fn health_checks(cluster: &Cluster, service: &str) -> Vec<Value> {
-    consul_instances(cluster)
-        .filter(|i| i.name == service)
+    consul_instances_named(cluster, service)
         .flat_map(|i| checks_of(&i))
         .collect()
 }
@@ -266,8 +320,7 @@ pub fn catalog_services(cluster: &Cluster) -> Value {
 }
 
 pub fn catalog_service(cluster: &Cluster, name: &str) -> Vec<Value> {
-    consul_instances(cluster)
-        .filter(|i| i.name == name)
+    consul_instances_named(cluster, name)
         .map(|i| {
             json!({
                 "ID": i.node.id,
@@ -299,8 +352,7 @@ pub fn catalog_service(cluster: &Cluster, name: &str) -> Vec<Value> {
 /// and the HTTP status Consul pairs with it (200 passing, 429 warning, 503 critical).
 pub fn agent_health(cluster: &Cluster, name: &str) -> (u16, Vec<Value>) {
     let mut worst = 200;
-    let entries: Vec<Value> = consul_instances(cluster)
-        .filter(|i| i.name == name)
+    let entries: Vec<Value> = consul_instances_named(cluster, name)
         .map(|i| {
             let (status, code) = match i.status {
                 "passing" => ("passing", 200),
@@ -385,8 +437,9 @@ pub fn nomad_services(cluster: &Cluster, namespace_matches: impl Fn(&str) -> boo
 }
 
 pub fn nomad_service(cluster: &Cluster, name: &str, namespace: &str) -> Vec<Value> {
-    nomad_instances(cluster)
-        .filter(|i| i.name == name && i.alloc.namespace == namespace)
+    instances_named(cluster, name)
+        .into_iter()
+        .filter(|i| i.provider == "nomad" && i.alloc.namespace == namespace)
         .map(|i| nomad_registration(&i))
         .collect()
 }

@@ -442,10 +442,21 @@ impl Cluster {
 
     fn tick_allocs(&mut self) {
         let now = self.clock.now();
+        // Only allocations something can happen to; a steady running service is skipped
+        // without a clone, so a tick over 20,000 allocations stays cheap.
+        let critical_rules = self.check_rules.iter().any(|r| r.status == "critical");
         let ids: Vec<String> = self
             .allocs
             .values()
             .filter(|a| !a.client_status.is_terminal())
+            .filter(|a| {
+                a.desired_status != "run"
+                    || (a.client_status == ClientStatus::Pending && a.start_at <= now)
+                    || a.fault != Fault::None
+                    || a.finish_at.is_some()
+                    || a.critical_since.is_some()
+                    || critical_rules
+            })
             .map(|a| a.id.clone())
             .collect();
         for id in ids {

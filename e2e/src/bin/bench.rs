@@ -1,0 +1,412 @@
+//! `make bench`: measures, never asserts. Each scenario reports its figures next to a floor
+//! measured in the same run, as a ratio, because these machines are shared and noisy.
+//!
+//! Scenarios so far:
+//! - `sim-scale`: nomad-sim at 1,000 nodes and 20,000 allocations: registration throughput,
+//!   time until everything runs, request latency at that size, and the simulator's memory.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "nomarch benchmarks (figures as ratios to a floor measured in the same run)")]
+struct Args {
+    /// Client nodes in the simulated cluster
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Allocations to place (jobs of 10)
+    #[arg(long, default_value_t = 20_000)]
+    allocs: usize,
+    /// Samples per latency figure
+    #[arg(long, default_value_t = 300)]
+    samples: usize,
+    /// Where to write the JSON results
+    #[arg(long, default_value = "bench/results.json")]
+    out: PathBuf,
+}
+
+/// One reported figure.
+struct Figure {
+    scenario: &'static str,
+    name: String,
+    value: f64,
+    unit: &'static str,
+    floor: Option<f64>,
+}
+
+impl Figure {
+    fn ratio(&self) -> Option<f64> {
+        self.floor.filter(|f| *f > 0.0).map(|f| self.value / f)
+    }
+}
+
+struct Sim {
+    child: Child,
+    nomad: String,
+    consul: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(nodes: usize) -> anyhow::Result<Sim> {
+    let binary = std::env::current_exe()?.with_file_name("nomad-sim");
+    let (nomad_port, consul_port) = (e2e::ports::free_port(), e2e::ports::free_port());
+    let child = Command::new(&binary)
+        .args([
+            "--nodes",
+            &nodes.to_string(),
+            "--node-cpu",
+            "40000",
+            "--node-memory",
+            "131072",
+            "--start-delay",
+            "0s",
+        ])
+        .args([
+            "--nomad-addr",
+            &format!("127.0.0.1:{nomad_port}"),
+            "--consul-addr",
+            &format!("127.0.0.1:{consul_port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with `cargo build --release -p e2e`)",
+                binary.display()
+            )
+        })?;
+    Ok(Sim {
+        child,
+        nomad: format!("http://127.0.0.1:{nomad_port}"),
+        consul: format!("http://127.0.0.1:{consul_port}"),
+    })
+}
+
+/// Resident and peak memory of a process, from /proc.
+fn memory_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank]
+}
+
+/// Times `samples` sequential calls; returns milliseconds, sorted.
+async fn latencies<F, Fut>(samples: usize, mut call: F) -> anyhow::Result<Vec<f64>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut times = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let started = Instant::now();
+        call(i).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+fn bench_job(i: usize) -> Value {
+    json!({"Job": {
+        "ID": format!("job-{i:05}"),
+        "Type": "service",
+        "Meta": {"nomarch.io/managed-by": "bench"},
+        "TaskGroups": [{
+            "Name": "web",
+            "Count": 10,
+            "Networks": [{"DynamicPorts": [{"Label": "http", "To": 8080}]}],
+            "Services": [{"Name": format!("svc-{i}"), "PortLabel": "http", "Checks": [{"Name": "alive", "Type": "http", "Path": "/"}]}],
+            "Tasks": [{"Name": "app", "Driver": "docker", "Config": {"image": "nginx"}, "Resources": {"CPU": 100, "MemoryMB": 128}}],
+        }],
+    }})
+}
+
+async fn get_ok(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    let response = http.get(url).send().await?;
+    if !response.status().is_success() {
+        bail!("GET {url}: {}", response.status());
+    }
+    Ok(response.json().await?)
+}
+
+async fn sim_scale(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
+    const SCENARIO: &str = "sim-scale";
+    let sim = start_sim(args.nodes)?;
+    let http = reqwest::Client::new();
+    let leader = format!("{}/v1/status/leader", sim.nomad);
+    let started = Instant::now();
+    while get_ok(&http, &leader).await.is_err() {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("nomad-sim did not come up");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let floor_times = latencies(args.samples, |_| async {
+        get_ok(&http, &leader).await.map(|_| ())
+    })
+    .await?;
+    let floor = percentile(&floor_times, 0.5);
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: "floor: GET /v1/status/leader p50".into(),
+        value: floor,
+        unit: "ms",
+        floor: None,
+    });
+
+    // Register every job, 8 at a time.
+    let jobs = args.allocs.div_ceil(10);
+    let register_started = Instant::now();
+    let register_times: Vec<f64> = futures::stream::iter(0..jobs)
+        .map(|i| {
+            let http = http.clone();
+            let url = format!("{}/v1/jobs", sim.nomad);
+            async move {
+                let started = Instant::now();
+                let response = http.put(url).json(&bench_job(i)).send().await?;
+                if !response.status().is_success() {
+                    bail!("register job {i}: {}", response.status());
+                }
+                Ok::<f64, anyhow::Error>(started.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let register_elapsed = register_started.elapsed().as_secs_f64();
+    let mut register_sorted = register_times;
+    register_sorted.sort_by(f64::total_cmp);
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: format!("register {jobs} jobs: throughput"),
+        value: jobs as f64 / register_elapsed,
+        unit: "jobs/s",
+        floor: None,
+    });
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: "register p50 (8 concurrent)".into(),
+        value: percentile(&register_sorted, 0.5),
+        unit: "ms",
+        floor: Some(floor),
+    });
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: "register p99 (8 concurrent)".into(),
+        value: percentile(&register_sorted, 0.99),
+        unit: "ms",
+        floor: Some(floor),
+    });
+
+    // Wait until every allocation runs.
+    let running_target = jobs * 10;
+    loop {
+        let stubs = get_ok(&http, &format!("{}/v1/jobs", sim.nomad)).await?;
+        let running: u64 = stubs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|j| {
+                j["JobSummary"]["Summary"]["web"]["Running"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .sum();
+        if running as usize >= running_target {
+            break;
+        }
+        if register_started.elapsed() > Duration::from_secs(600) {
+            bail!("only {running} of {running_target} allocations running after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: format!("{running_target} allocations running after first register"),
+        value: register_started.elapsed().as_secs_f64(),
+        unit: "s",
+        floor: None,
+    });
+    let (rss, peak) = memory_mb(sim.child.id());
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: format!(
+            "memory at {} nodes / {running_target} allocs (RSS)",
+            args.nodes
+        ),
+        value: rss,
+        unit: "MB",
+        floor: None,
+    });
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: "memory peak (VmHWM)".into(),
+        value: peak,
+        unit: "MB",
+        floor: None,
+    });
+
+    // A node that holds allocations, not an empty one.
+    let allocs = get_ok(
+        &http,
+        &format!("{}/v1/job/job-00042/allocations", sim.nomad),
+    )
+    .await?;
+    let node_id = allocs[0]["NodeID"].as_str().unwrap_or_default().to_string();
+    let reads: Vec<(String, String)> = vec![
+        (
+            "GET /v1/job/:id".into(),
+            format!("{}/v1/job/job-00042", sim.nomad),
+        ),
+        (
+            "GET /v1/job/:id/allocations".into(),
+            format!("{}/v1/job/job-00042/allocations", sim.nomad),
+        ),
+        (
+            "GET /v1/node/:id/allocations".into(),
+            format!("{}/v1/node/{node_id}/allocations", sim.nomad),
+        ),
+        (
+            "GET /v1/jobs?prefix= (one job)".into(),
+            format!("{}/v1/jobs?prefix=job-00042", sim.nomad),
+        ),
+        (
+            "GET consul /v1/health/service/:name?passing".into(),
+            format!("{}/v1/health/service/svc-42?passing", sim.consul),
+        ),
+    ];
+    for (name, url) in reads {
+        let times = latencies(args.samples, |_| async {
+            get_ok(&http, &url).await.map(|_| ())
+        })
+        .await?;
+        figures.push(Figure {
+            scenario: SCENARIO,
+            name: format!("{name} p50"),
+            value: percentile(&times, 0.5),
+            unit: "ms",
+            floor: Some(floor),
+        });
+        figures.push(Figure {
+            scenario: SCENARIO,
+            name: format!("{name} p99"),
+            value: percentile(&times, 0.99),
+            unit: "ms",
+            floor: Some(floor),
+        });
+    }
+    let register_url = format!("{}/v1/jobs", sim.nomad);
+    let times = latencies(args.samples, |i| {
+        let (http, url) = (http.clone(), register_url.clone());
+        async move {
+            let response = http.put(url).json(&bench_job(i % jobs)).send().await?;
+            if !response.status().is_success() {
+                bail!("re-register: {}", response.status());
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: "re-register unchanged job p50".into(),
+        value: percentile(&times, 0.5),
+        unit: "ms",
+        floor: Some(floor),
+    });
+    figures.push(Figure {
+        scenario: SCENARIO,
+        name: "re-register unchanged job p99".into(),
+        value: percentile(&times, 0.99),
+        unit: "ms",
+        floor: Some(floor),
+    });
+    Ok(())
+}
+
+fn git_commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{} {cores} cores, {memory:.0} GiB", std::env::consts::ARCH)
+}
+
+fn report(figures: &[Figure], out: &PathBuf) -> anyhow::Result<()> {
+    let commit = git_commit();
+    let machine = machine();
+    println!("\n| scenario | figure | value | floor | ratio |\n|---|---|---|---|---|");
+    for f in figures {
+        let floor = f.floor.map_or("".into(), |v| format!("{v:.2} ms"));
+        let ratio = f.ratio().map_or("".into(), |r| format!("{r:.1}x"));
+        println!(
+            "| {} | {} | {:.2} {} | {floor} | {ratio} |",
+            f.scenario, f.name, f.value, f.unit
+        );
+    }
+    println!("\ncommit {commit}, machine {machine}");
+    let results = json!({
+        "commit": commit,
+        "machine": machine,
+        "figures": figures.iter().map(|f| json!({"scenario": f.scenario, "figure": f.name, "value": f.value, "unit": f.unit, "floor": f.floor, "ratio": f.ratio()})).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&results)? + "\n")?;
+    println!("written to {}", out.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut figures = Vec::new();
+    sim_scale(&args, &mut figures).await?;
+    report(&figures, &args.out)
+}
