@@ -333,6 +333,22 @@ async fn frames(response: reqwest::Response, count: usize) -> Vec<Value> {
 async fn event_stream_filters_by_topic_and_resumes_inclusively() {
     let sim = start(fast_config()).await;
     let api = Api::new(&sim);
+    let mut heartbeat = api
+        .http
+        .get(format!("{}/v1/event/stream?topic=Job:web", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), heartbeat.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &first[..],
+        b"{}\n",
+        "a heartbeat as soon as the subscription is set up"
+    );
     let live = api
         .http
         .get(format!("{}/v1/event/stream?topic=Job:web", api.nomad))
@@ -340,6 +356,7 @@ async fn event_stream_filters_by_topic_and_resumes_inclusively() {
         .await
         .unwrap();
     assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "application/json");
     api.register(service_job("other", 1, 64)).await;
     api.register(service_job("web", 1, 64)).await;
     let got = frames(live, 1).await;

@@ -14,7 +14,9 @@ async fn start() -> RunningSim {
         heartbeat_grace: Duration::from_millis(200),
         ..SimConfig::default()
     };
-    RunningSim::start(config, 1.0, "127.0.0.1:0", "127.0.0.1:0").await.unwrap()
+    RunningSim::start(config, 1.0, "127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .unwrap()
 }
 
 async fn get(url: String) -> Value {
@@ -22,10 +24,18 @@ async fn get(url: String) -> Value {
 }
 
 async fn put(url: String, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new().put(url).json(&body).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .put(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -62,28 +72,54 @@ fn checked_job(id: &str) -> Value {
 }
 
 async fn allocs(sim: &RunningSim, job: &str) -> Vec<Value> {
-    get(format!("{}/v1/job/{job}/allocations", sim.nomad_url())).await.as_array().cloned().unwrap_or_default()
+    get(format!("{}/v1/job/{job}/allocations", sim.nomad_url()))
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 async fn running(sim: &RunningSim, job: &str) -> Vec<Value> {
-    allocs(sim, job).await.into_iter().filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run").collect()
+    allocs(sim, job)
+        .await
+        .into_iter()
+        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .collect()
 }
 
 #[tokio::test]
 async fn check_restart_restarts_in_place_while_a_check_stays_critical() {
     let sim = start().await;
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("web")).await;
-    eventually("running", || async { running(&sim, "web").await.len() == 1 }).await;
-    let id = running(&sim, "web").await[0]["ID"].as_str().unwrap().to_string();
-    put(format!("{}/_sim/checks", sim.nomad_url()), json!({"service": "web", "status": "critical"})).await;
+    eventually("running", || async {
+        running(&sim, "web").await.len() == 1
+    })
+    .await;
+    let id = running(&sim, "web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    put(
+        format!("{}/_sim/checks", sim.nomad_url()),
+        json!({"service": "web", "status": "critical"}),
+    )
+    .await;
     eventually("a restart signaled by the failing check", || async {
         let alloc = get(format!("{}/v1/allocation/{id}", sim.nomad_url())).await;
         alloc["TaskStates"]["app"]["Restarts"].as_u64().unwrap_or(0) >= 1
     })
     .await;
     let alloc = get(format!("{}/v1/allocation/{id}", sim.nomad_url())).await;
-    assert_eq!(alloc["ClientStatus"], "running", "check_restart restarts in place: same allocation");
-    let events: Vec<&str> = alloc["TaskStates"]["app"]["Events"].as_array().unwrap().iter().map(|e| e["Type"].as_str().unwrap()).collect();
+    assert_eq!(
+        alloc["ClientStatus"], "running",
+        "check_restart restarts in place: same allocation"
+    );
+    let events: Vec<&str> = alloc["TaskStates"]["app"]["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Type"].as_str().unwrap())
+        .collect();
     assert!(events.contains(&"Restart Signaled"), "{events:?}");
 }
 
@@ -91,18 +127,37 @@ async fn check_restart_restarts_in_place_while_a_check_stays_critical() {
 async fn a_crash_loop_fails_the_allocation_and_a_replacement_is_placed() {
     let sim = start().await;
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("loop")).await;
-    eventually("running", || async { running(&sim, "loop").await.len() == 1 }).await;
-    let id = running(&sim, "loop").await[0]["ID"].as_str().unwrap().to_string();
-    let response = reqwest::Client::new().post(format!("{}/_sim/allocations/{id}/crashloop", sim.nomad_url())).send().await.unwrap();
+    eventually("running", || async {
+        running(&sim, "loop").await.len() == 1
+    })
+    .await;
+    let id = running(&sim, "loop").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/_sim/allocations/{id}/crashloop",
+            sim.nomad_url()
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     eventually("the crash-looping allocation fails", || async {
         get(format!("{}/v1/allocation/{id}", sim.nomad_url())).await["ClientStatus"] == "failed"
     })
     .await;
     let failed = get(format!("{}/v1/allocation/{id}", sim.nomad_url())).await;
-    assert_eq!(failed["TaskStates"]["app"]["Restarts"], 2, "restarted as many times as the policy allows");
+    assert_eq!(
+        failed["TaskStates"]["app"]["Restarts"], 2,
+        "restarted as many times as the policy allows"
+    );
     eventually("a replacement runs", || async {
-        running(&sim, "loop").await.iter().any(|a| a["PreviousAllocation"] == id.as_str())
+        running(&sim, "loop")
+            .await
+            .iter()
+            .any(|a| a["PreviousAllocation"] == id.as_str())
     })
     .await;
 }
@@ -112,29 +167,67 @@ async fn a_hung_allocation_fails_its_checks() {
     let sim = start().await;
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("hung")).await;
     eventually("passing in consul", || async {
-        get(format!("{}/v1/health/service/hung?passing", sim.consul_url())).await.as_array().unwrap().len() == 1
+        get(format!(
+            "{}/v1/health/service/hung?passing",
+            sim.consul_url()
+        ))
+        .await
+        .as_array()
+        .unwrap()
+        .len()
+            == 1
     })
     .await;
-    let id = running(&sim, "hung").await[0]["ID"].as_str().unwrap().to_string();
-    reqwest::Client::new().post(format!("{}/_sim/allocations/{id}/hang", sim.nomad_url())).send().await.unwrap();
+    let id = running(&sim, "hung").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    reqwest::Client::new()
+        .post(format!("{}/_sim/allocations/{id}/hang", sim.nomad_url()))
+        .send()
+        .await
+        .unwrap();
     let checks = get(format!("{}/v1/health/checks/hung", sim.consul_url())).await;
     assert_eq!(checks[0]["Status"], "critical");
-    assert_eq!(get(format!("{}/v1/health/service/hung?passing", sim.consul_url())).await, json!([]));
+    assert_eq!(
+        get(format!(
+            "{}/v1/health/service/hung?passing",
+            sim.consul_url()
+        ))
+        .await,
+        json!([])
+    );
 }
 
 #[tokio::test]
 async fn a_partitioned_node_goes_disconnected() {
     let sim = start().await;
-    reqwest::Client::new().post(format!("{}/_sim/nodes/node-2/partition", sim.nomad_url())).send().await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_sim/nodes/node-2/partition", sim.nomad_url()))
+        .send()
+        .await
+        .unwrap();
     eventually("node-2 disconnected", || async {
         let nodes = get(format!("{}/v1/nodes", sim.nomad_url())).await;
-        nodes.as_array().unwrap().iter().any(|n| n["Name"] == "node-2" && n["Status"] == "disconnected")
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["Name"] == "node-2" && n["Status"] == "disconnected")
     })
     .await;
-    reqwest::Client::new().post(format!("{}/_sim/nodes/node-2/revive", sim.nomad_url())).send().await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_sim/nodes/node-2/revive", sim.nomad_url()))
+        .send()
+        .await
+        .unwrap();
     eventually("node-2 ready again", || async {
         let nodes = get(format!("{}/v1/nodes", sim.nomad_url())).await;
-        nodes.as_array().unwrap().iter().any(|n| n["Name"] == "node-2" && n["Status"] == "ready")
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["Name"] == "node-2" && n["Status"] == "ready")
     })
     .await;
 }
@@ -144,18 +237,43 @@ async fn consul_blocking_query_wakes_when_a_check_changes() {
     let sim = start().await;
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("web")).await;
     eventually("registered in consul", || async {
-        get(format!("{}/v1/health/service/web", sim.consul_url())).await.as_array().unwrap().len() == 1
+        get(format!("{}/v1/health/service/web", sim.consul_url()))
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
     })
     .await;
-    let first = reqwest::get(format!("{}/v1/health/service/web", sim.consul_url())).await.unwrap();
-    let index: u64 = first.headers()["x-consul-index"].to_str().unwrap().parse().unwrap();
-    let url = format!("{}/v1/health/service/web?index={index}&wait=20s", sim.consul_url());
+    let first = reqwest::get(format!("{}/v1/health/service/web", sim.consul_url()))
+        .await
+        .unwrap();
+    let index: u64 = first.headers()["x-consul-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let url = format!(
+        "{}/v1/health/service/web?index={index}&wait=20s",
+        sim.consul_url()
+    );
     let waiter = tokio::spawn(async move { reqwest::get(url).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiter.is_finished(), "blocks while nothing changes");
-    put(format!("{}/_sim/checks", sim.nomad_url()), json!({"service": "web", "status": "warning"})).await;
-    let woken = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
-    let new_index: u64 = woken.headers()["x-consul-index"].to_str().unwrap().parse().unwrap();
+    put(
+        format!("{}/_sim/checks", sim.nomad_url()),
+        json!({"service": "web", "status": "warning"}),
+    )
+    .await;
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    let new_index: u64 = woken.headers()["x-consul-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(new_index > index);
     let body: Value = woken.json().await.unwrap();
     assert_eq!(body[0]["Checks"][0]["Status"], "warning");
@@ -168,15 +286,35 @@ async fn consul_kv_check_and_set() {
     let client = reqwest::Client::new();
     let put_raw = |url: String, body: &'static str| {
         let client = client.clone();
-        async move { client.put(url).body(body).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            client
+                .put(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(put_raw(kv("app/config?cas=0"), "one").await, json!(true));
-    assert_eq!(put_raw(kv("app/config?cas=0"), "two").await, json!(false), "cas=0 only creates");
+    assert_eq!(
+        put_raw(kv("app/config?cas=0"), "two").await,
+        json!(false),
+        "cas=0 only creates"
+    );
     let entry = get(kv("app/config")).await;
     assert_eq!(entry[0]["Value"], "b25l", "base64 of `one`");
     let index = entry[0]["ModifyIndex"].as_u64().unwrap();
-    assert_eq!(put_raw(kv(&format!("app/config?cas={}", index + 1)), "two").await, json!(false));
-    assert_eq!(put_raw(kv(&format!("app/config?cas={index}")), "two").await, json!(true));
+    assert_eq!(
+        put_raw(kv(&format!("app/config?cas={}", index + 1)), "two").await,
+        json!(false)
+    );
+    assert_eq!(
+        put_raw(kv(&format!("app/config?cas={index}")), "two").await,
+        json!(true)
+    );
     let missing = reqwest::get(kv("nope")).await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.text().await.unwrap(), "");
@@ -187,19 +325,55 @@ async fn consul_kv_check_and_set() {
 #[tokio::test]
 async fn namespaces_scope_jobs_and_star_lists_them_all() {
     let sim = start().await;
-    let (status, text) = put(format!("{}/v1/jobs?namespace=prod", sim.nomad_url()), checked_job("web")).await;
-    assert_eq!((status, text.as_str().unwrap()), (500, "job \"web\" is in nonexistent namespace \"prod\""));
-    put(format!("{}/v1/namespace/prod", sim.nomad_url()), json!({"Description": "production"})).await;
-    let (status, _) = put(format!("{}/v1/jobs?namespace=prod", sim.nomad_url()), checked_job("web")).await;
+    let (status, text) = put(
+        format!("{}/v1/jobs?namespace=prod", sim.nomad_url()),
+        checked_job("web"),
+    )
+    .await;
+    assert_eq!(
+        (status, text.as_str().unwrap()),
+        (500, "job \"web\" is in nonexistent namespace \"prod\"")
+    );
+    put(
+        format!("{}/v1/namespace/prod", sim.nomad_url()),
+        json!({"Description": "production"}),
+    )
+    .await;
+    let (status, _) = put(
+        format!("{}/v1/jobs?namespace=prod", sim.nomad_url()),
+        checked_job("web"),
+    )
+    .await;
     assert_eq!(status, 200);
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("api")).await;
     let default_only = get(format!("{}/v1/jobs", sim.nomad_url())).await;
     assert_eq!(default_only.as_array().unwrap().len(), 1);
     let all = get(format!("{}/v1/jobs?namespace=*", sim.nomad_url())).await;
-    let mut seen: Vec<(String, String)> =
-        all.as_array().unwrap().iter().map(|j| (j["Namespace"].as_str().unwrap().into(), j["ID"].as_str().unwrap().into())).collect();
+    let mut seen: Vec<(String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["Namespace"].as_str().unwrap().into(),
+                j["ID"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
     seen.sort();
-    assert_eq!(seen, [("default".to_string(), "api".to_string()), ("prod".to_string(), "web".to_string())]);
-    let missing = reqwest::get(format!("{}/v1/job/web", sim.nomad_url())).await.unwrap();
-    assert_eq!(missing.status(), 404, "a job is only found in its namespace");
+    assert_eq!(
+        seen,
+        [
+            ("default".to_string(), "api".to_string()),
+            ("prod".to_string(), "web".to_string())
+        ]
+    );
+    let missing = reqwest::get(format!("{}/v1/job/web", sim.nomad_url()))
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.status(),
+        404,
+        "a job is only found in its namespace"
+    );
 }

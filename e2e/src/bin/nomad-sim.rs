@@ -38,6 +38,12 @@ struct ServeArgs {
     /// Datacenter of the nodes made by --nodes
     #[arg(long, default_value = "dc1")]
     datacenter: String,
+    /// Node pool of the nodes made by --nodes
+    #[arg(long, default_value = "default")]
+    node_pool: String,
+    /// Meta of the nodes made by --nodes: key=value, repeatable
+    #[arg(long = "node-meta")]
+    node_meta: Vec<String>,
     /// CPU (MHz) of the nodes made by --nodes
     #[arg(long, default_value_t = 4000)]
     node_cpu: u64,
@@ -134,6 +140,17 @@ enum Ctl {
     },
 }
 
+fn parse_meta(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut pairs = BTreeMap::new();
+    for item in items {
+        let Some((key, value)) = item.split_once('=') else {
+            bail!("meta takes key=value, got `{item}`")
+        };
+        pairs.insert(key.to_string(), value.to_string());
+    }
+    Ok(pairs)
+}
+
 fn go_duration(text: &str) -> Result<Duration, String> {
     parse_go_duration(text).ok_or_else(|| format!("`{text}` is not a duration like 10s or 500ms"))
 }
@@ -147,17 +164,20 @@ fn sim_config(args: &ServeArgs) -> anyhow::Result<SimConfig> {
                 .with_context(|| format!("parsing {}", path.display()))?;
             file.nodes
         }
-        (None, Some(count)) => (1..=count)
-            .map(|i| NodeSpec {
-                name: format!("node-{i}"),
-                class: args.node_class.clone(),
-                datacenter: args.datacenter.clone(),
-                pool: "default".into(),
-                meta: BTreeMap::new(),
-                cpu: args.node_cpu,
-                memory: args.node_memory,
-            })
-            .collect(),
+        (None, Some(count)) => {
+            let meta = parse_meta(&args.node_meta)?;
+            (1..=count)
+                .map(|i| NodeSpec {
+                    name: format!("node-{i}"),
+                    class: args.node_class.clone(),
+                    datacenter: args.datacenter.clone(),
+                    pool: args.node_pool.clone(),
+                    meta: meta.clone(),
+                    cpu: args.node_cpu,
+                    memory: args.node_memory,
+                })
+                .collect()
+        }
         (None, None) => default_nodes(),
     };
     Ok(SimConfig {
