@@ -3,8 +3,10 @@
 //! # Layout
 //! - [`store`]: objects, status, history, events and resumable watches in etcd, every write a
 //!   compare-and-swap transaction.
+//! - [`clients`]: typed Nomad and Consul HTTP clients (blocking queries, check-and-set, event stream).
 //! - [`cli`]: the `nomarch` commands (`validate`, `apply`, `get`, `delete`, `events`, `schema`),
 //!   their output formats and exit codes.
 
 pub mod cli;
+pub mod clients;
 pub mod store;

@@ -1,0 +1,59 @@
+//! Errors from Nomad and Consul, classified so a caller can decide: retry with backoff
+//! (transient) or stop until something changes (terminal).
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{api} at {address} is unreachable: {detail}")]
+    Unreachable {
+        api: &'static str,
+        address: String,
+        detail: String,
+    },
+    #[error("{api} did not answer in time")]
+    Timeout { api: &'static str },
+    /// A check-and-set register lost: someone else changed the job. Re-read and retry.
+    #[error("check-and-set conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{api} refused the request: {message}")]
+    Forbidden { api: &'static str, message: String },
+    #[error("{api} rejected the request: {message}")]
+    BadRequest { api: &'static str, message: String },
+    #[error("{api} failed ({status}): {message}")]
+    Server {
+        api: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("unexpected answer from {api}: {detail}")]
+    Decode { api: &'static str, detail: String },
+}
+
+impl ApiError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Unreachable { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::Conflict(_)
+            | ApiError::Server { .. } => true,
+            ApiError::NotFound(_)
+            | ApiError::Forbidden { .. }
+            | ApiError::BadRequest { .. }
+            | ApiError::Decode { .. } => false,
+        }
+    }
+
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ApiError::Unreachable { .. } => "unreachable",
+            ApiError::Timeout { .. } => "timeout",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::Server { .. } => "server_error",
+            ApiError::Decode { .. } => "decode",
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The one HTTP stack both clients share: base address, token header, per-request deadlines
+//! (longer for blocking queries), and the mapping from status codes to [`ApiError`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::secret::Secret;
+
+/// Deadline of a request that does not block.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Extra time a blocking query gets beyond its `wait` (servers add jitter of wait/16).
+const BLOCKING_SLACK: Duration = Duration::from_secs(30);
+
+/// Options of a read: namespace, blocking-query index and wait, and other parameters.
+#[derive(Clone, Debug, Default)]
+pub struct QueryOptions {
+    pub namespace: Option<String>,
+    /// Answer only when the data's index passes this (0: at once).
+    pub index: u64,
+    pub wait: Option<Duration>,
+    pub params: Vec<(String, String)>,
+}
+
+impl QueryOptions {
+    pub fn namespace(namespace: &str) -> QueryOptions {
+        QueryOptions {
+            namespace: Some(namespace.to_string()),
+            ..QueryOptions::default()
+        }
+    }
+
+    /// Turns this read into a blocking query.
+    pub fn blocking(mut self, index: u64, wait: Duration) -> QueryOptions {
+        self.index = index;
+        self.wait = Some(wait);
+        self
+    }
+
+    pub fn param(mut self, key: &str, value: &str) -> QueryOptions {
+        self.params.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = self.params.clone();
+        if let Some(ns) = &self.namespace {
+            pairs.push(("namespace".into(), ns.clone()));
+        }
+        if self.index > 0 {
+            pairs.push(("index".into(), self.index.to_string()));
+            if let Some(wait) = self.wait {
+                pairs.push(("wait".into(), format!("{}ms", wait.as_millis())));
+            }
+        }
+        pairs
+    }
+
+    fn deadline(&self) -> Duration {
+        match (self.index, self.wait) {
+            (0, _) | (_, None) => REQUEST_TIMEOUT,
+            (_, Some(wait)) => wait + BLOCKING_SLACK,
+        }
+    }
+}
+
+/// A value and the index it was read at (`X-Nomad-Index` / `X-Consul-Index`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Indexed<T> {
+    pub value: T,
+    pub index: u64,
+}
+
+/// Counters every request feeds, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub writes: AtomicU64,
+    pub latency_micros: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct HttpApi {
+    pub api: &'static str,
+    pub address: String,
+    client: reqwest::Client,
+    token: Option<Secret>,
+    token_header: &'static str,
+    index_header: &'static str,
+    pub stats: Arc<RequestStats>,
+}
+
+/// Installs rustls' ring provider once, before the first client is built.
+fn tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl HttpApi {
+    pub fn new(
+        api: &'static str,
+        address: &str,
+        token: Option<Secret>,
+        token_header: &'static str,
+        index_header: &'static str,
+    ) -> HttpApi {
+        tls_provider();
+        let address = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client with default settings builds");
+        HttpApi {
+            api,
+            address: address.trim_end_matches('/').to_string(),
+            client,
+            token,
+            token_header,
+            index_header,
+            stats: Arc::new(RequestStats::default()),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str, options: &QueryOptions) -> RequestBuilder {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .query(&options.to_pairs())
+            .timeout(options.deadline());
+        if let Some(token) = &self.token {
+            request = request.header(self.token_header, token.expose());
+        }
+        request
+    }
+
+    /// Sends a request; any status other than 2xx becomes a classified error.
+    pub async fn send(
+        &self,
+        request: RequestBuilder,
+        is_write: bool,
+    ) -> Result<Response, ApiError> {
+        let started = Instant::now();
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if is_write {
+            self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        let result = self.send_inner(request).await;
+        self.stats
+            .latency_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if result.is_err() {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn send_inner(&self, request: RequestBuilder) -> Result<Response, ApiError> {
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = body.trim().to_string();
+        Err(match status {
+            StatusCode::NOT_FOUND => ApiError::NotFound(message),
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ApiError::Forbidden {
+                api: self.api,
+                message,
+            },
+            StatusCode::BAD_REQUEST => ApiError::BadRequest {
+                api: self.api,
+                message,
+            },
+            // Nomad answers a lost check-and-set with a 500 whose text says so.
+            _ if message.starts_with("Enforcing job modify index") => ApiError::Conflict(message),
+            _ => ApiError::Server {
+                api: self.api,
+                status: status.as_u16(),
+                message,
+            },
+        })
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> ApiError {
+        if error.is_timeout() {
+            return ApiError::Timeout { api: self.api };
+        }
+        // The innermost cause says what happened ("Connection refused"); reqwest's own text
+        // would repeat the URL, which is fine, but the cause is what a person acts on.
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        ApiError::Unreachable {
+            api: self.api,
+            address: self.address.clone(),
+            detail: cause.to_string(),
+        }
+    }
+
+    /// The index header of a response (1 when absent, as clients must treat < 1).
+    pub fn index_of(&self, response: &Response) -> u64 {
+        response
+            .headers()
+            .get(self.index_header)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    pub async fn decode<T: DeserializeOwned>(&self, response: Response) -> Result<T, ApiError> {
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            api: self.api,
+            detail: e.to_string(),
+        })
+    }
+
+    /// GET with index: the decoded value and the index it was read at.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        options: &QueryOptions,
+    ) -> Result<Indexed<T>, ApiError> {
+        let response = self
+            .send(self.request(Method::GET, path, options), false)
+            .await?;
+        let index = self.index_of(&response);
+        Ok(Indexed {
+            value: self.decode(response).await?,
+            index,
+        })
+    }
+}

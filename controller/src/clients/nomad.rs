@@ -1,0 +1,317 @@
+//! Nomad's HTTP API: jobs (check-and-set registers, plans, stops), allocations, nodes and the
+//! event stream. Every read takes [`QueryOptions`] and returns the index it was read at.
+
+use futures::{Stream, StreamExt};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::http::{HttpApi, Indexed, QueryOptions};
+use super::nomad_types::{
+    AllocStub, EventFrame, Job, JobStub, NodeStub, PlanResponse, RegisterResponse,
+};
+use super::secret::Secret;
+
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:4646";
+
+#[derive(Clone)]
+pub struct NomadClient {
+    pub http: HttpApi,
+}
+
+/// Job IDs may contain `/` (periodic children); the path segment must be escaped.
+fn job_path(id: &str, suffix: &str) -> String {
+    let escaped: String = id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    format!("/v1/job/{escaped}{suffix}")
+}
+
+impl NomadClient {
+    pub fn new(address: &str, token: Option<Secret>) -> NomadClient {
+        NomadClient {
+            http: HttpApi::new("nomad", address, token, "X-Nomad-Token", "X-Nomad-Index"),
+        }
+    }
+
+    /// `NOMAD_ADDR` and `NOMAD_TOKEN`, as the Nomad CLI reads them.
+    pub fn from_env() -> NomadClient {
+        let address = std::env::var("NOMAD_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_string());
+        NomadClient::new(&address, Secret::from_env("NOMAD_TOKEN"))
+    }
+
+    /// The job, or `None` when Nomad has no such job (with the index to block on its creation).
+    pub async fn job(
+        &self,
+        namespace: &str,
+        id: &str,
+        options: QueryOptions,
+    ) -> Result<Indexed<Option<Job>>, ApiError> {
+        let options = QueryOptions {
+            namespace: Some(namespace.to_string()),
+            ..options
+        };
+        let response = self
+            .http
+            .send(
+                self.http.request(Method::GET, &job_path(id, ""), &options),
+                false,
+            )
+            .await;
+        match response {
+            Ok(response) => {
+                let index = self.http.index_of(&response);
+                Ok(Indexed {
+                    value: Some(self.http.decode(response).await?),
+                    index,
+                })
+            }
+            Err(ApiError::NotFound(_)) => Ok(Indexed {
+                value: None,
+                index: options.index,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn jobs(&self, options: QueryOptions) -> Result<Indexed<Vec<JobStub>>, ApiError> {
+        self.http.get("/v1/jobs", &options).await
+    }
+
+    /// Registers a job. With `enforce_index`, only if the job's `JobModifyIndex` is still that
+    /// (0: only if it does not exist); otherwise [`ApiError::Conflict`].
+    pub async fn register(
+        &self,
+        job: &Job,
+        enforce_index: Option<u64>,
+    ) -> Result<RegisterResponse, ApiError> {
+        let namespace = job.namespace.clone().unwrap_or_else(|| "default".into());
+        let mut body = json!({"Job": job});
+        if let Some(index) = enforce_index {
+            body["EnforceIndex"] = json!(true);
+            body["JobModifyIndex"] = json!(index);
+        }
+        let request = self
+            .http
+            .request(
+                Method::PUT,
+                &job_path(&job.id, ""),
+                &QueryOptions::namespace(&namespace),
+            )
+            .json(&body);
+        let response = self.http.send(request, true).await?;
+        self.http.decode(response).await
+    }
+
+    /// Stops a job (or purges it). Stopping a missing job succeeds, as in Nomad.
+    pub async fn deregister(
+        &self,
+        namespace: &str,
+        id: &str,
+        purge: bool,
+    ) -> Result<Value, ApiError> {
+        let mut options = QueryOptions::namespace(namespace);
+        if purge {
+            options = options.param("purge", "true");
+        }
+        let response = self
+            .http
+            .send(
+                self.http
+                    .request(Method::DELETE, &job_path(id, ""), &options),
+                true,
+            )
+            .await?;
+        self.http.decode(response).await
+    }
+
+    /// A dry run with Nomad's own diff.
+    pub async fn plan(&self, job: &Job) -> Result<PlanResponse, ApiError> {
+        let namespace = job.namespace.clone().unwrap_or_else(|| "default".into());
+        let request = self
+            .http
+            .request(
+                Method::PUT,
+                &job_path(&job.id, "/plan"),
+                &QueryOptions::namespace(&namespace),
+            )
+            .json(&json!({"Job": job, "Diff": true}));
+        let response = self.http.send(request, false).await?;
+        self.http.decode(response).await
+    }
+
+    pub async fn job_allocations(
+        &self,
+        namespace: &str,
+        id: &str,
+        options: QueryOptions,
+    ) -> Result<Indexed<Vec<AllocStub>>, ApiError> {
+        let options = QueryOptions {
+            namespace: Some(namespace.to_string()),
+            ..options
+        };
+        self.http.get(&job_path(id, "/allocations"), &options).await
+    }
+
+    pub async fn allocations(
+        &self,
+        options: QueryOptions,
+    ) -> Result<Indexed<Vec<AllocStub>>, ApiError> {
+        self.http.get("/v1/allocations", &options).await
+    }
+
+    /// Stops one allocation; Nomad places a replacement.
+    pub async fn stop_allocation(&self, id: &str) -> Result<Value, ApiError> {
+        let path = format!("/v1/allocation/{id}/stop");
+        let response = self
+            .http
+            .send(
+                self.http
+                    .request(Method::PUT, &path, &QueryOptions::default()),
+                true,
+            )
+            .await?;
+        self.http.decode(response).await
+    }
+
+    pub async fn nodes(&self, options: QueryOptions) -> Result<Indexed<Vec<NodeStub>>, ApiError> {
+        self.http.get("/v1/nodes", &options).await
+    }
+
+    pub async fn periodic_force(&self, namespace: &str, id: &str) -> Result<Value, ApiError> {
+        let request = self.http.request(
+            Method::PUT,
+            &job_path(id, "/periodic/force"),
+            &QueryOptions::namespace(namespace),
+        );
+        let response = self.http.send(request, true).await?;
+        self.http.decode(response).await
+    }
+
+    /// Subscribes to the event stream from `index` (inclusive, as Nomad replays the frame at
+    /// that index). Heartbeats are skipped; the stream ends when the server closes it, with an
+    /// error item if it said why.
+    pub async fn event_stream(
+        &self,
+        topics: &[&str],
+        namespace: &str,
+        index: u64,
+    ) -> Result<futures::stream::BoxStream<'static, Result<EventFrame, ApiError>>, ApiError> {
+        let mut options = QueryOptions::namespace(namespace).param("index", &index.to_string());
+        for topic in topics {
+            options = options.param("topic", topic);
+        }
+        // The stream lives until it is dropped; only the connection has a deadline.
+        let request = self
+            .http
+            .request(Method::GET, "/v1/event/stream", &options)
+            .timeout(std::time::Duration::from_secs(365 * 86400));
+        let response = self.http.send(request, false).await?;
+        let api = self.http.api;
+        let bytes = response.bytes_stream();
+        Ok(ndjson_frames(bytes, api).boxed())
+    }
+}
+
+/// Splits an NDJSON byte stream into frames. A trailing line that is not JSON is Nomad telling
+/// why it ended the stream.
+fn ndjson_frames(
+    bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    api: &'static str,
+) -> impl Stream<Item = Result<EventFrame, ApiError>> + Send + 'static {
+    let state = (Box::pin(bytes), Vec::<u8>::new(), false);
+    futures::stream::unfold(state, move |(mut bytes, mut buffer, mut done)| async move {
+        loop {
+            if done {
+                return None;
+            }
+            if let Some(newline) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=newline).collect();
+                let text = String::from_utf8_lossy(&line).trim().to_string();
+                if text.is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<EventFrame>(&text) {
+                    Ok(frame) if frame.events.is_empty() => continue,
+                    Ok(frame) => return Some((Ok(frame), (bytes, buffer, done))),
+                    Err(_) => {
+                        done = true;
+                        let error = ApiError::Server {
+                            api,
+                            status: 200,
+                            message: text,
+                        };
+                        return Some((Err(error), (bytes, buffer, done)));
+                    }
+                }
+            }
+            match bytes.next().await {
+                Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+                Some(Err(e)) => {
+                    done = true;
+                    let error = ApiError::Unreachable {
+                        api,
+                        address: String::new(),
+                        detail: e.to_string(),
+                    };
+                    return Some((Err(error), (bytes, buffer, done)));
+                }
+                None => {
+                    // A final line without a newline: Nomad's reason for closing.
+                    let rest = String::from_utf8_lossy(&buffer).trim().to_string();
+                    buffer.clear();
+                    done = true;
+                    if rest.is_empty() || rest == "{}" {
+                        return None;
+                    }
+                    let error = ApiError::Server {
+                        api,
+                        status: 200,
+                        message: rest,
+                    };
+                    return Some((Err(error), (bytes, buffer, done)));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_with_slashes_are_escaped() {
+        assert_eq!(
+            job_path("backup/periodic-1700000000", "/summary"),
+            "/v1/job/backup%2Fperiodic-1700000000/summary"
+        );
+        assert_eq!(job_path("web", ""), "/v1/job/web");
+    }
+
+    #[tokio::test]
+    async fn ndjson_skips_heartbeats_and_reports_the_closing_reason() {
+        let chunks: Vec<reqwest::Result<bytes::Bytes>> = vec![
+            Ok(bytes::Bytes::from_static(b"{}\n{\"Index\":5,\"Events\":[{\"Topic\":\"Job\",\"Type\":\"JobRegistered\",\"Key\":\"web\",")),
+            Ok(bytes::Bytes::from_static(b"\"Namespace\":\"default\",\"FilterKeys\":null,\"Index\":5,\"Payload\":{}}]}\n")),
+            Ok(bytes::Bytes::from_static(b"subscription closed by server, client should resubscribe")),
+        ];
+        let frames: Vec<_> = ndjson_frames(futures::stream::iter(chunks), "nomad")
+            .collect()
+            .await;
+        assert_eq!(frames.len(), 2);
+        let first = frames[0].as_ref().unwrap();
+        assert_eq!((first.index, first.events[0].key.as_str()), (5, "web"));
+        let closing = frames[1].as_ref().unwrap_err();
+        assert!(
+            closing.to_string().contains("client should resubscribe"),
+            "{closing}"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Nomad's JSON, typed where nomarch reads it, with every other field kept in a flattened
+//! catch-all so a read-modify-write never drops what nomarch does not model.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub type Extra = Map<String, Value>;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    #[serde(rename = "Meta", default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<BTreeMap<String, String>>,
+    #[serde(rename = "Stop", default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<bool>,
+    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(
+        rename = "ModifyIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub modify_index: Option<u64>,
+    #[serde(
+        rename = "JobModifyIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub job_modify_index: Option<u64>,
+    /// Groups stay JSON: nomarch renders them whole and never edits one field of them.
+    #[serde(
+        rename = "TaskGroups",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub task_groups: Option<Vec<Value>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Job {
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(String::as_str)
+    }
+}
+
+/// `JobListStub` (`GET /v1/jobs`, with `meta=true` for `Meta`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStub {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Namespace", default)]
+    pub namespace: String,
+    #[serde(rename = "Type", default)]
+    pub job_type: String,
+    #[serde(rename = "Status", default)]
+    pub status: String,
+    #[serde(rename = "Stop", default)]
+    pub stop: bool,
+    #[serde(rename = "ParentID", default)]
+    pub parent_id: String,
+    #[serde(rename = "JobModifyIndex", default)]
+    pub job_modify_index: u64,
+    #[serde(rename = "ModifyIndex", default)]
+    pub modify_index: u64,
+    #[serde(rename = "Meta", default)]
+    pub meta: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `AllocListStub`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocStub {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    #[serde(rename = "Namespace", default)]
+    pub namespace: String,
+    #[serde(rename = "NodeID", default)]
+    pub node_id: String,
+    #[serde(rename = "NodeName", default)]
+    pub node_name: String,
+    #[serde(rename = "TaskGroup", default)]
+    pub task_group: String,
+    #[serde(rename = "ClientStatus")]
+    pub client_status: String,
+    #[serde(rename = "DesiredStatus")]
+    pub desired_status: String,
+    #[serde(rename = "JobVersion", default)]
+    pub job_version: u64,
+    #[serde(rename = "CreateIndex", default)]
+    pub create_index: u64,
+    #[serde(rename = "ModifyIndex", default)]
+    pub modify_index: u64,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl AllocStub {
+    /// Running or about to: what counts towards "replicas running".
+    pub fn is_live(&self) -> bool {
+        self.desired_status == "run" && matches!(self.client_status.as_str(), "pending" | "running")
+    }
+}
+
+/// `NodeListStub`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeStub {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "SchedulingEligibility", default)]
+    pub eligibility: String,
+    #[serde(rename = "NodeClass", default)]
+    pub node_class: String,
+    #[serde(rename = "Datacenter", default)]
+    pub datacenter: String,
+    #[serde(rename = "NodePool", default)]
+    pub node_pool: String,
+    #[serde(rename = "Drain", default)]
+    pub drain: bool,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The answer to a register or update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    #[serde(rename = "EvalID", default)]
+    pub eval_id: String,
+    #[serde(rename = "EvalCreateIndex", default)]
+    pub eval_create_index: u64,
+    #[serde(rename = "JobModifyIndex", default)]
+    pub job_modify_index: u64,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The answer to a plan: the job's current `JobModifyIndex`, the diff and what would change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanResponse {
+    #[serde(rename = "JobModifyIndex", default)]
+    pub job_modify_index: u64,
+    #[serde(rename = "Diff", default)]
+    pub diff: Option<Value>,
+    #[serde(rename = "Annotations", default)]
+    pub annotations: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One event of the event stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "Topic")]
+    pub topic: String,
+    #[serde(rename = "Type")]
+    pub event_type: String,
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Namespace", default)]
+    pub namespace: String,
+    #[serde(rename = "FilterKeys", default)]
+    pub filter_keys: Option<Vec<String>>,
+    #[serde(rename = "Index")]
+    pub index: u64,
+    #[serde(rename = "Payload", default)]
+    pub payload: Value,
+}
+
+/// One frame of the event stream; a heartbeat is a frame with no events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventFrame {
+    #[serde(rename = "Index", default)]
+    pub index: u64,
+    #[serde(rename = "Events", default)]
+    pub events: Vec<Event>,
+}
