@@ -1,0 +1,192 @@
+//! Rendering objects into Nomad job JSON. Pure: the same object always renders the same job,
+//! which golden tests pin down.
+//!
+//! The pieces shared by every kind (networks, services with checks and Traefik tags, the task
+//! with env and secrets, constraints) live here; each kind composes them.
+
+pub mod app;
+
+use std::time::Duration;
+
+use crds::workload::{
+    CheckType, Constraint, EnvVar, HealthCheck, Placement, Port, Protocol, Resources, Route,
+};
+use serde_json::{json, Map, Value};
+
+/// Nomad durations are integer nanoseconds.
+pub fn nanos(duration: Duration) -> u64 {
+    duration.as_nanos() as u64
+}
+
+/// Static ports as reserved, dynamic ones as dynamic; `To` maps into the container.
+pub fn network(ports: &[Port]) -> Value {
+    let (reserved, dynamic): (Vec<&Port>, Vec<&Port>) = ports.iter().partition(|p| p.port != 0);
+    let entry = |p: &&Port, with_value: bool| {
+        let mut port = json!({"Label": p.name, "To": p.container_port.unwrap_or(p.port)});
+        if with_value {
+            port["Value"] = json!(p.port);
+        }
+        port
+    };
+    json!({
+        "Mode": "host",
+        "ReservedPorts": reserved.iter().map(|p| entry(p, true)).collect::<Vec<_>>(),
+        "DynamicPorts": dynamic.iter().map(|p| entry(p, false)).collect::<Vec<_>>(),
+    })
+}
+
+/// Traefik's router tags: `Host(...) && PathPrefix(...)` to the service. Validation keeps host
+/// and path to characters that cannot close the rule.
+pub fn traefik_tags(router: &str, route: &Route) -> Vec<String> {
+    let mut rule = format!("Host(`{}`)", route.host);
+    if route.path != "/" {
+        rule.push_str(&format!(" && PathPrefix(`{}`)", route.path));
+    }
+    let mut tags = vec![
+        "traefik.enable=true".to_string(),
+        format!("traefik.http.routers.{router}.rule={rule}"),
+        format!(
+            "traefik.http.routers.{router}.entrypoints={}",
+            if route.tls { "websecure" } else { "web" }
+        ),
+    ];
+    if route.tls {
+        tags.push(format!("traefik.http.routers.{router}.tls=true"));
+    }
+    tags
+}
+
+/// The Consul service of a workload: its route as tags, its health check with `check_restart`
+/// so Nomad restarts a failing task in place before nomarch ever steps in.
+pub fn service(
+    name: &str,
+    router: &str,
+    ports: &[Port],
+    health: Option<&HealthCheck>,
+    route: Option<&Route>,
+) -> Option<Value> {
+    let http_port = || {
+        ports
+            .iter()
+            .find(|p| p.protocol == Protocol::Http)
+            .map(|p| p.name.clone())
+    };
+    let port_label = route
+        .and_then(|r| r.port.clone().or_else(http_port))
+        .or_else(|| health.map(|h| h.port.clone()))
+        .or_else(|| ports.first().map(|p| p.name.clone()))?;
+    let tags = route.map(|r| traefik_tags(router, r)).unwrap_or_default();
+    let checks: Vec<Value> = health.map(check).into_iter().collect();
+    Some(json!({
+        "Name": name,
+        "PortLabel": port_label,
+        "Provider": "consul",
+        "Tags": tags,
+        "Checks": checks,
+    }))
+}
+
+fn check(health: &HealthCheck) -> Value {
+    let interval = health.interval.get();
+    // Restart in place after the grace plus three failed intervals; nomarch's own healing
+    // (replacing the allocation) waits for the grace it was given.
+    let mut check = json!({
+        "Name": format!("{}-health", health.port),
+        "Type": match health.type_ { CheckType::Http => "http", CheckType::Tcp => "tcp" },
+        "PortLabel": health.port,
+        "Interval": nanos(interval),
+        "Timeout": nanos(health.timeout.get()),
+        "CheckRestart": {"Limit": 3, "Grace": nanos(health.grace.get()), "IgnoreWarnings": false},
+    });
+    if let Some(path) = &health.path {
+        check["Path"] = json!(path);
+        check["Method"] = json!("GET");
+    }
+    check
+}
+
+/// Literal env vars as `Env`; secret references as a template that reads the Nomad variable at
+/// run time, so the secret never passes through nomarch.
+pub fn env_and_templates(env: &[EnvVar]) -> (Value, Value) {
+    let mut literals = Map::new();
+    let mut secret_lines = Vec::new();
+    for var in env {
+        match (&var.value, &var.secret_ref) {
+            (Some(value), _) => {
+                literals.insert(var.name.clone(), json!(value));
+            }
+            (None, Some(secret)) => {
+                secret_lines.push(format!(
+                    "{{{{ with nomadVar \"{}\" }}}}{}={{{{ .{} }}}}{{{{ end }}}}",
+                    secret.name, var.name, secret.key
+                ));
+            }
+            (None, None) => {}
+        }
+    }
+    let env = if literals.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(literals)
+    };
+    let templates = if secret_lines.is_empty() {
+        Value::Null
+    } else {
+        json!([{"DestPath": "secrets/nomarch.env", "EmbeddedTmpl": secret_lines.join("\n") + "\n", "Envvars": true, "ChangeMode": "restart"}])
+    };
+    (env, templates)
+}
+
+pub fn task(
+    name: &str,
+    image: &str,
+    command: Option<&str>,
+    args: &[String],
+    ports: &[Port],
+    resources: &Resources,
+    env: &[EnvVar],
+) -> Value {
+    let mut config = json!({"image": image});
+    if let Some(command) = command {
+        config["command"] = json!(command);
+    }
+    if !args.is_empty() {
+        config["args"] = json!(args);
+    }
+    if !ports.is_empty() {
+        config["ports"] = json!(ports.iter().map(|p| p.name.clone()).collect::<Vec<_>>());
+    }
+    let (env, templates) = env_and_templates(env);
+    json!({
+        "Name": name,
+        "Driver": "docker",
+        "Config": config,
+        "Env": env,
+        "Templates": templates,
+        "Resources": {"CPU": resources.cpu, "MemoryMB": resources.memory},
+    })
+}
+
+/// Datacenters (all when none are named), node pool and constraints.
+pub fn placement(placement: &Placement) -> (Value, Option<String>, Value) {
+    let datacenters = if placement.datacenters.is_empty() {
+        json!(["*"])
+    } else {
+        json!(placement.datacenters)
+    };
+    let mut constraints: Vec<Value> = Vec::new();
+    if let Some(class) = &placement.node_class {
+        constraints.push(json!({"LTarget": "${node.class}", "Operand": "=", "RTarget": class}));
+    }
+    constraints.extend(placement.constraints.iter().map(constraint));
+    let constraints = if constraints.is_empty() {
+        Value::Null
+    } else {
+        json!(constraints)
+    };
+    (datacenters, placement.node_pool.clone(), constraints)
+}
+
+fn constraint(c: &Constraint) -> Value {
+    json!({"LTarget": c.attribute, "Operand": c.operator, "RTarget": c.value})
+}

@@ -1,0 +1,258 @@
+//! Status from observations: replica counts and the Ready / Progressing / Degraded conditions.
+//! Pure; a condition's `lastTransitionTime` only moves when its status does.
+
+use chrono::{DateTime, Utc};
+use crds::{Condition, Status};
+use serde_json::json;
+
+/// One allocation, as status needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocView {
+    pub id: String,
+    pub node_id: String,
+    pub client_status: String,
+    pub desired_status: String,
+    /// From health checks: `Some(true)` passing, `Some(false)` failing, `None` no checks or
+    /// no result yet.
+    pub checks_passing: Option<bool>,
+}
+
+impl AllocView {
+    pub fn is_running(&self) -> bool {
+        self.desired_status == "run" && self.client_status == "running"
+    }
+
+    pub fn is_healthy(&self, has_checks: bool) -> bool {
+        self.is_running()
+            && if has_checks {
+                self.checks_passing == Some(true)
+            } else {
+                self.checks_passing != Some(false)
+            }
+    }
+}
+
+/// What Nomad holds for the object's job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobView {
+    pub id: String,
+    pub version: u64,
+    pub job_modify_index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replicas {
+    pub desired: u32,
+    pub running: u32,
+    pub healthy: u32,
+}
+
+pub fn replicas(desired: u32, allocs: &[AllocView], has_checks: bool) -> Replicas {
+    let running = allocs.iter().filter(|a| a.is_running()).count() as u32;
+    let healthy = allocs.iter().filter(|a| a.is_healthy(has_checks)).count() as u32;
+    Replicas {
+        desired,
+        running,
+        healthy,
+    }
+}
+
+/// Sets a condition, keeping its transition time when its status did not change.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    now: DateTime<Utc>,
+) {
+    let status = if status { "True" } else { "False" }.to_string();
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) => {
+            if existing.status != status {
+                existing.last_transition_time = now;
+            }
+            existing.status = status;
+            existing.reason = reason.to_string();
+            existing.message = message;
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message,
+            last_transition_time: now,
+        }),
+    }
+}
+
+/// The status of a workload object (App or Pub) from its job and allocations.
+#[allow(clippy::too_many_arguments)]
+pub fn workload_status(
+    previous: Option<&Status>,
+    generation: i64,
+    job: Option<&JobView>,
+    last_written_index: Option<u64>,
+    replicas: &Replicas,
+    failing: Option<(&str, String)>,
+    now: DateTime<Utc>,
+) -> Status {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = Some(generation);
+    let ready = job.is_some() && replicas.healthy >= replicas.desired;
+    let (ready_reason, ready_message) = match (job, ready) {
+        (None, _) => (
+            "JobMissing",
+            "the Nomad job is not registered yet".to_string(),
+        ),
+        (Some(_), true) => (
+            "ReplicasHealthy",
+            format!("{}/{} replicas healthy", replicas.healthy, replicas.desired),
+        ),
+        (Some(_), false) => (
+            "ReplicasNotReady",
+            format!("{}/{} replicas healthy", replicas.healthy, replicas.desired),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        "Ready",
+        ready,
+        ready_reason,
+        ready_message,
+        now,
+    );
+    let progressing = replicas.running != replicas.desired;
+    let progress_message = format!("{}/{} replicas running", replicas.running, replicas.desired);
+    set_condition(
+        &mut status.conditions,
+        "Progressing",
+        progressing,
+        if progressing { "Rollout" } else { "Stable" },
+        progress_message,
+        now,
+    );
+    let (degraded, reason, message) = match failing {
+        Some((reason, message)) => (true, reason, message),
+        None => (false, "Healthy", "no failing checks".to_string()),
+    };
+    set_condition(
+        &mut status.conditions,
+        "Degraded",
+        degraded,
+        reason,
+        message,
+        now,
+    );
+    status.details.insert("replicas".into(), json!({"desired": replicas.desired, "running": replicas.running, "healthy": replicas.healthy}));
+    match job {
+        Some(job) => {
+            status.details.insert("job".into(), json!({"id": job.id, "version": job.version, "jobModifyIndex": job.job_modify_index}));
+        }
+        None => {
+            status.details.remove("job");
+        }
+    }
+    if let Some(index) = last_written_index {
+        status
+            .details
+            .insert("lastWrittenJobModifyIndex".into(), json!(index));
+    }
+    status
+}
+
+/// The `JobModifyIndex` nomarch last wrote, as recorded in a status.
+pub fn last_written_index(status: Option<&Status>) -> Option<u64> {
+    status?.details.get("lastWrittenJobModifyIndex")?.as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc(client: &str, checks: Option<bool>) -> AllocView {
+        AllocView {
+            id: "a".into(),
+            node_id: "n".into(),
+            client_status: client.into(),
+            desired_status: "run".into(),
+            checks_passing: checks,
+        }
+    }
+
+    #[test]
+    fn ready_needs_every_replica_healthy() {
+        let allocs = [
+            alloc("running", Some(true)),
+            alloc("running", Some(false)),
+            alloc("pending", None),
+        ];
+        let counts = replicas(3, &allocs, true);
+        assert_eq!(
+            counts,
+            Replicas {
+                desired: 3,
+                running: 2,
+                healthy: 1
+            }
+        );
+        let now = Utc::now();
+        let job = JobView {
+            id: "web".into(),
+            version: 1,
+            job_modify_index: 9,
+        };
+        let status = workload_status(None, 2, Some(&job), Some(9), &counts, None, now);
+        assert_eq!(status.condition("Ready").unwrap().status, "False");
+        assert_eq!(
+            status.condition("Ready").unwrap().message,
+            "1/3 replicas healthy"
+        );
+        assert_eq!(status.condition("Progressing").unwrap().status, "True");
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(last_written_index(Some(&status)), Some(9));
+    }
+
+    #[test]
+    fn transition_times_move_only_on_change() {
+        let earlier = Utc::now() - chrono::Duration::minutes(5);
+        let now = Utc::now();
+        let mut conditions = Vec::new();
+        set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "ReplicasHealthy",
+            "1/1".into(),
+            earlier,
+        );
+        set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "ReplicasHealthy",
+            "1/1".into(),
+            now,
+        );
+        assert_eq!(conditions[0].last_transition_time, earlier);
+        set_condition(
+            &mut conditions,
+            "Ready",
+            false,
+            "ReplicasNotReady",
+            "0/1".into(),
+            now,
+        );
+        assert_eq!(conditions[0].last_transition_time, now);
+    }
+
+    #[test]
+    fn without_checks_running_is_healthy() {
+        assert_eq!(replicas(1, &[alloc("running", None)], false).healthy, 1);
+        assert_eq!(
+            replicas(1, &[alloc("running", None)], true).healthy,
+            0,
+            "with checks, no result yet is not healthy"
+        );
+    }
+}
