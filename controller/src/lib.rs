@@ -9,4 +9,6 @@
 
 pub mod cli;
 pub mod clients;
+pub mod reconcile;
+pub mod runtime;
 pub mod store;

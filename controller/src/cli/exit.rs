@@ -11,6 +11,7 @@ pub enum ExitStatus {
     Store = 3,
     Conflict = 4,
     NotFound = 5,
+    Runtime = 6,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,8 @@ pub enum CliError {
     /// Some objects were handled and some were missing; each was already reported.
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Runtime(String),
 }
 
 fn render_manifest_errors(errors: &[ManifestError]) -> String {
@@ -38,6 +41,7 @@ impl CliError {
             CliError::Invalid(_) => ExitStatus::Invalid,
             CliError::Usage(_) => ExitStatus::Usage,
             CliError::NotFound(_) => ExitStatus::NotFound,
+            CliError::Runtime(_) => ExitStatus::Runtime,
             CliError::Store(StoreError::Conflict { .. }) => ExitStatus::Conflict,
             CliError::Store(StoreError::NotFound(_)) => ExitStatus::NotFound,
             CliError::Store(_) => ExitStatus::Store,

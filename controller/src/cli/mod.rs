@@ -1,6 +1,7 @@
 //! The `nomarch` command line.
 
 mod apply;
+pub mod controller;
 mod delete;
 mod events;
 mod exit;
@@ -22,7 +23,8 @@ Exit codes:
   2  bad command line
   3  etcd unreachable or failing
   4  conflict: the object changed since the given resourceVersion
-  5  object not found";
+  5  object not found
+  6  the controller could not start or stopped unexpectedly";
 
 #[derive(Parser, Debug)]
 #[command(name = "nomarch", version, about = "A reconciling operator for HashiCorp Nomad", after_help = EXIT_CODES)]
@@ -113,6 +115,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of a kind
     Schema { kind: String },
+    /// Run the controller: watch the store, Nomad and Consul, and converge
+    Controller(controller::ControllerArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -163,6 +167,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             namespace,
         } => delete::run(&cli.store, kind, name, &files, &namespace).await,
         Command::Events { watch, namespace } => events::run(&cli.store, watch, &namespace).await,
+        Command::Controller(args) => controller::run(&cli.store, &args).await,
         Command::Schema { kind } => {
             print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
             Ok(())

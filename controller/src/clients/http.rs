@@ -1,8 +1,6 @@
 //! The one HTTP stack both clients share: base address, token header, per-request deadlines
 //! (longer for blocking queries), and the mapping from status codes to [`ApiError`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -10,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::secret::Secret;
+use crate::runtime::metrics::ApiStats;
 
 /// Deadline of a request that does not block.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -75,15 +74,6 @@ pub struct Indexed<T> {
     pub index: u64,
 }
 
-/// Counters every request feeds, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct RequestStats {
-    pub requests: AtomicU64,
-    pub errors: AtomicU64,
-    pub writes: AtomicU64,
-    pub latency_micros: AtomicU64,
-}
-
 #[derive(Clone)]
 pub struct HttpApi {
     pub api: &'static str,
@@ -92,7 +82,7 @@ pub struct HttpApi {
     token: Option<Secret>,
     token_header: &'static str,
     index_header: &'static str,
-    pub stats: Arc<RequestStats>,
+    pub stats: ApiStats,
 }
 
 /// Installs rustls' ring provider once, before the first client is built.
@@ -129,7 +119,7 @@ impl HttpApi {
             token,
             token_header,
             index_header,
-            stats: Arc::new(RequestStats::default()),
+            stats: ApiStats::default(),
         }
     }
 
@@ -152,16 +142,14 @@ impl HttpApi {
         is_write: bool,
     ) -> Result<Response, ApiError> {
         let started = Instant::now();
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.requests.inc();
         if is_write {
-            self.stats.writes.fetch_add(1, Ordering::Relaxed);
+            self.stats.writes.inc();
         }
         let result = self.send_inner(request).await;
-        self.stats
-            .latency_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.stats.latency.observe(started.elapsed().as_secs_f64());
         if result.is_err() {
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            self.stats.errors.inc();
         }
         result
     }

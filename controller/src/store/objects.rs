@@ -338,3 +338,32 @@ pub(super) fn decode_object(object: &KeyValue, status: Option<&KeyValue>) -> Res
     }
     Ok(resource)
 }
+
+impl Store {
+    /// An object from a watch item (its mod revision becomes the resourceVersion).
+    pub fn decode_object_item(&self, item: &super::RawItem) -> Result<Resource> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            key: item.key.clone(),
+            detail,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&item.value).map_err(|e| corrupt(e.to_string()))?;
+        let mut resource = Resource::from_json(value).map_err(corrupt)?;
+        resource.metadata_mut().resource_version = item.mod_revision.to_string();
+        Ok(resource)
+    }
+
+    /// A status from a watch item, with the object it belongs to.
+    pub fn decode_status_item(&self, item: &super::RawItem) -> Result<(ObjectRef, Status)> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            key: item.key.clone(),
+            detail,
+        };
+        let object = self
+            .keys
+            .object_ref_of(&item.key)
+            .ok_or_else(|| corrupt("not a status key".into()))?;
+        let status = serde_json::from_slice(&item.value).map_err(|e| corrupt(e.to_string()))?;
+        Ok((object, status))
+    }
+}

@@ -1,0 +1,110 @@
+//! `nomarch controller`: watch the store, Nomad and Consul, and converge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+use super::{CliError, StoreArgs};
+use crate::clients::{ConsulClient, NomadClient, Secret};
+use crate::runtime::cache::Cache;
+use crate::runtime::context::Context;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::{reflector, runner, server, triggers};
+
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Nomad's address
+    #[arg(long, env = "NOMAD_ADDR", default_value = crate::clients::nomad::DEFAULT_ADDR)]
+    pub nomad_addr: String,
+    /// Consul's address
+    #[arg(long, env = "CONSUL_HTTP_ADDR", default_value = crate::clients::consul::DEFAULT_ADDR)]
+    pub consul_addr: String,
+    /// Address of the metrics and health server
+    #[arg(long, default_value = "127.0.0.1:9430")]
+    pub listen: String,
+    /// This controller's identity in events [default: host name and pid]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Period of the full resync (and orphan sweep)
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Reconciles run at once
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crds::duration::Duration::parse(text).map(|d| d.get())
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
+
+pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), CliError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let store = store_args.connect().await?;
+    let metrics = Arc::new(Metrics::new());
+    let mut nomad = NomadClient::new(&args.nomad_addr, Secret::from_env("NOMAD_TOKEN"));
+    nomad.http.stats = metrics.api_stats("nomad");
+    let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
+    consul.http.stats = metrics.api_stats("consul");
+    let identity = args.id.clone().unwrap_or_else(default_identity);
+    let ctx = Arc::new(Context {
+        store,
+        nomad,
+        consul,
+        cache: Cache::default(),
+        queue: WorkQueue::new(),
+        metrics,
+        identity: identity.clone(),
+    });
+    ctx.metrics.is_leader.set(1);
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", args.listen)))?;
+    let app = server::router(ctx.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    tokio::spawn(reflector::run(ctx.clone()));
+    tokio::spawn(triggers::nomad_events(ctx.clone()));
+    tokio::spawn(triggers::consul_health(ctx.clone()));
+    tokio::spawn(triggers::resync(ctx.clone(), args.resync));
+    let mut runner = tokio::spawn(runner::run(ctx.clone(), args.concurrency));
+    info!(identity, listen = %args.listen, nomad = %args.nomad_addr, consul = %args.consul_addr, "controller started");
+
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+        _ = &mut runner => return Err(CliError::Runtime("the reconcile loop ended unexpectedly".into())),
+    }
+    info!("shutting down: no new work; letting reconciles in flight finish (signal again to stop now)");
+    ctx.queue.shut_down();
+    tokio::select! {
+        _ = &mut runner => info!("stopped cleanly"),
+        _ = terminate.recv() => std::process::exit(130),
+        _ = interrupt.recv() => std::process::exit(130),
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Reconcilers, one module per kind. Each is observe → plan (pure, in `reconcilers`) →
+//! execute, and returns when to look again.
+
+pub mod app;
+
+use crds::{Kind, ObjectRef};
+use tracing::{debug, warn};
+
+use crate::clients::ApiError;
+use crate::runtime::context::Context;
+use crate::runtime::queue::Outcome;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// nomarch will not act (a job it does not own is in the way); terminal until the object
+    /// or the job changes.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl ReconcileError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReconcileError::Api(e) => e.is_transient(),
+            ReconcileError::Store(e) => e.is_transient(),
+            ReconcileError::Refused(_) => false,
+        }
+    }
+
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ReconcileError::Api(e) => e.metric_label(),
+            ReconcileError::Store(e) => e.metric_label(),
+            ReconcileError::Refused(_) => "refused",
+        }
+    }
+}
+
+/// Reconciles one object; returns what the queue should do next and a result label.
+pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> (Outcome, &'static str) {
+    let result = match key.kind {
+        Kind::App => app::reconcile(ctx, key).await,
+        // Pubs, cron jobs and git sources get their own reconcilers; until then they are stored
+        // and shown, not acted on.
+        Kind::Pub | Kind::CronJob | Kind::GitSource => {
+            debug!(object = %key, "no reconciler for this kind yet");
+            Ok(Outcome::Done)
+        }
+    };
+    match result {
+        Ok(outcome) => (outcome, "success"),
+        Err(e) if e.is_transient() => {
+            warn!(object = %key, error = %e, "reconcile failed; will retry");
+            (Outcome::Retry, e.metric_label())
+        }
+        Err(e) => {
+            warn!(object = %key, error = %e, "reconcile failed; not retrying until something changes");
+            (Outcome::GiveUp, e.metric_label())
+        }
+    }
+}

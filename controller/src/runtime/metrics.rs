@@ -1,0 +1,176 @@
+//! Prometheus metrics: reconciles by kind and result, reconcile duration, queue depth, Nomad
+//! and Consul requests and latency, drift corrections, and who leads.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindResult {
+    pub kind: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabel {
+    pub api: String,
+}
+
+/// Request counters of one remote API, shared with its client.
+#[derive(Clone, Debug)]
+pub struct ApiStats {
+    pub requests: Counter,
+    pub errors: Counter,
+    pub writes: Counter,
+    pub latency: Histogram,
+}
+
+impl Default for ApiStats {
+    fn default() -> Self {
+        ApiStats {
+            requests: Counter::default(),
+            errors: Counter::default(),
+            writes: Counter::default(),
+            latency: latency_histogram(),
+        }
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub reconciles: Family<KindResult, Counter>,
+    pub reconcile_seconds: Family<KindLabel, Histogram>,
+    pub queue_depth: Gauge,
+    pub drift_corrections: Family<KindLabel, Counter>,
+    pub is_leader: Gauge,
+    api_requests: Family<ApiLabel, Counter>,
+    api_errors: Family<ApiLabel, Counter>,
+    api_writes: Family<ApiLabel, Counter>,
+    api_seconds: Family<ApiLabel, Histogram>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("nomarch");
+        let reconciles = Family::<KindResult, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and result",
+            reconciles.clone(),
+        );
+        let reconcile_seconds = Family::<KindLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_seconds.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Keys waiting in the work queue",
+            queue_depth.clone(),
+        );
+        let drift_corrections = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "drift_corrections",
+            "Jobs restored after a change outside nomarch",
+            drift_corrections.clone(),
+        );
+        let is_leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this controller reconciles",
+            is_leader.clone(),
+        );
+        let api_requests = Family::<ApiLabel, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests to Nomad and Consul",
+            api_requests.clone(),
+        );
+        let api_errors = Family::<ApiLabel, Counter>::default();
+        registry.register(
+            "api_errors",
+            "Failed requests to Nomad and Consul",
+            api_errors.clone(),
+        );
+        let api_writes = Family::<ApiLabel, Counter>::default();
+        registry.register(
+            "api_writes",
+            "Writes to Nomad and Consul",
+            api_writes.clone(),
+        );
+        let api_seconds = Family::<ApiLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "Latency of requests to Nomad and Consul",
+            api_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_seconds,
+            queue_depth,
+            drift_corrections,
+            is_leader,
+            api_requests,
+            api_errors,
+            api_writes,
+            api_seconds,
+        }
+    }
+
+    /// The counters a client of `api` feeds.
+    pub fn api_stats(&self, api: &str) -> ApiStats {
+        let label = ApiLabel {
+            api: api.to_string(),
+        };
+        ApiStats {
+            requests: self.api_requests.get_or_create(&label).clone(),
+            errors: self.api_errors.get_or_create(&label).clone(),
+            writes: self.api_writes.get_or_create(&label).clone(),
+            latency: self.api_seconds.get_or_create(&label).clone(),
+        }
+    }
+
+    pub fn record_reconcile(&self, kind: &str, result: &str, seconds: f64) {
+        self.reconciles
+            .get_or_create(&KindResult {
+                kind: kind.into(),
+                result: result.into(),
+            })
+            .inc();
+        self.reconcile_seconds
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .observe(seconds);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("metrics encode to a string");
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
