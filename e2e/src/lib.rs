@@ -4,8 +4,12 @@
 //! - [`sim`]: the Nomad + Consul API simulator (binary `nomad-sim`).
 //! - [`etcd`]: a private etcd server on free loopback ports with a temporary data dir, which a
 //!   test can stop and restart on the same ports and data, and which is killed on drop.
+//! - [`http`]: reqwest clients with the TLS provider installed.
 //! - [`ports`]: free loopback ports.
+//! - [`procs`]: nomad-sim and `nomarch controller` as real processes.
 
 pub mod etcd;
+pub mod http;
 pub mod ports;
+pub mod procs;
 pub mod sim;

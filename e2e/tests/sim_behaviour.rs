@@ -34,7 +34,7 @@ struct Api {
 impl Api {
     fn new(sim: &RunningSim) -> Api {
         Api {
-            http: reqwest::Client::new(),
+            http: e2e::http::client(),
             nomad: sim.nomad_url(),
             consul: sim.consul_url(),
         }
@@ -268,7 +268,7 @@ async fn blocking_queries_wake_on_change_and_time_out_with_unchanged_data() {
 
     // Woken by a write.
     let url = format!("{}/v1/jobs?index={index}&wait=20s", api.nomad);
-    let waiter = tokio::spawn(async move { reqwest::get(url).await.unwrap() });
+    let waiter = tokio::spawn(async move { e2e::http::get(url).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
         !waiter.is_finished(),
@@ -825,7 +825,7 @@ async fn acl_token_is_required_when_configured() {
         ..fast_config()
     })
     .await;
-    let http = reqwest::Client::new();
+    let http = e2e::http::client();
     let url = format!("{}/v1/jobs", sim.nomad_url());
     let anonymous = http.get(&url).send().await.unwrap();
     assert_eq!(

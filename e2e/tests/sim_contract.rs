@@ -460,7 +460,7 @@ async fn every_sample_matches_nomad_sims_answer() {
         .await
         .unwrap();
     let c = Client {
-        http: reqwest::Client::new(),
+        http: e2e::http::client(),
         nomad: sim.nomad_url(),
         consul: sim.consul_url(),
     };

@@ -20,11 +20,11 @@ async fn start() -> RunningSim {
 }
 
 async fn get(url: String) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    e2e::http::get(url).await.unwrap().json().await.unwrap()
 }
 
 async fn put(url: String, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = e2e::http::client()
         .put(url)
         .json(&body)
         .send()
@@ -135,7 +135,7 @@ async fn a_crash_loop_fails_the_allocation_and_a_replacement_is_placed() {
         .as_str()
         .unwrap()
         .to_string();
-    let response = reqwest::Client::new()
+    let response = e2e::http::client()
         .post(format!(
             "{}/_sim/allocations/{id}/crashloop",
             sim.nomad_url()
@@ -182,7 +182,7 @@ async fn a_hung_allocation_fails_its_checks() {
         .as_str()
         .unwrap()
         .to_string();
-    reqwest::Client::new()
+    e2e::http::client()
         .post(format!("{}/_sim/allocations/{id}/hang", sim.nomad_url()))
         .send()
         .await
@@ -202,7 +202,7 @@ async fn a_hung_allocation_fails_its_checks() {
 #[tokio::test]
 async fn a_partitioned_node_goes_disconnected() {
     let sim = start().await;
-    reqwest::Client::new()
+    e2e::http::client()
         .post(format!("{}/_sim/nodes/node-2/partition", sim.nomad_url()))
         .send()
         .await
@@ -216,7 +216,7 @@ async fn a_partitioned_node_goes_disconnected() {
             .any(|n| n["Name"] == "node-2" && n["Status"] == "disconnected")
     })
     .await;
-    reqwest::Client::new()
+    e2e::http::client()
         .post(format!("{}/_sim/nodes/node-2/revive", sim.nomad_url()))
         .send()
         .await
@@ -245,7 +245,7 @@ async fn consul_blocking_query_wakes_when_a_check_changes() {
             == 1
     })
     .await;
-    let first = reqwest::get(format!("{}/v1/health/service/web", sim.consul_url()))
+    let first = e2e::http::get(format!("{}/v1/health/service/web", sim.consul_url()))
         .await
         .unwrap();
     let index: u64 = first.headers()["x-consul-index"]
@@ -257,7 +257,7 @@ async fn consul_blocking_query_wakes_when_a_check_changes() {
         "{}/v1/health/service/web?index={index}&wait=20s",
         sim.consul_url()
     );
-    let waiter = tokio::spawn(async move { reqwest::get(url).await.unwrap() });
+    let waiter = tokio::spawn(async move { e2e::http::get(url).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiter.is_finished(), "blocks while nothing changes");
     put(
@@ -283,7 +283,7 @@ async fn consul_blocking_query_wakes_when_a_check_changes() {
 async fn consul_kv_check_and_set() {
     let sim = start().await;
     let kv = |key: &str| format!("{}/v1/kv/{key}", sim.consul_url());
-    let client = reqwest::Client::new();
+    let client = e2e::http::client();
     let put_raw = |url: String, body: &'static str| {
         let client = client.clone();
         async move {
@@ -315,7 +315,7 @@ async fn consul_kv_check_and_set() {
         put_raw(kv(&format!("app/config?cas={index}")), "two").await,
         json!(true)
     );
-    let missing = reqwest::get(kv("nope")).await.unwrap();
+    let missing = e2e::http::get(kv("nope")).await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.text().await.unwrap(), "");
     let keys = get(kv("app/?keys")).await;
@@ -368,7 +368,7 @@ async fn namespaces_scope_jobs_and_star_lists_them_all() {
             ("prod".to_string(), "web".to_string())
         ]
     );
-    let missing = reqwest::get(format!("{}/v1/job/web", sim.nomad_url()))
+    let missing = e2e::http::get(format!("{}/v1/job/web", sim.nomad_url()))
         .await
         .unwrap();
     assert_eq!(

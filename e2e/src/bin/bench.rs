@@ -159,7 +159,7 @@ async fn get_ok(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
 async fn sim_scale(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     const SCENARIO: &str = "sim-scale";
     let sim = start_sim(args.nodes)?;
-    let http = reqwest::Client::new();
+    let http = e2e::http::client();
     let leader = format!("{}/v1/status/leader", sim.nomad);
     let started = Instant::now();
     while get_ok(&http, &leader).await.is_err() {

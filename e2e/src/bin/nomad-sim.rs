@@ -279,7 +279,7 @@ async fn ctl(addr: &str, action: Ctl) -> anyhow::Result<()> {
             ("PUT", "/_sim/chaos".to_string(), Some(Value::Object(body)))
         }
     };
-    let client = reqwest::Client::new();
+    let client = e2e::http::client();
     let url = format!("{base}{path}");
     let mut request = match method {
         "GET" => client.get(&url),

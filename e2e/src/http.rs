@@ -1,0 +1,26 @@
+//! HTTP clients for tests and tools. The workspace builds reqwest with rustls but without a
+//! bundled crypto provider (the default one needs a C toolchain with cmake); every client is
+//! made here, after rustls' ring provider is installed.
+
+/// Installs the ring provider once per process.
+pub fn install_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub fn client() -> reqwest::Client {
+    install_tls();
+    reqwest::Client::new()
+}
+
+pub fn blocking_client() -> reqwest::blocking::Client {
+    install_tls();
+    reqwest::blocking::Client::new()
+}
+
+/// `reqwest::get`, with the provider installed.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    client().get(url).send().await
+}

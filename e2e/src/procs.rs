@@ -1,0 +1,212 @@
+//! Real processes for end-to-end tests: nomad-sim and `nomarch controller`, on free loopback
+//! ports, killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ports::free_port;
+
+/// A workspace binary next to the running test (target/<profile>/NAME), built on demand when
+/// the test was run alone.
+pub fn binary(name: &str, package: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {name} failed");
+    }
+    path
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+}
+
+/// A child process that is killed on drop.
+pub struct Process {
+    child: Option<Child>,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Process {
+    fn spawn(mut command: Command, name: &str) -> Process {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process {
+            child: Some(child),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends a signal (`libc::SIGTERM` for a graceful stop) to this process only.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits");
+        assert!(pid > 1, "no process to signal");
+        // SAFETY: kill(2) with a positive pid signals exactly that process.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Waits for the process to exit; its exit code, or `None` if it is still running after
+    /// `limit` (then it is killed).
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct SimProcess {
+    pub process: Process,
+    pub nomad_port: u16,
+    pub consul_port: u16,
+}
+
+impl SimProcess {
+    pub fn start(extra: &[&str]) -> SimProcess {
+        let (nomad_port, consul_port) = (free_port(), free_port());
+        let mut command = Command::new(binary("nomad-sim", "e2e"));
+        command
+            .args([
+                "--nomad-addr",
+                &format!("127.0.0.1:{nomad_port}"),
+                "--consul-addr",
+                &format!("127.0.0.1:{consul_port}"),
+            ])
+            .args(["--start-delay", "100ms"])
+            .args(extra);
+        let process = Process::spawn(command, "nomad-sim");
+        wait_for("nomad-sim", || http_ok(nomad_port, "/v1/status/leader"));
+        SimProcess {
+            process,
+            nomad_port,
+            consul_port,
+        }
+    }
+
+    pub fn nomad_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.nomad_port)
+    }
+
+    pub fn consul_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.consul_port)
+    }
+}
+
+pub struct ControllerProcess {
+    pub process: Process,
+    pub port: u16,
+}
+
+impl ControllerProcess {
+    /// Starts `nomarch controller` (binary path from the caller: only the controller package
+    /// knows it) and waits until it is ready.
+    pub fn start(
+        nomarch: &Path,
+        etcd: &str,
+        prefix: &str,
+        sim: &SimProcess,
+        extra: &[&str],
+    ) -> ControllerProcess {
+        let port = free_port();
+        let mut command = Command::new(nomarch);
+        command
+            .env("NOMARCH_ETCD_ENDPOINTS", etcd)
+            .env("NOMARCH_PREFIX", prefix)
+            .env("NOMAD_ADDR", sim.nomad_url())
+            .env("CONSUL_HTTP_ADDR", sim.consul_url())
+            .env("RUST_LOG", "info")
+            .args(["controller", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra);
+        let process = Process::spawn(command, "controller");
+        wait_for("the controller", || http_ok(port, "/readyz"));
+        ControllerProcess { process, port }
+    }
+
+    /// The metrics text.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    }
+}
