@@ -339,3 +339,50 @@ fn nomad_failures_back_off_and_converge_after_recovery() {
     );
     let _ = Path::new(PREFIX);
 }
+
+#[test]
+fn diff_shows_the_change_and_writes_nothing() {
+    let world = World::start(&[]);
+    world.apply(&web("nginx:1.27", 2));
+    eventually("web Ready", || world.ready("web"));
+    settle();
+    let before = world.writes().len();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.yaml");
+    let diff = |manifest: &str| {
+        std::fs::write(&file, manifest).unwrap();
+        let output = Command::new(nomarch_bin())
+            .env("NOMARCH_ETCD_ENDPOINTS", world.etcd.endpoint())
+            .env("NOMARCH_PREFIX", PREFIX)
+            .env("NOMAD_ADDR", world.sim.nomad_url())
+            .args(["diff", "-f", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    assert_eq!(diff(&web("nginx:1.27", 2)), "app/web: no changes\n");
+    let changed = diff(&web("nginx:1.28", 3));
+    assert!(
+        changed.starts_with("app/web: would register job web (spec changed)"),
+        "{changed}"
+    );
+    assert!(
+        changed.contains("nginx:1.27") && changed.contains("nginx:1.28"),
+        "{changed}"
+    );
+    assert!(
+        changed.contains("Count") && changed.contains("\"2\" => \"3\""),
+        "{changed}"
+    );
+    assert_eq!(world.writes().len(), before, "diff writes nothing to Nomad");
+    assert_eq!(
+        world.app("web")["spec"]["image"],
+        "nginx:1.27",
+        "nor to the store"
+    );
+}

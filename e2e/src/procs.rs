@@ -7,23 +7,35 @@ use std::time::{Duration, Instant};
 
 use crate::ports::free_port;
 
-/// A workspace binary next to the running test (target/<profile>/NAME), built on demand when
-/// the test was run alone.
+/// A workspace binary next to the running test (target/<profile>/NAME). Under cargo it is
+/// (re)built first, once per test process: running one package's tests does not rebuild
+/// another package's binaries, and a stale simulator would test yesterday's code.
 pub fn binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
-    let path = profile_dir.join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", package, "--bin", name])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building {name} failed");
+    if let Ok(cargo) = std::env::var("CARGO") {
+        static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+        if !built.iter().any(|b| b == name) {
+            let mut command = Command::new(cargo);
+            command.args(["build", "--quiet", "-p", package, "--bin", name]);
+            if profile_dir.file_name().is_some_and(|p| p == "release") {
+                command.arg("--release");
+            }
+            let status = command.status().expect("cargo runs");
+            assert!(status.success(), "building {name} failed");
+            built.push(name.to_string());
+        }
     }
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; build it with `cargo build -p {package}`",
+        path.display()
+    );
     path
 }
 

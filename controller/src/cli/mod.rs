@@ -3,6 +3,7 @@
 mod apply;
 pub mod controller;
 mod delete;
+mod diff;
 mod events;
 mod exit;
 mod get;
@@ -86,6 +87,14 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Show what applying would change in Nomad; changes nothing
+    Diff {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Nomad's address
+        #[arg(long, env = "NOMAD_ADDR", default_value = crate::clients::nomad::DEFAULT_ADDR)]
+        nomad_addr: String,
+    },
     /// Show objects
     Get {
         /// app, pub, cronjob or gitsource (plural and short forms work too)
@@ -168,6 +177,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => delete::run(&cli.store, kind, name, &files, &namespace).await,
         Command::Events { watch, namespace } => events::run(&cli.store, watch, &namespace).await,
         Command::Controller(args) => controller::run(&cli.store, &args).await,
+        Command::Diff { files, nomad_addr } => diff::run(&cli.store, &files, &nomad_addr).await,
         Command::Schema { kind } => {
             print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
             Ok(())

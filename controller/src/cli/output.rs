@@ -84,6 +84,30 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
             "IMAGE"
         };
         row.push((header, detail));
+        if matches!(resource, Resource::App(_) | Resource::Pub(_)) {
+            let details = resource.status().map(|s| &s.details);
+            let replicas = details.and_then(|d| d.get("replicas"));
+            let count = |field: &str| {
+                replicas
+                    .and_then(|r| r.get(field))
+                    .and_then(|v| v.as_u64())
+                    .map_or("-".into(), |v| v.to_string())
+            };
+            row.push(("RUNNING", count("running")));
+            row.push(("HEALTHY", count("healthy")));
+            let job = details.and_then(|d| d.get("job"));
+            let job_text = job
+                .map(|j| {
+                    format!(
+                        "{} v{} @{}",
+                        j["id"].as_str().unwrap_or("?"),
+                        j["version"],
+                        j["jobModifyIndex"]
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            row.push(("JOB", job_text));
+        }
         row.push(("GENERATION", meta.generation.to_string()));
         let observed = resource
             .status()

@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 use crate::clients::ApiError;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
-use crate::store::StoreError;
+use crate::store::{EventType, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -54,13 +54,22 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> (Outcome, &'static str
     };
     match result {
         Ok(outcome) => (outcome, "success"),
-        Err(e) if e.is_transient() => {
-            warn!(object = %key, error = %e, "reconcile failed; will retry");
-            (Outcome::Retry, e.metric_label())
-        }
         Err(e) => {
-            warn!(object = %key, error = %e, "reconcile failed; not retrying until something changes");
-            (Outcome::GiveUp, e.metric_label())
+            let transient = e.is_transient();
+            warn!(object = %key, error = %e, transient, "reconcile failed");
+            // Deduplicated by message: a failure that repeats counts up instead of flooding.
+            if !matches!(e, ReconcileError::Refused(_)) {
+                ctx.event(key, EventType::Warning, "ReconcileFailed", e.to_string())
+                    .await;
+            }
+            (
+                if transient {
+                    Outcome::Retry
+                } else {
+                    Outcome::GiveUp
+                },
+                e.metric_label(),
+            )
         }
     }
 }

@@ -289,7 +289,9 @@ async fn nomad_entry(
         }
     }
     let result = nomad::handle(&sim, &req).await;
-    if req.is_write() || req.method == Method::DELETE {
+    // A plan is a PUT that changes nothing: Nomad's dry run is not a write.
+    let dry_run = req.path.ends_with("/plan");
+    if (req.is_write() || req.method == Method::DELETE) && !dry_run {
         if let Ok(Reply::Json { status: 200, .. }) = &result {
             let job_id = nomad::job_id_of(&req.path).or_else(|| {
                 let body: Value = serde_json::from_slice(&req.body).ok()?;

@@ -1,0 +1,222 @@
+//! `nomarch diff -f PATH`: what applying would change in Nomad, from the same plan the
+//! controller runs and Nomad's own plan diff. Changes nothing.
+
+use std::path::PathBuf;
+
+use crds::{Kind, ObjectRef, Resource};
+use reconcilers::meta::{job_id, owner_of, SPEC_HASH};
+use reconcilers::plan::{deciding_rule, plan, JobAction, LiveJob, Observation};
+use reconcilers::render::app::render_app;
+use reconcilers::status::last_written_index;
+use serde_json::Value;
+
+use super::{CliError, StoreArgs};
+use crate::clients::nomad_types::Job;
+use crate::clients::{NomadClient, QueryOptions, Secret};
+
+pub async fn run(
+    store_args: &StoreArgs,
+    files: &[PathBuf],
+    nomad_addr: &str,
+) -> Result<(), CliError> {
+    let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
+    let store = store_args.connect().await?;
+    let nomad = NomadClient::new(nomad_addr, Secret::from_env("NOMAD_TOKEN"));
+    for manifest in manifests {
+        let object = manifest.resource.object_ref();
+        let Resource::App(mut app) = manifest.resource else {
+            println!(
+                "{object}: not diffed (no reconciler for {} yet)",
+                object.kind
+            );
+            continue;
+        };
+        let stored = store.get(&object).await?;
+        // The generation the store would give it.
+        app.metadata.generation = match &stored {
+            None => 1,
+            Some(current) if current.spec_json() == Resource::App(app.clone()).spec_json() => {
+                current.metadata().generation
+            }
+            Some(current) => current.metadata().generation + 1,
+        };
+        let desired: Job =
+            serde_json::from_value(render_app(&app)).expect("rendered jobs decode as jobs");
+        let live = nomad
+            .job(&object.namespace, &job_id(&object), QueryOptions::default())
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?
+            .value;
+        let mut waiting_for = Vec::new();
+        for dep in &app.spec.depends_on {
+            let dep_ref = ObjectRef::new(Kind::App, &object.namespace, dep.as_str());
+            let ready = store
+                .get(&dep_ref)
+                .await?
+                .and_then(|r| {
+                    r.status()
+                        .and_then(|s| s.condition("Ready").map(|c| c.status == "True"))
+                })
+                .unwrap_or(false);
+            if !ready {
+                waiting_for.push(dep.clone());
+            }
+        }
+        let observation = Observation {
+            object: object.clone(),
+            desired_hash: desired.meta(SPEC_HASH).unwrap_or_default().to_string(),
+            live: live.as_ref().map(|j| LiveJob {
+                owner: owner_of(&object.namespace, j.meta.as_ref()),
+                spec_hash: j.meta(SPEC_HASH).map(String::from),
+                job_modify_index: j.job_modify_index.unwrap_or(0),
+                stopped: j.stop.unwrap_or(false),
+            }),
+            last_written_index: last_written_index(stored.as_ref().and_then(|s| s.status())),
+            waiting_for,
+        };
+        let action = plan(&observation);
+        let rule = deciding_rule(&observation);
+        match action {
+            JobAction::Nothing => println!("{object}: no changes"),
+            JobAction::Wait { reason } => println!("{object}: would wait ({reason})"),
+            JobAction::Refuse { reason } => println!("{object}: would not touch the job: {reason}"),
+            JobAction::Register { .. } | JobAction::VerifyDrift { .. } => {
+                let planned = nomad
+                    .plan(&desired)
+                    .await
+                    .map_err(|e| CliError::Runtime(e.to_string()))?;
+                let diff = planned.diff.unwrap_or(Value::Null);
+                if diff.get("Type").and_then(Value::as_str) == Some("None") {
+                    println!("{object}: no changes to the job ({rule}: only nomarch's bookkeeping would be updated)");
+                    continue;
+                }
+                println!("{object}: would register job {} ({rule})", desired.id);
+                for line in describe_diff(&diff) {
+                    println!("  {line}");
+                }
+                for line in describe_updates(planned.annotations.as_ref()) {
+                    println!("  {line}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn marker(kind: &str) -> &'static str {
+    match kind {
+        "Added" => "+",
+        "Deleted" => "-",
+        _ => "~",
+    }
+}
+
+/// Nomad's diff as lines: `~ TaskGroups[app].Tasks[app].Config[image]: "a" => "b"`.
+pub fn describe_diff(diff: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    walk(diff, "", &mut lines);
+    lines
+}
+
+fn walk(node: &Value, path: &str, lines: &mut Vec<String>) {
+    for field in node
+        .get("Fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = field["Type"].as_str().unwrap_or("Edited");
+        if kind == "None" {
+            continue;
+        }
+        let name = field["Name"].as_str().unwrap_or_default();
+        let (old, new) = (
+            field["Old"].as_str().unwrap_or_default(),
+            field["New"].as_str().unwrap_or_default(),
+        );
+        let change = match kind {
+            "Added" => format!("{new:?}"),
+            "Deleted" => format!("{old:?}"),
+            _ => format!("{old:?} => {new:?}"),
+        };
+        lines.push(format!("{} {path}{name}: {change}", marker(kind)));
+    }
+    for object in node
+        .get("Objects")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = object["Name"].as_str().unwrap_or_default();
+        walk(object, &format!("{path}{name}."), lines);
+    }
+    for (list, label) in [("TaskGroups", "TaskGroups"), ("Tasks", "Tasks")] {
+        for child in node
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if child["Type"] == "None" {
+                continue;
+            }
+            let name = child["Name"].as_str().unwrap_or_default();
+            walk(child, &format!("{path}{label}[{name}]."), lines);
+        }
+    }
+}
+
+/// `app: 2 to place, 1 destructive update`, from the plan's DesiredTGUpdates.
+fn describe_updates(annotations: Option<&Value>) -> Vec<String> {
+    let Some(updates) = annotations
+        .and_then(|a| a.get("DesiredTGUpdates"))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    updates
+        .iter()
+        .map(|(group, counts)| {
+            let parts: Vec<String> = [
+                ("Place", "to place"),
+                ("Stop", "to stop"),
+                ("DestructiveUpdate", "destructive update(s)"),
+                ("InPlaceUpdate", "in-place update(s)"),
+            ]
+            .iter()
+            .filter_map(|(key, label)| {
+                counts
+                    .get(*key)
+                    .and_then(Value::as_u64)
+                    .filter(|n| *n > 0)
+                    .map(|n| format!("{n} {label}"))
+            })
+            .collect();
+            let summary = if parts.is_empty() {
+                "no allocation changes".to_string()
+            } else {
+                parts.join(", ")
+            };
+            format!("group {group}: {summary}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diffs_read_as_paths() {
+        let diff = json!({"Type": "Edited", "Fields": null, "Objects": null, "TaskGroups": [{"Type": "Edited", "Name": "app", "Fields": [{"Type": "Edited", "Name": "Count", "Old": "1", "New": "3"}],
+            "Tasks": [{"Type": "Edited", "Name": "app", "Fields": null, "Objects": [{"Type": "Edited", "Name": "Config", "Fields": [{"Type": "Edited", "Name": "image", "Old": "a:1", "New": "a:2"}]}]}]}]});
+        assert_eq!(
+            describe_diff(&diff),
+            vec![
+                "~ TaskGroups[app].Count: \"1\" => \"3\"",
+                "~ TaskGroups[app].Tasks[app].Config.image: \"a:1\" => \"a:2\""
+            ]
+        );
+    }
+}
