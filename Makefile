@@ -35,7 +35,7 @@ sim: deps
 
 # Benchmarks: figures next to a floor measured in the same run; never pass/fail.
 bench: deps
-	$(CARGO) build --release --locked -p e2e
+	$(CARGO) build --release --locked -p bench -p e2e -p controller
 	./target/release/bench --out bench/results.json
 
 clean:

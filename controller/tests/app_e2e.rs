@@ -386,3 +386,33 @@ fn diff_shows_the_change_and_writes_nothing() {
         "nor to the store"
     );
 }
+
+#[test]
+fn sigterm_waits_for_reconciles_in_flight_and_a_second_signal_stops_at_once() {
+    let mut world = World::start(&[]);
+    // Every Nomad answer now takes 20 s: a reconcile will be in flight.
+    assert_eq!(
+        world.put_nomad("/_sim/chaos", json!({"latency_ms": 20_000})),
+        200
+    );
+    world.apply(&web("nginx:1.27", 1));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut controller = world.controller.take().unwrap();
+    controller.process.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        controller.process.is_running(),
+        "the first signal lets the reconcile in flight finish"
+    );
+    assert!(
+        controller.process.log_text().contains("shutting down"),
+        "{}",
+        controller.process.log_text()
+    );
+    controller.process.signal(libc::SIGTERM);
+    assert_eq!(
+        controller.process.wait(Duration::from_secs(10)),
+        Some(130),
+        "the second signal stops it at once"
+    );
+}

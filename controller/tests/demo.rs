@@ -29,6 +29,19 @@ fn demo_applies_the_examples_and_stops_cleanly_on_ctrl_c() {
     demo.arg(root.join("scripts/demo.sh"))
         .env("NOMARCH_BIN", env!("CARGO_BIN_EXE_nomarch"))
         .env("NOMARCH_DEMO_ETCD_PORT", port.to_string())
+        .env("NOMAD_SIM_BIN", e2e::procs::binary("nomad-sim", "e2e"))
+        .env(
+            "NOMARCH_DEMO_NOMAD_PORT",
+            e2e::ports::free_port().to_string(),
+        )
+        .env(
+            "NOMARCH_DEMO_CONSUL_PORT",
+            e2e::ports::free_port().to_string(),
+        )
+        .env(
+            "NOMARCH_DEMO_CONTROLLER_PORT",
+            e2e::ports::free_port().to_string(),
+        )
         .env("NOMARCH_DEMO_STATE", state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -63,6 +76,17 @@ fn demo_applies_the_examples_and_stops_cleanly_on_ctrl_c() {
     assert!(
         transcript.contains("pub-alice"),
         "get pubs shows the pubs:\n{transcript}"
+    );
+    // The first three rows after `get apps -o wide`'s header: every app Ready on nomad-sim.
+    let apps_table: Vec<&str> = transcript
+        .lines()
+        .skip_while(|l| !l.contains("get apps -o wide"))
+        .skip(2)
+        .take(3)
+        .collect();
+    assert!(
+        apps_table.len() == 3 && apps_table.iter().all(|l| l.contains(" True ")),
+        "the apps converge on nomad-sim:\n{transcript}"
     );
     assert_eq!(
         events_seen, 8,

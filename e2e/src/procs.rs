@@ -12,10 +12,13 @@ use crate::ports::free_port;
 /// another package's binaries, and a stale simulator would test yesterday's code.
 pub fn binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
+    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+    let parent = exe.parent().expect("an executable lives in a folder");
+    let profile_dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent.parent().expect("target/<profile>")
+    } else {
+        parent
+    };
     if let Ok(cargo) = std::env::var("CARGO") {
         static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
         let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
@@ -39,10 +42,20 @@ pub fn binary(name: &str, package: &str) -> PathBuf {
     path
 }
 
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+/// Waits until `ready`; a process that exits first fails with its own log.
+fn wait_up(process: &mut Process, what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready() {
-        assert!(Instant::now() < deadline, "{what} did not come up");
+        assert!(
+            process.is_running(),
+            "{what} exited:\n{}",
+            process.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not come up:\n{}",
+            process.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -160,10 +173,14 @@ impl SimProcess {
                 "--consul-addr",
                 &format!("127.0.0.1:{consul_port}"),
             ])
-            .args(["--start-delay", "100ms"])
             .args(extra);
-        let process = Process::spawn(command, "nomad-sim");
-        wait_for("nomad-sim", || http_ok(nomad_port, "/v1/status/leader"));
+        if !extra.contains(&"--start-delay") {
+            command.args(["--start-delay", "100ms"]);
+        }
+        let mut process = Process::spawn(command, "nomad-sim");
+        wait_up(&mut process, "nomad-sim", || {
+            http_ok(nomad_port, "/v1/status/leader")
+        });
         SimProcess {
             process,
             nomad_port,
@@ -205,8 +222,8 @@ impl ControllerProcess {
             .env("RUST_LOG", "info")
             .args(["controller", "--listen", &format!("127.0.0.1:{port}")])
             .args(extra);
-        let process = Process::spawn(command, "controller");
-        wait_for("the controller", || http_ok(port, "/readyz"));
+        let mut process = Process::spawn(command, "controller");
+        wait_up(&mut process, "the controller", || http_ok(port, "/readyz"));
         ControllerProcess { process, port }
     }
 

@@ -109,6 +109,7 @@ impl HttpApi {
         };
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .expect("an HTTP client with default settings builds");

@@ -119,11 +119,13 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         }
         JobAction::Nothing => {}
     }
+    // After a register Nomad holds the desired job at the next version; no need to read it back.
     let job = if job_changed {
-        ctx.nomad
-            .job(&key.namespace, &id, QueryOptions::default())
-            .await?
-            .value
+        let mut registered = desired.clone();
+        registered.version = Some(live.as_ref().and_then(|j| j.version).map_or(0, |v| v + 1));
+        registered.job_modify_index = written;
+        registered.stop = Some(false);
+        Some(registered)
     } else {
         live
     };

@@ -23,7 +23,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// Records an event; a failure to record is logged, never fatal to the reconcile.
+    /// Records an event without holding up the reconcile: events are for people, and a
+    /// failure to record one is logged, never fatal.
     pub async fn event(
         &self,
         object: &ObjectRef,
@@ -38,8 +39,12 @@ impl Context {
             message: message.into(),
             source: self.identity.clone(),
         };
-        if let Err(e) = self.store.record_event(event).await {
-            warn!(object = %object, reason, error = %e, "could not record event");
-        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let (object, reason) = (event.object.clone(), event.reason.clone());
+            if let Err(e) = store.record_event(event).await {
+                warn!(object = %object, reason, error = %e, "could not record event");
+            }
+        });
     }
 }

@@ -367,3 +367,12 @@ impl Store {
         Ok((object, status))
     }
 }
+
+impl Store {
+    /// Puts raw bytes at a key outside nomarch's tables (benchmarks use it for their floor).
+    pub async fn apply_raw(&self, key: &str, value: Vec<u8>) -> Result<()> {
+        let mut kv = self.client.kv_client();
+        self.call(kv.put(key, value, None)).await?;
+        Ok(())
+    }
+}

@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::sync::{broadcast, watch};
 
 use clock::Clock;
@@ -119,6 +120,12 @@ impl Sim {
     }
 }
 
+/// Nomad and Consul are Go servers, and Go sets TCP_NODELAY on every connection; without it the
+/// event stream's small frames wait out Nagle and delayed ACKs (tens of milliseconds each).
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+}
+
 /// A simulator serving on real sockets, stopped when dropped.
 pub struct RunningSim {
     pub sim: Sim,
@@ -145,10 +152,10 @@ impl RunningSim {
         let tasks = vec![
             sim.spawn_ticker(),
             tokio::spawn(async move {
-                let _ = axum::serve(nomad_listener, nomad_app).await;
+                let _ = axum::serve(nomad_listener.tap_io(no_delay), nomad_app).await;
             }),
             tokio::spawn(async move {
-                let _ = axum::serve(consul_listener, consul_app).await;
+                let _ = axum::serve(consul_listener.tap_io(no_delay), consul_app).await;
             }),
         ];
         Ok(RunningSim {

@@ -1,50 +1,15 @@
-//! `make bench`: measures, never asserts. Each scenario reports its figures next to a floor
-//! measured in the same run, as a ratio, because these machines are shared and noisy.
-//!
-//! Scenarios so far:
-//! - `sim-scale`: nomad-sim at 1,000 nodes and 20,000 allocations: registration throughput,
-//!   time until everything runs, request latency at that size, and the simulator's memory.
+//! nomad-sim at scale: 1,000 nodes and 20,000 allocations. Registration throughput, time until
+//! everything runs, request latency at that size, and the simulator's memory.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-#[derive(Parser)]
-#[command(about = "nomarch benchmarks (figures as ratios to a floor measured in the same run)")]
-struct Args {
-    /// Client nodes in the simulated cluster
-    #[arg(long, default_value_t = 1000)]
-    nodes: usize,
-    /// Allocations to place (jobs of 10)
-    #[arg(long, default_value_t = 20_000)]
-    allocs: usize,
-    /// Samples per latency figure
-    #[arg(long, default_value_t = 300)]
-    samples: usize,
-    /// Where to write the JSON results
-    #[arg(long, default_value = "bench/results.json")]
-    out: PathBuf,
-}
-
-/// One reported figure.
-struct Figure {
-    scenario: &'static str,
-    name: String,
-    value: f64,
-    unit: &'static str,
-    floor: Option<f64>,
-}
-
-impl Figure {
-    fn ratio(&self) -> Option<f64> {
-        self.floor.filter(|f| *f > 0.0).map(|f| self.value / f)
-    }
-}
+use crate::figures::{latencies, percentile, Figure};
+use crate::Args;
 
 struct Sim {
     child: Child,
@@ -60,7 +25,7 @@ impl Drop for Sim {
 }
 
 fn start_sim(nodes: usize) -> anyhow::Result<Sim> {
-    let binary = std::env::current_exe()?.with_file_name("nomad-sim");
+    let binary = e2e::procs::binary("nomad-sim", "e2e");
     let (nomad_port, consul_port) = (e2e::ports::free_port(), e2e::ports::free_port());
     let child = Command::new(&binary)
         .args([
@@ -109,30 +74,6 @@ fn memory_mb(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[rank]
-}
-
-/// Times `samples` sequential calls; returns milliseconds, sorted.
-async fn latencies<F, Fut>(samples: usize, mut call: F) -> anyhow::Result<Vec<f64>>
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let mut times = Vec::with_capacity(samples);
-    for i in 0..samples {
-        let started = Instant::now();
-        call(i).await?;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times)
-}
-
 fn bench_job(i: usize) -> Value {
     json!({"Job": {
         "ID": format!("job-{i:05}"),
@@ -156,7 +97,7 @@ async fn get_ok(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
     Ok(response.json().await?)
 }
 
-async fn sim_scale(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
+pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     const SCENARIO: &str = "sim-scale";
     let sim = start_sim(args.nodes)?;
     let http = e2e::http::client();
@@ -351,62 +292,4 @@ async fn sim_scale(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()>
         floor: Some(floor),
     });
     Ok(())
-}
-
-fn git_commit() -> String {
-    Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-    format!("{} {cores} cores, {memory:.0} GiB", std::env::consts::ARCH)
-}
-
-fn report(figures: &[Figure], out: &PathBuf) -> anyhow::Result<()> {
-    let commit = git_commit();
-    let machine = machine();
-    println!("\n| scenario | figure | value | floor | ratio |\n|---|---|---|---|---|");
-    for f in figures {
-        let floor = f.floor.map_or("".into(), |v| format!("{v:.2} ms"));
-        let ratio = f.ratio().map_or("".into(), |r| format!("{r:.1}x"));
-        println!(
-            "| {} | {} | {:.2} {} | {floor} | {ratio} |",
-            f.scenario, f.name, f.value, f.unit
-        );
-    }
-    println!("\ncommit {commit}, machine {machine}");
-    let results = json!({
-        "commit": commit,
-        "machine": machine,
-        "figures": figures.iter().map(|f| json!({"scenario": f.scenario, "figure": f.name, "value": f.value, "unit": f.unit, "floor": f.floor, "ratio": f.ratio()})).collect::<Vec<_>>(),
-    });
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(out, serde_json::to_string_pretty(&results)? + "\n")?;
-    println!("written to {}", out.display());
-    Ok(())
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let mut figures = Vec::new();
-    sim_scale(&args, &mut figures).await?;
-    report(&figures, &args.out)
 }

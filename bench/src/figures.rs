@@ -1,0 +1,42 @@
+//! Figures, percentiles and timing helpers shared by the scenarios.
+
+use std::time::Instant;
+
+/// One reported figure.
+pub struct Figure {
+    pub scenario: &'static str,
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    pub floor: Option<f64>,
+}
+
+impl Figure {
+    pub fn ratio(&self) -> Option<f64> {
+        self.floor.filter(|f| *f > 0.0).map(|f| self.value / f)
+    }
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank]
+}
+
+/// Times `samples` sequential calls; returns milliseconds, sorted.
+pub async fn latencies<F, Fut>(samples: usize, mut call: F) -> anyhow::Result<Vec<f64>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut times = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let started = Instant::now();
+        call(i).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}

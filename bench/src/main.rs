@@ -1,0 +1,107 @@
+//! `make bench`: measures, never asserts. Each scenario reports its figures next to a floor
+//! measured in the same run, as a ratio, because these machines are shared and noisy.
+//!
+//! # Layout
+//! - [`figures`]: figures, percentiles, timing.
+//! - [`sim_scale`]: nomad-sim at 1,000 nodes and 20,000 allocations.
+//! - [`apply_latency`]: `apply` → job registered, through etcd, the controller and nomad-sim.
+
+mod apply_latency;
+mod figures;
+mod sim_scale;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::Parser;
+use serde_json::json;
+
+use figures::Figure;
+
+#[derive(Parser)]
+#[command(about = "nomarch benchmarks (figures as ratios to a floor measured in the same run)")]
+pub struct Args {
+    /// Client nodes in the simulated cluster
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Allocations to place (jobs of 10)
+    #[arg(long, default_value_t = 20_000)]
+    pub allocs: usize,
+    /// Samples per latency figure
+    #[arg(long, default_value_t = 300)]
+    pub samples: usize,
+    /// Updates measured by the apply-latency scenario
+    #[arg(long, default_value_t = 1000)]
+    pub updates: usize,
+    /// Run only these scenarios (sim-scale, apply-latency); all by default
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
+    /// Where to write the JSON results
+    #[arg(long, default_value = "bench/results.json")]
+    pub out: PathBuf,
+}
+
+fn git_commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{} {cores} cores, {memory:.0} GiB", std::env::consts::ARCH)
+}
+
+fn report(figures: &[Figure], out: &PathBuf) -> anyhow::Result<()> {
+    let commit = git_commit();
+    let machine = machine();
+    println!("\n| scenario | figure | value | floor | ratio |\n|---|---|---|---|---|");
+    for f in figures {
+        let floor = f.floor.map_or("".into(), |v| format!("{v:.2} ms"));
+        let ratio = f.ratio().map_or("".into(), |r| format!("{r:.1}x"));
+        println!(
+            "| {} | {} | {:.2} {} | {floor} | {ratio} |",
+            f.scenario, f.name, f.value, f.unit
+        );
+    }
+    println!("\ncommit {commit}, machine {machine}");
+    let results = json!({
+        "commit": commit,
+        "machine": machine,
+        "figures": figures.iter().map(|f| json!({"scenario": f.scenario, "figure": f.name, "value": f.value, "unit": f.unit, "floor": f.floor, "ratio": f.ratio()})).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&results)? + "\n")?;
+    println!("written to {}", out.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    e2e::http::install_tls();
+    let args = Args::parse();
+    let wanted = |name: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name);
+    let mut figures = Vec::new();
+    if wanted("apply-latency") {
+        apply_latency::run(&args, &mut figures).await?;
+    }
+    if wanted("sim-scale") {
+        sim_scale::run(&args, &mut figures).await?;
+    }
+    report(&figures, &args.out)
+}
