@@ -416,3 +416,25 @@ fn sigterm_waits_for_reconciles_in_flight_and_a_second_signal_stops_at_once() {
         "the second signal stops it at once"
     );
 }
+
+#[test]
+fn a_protected_job_is_kept_when_its_app_is_deleted() {
+    let world = World::start(&[]);
+    let protected = web("nginx:1.27", 1).replace(
+        "  name: web\n",
+        "  name: web\n  annotations:\n    nomarch.io/protect: \"true\"\n",
+    );
+    world.apply(&protected);
+    eventually("web Ready", || world.ready("web"));
+    assert_eq!(
+        world.nomad("/v1/job/web")["Meta"]["nomarch.io/protect"],
+        "true"
+    );
+    world.nomarch(&["delete", "app", "web"], None);
+    settle();
+    assert_eq!(
+        world.nomad("/v1/job/web")["Stop"],
+        false,
+        "protected: neither the delete nor the orphan sweep stops it"
+    );
+}
