@@ -79,7 +79,8 @@ async fn register_floor(nomad: &NomadClient, samples: usize) -> anyhow::Result<V
 
 pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     let etcd = TestEtcd::start();
-    let sim = SimProcess::start(&["--start-delay", "0s"]);
+    // Stopped allocations are collected after 30 s, as an operator tuning Nomad's GC would.
+    let sim = SimProcess::start(&["--start-delay", "0s", "--gc-threshold", "30s"]);
     let nomarch = binary("nomarch", "controller");
     let controller = ControllerProcess::start(&nomarch, &etcd.endpoint(), PREFIX, &sim, &[]);
     let store = Store::connect(&[etcd.endpoint()], PREFIX).await?;

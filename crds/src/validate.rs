@@ -659,6 +659,19 @@ const CRON_MACROS: &[&str] = &[
     "@hourly",
 ];
 
+/// A cron macro as the five fields it stands for (as cron and Nomad read them); anything
+/// else unchanged.
+pub fn expand_cron_macro(schedule: &str) -> &str {
+    match schedule.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other => other,
+    }
+}
+
 /// Five fields, as Kubernetes and classic cron have them. Six or seven fields are refused on
 /// purpose: Nomad reads a sixth field as the year, while most cron libraries read it as seconds,
 /// and the two readings silently disagree.

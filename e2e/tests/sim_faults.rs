@@ -377,3 +377,41 @@ async fn namespaces_scope_jobs_and_star_lists_them_all() {
         "a job is only found in its namespace"
     );
 }
+
+#[tokio::test]
+async fn terminal_allocations_are_garbage_collected_after_the_threshold() {
+    let config = SimConfig {
+        start_delay: Duration::from_millis(50),
+        gc_threshold: Duration::from_millis(500),
+        ..SimConfig::default()
+    };
+    let sim = RunningSim::start(config, 1.0, "127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .unwrap();
+    put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("web")).await;
+    eventually("running", || async {
+        running(&sim, "web").await.len() == 1
+    })
+    .await;
+    let id = running(&sim, "web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    put(
+        format!("{}/v1/allocation/{id}/stop", sim.nomad_url()),
+        json!({}),
+    )
+    .await;
+    eventually("the stopped allocation is collected", || async {
+        allocs(&sim, "web")
+            .await
+            .iter()
+            .all(|a| a["ID"] != id.as_str())
+    })
+    .await;
+    let gone = e2e::http::get(format!("{}/v1/allocation/{id}", sim.nomad_url()))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(running(&sim, "web").await.len(), 1, "the replacement stays");
+}

@@ -2,13 +2,17 @@
 //!
 //! # Layout
 //! - [`spec_hash`]: the stable fingerprint of an object's desired state (`nomarch.io/spec-hash`).
+//! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
 //! - [`render`]: objects → Nomad job JSON (golden-tested).
+//! - [`schedule`]: when a cron schedule fires next.
 //! - [`plan`]: observation → what to do with the job, as an ordered rule table.
 //! - [`status`]: observation → replica counts and conditions.
 
+pub mod hubs;
 pub mod meta;
 pub mod plan;
 pub mod render;
+pub mod schedule;
 pub mod spec_hash;
 pub mod status;

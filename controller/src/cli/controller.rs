@@ -9,10 +9,8 @@ use tracing::info;
 
 use super::{CliError, StoreArgs};
 use crate::clients::{ConsulClient, NomadClient, Secret};
-use crate::runtime::cache::Cache;
 use crate::runtime::context::Context;
 use crate::runtime::metrics::Metrics;
-use crate::runtime::queue::WorkQueue;
 use crate::runtime::{reflector, runner, server, triggers};
 
 #[derive(Args, Debug, Clone)]
@@ -65,15 +63,13 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
     consul.http.stats = metrics.api_stats("consul");
     let identity = args.id.clone().unwrap_or_else(default_identity);
-    let ctx = Arc::new(Context {
+    let ctx = Arc::new(Context::new(
         store,
         nomad,
         consul,
-        cache: Cache::default(),
-        queue: WorkQueue::new(),
         metrics,
-        identity: identity.clone(),
-    });
+        identity.clone(),
+    ));
     ctx.metrics.is_leader.set(1);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -124,6 +124,17 @@ pub enum Command {
     },
     /// Print the JSON Schema of a kind
     Schema { kind: String },
+    /// Launch a run of a cron job now (Nomad's periodic force)
+    Run {
+        /// cronjob
+        kind: String,
+        name: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// Nomad's address
+        #[arg(long, env = "NOMAD_ADDR", default_value = crate::clients::nomad::DEFAULT_ADDR)]
+        nomad_addr: String,
+    },
     /// Run the controller: watch the store, Nomad and Consul, and converge
     Controller(controller::ControllerArgs),
 }
@@ -177,6 +188,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => delete::run(&cli.store, kind, name, &files, &namespace).await,
         Command::Events { watch, namespace } => events::run(&cli.store, watch, &namespace).await,
         Command::Controller(args) => controller::run(&cli.store, &args).await,
+        Command::Run {
+            kind,
+            name,
+            namespace,
+            nomad_addr,
+        } => run_now(&cli.store, &kind, &name, &namespace, &nomad_addr).await,
         Command::Diff { files, nomad_addr } => diff::run(&cli.store, &files, &nomad_addr).await,
         Command::Schema { kind } => {
             print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
@@ -194,5 +211,38 @@ fn validate(files: &[PathBuf]) -> Result<(), CliError> {
             manifest.source
         );
     }
+    Ok(())
+}
+
+/// `nomarch run cronjob NAME`: one run now, outside the schedule.
+async fn run_now(
+    store_args: &StoreArgs,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    nomad_addr: &str,
+) -> Result<(), CliError> {
+    if parse_kind(kind)? != crds::Kind::CronJob {
+        return Err(CliError::Usage(
+            "only cron jobs can be run now: nomarch run cronjob NAME".into(),
+        ));
+    }
+    let object = crds::ObjectRef::new(crds::Kind::CronJob, namespace, name);
+    let store = store_args.connect().await?;
+    if store.get(&object).await?.is_none() {
+        return Err(crate::store::StoreError::NotFound(object.to_string()).into());
+    }
+    let nomad = crate::clients::NomadClient::new(
+        nomad_addr,
+        crate::clients::Secret::from_env("NOMAD_TOKEN"),
+    );
+    let reply = nomad
+        .periodic_force(namespace, &reconcilers::meta::job_id(&object))
+        .await
+        .map_err(|e| CliError::Runtime(format!("{object} could not be run: {e}")))?;
+    println!(
+        "{object} run started (evaluation {})",
+        reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")
+    );
     Ok(())
 }

@@ -184,6 +184,38 @@ impl NomadClient {
         self.http.get("/v1/nodes", &options).await
     }
 
+    /// A node's meta (the node list has none).
+    pub async fn node_meta(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let node: Value = self
+            .http
+            .get(&format!("/v1/node/{id}"), &QueryOptions::default())
+            .await?
+            .value;
+        Ok(node
+            .get("Meta")
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default())
+    }
+
+    /// Marks a node eligible or not for new work.
+    pub async fn set_eligibility(&self, id: &str, eligible: bool) -> Result<Value, ApiError> {
+        let body =
+            json!({"NodeID": id, "Eligibility": if eligible { "eligible" } else { "ineligible" }});
+        let request = self
+            .http
+            .request(
+                Method::PUT,
+                &format!("/v1/node/{id}/eligibility"),
+                &QueryOptions::default(),
+            )
+            .json(&body);
+        let response = self.http.send(request, true).await?;
+        self.http.decode(response).await
+    }
+
     pub async fn periodic_force(&self, namespace: &str, id: &str) -> Result<Value, ApiError> {
         let request = self.http.request(
             Method::PUT,

@@ -6,30 +6,21 @@ use std::time::Duration;
 
 use chrono::Utc;
 use crds::{App, Kind, ObjectRef, Resource, Status};
-use reconcilers::meta::{job_id, owner_of, PROTECT, SPEC_HASH};
-use reconcilers::plan::{plan, JobAction, LiveJob, Observation, RegisterReason};
+use reconcilers::meta::job_id;
 use reconcilers::render::app::render_app;
-use reconcilers::status::{last_written_index, replicas, workload_status, AllocView, JobView};
+use reconcilers::status::{replicas, workload_status, AllocView, JobView};
 
+use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::ReconcileError;
 use crate::clients::consul::alloc_id_of_service;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
-use crate::store::{EventType, StoreError};
+use crate::store::EventType;
 
 /// While an App is converging, look again this often even without a trigger.
 const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
-
-fn live_view(namespace: &str, job: &Job) -> LiveJob {
-    LiveJob {
-        owner: owner_of(namespace, job.meta.as_ref()),
-        spec_hash: job.meta(SPEC_HASH).map(String::from),
-        job_modify_index: job.job_modify_index.unwrap_or(0),
-        stopped: job.stop.unwrap_or(false),
-    }
-}
 
 /// Dependencies (same namespace) that are not Ready.
 fn waiting_for(ctx: &Context, app: &App) -> Vec<String> {
@@ -51,85 +42,29 @@ fn waiting_for(ctx: &Context, app: &App) -> Vec<String> {
 
 pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
     let Some(Resource::App(app)) = ctx.cache.get(key) else {
-        return deregister_if_ours(ctx, key).await;
+        deregister_if_ours(ctx, key).await?;
+        return Ok(Outcome::Done);
     };
-    let id = job_id(key);
     let desired: Job =
         serde_json::from_value(render_app(&app)).expect("rendered jobs decode as jobs");
-    let desired_hash = desired.meta(SPEC_HASH).unwrap_or_default().to_string();
-    let live = ctx
-        .nomad
-        .job(&key.namespace, &id, QueryOptions::default())
-        .await?
-        .value;
     let previous = app.status.clone();
-    let observation = Observation {
-        object: key.clone(),
-        desired_hash,
-        live: live.as_ref().map(|j| live_view(&key.namespace, j)),
-        last_written_index: last_written_index(previous.as_ref()),
-        waiting_for: waiting_for(ctx, &app),
-    };
-    let mut written = observation.last_written_index;
-    let mut job_changed = false;
-    let mut outcome = None;
-    match plan(&observation) {
-        JobAction::Register {
-            enforce_index,
-            reason,
-        } => {
-            let response = ctx.nomad.register(&desired, Some(enforce_index)).await?;
-            written = Some(response.job_modify_index);
-            job_changed = true;
-            announce(ctx, key, reason, &id, app.metadata.generation).await;
-        }
-        JobAction::VerifyDrift { enforce_index } => {
-            let planned = ctx.nomad.plan(&desired).await?;
-            let differs = planned
-                .diff
-                .as_ref()
-                .and_then(|d| d.get("Type"))
-                .and_then(|t| t.as_str())
-                != Some("None");
-            if differs {
-                let response = ctx.nomad.register(&desired, Some(enforce_index)).await?;
-                written = Some(response.job_modify_index);
-                job_changed = true;
-                announce(
-                    ctx,
-                    key,
-                    RegisterReason::Drifted,
-                    &id,
-                    app.metadata.generation,
-                )
-                .await;
-            } else {
-                // Same content: our own write whose record was lost. Adopt it; write nothing.
-                written = Some(enforce_index);
-            }
-        }
-        JobAction::Refuse { reason } => {
-            ctx.event(key, EventType::Warning, "JobConflict", reason.clone())
-                .await;
-            return Err(ReconcileError::Refused(reason));
-        }
-        JobAction::Wait { reason } => {
-            ctx.event(key, EventType::Normal, "Waiting", reason).await;
-            outcome = Some(Outcome::RequeueAfter(CONVERGING_RECHECK));
-        }
-        JobAction::Nothing => {}
-    }
-    // After a register Nomad holds the desired job at the next version; no need to read it back.
-    let job = if job_changed {
-        let mut registered = desired.clone();
-        registered.version = Some(live.as_ref().and_then(|j| j.version).map_or(0, |v| v + 1));
-        registered.job_modify_index = written;
-        registered.stop = Some(false);
-        Some(registered)
-    } else {
-        live
-    };
-    let status = observe_status(ctx, &app, job.as_ref(), written, previous.as_ref()).await?;
+    let ensured = ensure_job(
+        ctx,
+        key,
+        &desired,
+        app.metadata.generation,
+        previous.as_ref(),
+        waiting_for(ctx, &app),
+    )
+    .await?;
+    let status = observe_status(
+        ctx,
+        &app,
+        ensured.job.as_ref(),
+        ensured.written,
+        previous.as_ref(),
+    )
+    .await?;
     let ready = status
         .condition("Ready")
         .is_some_and(|c| c.status == "True");
@@ -137,12 +72,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         .as_ref()
         .and_then(|s| s.condition("Ready"))
         .is_some_and(|c| c.status == "True");
-    if previous.as_ref() != Some(&status) {
-        match ctx.store.put_status(key, &status).await {
-            Ok(()) | Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    save_status(ctx, key, previous.as_ref(), &status).await?;
     if ready && !was_ready {
         let message = status
             .condition("Ready")
@@ -150,43 +80,35 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
             .unwrap_or_default();
         ctx.event(key, EventType::Normal, "Ready", message).await;
     }
-    Ok(outcome.unwrap_or(if ready {
-        Outcome::Done
-    } else {
-        Outcome::RequeueAfter(CONVERGING_RECHECK)
-    }))
+    if ensured.waiting.is_some() || !ready {
+        return Ok(Outcome::RequeueAfter(CONVERGING_RECHECK));
+    }
+    Ok(Outcome::Done)
 }
 
-async fn announce(
+/// Whether each allocation's service checks pass, from Consul (the node's own check aside).
+pub async fn checks_by_alloc(
     ctx: &Context,
-    key: &ObjectRef,
-    reason: RegisterReason,
-    job: &str,
-    generation: i64,
-) {
-    let (type_, label) = match reason {
-        RegisterReason::Create => (EventType::Normal, "Registered"),
-        RegisterReason::SpecChanged => (EventType::Normal, "Updated"),
-        RegisterReason::Stopped | RegisterReason::Drifted => (EventType::Warning, "DriftCorrected"),
-    };
-    if reason.is_drift() {
-        ctx.metrics
-            .drift_corrections
-            .get_or_create(&crate::runtime::metrics::KindLabel {
-                kind: key.kind.as_str().into(),
-            })
-            .inc();
+    service: &str,
+) -> Result<HashMap<String, bool>, ReconcileError> {
+    let entries = ctx
+        .consul
+        .health_service(service, false, QueryOptions::default())
+        .await?
+        .value;
+    let mut checks = HashMap::new();
+    for entry in entries {
+        let Some(alloc) = alloc_id_of_service(entry.service_id()) else {
+            continue;
+        };
+        let passing = entry
+            .checks
+            .iter()
+            .filter(|c| !c.service_id.is_empty())
+            .all(|c| c.status == "passing");
+        checks.insert(alloc.to_string(), passing);
     }
-    ctx.event(
-        key,
-        type_,
-        label,
-        format!(
-            "job {job} registered (generation {generation}): {}",
-            reason.describe()
-        ),
-    )
-    .await;
+    Ok(checks)
 }
 
 /// Replicas from the job's allocations, health from Consul's checks of the App's service.
@@ -209,25 +131,11 @@ async fn observe_status(
         None => Vec::new(),
     };
     let has_checks = app.spec.health.is_some();
-    let mut checks_by_alloc: HashMap<String, bool> = HashMap::new();
-    if has_checks && allocs.iter().any(|a| a.is_live()) {
-        let entries = ctx
-            .consul
-            .health_service(&app.metadata.name, false, QueryOptions::default())
-            .await?
-            .value;
-        for entry in entries {
-            let Some(alloc) = alloc_id_of_service(entry.service_id()) else {
-                continue;
-            };
-            let passing = entry
-                .checks
-                .iter()
-                .filter(|c| !c.service_id.is_empty())
-                .all(|c| c.status == "passing");
-            checks_by_alloc.insert(alloc.to_string(), passing);
-        }
-    }
+    let checks_by_alloc = if has_checks && allocs.iter().any(|a| a.is_live()) {
+        checks_by_alloc(ctx, &app.metadata.name).await?
+    } else {
+        HashMap::new()
+    };
     let current_version = job.and_then(|j| j.version);
     let views: Vec<AllocView> = allocs
         .iter()
@@ -274,31 +182,4 @@ async fn observe_status(
         }
     }
     Ok(status)
-}
-
-/// The App is gone: stop its job if nomarch manages it for this App (and it is not protected).
-async fn deregister_if_ours(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
-    let id = job_id(key);
-    let Some(job) = ctx
-        .nomad
-        .job(&key.namespace, &id, QueryOptions::default())
-        .await?
-        .value
-    else {
-        return Ok(Outcome::Done);
-    };
-    let ours = owner_of(&key.namespace, job.meta.as_ref()).as_ref() == Some(key);
-    let protected = job.meta(PROTECT) == Some("true");
-    if !ours || job.stop.unwrap_or(false) || protected {
-        return Ok(Outcome::Done);
-    }
-    ctx.nomad.deregister(&key.namespace, &id, false).await?;
-    ctx.event(
-        key,
-        EventType::Normal,
-        "Deregistered",
-        format!("job {id} stopped: the App was deleted"),
-    )
-    .await;
-    Ok(Outcome::Done)
 }

@@ -2,6 +2,9 @@
 //! execute, and returns when to look again.
 
 pub mod app;
+pub mod cronjob;
+pub mod job;
+pub mod pubs;
 
 use crds::{Kind, ObjectRef};
 use tracing::{debug, warn};
@@ -45,9 +48,10 @@ impl ReconcileError {
 pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> (Outcome, &'static str) {
     let result = match key.kind {
         Kind::App => app::reconcile(ctx, key).await,
-        // Pubs, cron jobs and git sources get their own reconcilers; until then they are stored
-        // and shown, not acted on.
-        Kind::Pub | Kind::CronJob | Kind::GitSource => {
+        Kind::Pub => pubs::reconcile(ctx, key).await,
+        Kind::CronJob => cronjob::reconcile(ctx, key).await,
+        // Git sources get their own reconciler; until then they are stored and shown.
+        Kind::GitSource => {
             debug!(object = %key, "no reconciler for this kind yet");
             Ok(Outcome::Done)
         }

@@ -20,9 +20,46 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Who this controller is, on every event it records.
     pub identity: String,
+    /// Serializes pub placement, so two pubs never take the last room on a hub.
+    pub placement: tokio::sync::Mutex<()>,
+    /// When the next pub move may start: moves off a dead hub go at a bounded rate.
+    pub next_repin: tokio::sync::Mutex<tokio::time::Instant>,
 }
 
+/// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
+pub const REPINS_PER_SECOND: u32 = 50;
+
 impl Context {
+    pub fn new(
+        store: Store,
+        nomad: NomadClient,
+        consul: ConsulClient,
+        metrics: Arc<Metrics>,
+        identity: String,
+    ) -> Context {
+        Context {
+            store,
+            nomad,
+            consul,
+            cache: Cache::default(),
+            queue: WorkQueue::new(),
+            metrics,
+            identity,
+            placement: tokio::sync::Mutex::new(()),
+            next_repin: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this move's slot in the pace of [`REPINS_PER_SECOND`].
+    pub async fn pace_repin(&self) {
+        let mut next = self.next_repin.lock().await;
+        let now = tokio::time::Instant::now();
+        if *next > now {
+            tokio::time::sleep_until(*next).await;
+        }
+        *next = (*next).max(now) + std::time::Duration::from_secs(1) / REPINS_PER_SECOND;
+    }
+
     /// Records an event without holding up the reconcile: events are for people, and a
     /// failure to record one is logged, never fatal.
     pub async fn event(

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub drift_corrections: Family<KindLabel, Counter>,
     pub is_leader: Gauge,
+    pub repins: Counter,
+    pub heals: Counter,
     api_requests: Family<ApiLabel, Counter>,
     api_errors: Family<ApiLabel, Counter>,
     api_writes: Family<ApiLabel, Counter>,
@@ -96,6 +98,18 @@ impl Metrics {
             "1 while this controller reconciles",
             is_leader.clone(),
         );
+        let repins = Counter::default();
+        registry.register(
+            "repins",
+            "Pubs moved off a hub that was down, drained or gone",
+            repins.clone(),
+        );
+        let heals = Counter::default();
+        registry.register(
+            "heals",
+            "Allocations stopped because their checks stayed critical",
+            heals.clone(),
+        );
         let api_requests = Family::<ApiLabel, Counter>::default();
         registry.register(
             "api_requests",
@@ -129,6 +143,8 @@ impl Metrics {
             queue_depth,
             drift_corrections,
             is_leader,
+            repins,
+            heals,
             api_requests,
             api_errors,
             api_writes,

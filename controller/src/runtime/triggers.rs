@@ -38,6 +38,17 @@ fn owners_of(ctx: &Context, event: &Event) -> Vec<ObjectRef> {
                 .unwrap_or_default();
             ctx.cache.named(Some(&event.namespace), job_id)
         }
+        // A node changed: the pubs pinned to it, and every pub still waiting for a hub.
+        "Node" => ctx
+            .cache
+            .refs()
+            .into_iter()
+            .filter(|r| r.kind == crds::Kind::Pub)
+            .filter(|r| {
+                let hub = crate::reconcile::pubs::hub_of_status(ctx.cache.status(r).as_ref());
+                hub.is_none_or(|(id, _)| id == event.key)
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }

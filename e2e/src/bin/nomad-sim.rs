@@ -68,6 +68,10 @@ struct ServeArgs {
     /// How batch runs end: complete or fail
     #[arg(long, default_value = "complete", value_parser = ["complete", "fail"])]
     batch_outcome: String,
+    /// Terminal allocations and evaluations older than this are garbage-collected (Nomad's
+    /// eval_gc_threshold)
+    #[arg(long, default_value = "1h", value_parser = go_duration)]
+    gc_threshold: Duration,
     /// Simulated seconds per real second
     #[arg(long, default_value_t = 1.0)]
     clock_speed: f64,
@@ -193,6 +197,7 @@ fn sim_config(args: &ServeArgs) -> anyhow::Result<SimConfig> {
         heartbeat_grace: args.heartbeat_grace,
         acl_token: args.acl_token.clone(),
         region: "global".into(),
+        gc_threshold: args.gc_threshold,
     })
 }
 

@@ -111,6 +111,7 @@ pub struct Cluster {
     pub chaos: Chaos,
     pub config: SimConfig,
     pub clock: Clock,
+    pub last_gc: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Cluster {
@@ -134,6 +135,7 @@ impl Cluster {
             chaos: Chaos::default(),
             config,
             clock,
+            last_gc: None,
         };
         let index = cluster.bump();
         cluster.namespaces.insert(

@@ -75,6 +75,9 @@ pub struct SimConfig {
     /// A management token: when set, requests without it get 403.
     pub acl_token: Option<String>,
     pub region: String,
+    /// Terminal allocations and evaluations older than this are garbage-collected, as Nomad's
+    /// core GC does (`eval_gc_threshold`, 1h by default).
+    pub gc_threshold: Duration,
 }
 
 impl Default for SimConfig {
@@ -88,6 +91,7 @@ impl Default for SimConfig {
             heartbeat_grace: Duration::from_secs(10),
             acl_token: None,
             region: "global".into(),
+            gc_threshold: Duration::from_secs(3600),
         }
     }
 }

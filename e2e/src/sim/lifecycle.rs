@@ -353,6 +353,62 @@ impl Cluster {
         self.tick_nodes();
         self.tick_allocs();
         self.tick_periodic();
+        self.collect_garbage();
+    }
+
+    /// Removes terminal allocations and evaluations last changed more than the GC threshold
+    /// ago (simulated clock), as Nomad's core GC does. Runs at most once a simulated second.
+    fn collect_garbage(&mut self) {
+        let now = self.clock.now();
+        if self
+            .last_gc
+            .is_some_and(|last| now - last < chrono::Duration::seconds(1))
+        {
+            return;
+        }
+        self.last_gc = Some(now);
+        let cutoff = (now
+            - chrono::Duration::from_std(self.config.gc_threshold).unwrap_or_default())
+        .timestamp_nanos_opt()
+        .unwrap_or(i64::MIN);
+        let dead_allocs: Vec<String> = self
+            .allocs
+            .values()
+            .filter(|a| a.client_status.is_terminal() && a.modify_time < cutoff)
+            .map(|a| a.id.clone())
+            .collect();
+        let dead_evals: Vec<String> = self
+            .evals
+            .values()
+            .filter(|e| {
+                matches!(e.status, "complete" | "failed" | "canceled") && e.modify_time < cutoff
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        if dead_allocs.is_empty() && dead_evals.is_empty() {
+            return;
+        }
+        for id in &dead_allocs {
+            self.allocs.remove(id);
+        }
+        for id in &dead_evals {
+            self.evals.remove(id);
+        }
+        // Deletions of allocations and evaluations produce no stream events in Nomad.
+        let allocs = &self.allocs;
+        self.allocs_by_job
+            .values_mut()
+            .for_each(|ids| ids.retain(|id| allocs.contains_key(id)));
+        self.allocs_by_node
+            .values_mut()
+            .for_each(|ids| ids.retain(|id| allocs.contains_key(id)));
+        let evals = &self.evals;
+        self.evals_by_job
+            .values_mut()
+            .for_each(|ids| ids.retain(|id| evals.contains_key(id)));
+        let index = self.bump();
+        self.tables.allocs = index;
+        self.tables.evals = index;
     }
 
     fn tick_nodes(&mut self) {
@@ -805,7 +861,7 @@ pub fn next_launch(periodic: &Value, since: DateTime<Utc>) -> Option<DateTime<Ut
     let local = since.with_timezone(&zone);
     specs
         .iter()
-        .filter_map(|spec| croner::Cron::from_str(spec).ok())
+        .filter_map(|spec| croner::Cron::from_str(crds::validate::expand_cron_macro(spec)).ok())
         .filter_map(|cron| cron.find_next_occurrence(&local, false).ok())
         .map(|t| t.with_timezone(&Utc))
         .min()

@@ -5,6 +5,8 @@
 //! with env and secrets, constraints) live here; each kind composes them.
 
 pub mod app;
+pub mod cronjob;
+pub mod pubs;
 
 use std::time::Duration;
 

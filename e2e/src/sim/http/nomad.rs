@@ -526,11 +526,21 @@ async fn nodes(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     let prefix = id_prefix(req)?;
     blocking(sim, req, |c| {
         let now = c.clock.now();
+        let with_resources = req.flag("resources");
         let list: Vec<Value> = c
             .nodes
             .values()
             .filter(|n| n.id.starts_with(&prefix))
-            .map(|n| render::node_stub(n, now))
+            .map(|n| {
+                let mut stub = render::node_stub(n, now);
+                // `resources=true` adds what the node has and what it keeps for itself.
+                if with_resources {
+                    let full = render::node(n, now, false);
+                    stub["NodeResources"] = full["NodeResources"].clone();
+                    stub["ReservedResources"] = full["ReservedResources"].clone();
+                }
+                stub
+            })
             .collect();
         (Ok(json!(list)), table(c, |t| t.nodes))
     })

@@ -1,0 +1,244 @@
+//! The CronJob reconciler: keep the periodic job as rendered (suspend flips `Periodic.Enabled`,
+//! history stays), and report the runs Nomad launched: last schedule, last success, active runs,
+//! recent outcomes and the next run. A failed run is a Warning event.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crds::{CronJob, ObjectRef, Resource, Status};
+use reconcilers::meta::job_id;
+use reconcilers::render::cronjob::{render_cronjob, GROUP};
+use reconcilers::schedule::next_run;
+use reconcilers::status::set_condition;
+use serde_json::{json, Value};
+
+use super::job::{deregister_if_ours, ensure_job, save_status};
+use super::ReconcileError;
+use crate::clients::nomad_types::{Job, JobStub};
+use crate::clients::QueryOptions;
+use crate::runtime::context::Context;
+use crate::runtime::queue::Outcome;
+use crate::store::EventType;
+
+/// Runs kept in status.
+const RECENT_RUNS: usize = 5;
+/// Look again at least this often while runs are active.
+const ACTIVE_RECHECK: Duration = Duration::from_secs(5);
+
+/// One launched run, from its child job.
+#[derive(Clone, Debug, PartialEq)]
+struct Run {
+    job: String,
+    submitted: DateTime<Utc>,
+    outcome: &'static str,
+}
+
+fn run_of(child: &JobStub) -> Run {
+    let submitted = child
+        .extra
+        .get("SubmitTime")
+        .and_then(Value::as_i64)
+        .map(DateTime::from_timestamp_nanos)
+        .unwrap_or_default();
+    let counts = &child
+        .extra
+        .get("JobSummary")
+        .cloned()
+        .unwrap_or(Value::Null)["Summary"][GROUP];
+    let count = |field: &str| counts.get(field).and_then(Value::as_u64).unwrap_or(0);
+    let outcome = match child.status.as_str() {
+        "pending" | "running" => "Running",
+        _ if count("Failed") > 0 || count("Lost") > 0 => "Failed",
+        _ if count("Complete") > 0 => "Succeeded",
+        _ => "Unknown",
+    };
+    Run {
+        job: child.id.clone(),
+        submitted,
+        outcome,
+    }
+}
+
+pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
+    let Some(Resource::CronJob(cron)) = ctx.cache.get(key) else {
+        deregister_if_ours(ctx, key).await?;
+        return Ok(Outcome::Done);
+    };
+    let desired: Job =
+        serde_json::from_value(render_cronjob(&cron)).expect("rendered jobs decode as jobs");
+    let previous = cron.status.clone();
+    let ensured = ensure_job(
+        ctx,
+        key,
+        &desired,
+        cron.metadata.generation,
+        previous.as_ref(),
+        Vec::new(),
+    )
+    .await?;
+    let prefix = format!("{}/periodic-", job_id(key));
+    let children = ctx
+        .nomad
+        .jobs(QueryOptions::namespace(&key.namespace).param("prefix", &prefix))
+        .await?
+        .value;
+    let mut runs: Vec<Run> = children.iter().map(run_of).collect();
+    runs.sort_by_key(|r| std::cmp::Reverse(r.submitted));
+    report_failures(ctx, key, previous.as_ref(), &runs).await;
+    let now = Utc::now();
+    let status = cron_status(
+        &cron,
+        previous.as_ref(),
+        ensured.job.as_ref(),
+        ensured.written,
+        &runs,
+        now,
+    );
+    save_status(ctx, key, previous.as_ref(), &status).await?;
+    let active = runs.iter().any(|r| r.outcome == "Running");
+    let until_next = next_run(&cron.spec.schedule, &cron.spec.time_zone, now)
+        .filter(|_| !cron.spec.suspend)
+        .and_then(|next| (next - now).to_std().ok())
+        .map(|d| d + Duration::from_secs(1));
+    // Look again when the next run is due (to report it), sooner while runs are active.
+    let recheck = match (active, until_next) {
+        (true, _) => ACTIVE_RECHECK,
+        (false, Some(wait)) => wait.min(Duration::from_secs(300)),
+        (false, None) => Duration::from_secs(300),
+    };
+    Ok(Outcome::RequeueAfter(recheck))
+}
+
+/// A Warning for each failed run not reported before (status remembers the newest one seen).
+async fn report_failures(ctx: &Context, key: &ObjectRef, previous: Option<&Status>, runs: &[Run]) {
+    let seen = previous
+        .and_then(|s| s.details.get("lastReportedFailure"))
+        .and_then(Value::as_str)
+        .map(String::from);
+    for run in runs.iter().filter(|r| r.outcome == "Failed") {
+        if seen.as_deref().is_some_and(|s| s >= run.job.as_str()) {
+            break;
+        }
+        ctx.event(
+            key,
+            EventType::Warning,
+            "RunFailed",
+            format!("run {} failed", run.job),
+        )
+        .await;
+    }
+}
+
+fn cron_status(
+    cron: &CronJob,
+    previous: Option<&Status>,
+    job: Option<&Job>,
+    written: Option<u64>,
+    runs: &[Run],
+    now: DateTime<Utc>,
+) -> Status {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = Some(cron.metadata.generation);
+    let registered = job.is_some_and(|j| !j.stop.unwrap_or(false));
+    let (reason, message) = match (registered, cron.spec.suspend) {
+        (false, _) => (
+            "JobMissing",
+            "the periodic job is not registered yet".to_string(),
+        ),
+        (true, true) => ("Suspended", "no new runs are launched".to_string()),
+        (true, false) => (
+            "Scheduled",
+            format!("runs on `{}` ({})", cron.spec.schedule, cron.spec.time_zone),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        "Ready",
+        registered,
+        reason,
+        message,
+        now,
+    );
+    let details = &mut status.details;
+    let time = |t: &DateTime<Utc>| json!(t.to_rfc3339());
+    match runs.first() {
+        Some(last) => details.insert("lastScheduleTime".into(), time(&last.submitted)),
+        None => details.remove("lastScheduleTime"),
+    };
+    if let Some(success) = runs.iter().find(|r| r.outcome == "Succeeded") {
+        details.insert("lastSuccessfulTime".into(), time(&success.submitted));
+    }
+    if let Some(failed) = runs.iter().find(|r| r.outcome == "Failed") {
+        details.insert("lastReportedFailure".into(), json!(failed.job));
+    }
+    let active: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.outcome == "Running")
+        .map(|r| r.job.as_str())
+        .collect();
+    details.insert("active".into(), json!(active));
+    let recent: Vec<Value> = runs
+        .iter()
+        .take(RECENT_RUNS)
+        .map(|r| json!({"job": r.job, "scheduled": time(&r.submitted), "outcome": r.outcome}))
+        .collect();
+    details.insert("recentRuns".into(), json!(recent));
+    match next_run(&cron.spec.schedule, &cron.spec.time_zone, now).filter(|_| !cron.spec.suspend) {
+        Some(next) => details.insert("nextRun".into(), time(&next)),
+        None => details.remove("nextRun"),
+    };
+    if let Some(index) = written {
+        details.insert("lastWrittenJobModifyIndex".into(), json!(index));
+    }
+    // `nextRun` moves with the clock; keep it from making every reconcile a status write when
+    // nothing else changed and the stored next run is still ahead.
+    if let Some(previous) = previous {
+        let stored_next = previous
+            .details
+            .get("nextRun")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        let mut unchanged = previous.clone();
+        unchanged.details.insert(
+            "nextRun".into(),
+            status
+                .details
+                .get("nextRun")
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        if stored_next.is_some_and(|t| t > now) && unchanged == status {
+            return previous.clone();
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(id: &str, status: &str, complete: u64, failed: u64, submitted: i64) -> JobStub {
+        serde_json::from_value(json!({
+            "ID": id, "Status": status, "SubmitTime": submitted,
+            "JobSummary": {"Summary": {GROUP: {"Complete": complete, "Failed": failed, "Lost": 0}}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn runs_are_read_from_child_jobs() {
+        assert_eq!(
+            run_of(&child("b/periodic-1", "running", 0, 0, 1)).outcome,
+            "Running"
+        );
+        assert_eq!(
+            run_of(&child("b/periodic-2", "dead", 1, 0, 2)).outcome,
+            "Succeeded"
+        );
+        assert_eq!(
+            run_of(&child("b/periodic-3", "dead", 0, 1, 3)).outcome,
+            "Failed"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The part every kind shares: keep one Nomad job equal to its rendered form, through the pure
+//! plan, with check-and-set registers, and say what was done.
+
+use crds::{ObjectRef, Status};
+use reconcilers::meta::{owner_of, SPEC_HASH};
+use reconcilers::plan::{plan, JobAction, LiveJob, Observation, RegisterReason};
+use reconcilers::status::last_written_index;
+
+use super::ReconcileError;
+use crate::clients::nomad_types::Job;
+use crate::clients::QueryOptions;
+use crate::runtime::context::Context;
+use crate::runtime::metrics::KindLabel;
+use crate::store::EventType;
+
+/// What keeping the job produced: the job as Nomad now holds it, the `JobModifyIndex` nomarch
+/// last wrote, and whether to wait (dependencies not Ready).
+pub struct Ensured {
+    pub job: Option<Job>,
+    pub written: Option<u64>,
+    pub waiting: Option<String>,
+}
+
+fn live_view(namespace: &str, job: &Job) -> LiveJob {
+    LiveJob {
+        owner: owner_of(namespace, job.meta.as_ref()),
+        spec_hash: job.meta(SPEC_HASH).map(String::from),
+        job_modify_index: job.job_modify_index.unwrap_or(0),
+        stopped: job.stop.unwrap_or(false),
+    }
+}
+
+pub async fn ensure_job(
+    ctx: &Context,
+    key: &ObjectRef,
+    desired: &Job,
+    generation: i64,
+    previous: Option<&Status>,
+    waiting_for: Vec<String>,
+) -> Result<Ensured, ReconcileError> {
+    let live = ctx
+        .nomad
+        .job(&key.namespace, &desired.id, QueryOptions::default())
+        .await?
+        .value;
+    let observation = Observation {
+        object: key.clone(),
+        desired_hash: desired.meta(SPEC_HASH).unwrap_or_default().to_string(),
+        live: live.as_ref().map(|j| live_view(&key.namespace, j)),
+        last_written_index: last_written_index(previous),
+        waiting_for,
+    };
+    let mut written = observation.last_written_index;
+    let register = match plan(&observation) {
+        JobAction::Register {
+            enforce_index,
+            reason,
+        } => Some((enforce_index, reason)),
+        JobAction::VerifyDrift { enforce_index } => {
+            let planned = ctx.nomad.plan(desired).await?;
+            let differs = planned
+                .diff
+                .as_ref()
+                .and_then(|d| d.get("Type"))
+                .and_then(|t| t.as_str())
+                != Some("None");
+            // Same content: our own write whose record was lost. Adopt it; write nothing.
+            written = Some(enforce_index);
+            differs.then_some((enforce_index, RegisterReason::Drifted))
+        }
+        JobAction::Refuse { reason } => {
+            ctx.event(key, EventType::Warning, "JobConflict", reason.clone())
+                .await;
+            return Err(ReconcileError::Refused(reason));
+        }
+        JobAction::Wait { reason } => {
+            ctx.event(key, EventType::Normal, "Waiting", reason.clone())
+                .await;
+            return Ok(Ensured {
+                job: live,
+                written,
+                waiting: Some(reason),
+            });
+        }
+        JobAction::Nothing => None,
+    };
+    let Some((enforce_index, reason)) = register else {
+        return Ok(Ensured {
+            job: live,
+            written,
+            waiting: None,
+        });
+    };
+    let response = ctx.nomad.register(desired, Some(enforce_index)).await?;
+    announce(ctx, key, reason, &desired.id, generation).await;
+    // Nomad now holds the desired job at the next version; no need to read it back.
+    let mut registered = desired.clone();
+    registered.version = Some(live.as_ref().and_then(|j| j.version).map_or(0, |v| v + 1));
+    registered.job_modify_index = Some(response.job_modify_index);
+    registered.stop = Some(false);
+    Ok(Ensured {
+        job: Some(registered),
+        written: Some(response.job_modify_index),
+        waiting: None,
+    })
+}
+
+async fn announce(
+    ctx: &Context,
+    key: &ObjectRef,
+    reason: RegisterReason,
+    job: &str,
+    generation: i64,
+) {
+    let (type_, label) = match reason {
+        RegisterReason::Create => (EventType::Normal, "Registered"),
+        RegisterReason::SpecChanged => (EventType::Normal, "Updated"),
+        RegisterReason::Stopped | RegisterReason::Drifted => (EventType::Warning, "DriftCorrected"),
+    };
+    if reason.is_drift() {
+        ctx.metrics
+            .drift_corrections
+            .get_or_create(&KindLabel {
+                kind: key.kind.as_str().into(),
+            })
+            .inc();
+    }
+    ctx.event(
+        key,
+        type_,
+        label,
+        format!(
+            "job {job} registered (generation {generation}): {}",
+            reason.describe()
+        ),
+    )
+    .await;
+}
+
+/// The object is gone: stop its job if nomarch manages it for this object (and it is not
+/// protected).
+pub async fn deregister_if_ours(ctx: &Context, key: &ObjectRef) -> Result<(), ReconcileError> {
+    let id = reconcilers::meta::job_id(key);
+    let Some(job) = ctx
+        .nomad
+        .job(&key.namespace, &id, QueryOptions::default())
+        .await?
+        .value
+    else {
+        return Ok(());
+    };
+    let ours = owner_of(&key.namespace, job.meta.as_ref()).as_ref() == Some(key);
+    let protected = job.meta(reconcilers::meta::PROTECT) == Some("true");
+    if !ours || job.stop.unwrap_or(false) || protected {
+        return Ok(());
+    }
+    ctx.nomad.deregister(&key.namespace, &id, false).await?;
+    ctx.event(
+        key,
+        EventType::Normal,
+        "Deregistered",
+        format!("job {id} stopped: the {} was deleted", key.kind),
+    )
+    .await;
+    Ok(())
+}
+
+/// Writes a status only when it changed (the store never sees a no-op write).
+pub async fn save_status(
+    ctx: &Context,
+    key: &ObjectRef,
+    previous: Option<&Status>,
+    status: &Status,
+) -> Result<(), ReconcileError> {
+    if previous == Some(status) {
+        return Ok(());
+    }
+    match ctx.store.put_status(key, status).await {
+        Ok(()) | Err(crate::store::StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

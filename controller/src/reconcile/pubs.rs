@@ -1,0 +1,354 @@
+//! The Pub reconciler: pick a hub with room, write it to status *before* registering the job
+//! pinned to it (so a crash in between never yields two hubs or none), and move the pub when its
+//! hub is down past the grace, drained or gone. A hub that comes back keeps nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crds::kinds::Pub;
+use crds::{Kind, ObjectRef, Resource, Status};
+use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
+use reconcilers::render::pubs::render_pub;
+use reconcilers::status::{replicas, set_condition, workload_status, AllocView, JobView};
+use serde_json::{json, Value};
+
+use super::job::{deregister_if_ours, ensure_job, save_status};
+use super::ReconcileError;
+use crate::clients::nomad_types::{Job, NodeStub};
+use crate::clients::QueryOptions;
+use crate::runtime::context::Context;
+use crate::runtime::queue::Outcome;
+use crate::store::EventType;
+
+const UNSCHEDULABLE_RECHECK: Duration = Duration::from_secs(10);
+const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
+
+/// The hub a status records: `{"id", "name"}`.
+pub fn hub_of_status(status: Option<&Status>) -> Option<(String, String)> {
+    let hub = status?.details.get("hub")?;
+    Some((
+        hub.get("id")?.as_str()?.to_string(),
+        hub.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    ))
+}
+
+fn hub_from(node: &NodeStub, meta: Option<BTreeMap<String, String>>) -> Hub {
+    let resources = node.extra.get("NodeResources");
+    let number = |path: [&str; 2]| {
+        resources
+            .and_then(|r| r.get(path[0]))
+            .and_then(|r| r.get(path[1]))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    Hub {
+        id: node.id.clone(),
+        name: node.name.clone(),
+        class: node.node_class.clone(),
+        datacenter: node.datacenter.clone(),
+        pool: node.node_pool.clone(),
+        meta: meta.unwrap_or_default(),
+        cpu: number(["Cpu", "CpuShares"]),
+        memory: number(["Memory", "MemoryMB"]),
+        ready: node.status == "ready",
+        schedulable: node.eligibility == "eligible" && !node.drain,
+    }
+}
+
+/// Every node, with meta read only when the selector needs it (the list has none).
+async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Vec<Hub>, ReconcileError> {
+    let nodes = ctx
+        .nomad
+        .nodes(QueryOptions::default().param("resources", "true"))
+        .await?
+        .value;
+    let mut hubs = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        let meta = if pub_.spec.hub_selector.meta.is_empty() {
+            None
+        } else {
+            Some(ctx.nomad.node_meta(&node.id).await?)
+        };
+        hubs.push(hub_from(node, meta));
+    }
+    Ok(hubs)
+}
+
+/// CPU and memory promised on each hub to the other pubs, from their statuses.
+fn assigned_except(ctx: &Context, me: &ObjectRef) -> Assigned {
+    let mut assigned = Assigned::new();
+    for object in ctx
+        .cache
+        .refs()
+        .into_iter()
+        .filter(|r| r.kind == Kind::Pub && r != me)
+    {
+        let Some(Resource::Pub(other)) = ctx.cache.get(&object) else {
+            continue;
+        };
+        if let Some((hub, _)) = hub_of_status(other.status.as_ref()) {
+            let entry = assigned.entry(hub).or_default();
+            entry.0 += u64::from(other.spec.resources.cpu);
+            entry.1 += u64::from(other.spec.resources.memory);
+        }
+    }
+    assigned
+}
+
+pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
+    let Some(Resource::Pub(pub_)) = ctx.cache.get(key) else {
+        deregister_if_ours(ctx, key).await?;
+        return Ok(Outcome::Done);
+    };
+    let previous = pub_.status.clone();
+    let mut status = previous.clone().unwrap_or_default();
+    let hubs = hubs(ctx, &pub_).await?;
+    let now = Utc::now();
+    let current = hub_of_status(previous.as_ref());
+    let hub = current
+        .as_ref()
+        .and_then(|(id, _)| hubs.iter().find(|h| &h.id == id));
+    let unhealthy_since = match hub {
+        Some(h) if !h.ready => Some(
+            status
+                .details
+                .get("hubUnhealthySince")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or(now, |t| t.with_timezone(&Utc)),
+        ),
+        _ => None,
+    };
+    match unhealthy_since {
+        Some(since) => status
+            .details
+            .insert("hubUnhealthySince".into(), json!(since.to_rfc3339())),
+        None => status.details.remove("hubUnhealthySince"),
+    };
+    let facts = HubFacts {
+        hub_id: current.as_ref().map(|(id, _)| id.as_str()),
+        hub,
+        unhealthy_since,
+        grace: pub_.spec.reallocation.grace.get(),
+        now,
+    };
+    let mut requeue = None;
+    let hub_id = match verdict(&facts) {
+        HubVerdict::Stay => current.map(|(id, _)| id),
+        HubVerdict::Wait(rest) => {
+            requeue = Some(rest + Duration::from_millis(200));
+            current.map(|(id, _)| id)
+        }
+        HubVerdict::Place => place(ctx, &pub_, &hubs, &mut status, None).await?,
+        HubVerdict::Move(reason) => {
+            place(
+                ctx,
+                &pub_,
+                &hubs,
+                &mut status,
+                Some((current.expect("a pub that moves had a hub"), reason)),
+            )
+            .await?
+        }
+    };
+    let Some(hub_id) = hub_id else {
+        save_status(ctx, key, previous.as_ref(), &status).await?;
+        return Ok(Outcome::RequeueAfter(UNSCHEDULABLE_RECHECK));
+    };
+    let desired: Job =
+        serde_json::from_value(render_pub(&pub_, &hub_id)).expect("rendered jobs decode as jobs");
+    let ensured = ensure_job(
+        ctx,
+        key,
+        &desired,
+        pub_.metadata.generation,
+        Some(&status),
+        Vec::new(),
+    )
+    .await?;
+    let observed = observe(ctx, &pub_, ensured.job.as_ref(), ensured.written, &status).await?;
+    save_status(ctx, key, previous.as_ref(), &observed).await?;
+    let ready = observed
+        .condition("Ready")
+        .is_some_and(|c| c.status == "True");
+    Ok(match (requeue, ready) {
+        (Some(wait), _) => Outcome::RequeueAfter(wait),
+        (None, true) => Outcome::Done,
+        (None, false) => Outcome::RequeueAfter(CONVERGING_RECHECK),
+    })
+}
+
+/// Chooses a hub and records it in status before anything is registered. Placements are
+/// serialized, and each one is visible to the next at once, so two pubs never take the last
+/// room on a hub. Moves are paced. Returns the hub, or `None` (Unschedulable, in status).
+async fn place(
+    ctx: &Context,
+    pub_: &Pub,
+    hubs: &[Hub],
+    status: &mut Status,
+    moving: Option<((String, String), String)>,
+) -> Result<Option<String>, ReconcileError> {
+    let key = pub_.object_ref();
+    let _serialized = ctx.placement.lock().await;
+    if moving.is_some() {
+        ctx.pace_repin().await;
+    }
+    let need = (
+        u64::from(pub_.spec.resources.cpu),
+        u64::from(pub_.spec.resources.memory),
+    );
+    let exclude = moving.as_ref().map(|((id, _), _)| id.as_str());
+    let now = Utc::now();
+    let Some(hub) = choose(
+        &pub_.spec.hub_selector,
+        pub_.spec.placement_policy,
+        need,
+        hubs,
+        &assigned_except(ctx, &key),
+        exclude,
+    ) else {
+        let message = format!(
+            "no ready hub matching the selector has room for {} MHz and {} MB",
+            need.0, need.1
+        );
+        let was = status.condition("Ready").map(|c| c.reason.clone());
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "Unschedulable",
+            message.clone(),
+            now,
+        );
+        status
+            .details
+            .insert("phase".into(), json!("Unschedulable"));
+        if was.as_deref() != Some("Unschedulable") {
+            ctx.event(&key, EventType::Warning, "Unschedulable", message)
+                .await;
+        }
+        return Ok(None);
+    };
+    status
+        .details
+        .insert("hub".into(), json!({"id": hub.id, "name": hub.name}));
+    status.details.remove("hubUnhealthySince");
+    if let Some(((_, from), reason)) = &moving {
+        status.details.insert(
+            "lastReallocation".into(),
+            json!({"from": from, "to": hub.name, "at": now.to_rfc3339(), "reason": reason}),
+        );
+    }
+    // The hub is decided before the job exists: a crash after this line registers the pub on
+    // this hub when the reconcile runs again; a crash before it decides again.
+    ctx.store.put_status(&key, status).await?;
+    ctx.cache.put_status(key.clone(), status.clone());
+    match moving {
+        Some(((_, from), reason)) => {
+            ctx.metrics.repins.inc();
+            ctx.event(
+                &key,
+                EventType::Normal,
+                "Reallocated",
+                format!("moved from hub {from} to hub {}: {reason}", hub.name),
+            )
+            .await;
+        }
+        None => {
+            ctx.event(
+                &key,
+                EventType::Normal,
+                "Placed",
+                format!("placed on hub {}", hub.name),
+            )
+            .await
+        }
+    }
+    Ok(Some(hub.id.clone()))
+}
+
+async fn observe(
+    ctx: &Context,
+    pub_: &Pub,
+    job: Option<&Job>,
+    written: Option<u64>,
+    current: &Status,
+) -> Result<Status, ReconcileError> {
+    let key = pub_.object_ref();
+    let allocs = match job {
+        Some(job) => {
+            ctx.nomad
+                .job_allocations(&key.namespace, &job.id, QueryOptions::default())
+                .await?
+                .value
+        }
+        None => Vec::new(),
+    };
+    let has_checks = pub_.spec.health.is_some();
+    let checks = if has_checks && allocs.iter().any(|a| a.is_live()) {
+        super::app::checks_by_alloc(ctx, &key.name).await?
+    } else {
+        Default::default()
+    };
+    let views: Vec<AllocView> = allocs
+        .iter()
+        .filter(|a| {
+            a.is_live()
+                || job
+                    .and_then(|j| j.version)
+                    .is_none_or(|v| a.job_version == v)
+        })
+        .map(|a| AllocView {
+            id: a.id.clone(),
+            node_id: a.node_id.clone(),
+            client_status: a.client_status.clone(),
+            desired_status: a.desired_status.clone(),
+            checks_passing: checks.get(&a.id).copied(),
+        })
+        .collect();
+    let counts = replicas(1, &views, has_checks);
+    let failing = views
+        .iter()
+        .any(|a| a.is_running() && a.checks_passing == Some(false))
+        .then(|| {
+            (
+                "ChecksFailing",
+                "the pub is failing health checks".to_string(),
+            )
+        });
+    let job_view = job.filter(|j| !j.stop.unwrap_or(false)).map(|j| JobView {
+        id: j.id.clone(),
+        version: j.version.unwrap_or(0),
+        job_modify_index: j.job_modify_index.unwrap_or(0),
+    });
+    let mut status = workload_status(
+        Some(current),
+        pub_.metadata.generation,
+        job_view.as_ref(),
+        written,
+        &counts,
+        failing,
+        Utc::now(),
+    );
+    let phase = match (
+        counts.healthy >= 1,
+        counts.running >= 1,
+        status.details.contains_key("hubUnhealthySince"),
+    ) {
+        (_, _, true) => "HubDown",
+        (true, _, _) => "Running",
+        (false, true, _) => "Starting",
+        (false, false, _) => "Pending",
+    };
+    status.details.insert("phase".into(), json!(phase));
+    if status.conditions == current.conditions && status.details == current.details {
+        let mut same = current.clone();
+        same.observed_generation = Some(pub_.metadata.generation);
+        return Ok(same);
+    }
+    Ok(status)
+}

@@ -1,0 +1,54 @@
+//! A Pub as a Nomad service job of one instance pinned to its hub with a `${node.unique.id}`
+//! constraint. The hub is part of the job's fingerprint: moving the pub is a change to register.
+
+use crds::{Pub, Resource};
+use serde_json::{json, Value};
+
+use super::{nanos, network, service, task};
+use crate::meta::{job_id, job_meta, SPEC_HASH};
+use crate::spec_hash::spec_hash;
+
+pub const GROUP: &str = "pub";
+
+pub fn render_pub(pub_: &Pub, hub_id: &str) -> Value {
+    let resource = Resource::Pub(pub_.clone());
+    let spec = &pub_.spec;
+    let object = pub_.object_ref();
+    let router = format!("{}-{}", object.namespace, object.name);
+    let services: Vec<Value> = service(
+        &object.name,
+        &router,
+        &spec.ports,
+        spec.health.as_ref(),
+        spec.route.as_ref(),
+    )
+    .into_iter()
+    .collect();
+    let mut meta = job_meta(&resource, &spec_hash(&resource));
+    let hash = format!(
+        "{}-{}",
+        meta[SPEC_HASH],
+        hub_id.chars().take(8).collect::<String>()
+    );
+    meta.insert(SPEC_HASH.to_string(), hash);
+    meta.insert("nomarch.io/hub".to_string(), hub_id.to_string());
+    json!({
+        "ID": job_id(&object),
+        "Name": object.name,
+        "Namespace": object.namespace,
+        "Type": "service",
+        "Datacenters": ["*"],
+        "Constraints": [{"LTarget": "${node.unique.id}", "Operand": "=", "RTarget": hub_id}],
+        "Meta": meta,
+        "TaskGroups": [{
+            "Name": GROUP,
+            "Count": 1,
+            "Networks": [network(&spec.ports)],
+            "Services": services,
+            // Restart in place; a failed pub is replaced on the same hub (the constraint holds).
+            "RestartPolicy": {"Attempts": 2, "Interval": nanos(std::time::Duration::from_secs(300)), "Delay": nanos(std::time::Duration::from_secs(10)), "Mode": "fail"},
+            "ReschedulePolicy": {"Unlimited": true, "Delay": nanos(std::time::Duration::from_secs(15)), "DelayFunction": "exponential", "MaxDelay": nanos(std::time::Duration::from_secs(300))},
+            "Tasks": [task(GROUP, &spec.image, spec.command.as_deref(), &spec.args, &spec.ports, &spec.resources, &spec.env)],
+        }],
+    })
+}
