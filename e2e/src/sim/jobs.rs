@@ -678,7 +678,12 @@ impl Cluster {
             .job(namespace, id)
             .cloned()
             .ok_or_else(|| ApiError::internal("job not found"))?;
-        if !parent.is_periodic() {
+        // Nomad's IsPeriodicActive: a periodic block that is enabled, on a job not stopped.
+        let enabled = parent.spec["Periodic"]
+            .get("Enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        if !parent.is_periodic() || !enabled || parent.stop {
             return Err(ApiError::internal("can't force launch non-periodic job"));
         }
         let now = self.clock.now();

@@ -35,16 +35,10 @@ impl JobRecord {
             .unwrap_or("service")
     }
 
+    /// A periodic parent, whether or not it is enabled (Nomad's `IsPeriodic`): `Enabled`
+    /// only decides whether children are launched.
     pub fn is_periodic(&self) -> bool {
-        self.spec
-            .get("Periodic")
-            .and_then(|p| p.get("Enabled"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            || self
-                .spec
-                .get("Periodic")
-                .is_some_and(|p| p.is_object() && p.get("Enabled").is_none())
+        self.spec.get("Periodic").is_some_and(Value::is_object)
     }
 
     pub fn is_parameterized(&self) -> bool {

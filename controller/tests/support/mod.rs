@@ -1,0 +1,194 @@
+//! Shared by the end-to-end tests: real etcd, nomad-sim and `nomarch controller` as processes.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e::etcd::TestEtcd;
+use e2e::procs::{ControllerProcess, SimProcess};
+use serde_json::Value;
+
+pub const PREFIX: &str = "/e2e/";
+
+pub fn nomarch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nomarch"))
+}
+
+pub struct World {
+    pub etcd: TestEtcd,
+    pub sim: SimProcess,
+    pub controller: Option<ControllerProcess>,
+    pub http: reqwest::blocking::Client,
+}
+
+impl World {
+    /// etcd and nomad-sim only; `restart_controller` starts the controller.
+    pub fn without_controller(sim_args: &[&str]) -> World {
+        let etcd = TestEtcd::start();
+        let sim = SimProcess::start(sim_args);
+        World {
+            etcd,
+            sim,
+            controller: None,
+            http: e2e::http::blocking_client(),
+        }
+    }
+
+    /// An object as `nomarch get KIND NAME -o json` shows it (null when missing).
+    pub fn object(&self, kind: &str, name: &str) -> Value {
+        let output = Command::new(nomarch_bin())
+            .env("NOMARCH_ETCD_ENDPOINTS", self.etcd.endpoint())
+            .env("NOMARCH_PREFIX", PREFIX)
+            .args(["get", kind, name, "-o", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    }
+
+    pub fn is_ready(&self, kind: &str, name: &str) -> bool {
+        let object = self.object(kind, name);
+        object["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+    }
+
+    pub fn start(sim_args: &[&str]) -> World {
+        let etcd = TestEtcd::start();
+        let sim = SimProcess::start(sim_args);
+        let controller = Some(ControllerProcess::start(
+            &nomarch_bin(),
+            &etcd.endpoint(),
+            PREFIX,
+            &sim,
+            &["--resync", "2s"],
+        ));
+        World {
+            etcd,
+            sim,
+            controller,
+            http: e2e::http::blocking_client(),
+        }
+    }
+
+    pub fn restart_controller(&mut self) {
+        self.controller = Some(ControllerProcess::start(
+            &nomarch_bin(),
+            &self.etcd.endpoint(),
+            PREFIX,
+            &self.sim,
+            &["--resync", "2s"],
+        ));
+    }
+
+    pub fn nomarch(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(nomarch_bin())
+            .env("NOMARCH_ETCD_ENDPOINTS", self.etcd.endpoint())
+            .env("NOMARCH_PREFIX", PREFIX)
+            .env("NOMAD_ADDR", self.sim.nomad_url())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "nomarch {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    pub fn apply(&self, manifest: &str) -> String {
+        String::from_utf8_lossy(&self.nomarch(&["apply", "-f", "-"], Some(manifest)).stdout)
+            .to_string()
+    }
+
+    pub fn app(&self, name: &str) -> Value {
+        serde_json::from_slice(
+            &self
+                .nomarch(&["get", "app", name, "-o", "json"], None)
+                .stdout,
+        )
+        .unwrap()
+    }
+
+    pub fn events(&self) -> String {
+        String::from_utf8_lossy(&self.nomarch(&["events"], None).stdout).to_string()
+    }
+
+    pub fn nomad(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim.nomad_url()))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn put_nomad(&self, path: &str, body: Value) -> u16 {
+        self.http
+            .put(format!("{}{path}", self.sim.nomad_url()))
+            .json(&body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Writes nomad-sim accepted, excluding the test's own (which it makes through `/v1/jobs`
+    /// with a `test-` marker it then filters).
+    pub fn writes(&self) -> Vec<Value> {
+        self.nomad("/_sim/state")["Writes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn ready(&self, name: &str) -> bool {
+        let app = self.app_or_null(name);
+        app["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            && app["status"]["observedGeneration"] == app["metadata"]["generation"]
+    }
+
+    pub fn app_or_null(&self, name: &str) -> Value {
+        let output = Command::new(nomarch_bin())
+            .env("NOMARCH_ETCD_ENDPOINTS", self.etcd.endpoint())
+            .env("NOMARCH_PREFIX", PREFIX)
+            .args(["get", "app", name, "-o", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    }
+}
+
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Long enough for the controller to have acted on anything pending (a resync is 2s here).
+pub fn settle() {
+    std::thread::sleep(Duration::from_secs(3));
+}
