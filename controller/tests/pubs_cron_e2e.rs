@@ -5,7 +5,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::{eventually, settle, World, PREFIX};
 
 /// Four hubs of 8192 MB: room for eight 1024 MB pubs each. Heartbeats lapse within a second.
