@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`spec_hash`]: the stable fingerprint of an object's desired state (`nomarch.io/spec-hash`).
+//! - [`healing`]: which allocations to replace when checks stay critical; suspect nodes.
 //! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
 //! - [`render`]: objects → Nomad job JSON (golden-tested).
@@ -9,6 +10,7 @@
 //! - [`plan`]: observation → what to do with the job, as an ordered rule table.
 //! - [`status`]: observation → replica counts and conditions.
 
+pub mod healing;
 pub mod hubs;
 pub mod meta;
 pub mod plan;

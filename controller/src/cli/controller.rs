@@ -33,6 +33,9 @@ pub struct ControllerArgs {
     /// Reconciles run at once
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Mark a node ineligible when it keeps needing heals (NodeSuspect)
+    #[arg(long)]
+    pub cordon_suspect_nodes: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -63,13 +66,9 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
     consul.http.stats = metrics.api_stats("consul");
     let identity = args.id.clone().unwrap_or_else(default_identity);
-    let ctx = Arc::new(Context::new(
-        store,
-        nomad,
-        consul,
-        metrics,
-        identity.clone(),
-    ));
+    let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
+    context.cordon_suspect_nodes = args.cordon_suspect_nodes;
+    let ctx = Arc::new(context);
     ctx.metrics.is_leader.set(1);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -173,6 +173,20 @@ async fn observe_status(
         failing,
         Utc::now(),
     );
+    if let Some(health) = &app.spec.health {
+        let node_names: std::collections::BTreeMap<String, String> = allocs
+            .iter()
+            .map(|a| (a.node_id.clone(), a.node_name.clone()))
+            .collect();
+        let healing = super::heal::Healing {
+            object: &key,
+            allocs: &views,
+            node_names: &node_names,
+            grace: health.grace.get(),
+            max_unavailable: app.spec.update.max_unavailable,
+        };
+        super::heal::heal(ctx, healing, &mut status).await?;
+    }
     // Conditions only move their times when they change; the rest must not make every
     // reconcile a status write.
     if let Some(previous) = previous {

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cronjob;
+pub mod heal;
 pub mod job;
 pub mod pubs;
 

@@ -334,6 +334,20 @@ async fn observe(
         failing,
         Utc::now(),
     );
+    if let Some(health) = &pub_.spec.health {
+        let node_names: std::collections::BTreeMap<String, String> = allocs
+            .iter()
+            .map(|a| (a.node_id.clone(), a.node_name.clone()))
+            .collect();
+        let healing = super::heal::Healing {
+            object: &key,
+            allocs: &views,
+            node_names: &node_names,
+            grace: health.grace.get(),
+            max_unavailable: 1,
+        };
+        super::heal::heal(ctx, healing, &mut status).await?;
+    }
     let phase = match (
         counts.healthy >= 1,
         counts.running >= 1,

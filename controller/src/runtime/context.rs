@@ -24,6 +24,12 @@ pub struct Context {
     pub placement: tokio::sync::Mutex<()>,
     /// When the next pub move may start: moves off a dead hub go at a bounded rate.
     pub next_repin: tokio::sync::Mutex<tokio::time::Instant>,
+    /// Recent heals and failed allocations per node ID, with the allocation each was about.
+    pub troubles: std::sync::Mutex<
+        std::collections::HashMap<String, Vec<(chrono::DateTime<chrono::Utc>, String)>>,
+    >,
+    /// Mark nodes that keep failing ineligible (`--cordon-suspect-nodes`).
+    pub cordon_suspect_nodes: bool,
 }
 
 /// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
@@ -47,6 +53,8 @@ impl Context {
             identity,
             placement: tokio::sync::Mutex::new(()),
             next_repin: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            troubles: std::sync::Mutex::default(),
+            cordon_suspect_nodes: false,
         }
     }
 

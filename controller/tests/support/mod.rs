@@ -74,6 +74,20 @@ impl World {
         }
     }
 
+    /// Replaces the controller with one started with these extra flags.
+    pub fn restart_controller_with(&mut self, extra: &[&str]) {
+        self.controller.take();
+        let mut args = vec!["--resync", "2s"];
+        args.extend_from_slice(extra);
+        self.controller = Some(ControllerProcess::start(
+            &nomarch_bin(),
+            &self.etcd.endpoint(),
+            PREFIX,
+            &self.sim,
+            &args,
+        ));
+    }
+
     pub fn restart_controller(&mut self) {
         self.controller = Some(ControllerProcess::start(
             &nomarch_bin(),

@@ -1,0 +1,147 @@
+//! Healing, with I/O: stop allocations whose checks stayed critical past the grace (as the pure
+//! plan says), say so, and watch for nodes where trouble keeps happening.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crds::{ObjectRef, Status};
+use reconcilers::healing::{is_suspect, plan_heals};
+use reconcilers::status::AllocView;
+use serde_json::{json, Value};
+
+use super::ReconcileError;
+use crate::runtime::context::Context;
+use crate::store::EventType;
+
+/// What healing needs to know about one object.
+pub struct Healing<'a> {
+    pub object: &'a ObjectRef,
+    pub allocs: &'a [AllocView],
+    /// Node names by node ID, for messages.
+    pub node_names: &'a BTreeMap<String, String>,
+    pub grace: Duration,
+    pub max_unavailable: u32,
+}
+
+fn critical_since(status: &Status) -> BTreeMap<String, DateTime<Utc>> {
+    let Some(Value::Object(map)) = status.details.get("criticalSince") else {
+        return BTreeMap::new();
+    };
+    map.iter()
+        .filter_map(|(id, t)| {
+            Some((
+                id.clone(),
+                DateTime::parse_from_rfc3339(t.as_str()?)
+                    .ok()?
+                    .with_timezone(&Utc),
+            ))
+        })
+        .collect()
+}
+
+/// Runs one round of healing, recording what it tracks in `status`.
+pub async fn heal(
+    ctx: &Context,
+    healing: Healing<'_>,
+    status: &mut Status,
+) -> Result<(), ReconcileError> {
+    let now = Utc::now();
+    for alloc in healing
+        .allocs
+        .iter()
+        .filter(|a| a.client_status == "failed")
+    {
+        note_trouble(
+            ctx,
+            healing.object,
+            &alloc.node_id,
+            &alloc.id,
+            healing.node_names,
+            now,
+        )
+        .await;
+    }
+    let plan = plan_heals(
+        healing.allocs,
+        &critical_since(status),
+        now,
+        healing.grace,
+        healing.max_unavailable,
+    );
+    if plan.critical_since.is_empty() {
+        status.details.remove("criticalSince");
+    } else {
+        let since: serde_json::Map<String, Value> = plan
+            .critical_since
+            .iter()
+            .map(|(id, t)| (id.clone(), json!(t.to_rfc3339())))
+            .collect();
+        status
+            .details
+            .insert("criticalSince".into(), Value::Object(since));
+    }
+    for id in &plan.stop {
+        let since = plan.critical_since[id];
+        ctx.nomad.stop_allocation(id).await?;
+        ctx.metrics.heals.inc();
+        let node = healing
+            .allocs
+            .iter()
+            .find(|a| &a.id == id)
+            .map(|a| a.node_id.clone())
+            .unwrap_or_default();
+        let node_name = healing
+            .node_names
+            .get(&node)
+            .cloned()
+            .unwrap_or_else(|| node.clone());
+        let critical_for = (now - since).num_seconds();
+        let short = id.get(..8).unwrap_or(id);
+        ctx.event(healing.object, EventType::Normal, "Healed", format!("stopped allocation {short} on node {node_name}: checks critical for {critical_for}s; Nomad places a replacement")).await;
+        note_trouble(ctx, healing.object, &node, id, healing.node_names, now).await;
+    }
+    Ok(())
+}
+
+/// Records a heal or failure on a node (once per allocation) and raises `NodeSuspect` when the
+/// node keeps having them; with `--cordon-suspect-nodes` the node is also made ineligible.
+async fn note_trouble(
+    ctx: &Context,
+    object: &ObjectRef,
+    node: &str,
+    alloc: &str,
+    names: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) {
+    if node.is_empty() {
+        return;
+    }
+    let suspect = {
+        let mut troubles = ctx.troubles.lock().unwrap_or_else(|p| p.into_inner());
+        let list = troubles.entry(node.to_string()).or_default();
+        if list.iter().any(|(_, seen)| seen == alloc) {
+            return;
+        }
+        list.push((now, alloc.to_string()));
+        let window =
+            chrono::Duration::from_std(reconcilers::healing::SUSPECT_WINDOW).unwrap_or_default();
+        list.retain(|(t, _)| now - *t <= window);
+        is_suspect(&list.iter().map(|(t, _)| *t).collect::<Vec<_>>(), now)
+    };
+    if !suspect {
+        return;
+    }
+    let name = names.get(node).cloned().unwrap_or_else(|| node.to_string());
+    let message = format!(
+        "node {name} had {} or more heals or failed allocations within 10 minutes",
+        reconcilers::healing::SUSPECT_AFTER
+    );
+    ctx.event(object, EventType::Warning, "NodeSuspect", message)
+        .await;
+    if ctx.cordon_suspect_nodes {
+        if let Err(e) = ctx.nomad.set_eligibility(node, false).await {
+            tracing::warn!(node = %name, error = %e, "could not mark the suspect node ineligible");
+        }
+    }
+}
