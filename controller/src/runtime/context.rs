@@ -25,12 +25,13 @@ pub struct Context {
     /// When the next pub move may start: moves off a dead hub go at a bounded rate.
     pub next_repin: tokio::sync::Mutex<tokio::time::Instant>,
     /// Recent heals and failed allocations per node ID, with the allocation each was about.
-    pub troubles: std::sync::Mutex<
-        std::collections::HashMap<String, Vec<(chrono::DateTime<chrono::Utc>, String)>>,
-    >,
+    pub troubles: std::sync::Mutex<Troubles>,
     /// Mark nodes that keep failing ineligible (`--cordon-suspect-nodes`).
     pub cordon_suspect_nodes: bool,
 }
+
+/// Per node ID: when each recent heal or failure happened, and which allocation it was.
+pub type Troubles = std::collections::HashMap<String, Vec<(chrono::DateTime<chrono::Utc>, String)>>;
 
 /// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
 pub const REPINS_PER_SECOND: u32 = 50;
