@@ -4,10 +4,13 @@
 //! # Layout
 //! - [`figures`]: figures, percentiles, timing.
 //! - [`sim_scale`]: nomad-sim at 1,000 nodes and 20,000 allocations.
-//! - [`apply_latency`]: `apply` → job registered, through etcd, the controller and nomad-sim.
+//! - [`apply_latency`]: `apply` → job registered, through etcd, the controller and nomad-sim;
+//!   it also measures the floor the other nomarch scenarios are compared with.
+//! - [`healing`]: pubs off a dead hub, and allocations healed after their grace.
 
 mod apply_latency;
 mod figures;
+mod healing;
 mod sim_scale;
 
 use std::path::PathBuf;
@@ -33,7 +36,13 @@ pub struct Args {
     /// Updates measured by the apply-latency scenario
     #[arg(long, default_value_t = 1000)]
     pub updates: usize,
-    /// Run only these scenarios (sim-scale, apply-latency); all by default
+    /// Pubs in the hub-death scenario
+    #[arg(long, default_value_t = 1000)]
+    pub pubs: usize,
+    /// Heals measured by the heal scenario
+    #[arg(long, default_value_t = 5)]
+    pub heals: usize,
+    /// Run only these scenarios (apply-latency, hub-death, heal, sim-scale); all by default
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Where to write the JSON results
@@ -97,8 +106,15 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let wanted = |name: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name);
     let mut figures = Vec::new();
-    if wanted("apply-latency") {
-        apply_latency::run(&args, &mut figures).await?;
+    // The floor comes from apply-latency, so it runs whenever a nomarch scenario does.
+    if wanted("apply-latency") || wanted("hub-death") || wanted("heal") {
+        let floor = apply_latency::run(&args, &mut figures).await?;
+        if wanted("hub-death") {
+            healing::hub_death(&args, floor, &mut figures).await?;
+        }
+        if wanted("heal") {
+            healing::heal(&args, floor, &mut figures).await?;
+        }
     }
     if wanted("sim-scale") {
         sim_scale::run(&args, &mut figures).await?;

@@ -57,7 +57,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         waiting_for(ctx, &app),
     )
     .await?;
-    let status = observe_status(
+    let (status, heal_due) = observe_status(
         ctx,
         &app,
         ensured.job.as_ref(),
@@ -80,8 +80,12 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
             .unwrap_or_default();
         ctx.event(key, EventType::Normal, "Ready", message).await;
     }
-    if ensured.waiting.is_some() || !ready {
-        return Ok(Outcome::RequeueAfter(CONVERGING_RECHECK));
+    // A check failing within its grace: look again when the grace runs out, not later.
+    let recheck = heal_due.map_or(CONVERGING_RECHECK, |due| {
+        due.min(CONVERGING_RECHECK) + Duration::from_millis(50)
+    });
+    if ensured.waiting.is_some() || !ready || heal_due.is_some() {
+        return Ok(Outcome::RequeueAfter(recheck));
     }
     Ok(Outcome::Done)
 }
@@ -118,7 +122,7 @@ async fn observe_status(
     job: Option<&Job>,
     written: Option<u64>,
     previous: Option<&Status>,
-) -> Result<Status, ReconcileError> {
+) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = app.object_ref();
     let id = job_id(&key);
     let allocs = match job {
@@ -173,6 +177,7 @@ async fn observe_status(
         failing,
         Utc::now(),
     );
+    let mut heal_due = None;
     if let Some(health) = &app.spec.health {
         let node_names: std::collections::BTreeMap<String, String> = allocs
             .iter()
@@ -185,7 +190,7 @@ async fn observe_status(
             grace: health.grace.get(),
             max_unavailable: app.spec.update.max_unavailable,
         };
-        super::heal::heal(ctx, healing, &mut status).await?;
+        heal_due = super::heal::heal(ctx, healing, &mut status).await?;
     }
     // Conditions only move their times when they change; the rest must not make every
     // reconcile a status write.
@@ -195,5 +200,5 @@ async fn observe_status(
             status.observed_generation = Some(app.metadata.generation);
         }
     }
-    Ok(status)
+    Ok((status, heal_due))
 }

@@ -40,12 +40,13 @@ fn critical_since(status: &Status) -> BTreeMap<String, DateTime<Utc>> {
         .collect()
 }
 
-/// Runs one round of healing, recording what it tracks in `status`.
+/// Runs one round of healing, recording what it tracks in `status`. Returns when the next
+/// grace runs out, so the object can be looked at exactly then.
 pub async fn heal(
     ctx: &Context,
     healing: Healing<'_>,
     status: &mut Status,
-) -> Result<(), ReconcileError> {
+) -> Result<Option<Duration>, ReconcileError> {
     let now = Utc::now();
     for alloc in healing
         .allocs
@@ -101,7 +102,14 @@ pub async fn heal(
         ctx.event(healing.object, EventType::Normal, "Healed", format!("stopped allocation {short} on node {node_name}: checks critical for {critical_for}s; Nomad places a replacement")).await;
         note_trouble(ctx, healing.object, &node, id, healing.node_names, now).await;
     }
-    Ok(())
+    let grace = chrono::Duration::from_std(healing.grace).unwrap_or_default();
+    let next = plan
+        .critical_since
+        .iter()
+        .filter(|(id, _)| !plan.stop.contains(*id))
+        .filter_map(|(_, since)| (*since + grace - now).to_std().ok())
+        .min();
+    Ok(next)
 }
 
 /// Records a heal or failure on a node (once per allocation) and raises `NodeSuspect` when the

@@ -170,11 +170,16 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         Vec::new(),
     )
     .await?;
-    let observed = observe(ctx, &pub_, ensured.job.as_ref(), ensured.written, &status).await?;
+    let (observed, heal_due) =
+        observe(ctx, &pub_, ensured.job.as_ref(), ensured.written, &status).await?;
     save_status(ctx, key, previous.as_ref(), &observed).await?;
     let ready = observed
         .condition("Ready")
         .is_some_and(|c| c.status == "True");
+    let requeue = match (requeue, heal_due) {
+        (Some(a), Some(b)) => Some(a.min(b + Duration::from_millis(50))),
+        (a, b) => a.or(b.map(|d| d + Duration::from_millis(50))),
+    };
     Ok(match (requeue, ready) {
         (Some(wait), _) => Outcome::RequeueAfter(wait),
         (None, true) => Outcome::Done,
@@ -277,7 +282,7 @@ async fn observe(
     job: Option<&Job>,
     written: Option<u64>,
     current: &Status,
-) -> Result<Status, ReconcileError> {
+) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = pub_.object_ref();
     let allocs = match job {
         Some(job) => {
@@ -334,6 +339,7 @@ async fn observe(
         failing,
         Utc::now(),
     );
+    let mut heal_due = None;
     if let Some(health) = &pub_.spec.health {
         let node_names: std::collections::BTreeMap<String, String> = allocs
             .iter()
@@ -346,7 +352,7 @@ async fn observe(
             grace: health.grace.get(),
             max_unavailable: 1,
         };
-        super::heal::heal(ctx, healing, &mut status).await?;
+        heal_due = super::heal::heal(ctx, healing, &mut status).await?;
     }
     let phase = match (
         counts.healthy >= 1,
@@ -362,7 +368,7 @@ async fn observe(
     if status.conditions == current.conditions && status.details == current.details {
         let mut same = current.clone();
         same.observed_generation = Some(pub_.metadata.generation);
-        return Ok(same);
+        return Ok((same, heal_due));
     }
-    Ok(status)
+    Ok((status, heal_due))
 }
