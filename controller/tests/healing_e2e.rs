@@ -142,3 +142,50 @@ fn a_node_that_keeps_needing_heals_is_suspect_and_can_be_cordoned() {
             .any(|n| n["Name"] == "node-2" && n["SchedulingEligibility"] == "ineligible")
     });
 }
+
+#[test]
+fn crash_looping_allocations_on_one_node_make_it_suspect() {
+    let world = World::start(&[]);
+    world.apply(&app("crashy", 1, Some("node-3")));
+    eventually("crashy Ready", || world.is_ready("app", "crashy"));
+    // Three allocations in a row crash-loop until Nomad gives up on them, all on node-3.
+    let mut crashed = Vec::new();
+    for _ in 0..3 {
+        let mut running = None;
+        eventually("a running allocation", || {
+            let allocs = world.nomad("/v1/job/crashy/allocations");
+            running = allocs
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| {
+                    a["ClientStatus"] == "running"
+                        && a["DesiredStatus"] == "run"
+                        && !crashed.contains(&a["ID"])
+                })
+                .map(|a| a["ID"].clone());
+            running.is_some()
+        });
+        let id = running.unwrap();
+        let posted = world
+            .http
+            .post(format!(
+                "{}/_sim/allocations/{}/crashloop",
+                world.sim.nomad_url(),
+                id.as_str().unwrap()
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(posted.status(), 200);
+        eventually("the allocation failed", || {
+            world.nomad(&format!("/v1/allocation/{}", id.as_str().unwrap()))["ClientStatus"]
+                == "failed"
+        });
+        crashed.push(id);
+    }
+    eventually("NodeSuspect for node-3", || {
+        events(&world)
+            .lines()
+            .any(|l| l.contains("NodeSuspect") && l.contains("node node-3"))
+    });
+}

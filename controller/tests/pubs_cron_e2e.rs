@@ -296,3 +296,24 @@ fn cron_jobs_run_on_schedule_pause_resume_and_run_now() {
     assert!(text.starts_with("cronjob/tick run started"), "{text}");
     assert!(children(&world) > before, "run now launches at once");
 }
+
+#[test]
+fn a_failed_run_is_a_warning_event() {
+    let world = World::start(&["--clock-speed", "60", "--batch-outcome", "fail"]);
+    world.apply(&cron_manifest(false));
+    eventually("a RunFailed warning", || {
+        let events = String::from_utf8_lossy(&world.nomarch(&["events"], None).stdout).to_string();
+        events.lines().any(|l| {
+            l.contains("Warning") && l.contains("RunFailed") && l.contains("tick/periodic-")
+        })
+    });
+    let status = world.object("cronjob", "tick")["status"].clone();
+    assert!(
+        status["recentRuns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["outcome"] == "Failed"),
+        "{status}"
+    );
+}
