@@ -4,13 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Utc;
 use crds::{App, Kind, ObjectRef, Resource, Status};
-use reconcilers::meta::job_id;
 use reconcilers::render::app::render_app;
-use reconcilers::status::{replicas, workload_status, AllocView, JobView};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
+use super::workload::{keep_if_unchanged, observe, Workload};
 use super::ReconcileError;
 use crate::clients::consul::alloc_id_of_service;
 use crate::clients::nomad_types::Job;
@@ -115,7 +113,7 @@ pub async fn checks_by_alloc(
     Ok(checks)
 }
 
-/// Replicas from the job's allocations, health from Consul's checks of the App's service.
+/// Replicas, conditions and healing from the job's allocations and their checks.
 async fn observe_status(
     ctx: &Context,
     app: &App,
@@ -124,81 +122,17 @@ async fn observe_status(
     previous: Option<&Status>,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = app.object_ref();
-    let id = job_id(&key);
-    let allocs = match job {
-        Some(_) => {
-            ctx.nomad
-                .job_allocations(&key.namespace, &id, QueryOptions::default())
-                .await?
-                .value
-        }
-        None => Vec::new(),
+    let workload = Workload {
+        object: &key,
+        service: &app.metadata.name,
+        desired: app.spec.replicas,
+        generation: app.metadata.generation,
+        health: app.spec.health.as_ref(),
+        max_unavailable: app.spec.update.max_unavailable,
     };
-    let has_checks = app.spec.health.is_some();
-    let checks_by_alloc = if has_checks && allocs.iter().any(|a| a.is_live()) {
-        checks_by_alloc(ctx, &app.metadata.name).await?
-    } else {
-        HashMap::new()
-    };
-    let current_version = job.and_then(|j| j.version);
-    let views: Vec<AllocView> = allocs
-        .iter()
-        .filter(|a| current_version.is_none_or(|v| a.job_version == v) || a.is_live())
-        .map(|a| AllocView {
-            id: a.id.clone(),
-            node_id: a.node_id.clone(),
-            client_status: a.client_status.clone(),
-            desired_status: a.desired_status.clone(),
-            checks_passing: checks_by_alloc.get(&a.id).copied(),
-        })
-        .collect();
-    let counts = replicas(app.spec.replicas, &views, has_checks);
-    let failing_count = views
-        .iter()
-        .filter(|a| a.is_running() && a.checks_passing == Some(false))
-        .count();
-    let failing = (failing_count > 0).then(|| {
-        (
-            "ChecksFailing",
-            format!("{failing_count} allocation(s) failing health checks"),
-        )
-    });
-    let job_view = job.filter(|j| !j.stop.unwrap_or(false)).map(|j| JobView {
-        id: j.id.clone(),
-        version: j.version.unwrap_or(0),
-        job_modify_index: j.job_modify_index.unwrap_or(0),
-    });
-    let mut status = workload_status(
-        previous,
-        app.metadata.generation,
-        job_view.as_ref(),
-        written,
-        &counts,
-        failing,
-        Utc::now(),
-    );
-    let mut heal_due = None;
-    if let Some(health) = &app.spec.health {
-        let node_names: std::collections::BTreeMap<String, String> = allocs
-            .iter()
-            .map(|a| (a.node_id.clone(), a.node_name.clone()))
-            .collect();
-        let healing = super::heal::Healing {
-            object: &key,
-            allocs: &views,
-            node_names: &node_names,
-            grace: health.grace.get(),
-            max_unavailable: app.spec.update.max_unavailable,
-        };
-        heal_due = super::heal::heal(ctx, healing, &mut status).await?;
-    }
-    // Conditions only move their times when they change; the rest must not make every
-    // reconcile a status write.
-    if let Some(previous) = previous {
-        if status.conditions == previous.conditions && status.details == previous.details {
-            status = previous.clone();
-            status.observed_generation = Some(app.metadata.generation);
-        }
-    }
-    Ok((status, heal_due))
+    let (status, heal_due) = observe(ctx, workload, job, written, previous).await?;
+    Ok((
+        keep_if_unchanged(status, previous, app.metadata.generation),
+        heal_due,
+    ))
 }

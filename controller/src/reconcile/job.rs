@@ -82,7 +82,13 @@ pub async fn ensure_job(
                 waiting: Some(reason),
             });
         }
-        JobAction::Nothing => None,
+        JobAction::Nothing => {
+            // In sync but no write on record (a lost status): the live job is the baseline.
+            if written.is_none() {
+                written = live.as_ref().and_then(|j| j.job_modify_index);
+            }
+            None
+        }
     };
     let Some((enforce_index, reason)) = register else {
         return Ok(Ensured {
@@ -176,7 +182,13 @@ pub async fn save_status(
         return Ok(());
     }
     match ctx.store.put_status(key, status).await {
-        Ok(()) | Err(crate::store::StoreError::NotFound(_)) => Ok(()),
+        // The next run of this key (never concurrent with this one) must see this status,
+        // even before the watch delivers it.
+        Ok(revision) => {
+            ctx.cache.put_status(key.clone(), status.clone(), revision);
+            Ok(())
+        }
+        Err(crate::store::StoreError::NotFound(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -6,6 +6,7 @@ pub mod cronjob;
 pub mod heal;
 pub mod job;
 pub mod pubs;
+pub mod workload;
 
 use crds::{Kind, ObjectRef};
 use tracing::{debug, warn};

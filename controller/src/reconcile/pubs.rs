@@ -10,10 +10,11 @@ use crds::kinds::Pub;
 use crds::{Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
 use reconcilers::render::pubs::render_pub;
-use reconcilers::status::{replicas, set_condition, workload_status, AllocView, JobView};
+use reconcilers::status::set_condition;
 use serde_json::{json, Value};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
+use super::workload::{keep_if_unchanged, observe as observe_workload, Workload};
 use super::ReconcileError;
 use crate::clients::nomad_types::{Job, NodeStub};
 use crate::clients::QueryOptions;
@@ -250,8 +251,8 @@ async fn place(
     }
     // The hub is decided before the job exists: a crash after this line registers the pub on
     // this hub when the reconcile runs again; a crash before it decides again.
-    ctx.store.put_status(&key, status).await?;
-    ctx.cache.put_status(key.clone(), status.clone());
+    let revision = ctx.store.put_status(&key, status).await?;
+    ctx.cache.put_status(key.clone(), status.clone(), revision);
     match moving {
         Some(((_, from), reason)) => {
             ctx.metrics.repins.inc();
@@ -284,79 +285,24 @@ async fn observe(
     current: &Status,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = pub_.object_ref();
-    let allocs = match job {
-        Some(job) => {
-            ctx.nomad
-                .job_allocations(&key.namespace, &job.id, QueryOptions::default())
-                .await?
-                .value
-        }
-        None => Vec::new(),
+    let workload = Workload {
+        object: &key,
+        service: &key.name,
+        desired: 1,
+        generation: pub_.metadata.generation,
+        health: pub_.spec.health.as_ref(),
+        max_unavailable: 1,
     };
-    let has_checks = pub_.spec.health.is_some();
-    let checks = if has_checks && allocs.iter().any(|a| a.is_live()) {
-        super::app::checks_by_alloc(ctx, &key.name).await?
-    } else {
-        Default::default()
-    };
-    let views: Vec<AllocView> = allocs
-        .iter()
-        .filter(|a| {
-            a.is_live()
-                || job
-                    .and_then(|j| j.version)
-                    .is_none_or(|v| a.job_version == v)
-        })
-        .map(|a| AllocView {
-            id: a.id.clone(),
-            node_id: a.node_id.clone(),
-            client_status: a.client_status.clone(),
-            desired_status: a.desired_status.clone(),
-            checks_passing: checks.get(&a.id).copied(),
-        })
-        .collect();
-    let counts = replicas(1, &views, has_checks);
-    let failing = views
-        .iter()
-        .any(|a| a.is_running() && a.checks_passing == Some(false))
-        .then(|| {
-            (
-                "ChecksFailing",
-                "the pub is failing health checks".to_string(),
-            )
-        });
-    let job_view = job.filter(|j| !j.stop.unwrap_or(false)).map(|j| JobView {
-        id: j.id.clone(),
-        version: j.version.unwrap_or(0),
-        job_modify_index: j.job_modify_index.unwrap_or(0),
-    });
-    let mut status = workload_status(
-        Some(current),
-        pub_.metadata.generation,
-        job_view.as_ref(),
-        written,
-        &counts,
-        failing,
-        Utc::now(),
+    let (mut status, heal_due) =
+        observe_workload(ctx, workload, job, written, Some(current)).await?;
+    let replicas = &status.details["replicas"];
+    let (healthy, running) = (
+        replicas["healthy"].as_u64().unwrap_or(0),
+        replicas["running"].as_u64().unwrap_or(0),
     );
-    let mut heal_due = None;
-    if let Some(health) = &pub_.spec.health {
-        let node_names: std::collections::BTreeMap<String, String> = allocs
-            .iter()
-            .map(|a| (a.node_id.clone(), a.node_name.clone()))
-            .collect();
-        let healing = super::heal::Healing {
-            object: &key,
-            allocs: &views,
-            node_names: &node_names,
-            grace: health.grace.get(),
-            max_unavailable: 1,
-        };
-        heal_due = super::heal::heal(ctx, healing, &mut status).await?;
-    }
     let phase = match (
-        counts.healthy >= 1,
-        counts.running >= 1,
+        healthy >= 1,
+        running >= 1,
         status.details.contains_key("hubUnhealthySince"),
     ) {
         (_, _, true) => "HubDown",
@@ -365,10 +311,8 @@ async fn observe(
         (false, false, _) => "Pending",
     };
     status.details.insert("phase".into(), json!(phase));
-    if status.conditions == current.conditions && status.details == current.details {
-        let mut same = current.clone();
-        same.observed_generation = Some(pub_.metadata.generation);
-        return Ok((same, heal_due));
-    }
-    Ok((status, heal_due))
+    Ok((
+        keep_if_unchanged(status, Some(current), pub_.metadata.generation),
+        heal_due,
+    ))
 }

@@ -10,7 +10,9 @@ use tokio::sync::watch;
 #[derive(Default)]
 struct State {
     objects: HashMap<ObjectRef, Resource>,
-    statuses: HashMap<ObjectRef, Status>,
+    /// Each status with the revision it was written at: a late watch event never replaces a
+    /// newer status the controller already put here.
+    statuses: HashMap<ObjectRef, (Status, i64)>,
 }
 
 #[derive(Clone)]
@@ -41,12 +43,12 @@ impl Cache {
     pub fn get(&self, object: &ObjectRef) -> Option<Resource> {
         let state = self.read();
         let mut resource = state.objects.get(object)?.clone();
-        resource.set_status(state.statuses.get(object).cloned());
+        resource.set_status(state.statuses.get(object).map(|(s, _)| s.clone()));
         Some(resource)
     }
 
     pub fn status(&self, object: &ObjectRef) -> Option<Status> {
-        self.read().statuses.get(object).cloned()
+        self.read().statuses.get(object).map(|(s, _)| s.clone())
     }
 
     pub fn contains(&self, object: &ObjectRef) -> bool {
@@ -94,8 +96,16 @@ impl Cache {
         state.statuses.remove(object);
     }
 
-    pub fn put_status(&self, object: ObjectRef, status: Status) {
-        self.write().statuses.insert(object, status);
+    /// Stores a status written at `revision`, unless a newer one is already here.
+    pub fn put_status(&self, object: ObjectRef, status: Status, revision: i64) {
+        let mut state = self.write();
+        let newer_present = state
+            .statuses
+            .get(&object)
+            .is_some_and(|(_, have)| *have > revision);
+        if !newer_present {
+            state.statuses.insert(object, (status, revision));
+        }
     }
 
     pub fn remove_status(&self, object: &ObjectRef) {
@@ -107,6 +117,7 @@ impl Cache {
         &self,
         objects: Vec<Resource>,
         statuses: Vec<(ObjectRef, Status)>,
+        revision: i64,
     ) -> Vec<ObjectRef> {
         let mut state = self.write();
         let fresh: HashMap<ObjectRef, Resource> =
@@ -124,7 +135,10 @@ impl Cache {
                 .map(|(k, _)| k.clone()),
         );
         state.objects = fresh;
-        state.statuses = statuses.into_iter().collect();
+        state.statuses = statuses
+            .into_iter()
+            .map(|(object, status)| (object, (status, revision)))
+            .collect();
         touched
     }
 
@@ -140,5 +154,29 @@ impl Cache {
     pub async fn wait_synced(&self) {
         let mut receiver = self.synced.subscribe();
         let _ = receiver.wait_for(|synced| *synced).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::Kind;
+
+    fn status(generation: i64) -> Status {
+        Status {
+            observed_generation: Some(generation),
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn a_late_watch_event_never_replaces_a_newer_status() {
+        let cache = Cache::default();
+        let web = ObjectRef::new(Kind::App, "default", "web");
+        cache.put_status(web.clone(), status(2), 12);
+        cache.put_status(web.clone(), status(1), 10);
+        assert_eq!(cache.status(&web), Some(status(2)));
+        cache.put_status(web.clone(), status(3), 14);
+        assert_eq!(cache.status(&web), Some(status(3)));
     }
 }

@@ -28,7 +28,7 @@ async fn list(ctx: &Context) -> crate::store::Result<i64> {
         .iter()
         .filter_map(|r| r.status().cloned().map(|s| (r.object_ref(), s)))
         .collect();
-    let touched = ctx.cache.replace(objects, statuses);
+    let touched = ctx.cache.replace(objects, statuses, revision);
     for object in touched {
         ctx.queue.add(object);
     }
@@ -78,7 +78,7 @@ fn on_put(ctx: &Context, item: &RawItem) {
         },
         // Status is the controller's own output: cached, never a reason to reconcile.
         Some("status") => match ctx.store.decode_status_item(item) {
-            Ok((object, status)) => ctx.cache.put_status(object, status),
+            Ok((object, status)) => ctx.cache.put_status(object, status, item.mod_revision),
             Err(e) => warn!(error = %e, "skipping a status that does not decode"),
         },
         _ => {}

@@ -259,7 +259,8 @@ impl Store {
 
     /// Writes an object's status, only while the object exists. Never touches the object, so
     /// its `generation` and `resourceVersion` stay as they are.
-    pub async fn put_status(&self, r: &ObjectRef, status: &Status) -> Result<()> {
+    /// Returns the revision the status was written at.
+    pub async fn put_status(&self, r: &ObjectRef, status: &Status) -> Result<i64> {
         let value = serde_json::to_vec(status).expect("status serializes");
         let txn = Txn::new()
             .when([Compare::create_revision(
@@ -269,8 +270,9 @@ impl Store {
             )])
             .and_then([TxnOp::put(self.keys.status(r), value, None::<PutOptions>)]);
         let mut kv = self.client.kv_client();
-        if self.call(kv.txn(txn)).await?.succeeded() {
-            Ok(())
+        let response = self.call(kv.txn(txn)).await?;
+        if response.succeeded() {
+            Ok(response.header().map_or(0, |h| h.revision()))
         } else {
             Err(StoreError::NotFound(r.to_string()))
         }

@@ -206,3 +206,15 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 pub fn settle() {
     std::thread::sleep(Duration::from_secs(3));
 }
+
+impl Drop for World {
+    /// A failing test shows what the controller and nomad-sim said.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(controller) = &self.controller {
+                eprintln!("--- controller log ---\n{}", controller.process.log_text());
+            }
+            eprintln!("--- nomad-sim log ---\n{}", self.sim.process.log_text());
+        }
+    }
+}

@@ -4,20 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-/// Fields the server sets; they never show in a diff.
-const SERVER_FIELDS: &[&str] = &[
-    "Status",
-    "StatusDescription",
-    "Stop",
-    "Stable",
-    "Version",
-    "SubmitTime",
-    "CreateIndex",
-    "ModifyIndex",
-    "JobModifyIndex",
-    "TaskGroups",
-    "Tasks",
-];
+use super::model::SERVER_SET_FIELDS;
 
 fn diff_type(old: Option<&Value>, new: Option<&Value>) -> &'static str {
     match (old, new) {
@@ -65,7 +52,10 @@ fn fields_and_objects(old: Option<&Value>, new: Option<&Value>) -> (Vec<Value>, 
     let mut keys: Vec<&String> = old_map
         .keys()
         .chain(new_map.keys())
-        .filter(|k| !SERVER_FIELDS.contains(&k.as_str()))
+        .filter(|k| {
+            !SERVER_SET_FIELDS.contains(&k.as_str())
+                && !matches!(k.as_str(), "TaskGroups" | "Tasks")
+        })
         .collect();
     keys.sort();
     keys.dedup();

@@ -838,18 +838,8 @@ pub fn same_ignoring_count(old: &Value, new: &Value) -> bool {
 /// A stored version without the fields the server sets, ready to register again.
 fn strip_server_fields(mut job: Value) -> Value {
     if let Some(object) = job.as_object_mut() {
-        for key in [
-            "Status",
-            "StatusDescription",
-            "Stop",
-            "Stable",
-            "Version",
-            "SubmitTime",
-            "CreateIndex",
-            "ModifyIndex",
-            "JobModifyIndex",
-        ] {
-            object.remove(key);
+        for key in super::model::SERVER_SET_FIELDS {
+            object.remove(*key);
         }
     }
     job

@@ -27,6 +27,19 @@ pub struct JobRecord {
 
 pub const MAX_VERSIONS: usize = 6;
 
+/// Job fields the server sets: never part of a submitted spec or of a diff.
+pub const SERVER_SET_FIELDS: &[&str] = &[
+    "Status",
+    "StatusDescription",
+    "Stop",
+    "Stable",
+    "Version",
+    "SubmitTime",
+    "CreateIndex",
+    "ModifyIndex",
+    "JobModifyIndex",
+];
+
 impl JobRecord {
     pub fn job_type(&self) -> &str {
         self.spec
