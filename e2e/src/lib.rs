@@ -6,6 +6,7 @@
 //!   test can stop and restart on the same ports and data, and which is killed on drop.
 //! - [`http`]: reqwest clients with the TLS provider installed.
 //! - [`ports`]: free loopback ports.
+//! - [`testing`]: polling helpers for tests.
 //! - [`procs`]: nomad-sim and `nomarch controller` as real processes.
 
 pub mod etcd;
@@ -13,3 +14,4 @@ pub mod http;
 pub mod ports;
 pub mod procs;
 pub mod sim;
+pub mod testing;

@@ -2,10 +2,11 @@
 //! queries, the event stream, placement, lost allocations, periodic launches, health checks,
 //! ACLs and injected faults.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::sim::config::{NodeSpec, SimConfig};
 use e2e::sim::RunningSim;
+use e2e::testing::eventually;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -108,22 +109,6 @@ impl Api {
             .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
             .collect()
     }
-}
-
-/// Polls until `check` holds; the limit only turns a hang into a failure.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn service_job(id: &str, count: u64, memory: u64) -> Value {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::sim::config::SimConfig;
 use e2e::sim::RunningSim;
@@ -412,17 +412,6 @@ fn nomad_service_job() -> Value {
     })
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
 /// The first data frame of an event stream request.
 async fn first_frame(client: &Client, path: &str) -> Value {
     let response = client
@@ -484,7 +473,7 @@ async fn every_sample_matches_nomad_sims_answer() {
     .await;
     c.ok("PUT", "/v1/jobs", Some(json!({"Job": doc_job}))).await;
     c.ok("PUT", "/v1/namespace/staging", Some(json!({"Description": "Development Staging Namespace", "Meta": {"type": "dev", "contact": "helpdesk@example.com"}}))).await;
-    eventually("allocations running", async || {
+    e2e::testing::eventually("allocations running", || async {
         let (_, allocs) = c.nomad("GET", "/v1/allocations", None).await;
         allocs
             .as_array()

@@ -1,10 +1,11 @@
 //! nomad-sim's fault model and the rest of its API surface: check_restart, crash loops, hangs,
 //! partitions, Consul blocking queries and KV check-and-set, namespaces.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::sim::config::SimConfig;
 use e2e::sim::RunningSim;
+use e2e::testing::eventually;
 use serde_json::{json, Value};
 
 async fn start() -> RunningSim {
@@ -36,21 +37,6 @@ async fn put(url: String, body: Value) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// A service job whose check restarts the task after one failed 100ms interval.
