@@ -80,10 +80,8 @@ pub fn canonicalize(mut job: Value, namespace: &str, region: &str) -> Value {
             ],
         );
     }
-    if let Some(groups) = object.get_mut("TaskGroups").and_then(Value::as_array_mut) {
-        for group in groups.iter_mut().filter_map(Value::as_object_mut) {
-            canonicalize_group(group, batch, &job_update);
-        }
+    for group in objects_in(object, "TaskGroups") {
+        canonicalize_group(group, batch, &job_update);
     }
     job
 }
@@ -239,29 +237,28 @@ fn canonicalize_group(group: &mut Map<String, Value>, batch: bool, job_update: &
             "Consul",
         ],
     );
-    for network in group
-        .get_mut("Networks")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
-    {
+    for network in objects_in(group, "Networks") {
         canonicalize_network(network);
     }
-    for service in group
-        .get_mut("Services")
+    for service in objects_in(group, "Services") {
+        canonicalize_service(service);
+    }
+    for task in objects_in(group, "Tasks") {
+        canonicalize_task(task, &group_restart);
+    }
+}
+
+/// The objects in the array under `key`; a missing, `null` or non-array field has none.
+fn objects_in<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+    parent
+        .get_mut(key)
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
         .filter_map(Value::as_object_mut)
-    {
-        canonicalize_service(service);
-    }
-    if let Some(tasks) = group.get_mut("Tasks").and_then(Value::as_array_mut) {
-        for task in tasks.iter_mut().filter_map(Value::as_object_mut) {
-            canonicalize_task(task, &group_restart);
-        }
-    }
 }
 
 fn canonicalize_network(network: &mut Map<String, Value>) {
@@ -304,13 +301,7 @@ fn canonicalize_service(service: &mut Map<String, Value>) {
             "Identity",
         ],
     );
-    for check in service
-        .get_mut("Checks")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
-    {
+    for check in objects_in(service, "Checks") {
         fill(
             check,
             &[
@@ -351,13 +342,7 @@ fn canonicalize_task(task: &mut Map<String, Value>, group_restart: &Value) {
     );
     if let Some(resources) = task.get_mut("Resources").and_then(Value::as_object_mut) {
         fill_null(resources, &["Networks", "Devices", "Cores", "MemoryMaxMB"]);
-        for network in resources
-            .get_mut("Networks")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object_mut)
-        {
+        for network in objects_in(resources, "Networks") {
             canonicalize_network(network);
         }
     }
@@ -408,13 +393,7 @@ fn canonicalize_task(task: &mut Map<String, Value>, group_restart: &Value) {
             "Identity",
         ],
     );
-    for service in task
-        .get_mut("Services")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
-    {
+    for service in objects_in(task, "Services") {
         canonicalize_service(service);
     }
 }
