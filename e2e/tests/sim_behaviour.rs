@@ -144,6 +144,18 @@ async fn register_places_allocations_that_start_running() {
     );
     let (_, summary) = api.get("/v1/job/web/summary").await;
     assert_eq!(summary["Summary"]["web"]["Running"], 3);
+
+    // The dynamic port keeps its label and task-side port and gets a host port from Nomad's
+    // default dynamic range.
+    let alloc_id = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, alloc) = api.get(&format!("/v1/allocation/{alloc_id}")).await;
+    let port = &alloc["AllocatedResources"]["Shared"]["Networks"][0]["DynamicPorts"][0];
+    assert_eq!((&port["Label"], &port["To"]), (&json!("http"), &json!(80)));
+    let host_port = port["Value"].as_u64().unwrap();
+    assert!((20000..32000).contains(&host_port), "{port}");
 }
 
 #[tokio::test]

@@ -514,13 +514,8 @@ impl Cluster {
                 .into_iter()
                 .flatten()
             {
-                let label = reserved
-                    .get("Label")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
+                let (label, to) = port_label_and_target(reserved);
                 let value = reserved.get("Value").and_then(Value::as_u64).unwrap_or(0) as u16;
-                let to = reserved.get("To").and_then(Value::as_u64).unwrap_or(0) as u16;
                 taken.push(value);
                 ports.push((label, value, to));
             }
@@ -530,12 +525,7 @@ impl Cluster {
                 .into_iter()
                 .flatten()
             {
-                let label = dynamic
-                    .get("Label")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let to = dynamic.get("To").and_then(Value::as_u64).unwrap_or(0) as u16;
+                let (label, to) = port_label_and_target(dynamic);
                 let value = (20000u16..32000)
                     .find(|p| !taken.contains(p))
                     .unwrap_or(20000);
@@ -614,4 +604,14 @@ impl Cluster {
         let eval_id = self.create_eval(index, &job, triggered_by, "EvaluationUpdated");
         self.process_eval(&eval_id);
     }
+}
+
+/// A port request's label and the port it maps to inside the task (`To`, 0 when unset).
+fn port_label_and_target(port: &Value) -> (String, u16) {
+    let label = port
+        .get("Label")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let to = port.get("To").and_then(Value::as_u64).unwrap_or(0) as u16;
+    (label.to_string(), to)
 }
