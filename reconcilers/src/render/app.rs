@@ -4,7 +4,9 @@
 use crds::{App, Resource};
 use serde_json::{json, Value};
 
-use super::{nanos, network, placement, service, task};
+use super::{
+    nanos, network, placement, service_reschedule_policy, service_restart_policy, services, task,
+};
 use crate::meta::{job_id, job_meta};
 use crate::spec_hash::spec_hash;
 
@@ -15,17 +17,13 @@ pub fn render_app(app: &App) -> Value {
     let resource = Resource::App(app.clone());
     let spec = &app.spec;
     let object = app.object_ref();
-    let router = format!("{}-{}", object.namespace, object.name);
     let (datacenters, node_pool, constraints) = placement(&spec.placement);
-    let services: Vec<Value> = service(
-        &object.name,
-        &router,
+    let services = services(
+        &object,
         &spec.ports,
         spec.health.as_ref(),
         spec.route.as_ref(),
-    )
-    .into_iter()
-    .collect();
+    );
     let update = &spec.update;
     let mut job = json!({
         "ID": job_id(&object),
@@ -48,10 +46,8 @@ pub fn render_app(app: &App) -> Value {
             "Count": spec.replicas,
             "Networks": [network(&spec.ports)],
             "Services": services,
-            // Two quick restarts in place, then fail the allocation so Nomad reschedules it.
-            "RestartPolicy": {"Attempts": 2, "Interval": nanos(std::time::Duration::from_secs(300)), "Delay": nanos(std::time::Duration::from_secs(10)), "Mode": "fail"},
-            // Reschedule forever, backing off from 15 s to 5 min between attempts.
-            "ReschedulePolicy": {"Unlimited": true, "Delay": nanos(std::time::Duration::from_secs(15)), "DelayFunction": "exponential", "MaxDelay": nanos(std::time::Duration::from_secs(300))},
+            "RestartPolicy": service_restart_policy(),
+            "ReschedulePolicy": service_reschedule_policy(),
             "Tasks": [task(GROUP, &spec.image, spec.command.as_deref(), &spec.args, &spec.ports, &spec.resources, &spec.env)],
         }],
     });

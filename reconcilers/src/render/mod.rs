@@ -13,6 +13,7 @@ use std::time::Duration;
 use crds::workload::{
     CheckType, Constraint, EnvVar, HealthCheck, Placement, Port, Protocol, Resources, Route,
 };
+use crds::ObjectRef;
 use serde_json::{json, Map, Value};
 
 /// Nomad durations are integer nanoseconds.
@@ -58,15 +59,36 @@ pub fn traefik_tags(router: &str, route: &Route) -> Vec<String> {
     tags
 }
 
+/// A long-running task's restarts: two quick restarts in place, then fail the allocation so
+/// Nomad reschedules it.
+pub fn service_restart_policy() -> Value {
+    json!({"Attempts": 2, "Interval": nanos(Duration::from_secs(300)), "Delay": nanos(Duration::from_secs(10)), "Mode": "fail"})
+}
+
+/// A long-running allocation's rescheduling: forever, backing off from 15 s to 5 min.
+pub fn service_reschedule_policy() -> Value {
+    json!({"Unlimited": true, "Delay": nanos(Duration::from_secs(15)), "DelayFunction": "exponential", "MaxDelay": nanos(Duration::from_secs(300))})
+}
+
 /// The Consul service of a workload: its route as tags, its health check with `check_restart`
 /// so Nomad restarts a failing task in place before nomarch ever steps in.
-pub fn service(
-    name: &str,
-    router: &str,
+pub fn services(
+    object: &ObjectRef,
+    ports: &[Port],
+    health: Option<&HealthCheck>,
+    route: Option<&Route>,
+) -> Vec<Value> {
+    service(object, ports, health, route).into_iter().collect()
+}
+
+fn service(
+    object: &ObjectRef,
     ports: &[Port],
     health: Option<&HealthCheck>,
     route: Option<&Route>,
 ) -> Option<Value> {
+    // Router names are global in Traefik; the namespace keeps two tenants' `web` apart.
+    let router = format!("{}-{}", object.namespace, object.name);
     let http_port = || {
         ports
             .iter()
@@ -77,10 +99,10 @@ pub fn service(
         .and_then(|r| r.port.clone().or_else(http_port))
         .or_else(|| health.map(|h| h.port.clone()))
         .or_else(|| ports.first().map(|p| p.name.clone()))?;
-    let tags = route.map(|r| traefik_tags(router, r)).unwrap_or_default();
+    let tags = route.map(|r| traefik_tags(&router, r)).unwrap_or_default();
     let checks: Vec<Value> = health.map(check).into_iter().collect();
     Some(json!({
-        "Name": name,
+        "Name": object.name,
         "PortLabel": port_label,
         "Provider": "consul",
         "Tags": tags,

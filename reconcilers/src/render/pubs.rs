@@ -4,7 +4,7 @@
 use crds::{Pub, Resource};
 use serde_json::{json, Value};
 
-use super::{nanos, network, service, task};
+use super::{network, service_reschedule_policy, service_restart_policy, services, task};
 use crate::meta::{job_id, job_meta, SPEC_HASH};
 use crate::spec_hash::spec_hash;
 
@@ -14,16 +14,12 @@ pub fn render_pub(pub_: &Pub, hub_id: &str) -> Value {
     let resource = Resource::Pub(pub_.clone());
     let spec = &pub_.spec;
     let object = pub_.object_ref();
-    let router = format!("{}-{}", object.namespace, object.name);
-    let services: Vec<Value> = service(
-        &object.name,
-        &router,
+    let services = services(
+        &object,
         &spec.ports,
         spec.health.as_ref(),
         spec.route.as_ref(),
-    )
-    .into_iter()
-    .collect();
+    );
     let mut meta = job_meta(&resource, &spec_hash(&resource));
     let hash = format!(
         "{}-{}",
@@ -46,8 +42,8 @@ pub fn render_pub(pub_: &Pub, hub_id: &str) -> Value {
             "Networks": [network(&spec.ports)],
             "Services": services,
             // Restart in place; a failed pub is replaced on the same hub (the constraint holds).
-            "RestartPolicy": {"Attempts": 2, "Interval": nanos(std::time::Duration::from_secs(300)), "Delay": nanos(std::time::Duration::from_secs(10)), "Mode": "fail"},
-            "ReschedulePolicy": {"Unlimited": true, "Delay": nanos(std::time::Duration::from_secs(15)), "DelayFunction": "exponential", "MaxDelay": nanos(std::time::Duration::from_secs(300))},
+            "RestartPolicy": service_restart_policy(),
+            "ReschedulePolicy": service_reschedule_policy(),
             "Tasks": [task(GROUP, &spec.image, spec.command.as_deref(), &spec.args, &spec.ports, &spec.resources, &spec.env)],
         }],
     })
