@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::sim::config::{NodeSpec, SimConfig};
 use e2e::sim::RunningSim;
-use e2e::testing::eventually;
+use e2e::testing::{eventually, send};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -42,18 +42,7 @@ impl Api {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.nomad))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        send(self.http.get(format!("{}{path}", self.nomad))).await
     }
 
     async fn get_consul(&self, path: &str) -> Value {
@@ -68,19 +57,12 @@ impl Api {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.nomad))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        send(
+            self.http
+                .request(method, format!("{}{path}", self.nomad))
+                .json(&body),
         )
+        .await
     }
 
     async fn put(&self, path: &str, body: Value) -> (u16, Value) {

@@ -352,13 +352,7 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        e2e::testing::send(request).await
     }
 
     async fn nomad(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -379,18 +373,8 @@ impl Client {
 /// A job spec as a user submits it: the sample's job without the fields the server sets.
 fn submitted(mut job: Value, id: &str) -> Value {
     let object = job.as_object_mut().unwrap();
-    for key in [
-        "Status",
-        "StatusDescription",
-        "Stop",
-        "Stable",
-        "Version",
-        "SubmitTime",
-        "CreateIndex",
-        "ModifyIndex",
-        "JobModifyIndex",
-    ] {
-        object.remove(key);
+    for key in e2e::sim::model::SERVER_SET_FIELDS {
+        object.remove(*key);
     }
     object.insert("ID".into(), json!(id));
     object.insert("Name".into(), json!(id));

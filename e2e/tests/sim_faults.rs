@@ -25,18 +25,7 @@ async fn get(url: String) -> Value {
 }
 
 async fn put(url: String, body: Value) -> (u16, Value) {
-    let response = e2e::http::client()
-        .put(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    e2e::testing::send(e2e::http::client().put(url).json(&body)).await
 }
 
 /// A service job whose check restarts the task after one failed 100ms interval.

@@ -212,7 +212,13 @@ impl Cluster {
         index: u64,
     ) -> BTreeMap<String, (Value, u64)> {
         let mut failures = BTreeMap::new();
-        let Some(job) = self.job(namespace, job_id).cloned() else {
+        // A deregistered, stopped, periodic or parameterized job runs nothing of its own
+        // (periodic and parameterized jobs run as children).
+        let runnable = self
+            .job(namespace, job_id)
+            .filter(|job| !(job.stop || job.is_periodic() || job.is_parameterized()))
+            .cloned();
+        let Some(job) = runnable else {
             self.stop_allocs(
                 namespace,
                 job_id,
@@ -222,16 +228,6 @@ impl Cluster {
             );
             return failures;
         };
-        if job.stop || job.is_periodic() || job.is_parameterized() {
-            self.stop_allocs(
-                namespace,
-                job_id,
-                None,
-                "alloc not needed due to job update",
-                index,
-            );
-            return failures;
-        }
         let rendered = std::sync::Arc::new(render::job(self, &job));
         let group_names: Vec<String> = job
             .groups()
