@@ -14,7 +14,7 @@ use e2e::procs::{binary, ControllerProcess, SimProcess};
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::figures::{percentile, Figure};
+use crate::figures::{p50_p99, percentile, Figure};
 use crate::Args;
 
 const SCENARIO: &str = "apply-latency";
@@ -161,20 +161,12 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<(f64,
         floor: None,
     });
     let updates = args.updates;
-    figures.push(Figure {
-        scenario: SCENARIO,
-        name: format!("apply → registered p50 ({updates} updates)"),
-        value: percentile(&latencies, 0.5),
-        unit: "ms",
-        floor: Some(floor_p50),
-    });
-    figures.push(Figure {
-        scenario: SCENARIO,
-        name: format!("apply → registered p99 ({updates} updates)"),
-        value: percentile(&latencies, 0.99),
-        unit: "ms",
-        floor: Some(floor_p99),
-    });
+    figures.extend(p50_p99(
+        SCENARIO,
+        |p| format!("apply → registered {p} ({updates} updates)"),
+        &latencies,
+        (floor_p50, floor_p99),
+    ));
     drop(controller);
     Ok((floor_p50, floor_p99))
 }

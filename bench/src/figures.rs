@@ -17,6 +17,23 @@ impl Figure {
     }
 }
 
+/// The p50 and p99 of `sorted` millisecond samples against their floors; `name` gets the
+/// percentile's label ("p50", "p99") and places it in the figure's name.
+pub fn p50_p99(
+    scenario: &'static str,
+    name: impl Fn(&str) -> String,
+    sorted: &[f64],
+    floors: (f64, f64),
+) -> [Figure; 2] {
+    [("p50", 0.5, floors.0), ("p99", 0.99, floors.1)].map(|(label, p, floor)| Figure {
+        scenario,
+        name: name(label),
+        value: percentile(sorted, p),
+        unit: "ms",
+        floor: Some(floor),
+    })
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::figures::{latencies, percentile, Figure};
+use crate::figures::{latencies, p50_p99, percentile, Figure};
 use crate::Args;
 
 struct Sim {
@@ -153,20 +153,12 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         unit: "jobs/s",
         floor: None,
     });
-    figures.push(Figure {
-        scenario: SCENARIO,
-        name: "register p50 (8 concurrent)".into(),
-        value: percentile(&register_sorted, 0.5),
-        unit: "ms",
-        floor: Some(floor),
-    });
-    figures.push(Figure {
-        scenario: SCENARIO,
-        name: "register p99 (8 concurrent)".into(),
-        value: percentile(&register_sorted, 0.99),
-        unit: "ms",
-        floor: Some(floor),
-    });
+    figures.extend(p50_p99(
+        SCENARIO,
+        |p| format!("register {p} (8 concurrent)"),
+        &register_sorted,
+        (floor, floor),
+    ));
 
     // Wait until every allocation runs.
     let running_target = jobs * 10;
@@ -250,20 +242,12 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
             get_ok(&http, &url).await.map(|_| ())
         })
         .await?;
-        figures.push(Figure {
-            scenario: SCENARIO,
-            name: format!("{name} p50"),
-            value: percentile(&times, 0.5),
-            unit: "ms",
-            floor: Some(floor),
-        });
-        figures.push(Figure {
-            scenario: SCENARIO,
-            name: format!("{name} p99"),
-            value: percentile(&times, 0.99),
-            unit: "ms",
-            floor: Some(floor),
-        });
+        figures.extend(p50_p99(
+            SCENARIO,
+            |p| format!("{name} {p}"),
+            &times,
+            (floor, floor),
+        ));
     }
     let register_url = format!("{}/v1/jobs", sim.nomad);
     let times = latencies(args.samples, |i| {
@@ -277,19 +261,11 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         }
     })
     .await?;
-    figures.push(Figure {
-        scenario: SCENARIO,
-        name: "re-register unchanged job p50".into(),
-        value: percentile(&times, 0.5),
-        unit: "ms",
-        floor: Some(floor),
-    });
-    figures.push(Figure {
-        scenario: SCENARIO,
-        name: "re-register unchanged job p99".into(),
-        value: percentile(&times, 0.99),
-        unit: "ms",
-        floor: Some(floor),
-    });
+    figures.extend(p50_p99(
+        SCENARIO,
+        |p| format!("re-register unchanged job {p}"),
+        &times,
+        (floor, floor),
+    ));
     Ok(())
 }
