@@ -351,3 +351,65 @@ async fn watch_relists_when_its_revision_was_compacted() {
         "the watch carries on after relisting"
     );
 }
+
+#[tokio::test]
+async fn a_changeset_compares_every_revision_it_was_planned_against() {
+    use controller::store::Change;
+    let etcd = TestEtcd::start();
+    let store = store_for(&etcd).await;
+    store
+        .apply(&[app("web", "nginx:1"), app("old", "x:1")])
+        .await
+        .unwrap();
+    let web_seen = store.get(&web()).await.unwrap().unwrap();
+    let old = ObjectRef::new(Kind::App, "default", "old");
+    let old_seen = store.get(&old).await.unwrap().unwrap();
+
+    // A create of an object someone applied in between fails, and nothing else is written.
+    store.apply(&[app("late", "y:1")]).await.unwrap();
+    let mut updated = app("web", "nginx:2");
+    updated.metadata_mut().resource_version = web_seen.metadata().resource_version.clone();
+    let before = store.revision().await.unwrap();
+    let error = store
+        .commit_changes(&[
+            Change::Update(updated.clone()),
+            Change::Create(app("late", "z:1")),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict { .. }), "{error}");
+    assert_eq!(store.revision().await.unwrap(), before, "nothing written");
+
+    // Planned against the right revisions, the whole set lands in one go.
+    let before = store.revision().await.unwrap();
+    store
+        .commit_changes(&[
+            Change::Update(updated),
+            Change::Create(app("new", "n:1")),
+            Change::Delete {
+                object: old.clone(),
+                resource_version: old_seen.metadata().resource_version.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revision().await.unwrap(),
+        before + 1,
+        "one transaction"
+    );
+    let web_now = store.get(&web()).await.unwrap().unwrap();
+    assert_eq!(web_now.metadata().generation, 2);
+    assert_eq!(store.get(&old).await.unwrap(), None);
+
+    // A delete planned against a revision that moved on is refused.
+    let error = store
+        .commit_changes(&[Change::Delete {
+            object: web(),
+            resource_version: web_seen.metadata().resource_version.clone(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict { .. }), "{error}");
+    assert!(store.get(&web()).await.unwrap().is_some());
+}

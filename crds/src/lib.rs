@@ -27,7 +27,7 @@ pub mod yaml;
 pub use kinds::{
     App, AppSpec, CronJob, CronJobSpec, GitSource, GitSourceSpec, Pub, PubSpec, Resource,
 };
-pub use manifest::{load_paths, parse_bytes, parse_str, Manifest, ManifestError};
+pub use manifest::{load_blobs, load_paths, parse_bytes, parse_str, Manifest, ManifestError};
 pub use meta::{
     Condition, Kind, Object, ObjectMeta, ObjectRef, Status, API_VERSION, DEFAULT_NAMESPACE,
 };

@@ -183,6 +183,34 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadResult {
             }
         }
     }
+    finish_load(manifests, errors)
+}
+
+/// Parses files already in memory (a git commit's tree, say), as [`load_paths`] parses files on
+/// disk. Manifests that name no namespace get `default_namespace` when one is given, before
+/// names are checked for duplicates.
+pub fn load_blobs<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    default_namespace: Option<&str>,
+) -> LoadResult {
+    let mut manifests = Vec::new();
+    let mut errors = Vec::new();
+    for (file, bytes) in files {
+        match parse_bytes(file, bytes) {
+            Ok(mut found) => manifests.append(&mut found),
+            Err(mut errs) => errors.append(&mut errs),
+        }
+    }
+    if let Some(namespace) = default_namespace {
+        for manifest in manifests.iter_mut().filter(|m| !m.namespace_explicit) {
+            manifest.resource.metadata_mut().namespace = namespace.to_string();
+        }
+    }
+    finish_load(manifests, errors)
+}
+
+/// The checks that span files: names defined twice, and the document budget.
+fn finish_load(manifests: Vec<Manifest>, mut errors: Vec<ManifestError>) -> LoadResult {
     errors.extend(duplicate_errors(&manifests));
     if manifests.len() > MAX_DOCUMENTS {
         let message = format!(
@@ -587,5 +615,38 @@ mod tests {
             lookup(&value, "spec.ports[1].port"),
             Some(&Value::String("x".into()))
         );
+    }
+
+    #[test]
+    fn blobs_take_the_default_namespace_before_names_are_compared() {
+        let explicit = WEB.replace("name: web\n", "name: web\n  namespace: default\n");
+        let files = [("a.yaml", WEB.as_bytes()), ("b.yaml", explicit.as_bytes())];
+        // Without a default namespace, both are default/web: defined twice.
+        let errors = load_blobs(files, None).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("b.yaml:1:1: metadata.name: app/web is defined twice"),
+            "{}",
+            errors[0]
+        );
+        // With one, the implicit manifest moves there and the two no longer clash.
+        let loaded = load_blobs(files, Some("prod")).unwrap();
+        let namespaces: Vec<&str> = loaded
+            .iter()
+            .map(|m| m.resource.metadata().namespace.as_str())
+            .collect();
+        assert_eq!(namespaces, ["prod", "default"]);
+    }
+
+    #[test]
+    fn one_bad_blob_fails_the_whole_load() {
+        let files = [
+            ("ok.yaml", WEB.as_bytes()),
+            ("bad.yaml", b"kind: [".as_slice()),
+        ];
+        let errors = load_blobs(files, None).unwrap_err();
+        assert!(errors.iter().all(|e| e.file == "bad.yaml"), "{errors:?}");
     }
 }

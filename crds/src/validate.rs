@@ -713,10 +713,21 @@ fn check_git_url(url: &str) -> Result<(), String> {
     let scheme_ok = ["file://", "ssh://", "https://", "http://", "git://"]
         .iter()
         .any(|s| url.starts_with(s));
+    // `https://user:token@host/...`: the token would sit in etcd and in every status.
+    let password_in_url = url.split_once("://").is_some_and(|(_, rest)| {
+        let authority = rest.split('/').next().unwrap_or_default();
+        authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    });
     match () {
         _ if url.chars().any(|c| c.is_whitespace() || c.is_control()) => {
             Err("must not contain white space".into())
         }
+        _ if password_in_url => Err(
+            "must not carry a password; put credentials in a secret and name it in secretRef"
+                .into(),
+        ),
         _ if scheme_ok || scp_style(url) => Ok(()),
         _ => Err(format!(
             "`{}` is not a git URL; use file://, ssh://, https:// or git@host:path",

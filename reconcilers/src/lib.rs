@@ -7,6 +7,7 @@
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
 //! - [`render`]: objects → Nomad job JSON (golden-tested).
 //! - [`schedule`]: when a cron schedule fires next.
+//! - [`source_sync`]: one git commit's objects → create, update, prune, conflicts.
 //! - [`plan`]: observation → what to do with the job, as an ordered rule table.
 //! - [`status`]: observation → replica counts and conditions.
 
@@ -16,5 +17,6 @@ pub mod meta;
 pub mod plan;
 pub mod render;
 pub mod schedule;
+pub mod source_sync;
 pub mod spec_hash;
 pub mod status;

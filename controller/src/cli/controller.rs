@@ -36,6 +36,18 @@ pub struct ControllerArgs {
     /// Mark a node ineligible when it keeps needing heals (NodeSuspect)
     #[arg(long)]
     pub cordon_suspect_nodes: bool,
+    /// Folder for the git sources' bare mirrors [default: $XDG_CACHE_HOME/nomarch/git, else
+    /// ~/.cache/nomarch/git]
+    #[arg(long, env = "NOMARCH_GIT_CACHE")]
+    pub git_cache: Option<std::path::PathBuf>,
+}
+
+fn default_git_cache() -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("nomarch").join("git")
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -68,6 +80,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     let identity = args.id.clone().unwrap_or_else(default_identity);
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
     context.cordon_suspect_nodes = args.cordon_suspect_nodes;
+    context.git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);
     let ctx = Arc::new(context);
     ctx.metrics.is_leader.set(1);
 

@@ -121,6 +121,21 @@ pub enum Command {
         watch: bool,
         #[command(flatten)]
         namespace: NamespaceArgs,
+        /// Only events about objects of this kind (app, pub, cronjob, gitsource)
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events about objects with this name
+        #[arg(long)]
+        name: Option<String>,
+        /// Only events of this type (Normal or Warning)
+        #[arg(long = "type")]
+        type_: Option<String>,
+        /// `json`: one JSON object per line, for tools
+        #[arg(short = 'o', long)]
+        output: Option<events::EventsOutput>,
+        /// Colour: auto (when writing to a terminal and NO_COLOR is unset), always, never
+        #[arg(long, default_value = "auto")]
+        color: events::ColorChoice,
     },
     /// Print the JSON Schema of a kind
     Schema { kind: String },
@@ -186,7 +201,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             files,
             namespace,
         } => delete::run(&cli.store, kind, name, &files, &namespace).await,
-        Command::Events { watch, namespace } => events::run(&cli.store, watch, &namespace).await,
+        Command::Events {
+            watch,
+            namespace,
+            kind,
+            name,
+            type_,
+            output,
+            color,
+        } => {
+            let filter = crate::store::EventFilter::parse(
+                kind.as_deref(),
+                (!namespace.all_namespaces).then_some(namespace.namespace.as_str()),
+                name.as_deref(),
+                type_.as_deref(),
+            )
+            .map_err(CliError::Usage)?;
+            let style = events::Style::choose(output, color);
+            events::run(&cli.store, watch, &filter, style).await
+        }
         Command::Controller(args) => controller::run(&cli.store, &args).await,
         Command::Run {
             kind,

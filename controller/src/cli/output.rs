@@ -32,11 +32,22 @@ pub fn print_table(rows: &[Row]) {
 }
 
 /// `-` until the controller has written a Ready condition.
-fn ready(resource: &Resource) -> String {
-    resource
+/// The condition `get` shows: `Synced` for git sources, `Ready` for what runs.
+fn ready(resource: &Resource) -> (&'static str, String) {
+    let (header, condition) = match resource {
+        Resource::GitSource(_) => ("SYNCED", "Synced"),
+        _ => ("READY", "Ready"),
+    };
+    let value = resource
         .status()
-        .and_then(|s| s.condition("Ready"))
-        .map_or("-".to_string(), |c| c.status.clone())
+        .and_then(|s| s.condition(condition))
+        .map_or("-".to_string(), |c| c.status.clone());
+    (header, value)
+}
+
+/// A commit as people quote it.
+fn short_commit(commit: Option<&str>) -> String {
+    commit.map_or("-".into(), |c| c.chars().take(12).collect())
 }
 
 pub fn age(since: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
@@ -69,7 +80,7 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
         }
         Resource::GitSource(g) => row.push(("URL", g.spec.url.clone())),
     }
-    row.push(("READY", ready(resource)));
+    row.push(ready(resource));
     row.push(("AGE", age(meta.creation_timestamp, Utc::now())));
     if wide {
         let detail = match resource {
@@ -84,6 +95,22 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
             "IMAGE"
         };
         row.push((header, detail));
+        if let Resource::GitSource(g) = resource {
+            let applied = g
+                .status
+                .as_ref()
+                .and_then(|s| s.details.get("lastAppliedCommit"))
+                .and_then(|c| c.as_str());
+            row.push(("APPLIED", short_commit(applied)));
+        } else {
+            let source = match reconcilers::source_sync::Owner::of(resource) {
+                reconcilers::source_sync::Owner::Source(s) => format!("{}/{}", s.namespace, s.name),
+                reconcilers::source_sync::Owner::Hand => "-".into(),
+            };
+            row.push(("SOURCE", source));
+            let commit = meta.annotations.get(reconcilers::meta::COMMIT);
+            row.push(("COMMIT", short_commit(commit.map(String::as_str))));
+        }
         if matches!(resource, Resource::App(_) | Resource::Pub(_)) {
             let details = resource.status().map(|s| &s.details);
             let replicas = details.and_then(|d| d.get("replicas"));

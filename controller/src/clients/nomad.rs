@@ -19,9 +19,9 @@ pub struct NomadClient {
     pub http: HttpApi,
 }
 
-/// Job IDs may contain `/` (periodic children); the path segment must be escaped.
-fn job_path(id: &str, suffix: &str) -> String {
-    let escaped: String = id
+/// One path segment, percent-escaped (job IDs and variable paths may hold any character).
+fn escape_segment(segment: &str) -> String {
+    segment
         .bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -29,8 +29,12 @@ fn job_path(id: &str, suffix: &str) -> String {
             }
             other => format!("%{other:02X}"),
         })
-        .collect();
-    format!("/v1/job/{escaped}{suffix}")
+        .collect()
+}
+
+/// Job IDs may contain `/` (periodic children); the path segment must be escaped.
+fn job_path(id: &str, suffix: &str) -> String {
+    format!("/v1/job/{}{suffix}", escape_segment(id))
 }
 
 impl NomadClient {
@@ -164,6 +168,34 @@ impl NomadClient {
         options: QueryOptions,
     ) -> Result<Indexed<Vec<AllocStub>>, ApiError> {
         self.http.get("/v1/allocations", &options).await
+    }
+
+    /// One item of a Nomad variable, as a [`Secret`]; `None` when the variable or the item
+    /// does not exist. nomarch reads its own credentials (git, webhooks) this way.
+    pub async fn variable_item(
+        &self,
+        namespace: &str,
+        path: &str,
+        item: &str,
+    ) -> Result<Option<Secret>, ApiError> {
+        let escaped: Vec<String> = path.split('/').map(escape_segment).collect();
+        let response: Result<Indexed<Value>, ApiError> = self
+            .http
+            .get(
+                &format!("/v1/var/{}", escaped.join("/")),
+                &QueryOptions::namespace(namespace),
+            )
+            .await;
+        match response {
+            Ok(found) => Ok(found
+                .value
+                .get("Items")
+                .and_then(|items| items.get(item))
+                .and_then(Value::as_str)
+                .map(Secret::new)),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stops one allocation; Nomad places a replacement.

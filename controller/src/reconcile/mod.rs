@@ -3,13 +3,14 @@
 
 pub mod app;
 pub mod cronjob;
+pub mod gitsource;
 pub mod heal;
 pub mod job;
 pub mod pubs;
 pub mod workload;
 
 use crds::{Kind, ObjectRef};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::clients::ApiError;
 use crate::runtime::context::Context;
@@ -22,6 +23,8 @@ pub enum ReconcileError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] gitsource::SourceError),
     /// nomarch will not act (a job it does not own is in the way); terminal until the object
     /// or the job changes.
     #[error("{0}")]
@@ -33,6 +36,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Api(e) => e.is_transient(),
             ReconcileError::Store(e) => e.is_transient(),
+            ReconcileError::Source(e) => e.is_transient(),
             ReconcileError::Refused(_) => false,
         }
     }
@@ -41,6 +45,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Api(e) => e.metric_label(),
             ReconcileError::Store(e) => e.metric_label(),
+            ReconcileError::Source(e) => e.metric_label(),
             ReconcileError::Refused(_) => "refused",
         }
     }
@@ -52,11 +57,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> (Outcome, &'static str
         Kind::App => app::reconcile(ctx, key).await,
         Kind::Pub => pubs::reconcile(ctx, key).await,
         Kind::CronJob => cronjob::reconcile(ctx, key).await,
-        // Git sources get their own reconciler; until then they are stored and shown.
-        Kind::GitSource => {
-            debug!(object = %key, "no reconciler for this kind yet");
-            Ok(Outcome::Done)
-        }
+        Kind::GitSource => gitsource::reconcile(ctx, key).await,
     };
     match result {
         Ok(outcome) => (outcome, "success"),

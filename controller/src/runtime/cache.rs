@@ -70,6 +70,16 @@ impl Cache {
             .collect()
     }
 
+    /// Copies of the objects (without status) that `keep` selects.
+    pub fn select(&self, keep: impl Fn(&Resource) -> bool) -> Vec<Resource> {
+        self.read()
+            .objects
+            .values()
+            .filter(|r| keep(r))
+            .cloned()
+            .collect()
+    }
+
     pub fn count(&self, kind: Kind) -> usize {
         self.read()
             .objects

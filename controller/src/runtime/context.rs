@@ -28,6 +28,19 @@ pub struct Context {
     pub troubles: std::sync::Mutex<Troubles>,
     /// Mark nodes that keep failing ineligible (`--cordon-suspect-nodes`).
     pub cordon_suspect_nodes: bool,
+    /// Where git sources keep their bare mirrors (`--git-cache`).
+    pub git_cache: std::path::PathBuf,
+    /// Each git source's last parsed commit, so a poll that finds no new commit parses nothing.
+    pub parsed_commits: std::sync::Mutex<std::collections::HashMap<ObjectRef, ParsedCommit>>,
+    /// Git sources a verified webhook asked to fetch now, before their interval is up.
+    pub fetch_requests: std::sync::Mutex<std::collections::HashSet<ObjectRef>>,
+}
+
+/// One commit's manifests as parsed for one source (folder and namespace included in the key:
+/// a source whose `path` or `targetNamespace` changed parses again).
+pub struct ParsedCommit {
+    pub key: String,
+    pub manifests: Arc<Result<Vec<crds::Resource>, Vec<crds::ManifestError>>>,
 }
 
 /// Per node ID: when each recent heal or failure happened, and which allocation it was.
@@ -56,6 +69,9 @@ impl Context {
             next_repin: tokio::sync::Mutex::new(tokio::time::Instant::now()),
             troubles: std::sync::Mutex::default(),
             cordon_suspect_nodes: false,
+            git_cache: std::env::temp_dir().join("nomarch-git"),
+            parsed_commits: std::sync::Mutex::default(),
+            fetch_requests: std::sync::Mutex::default(),
         }
     }
 

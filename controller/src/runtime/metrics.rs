@@ -20,6 +20,11 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabel {
     pub api: String,
 }
@@ -57,6 +62,9 @@ pub struct Metrics {
     pub is_leader: Gauge,
     pub repins: Counter,
     pub heals: Counter,
+    /// Unix time of each git source's last successful sync: `time() - this` is the sync age.
+    pub git_last_sync: Family<SourceLabel, Gauge>,
+    pub webhooks_refused: Counter,
     api_requests: Family<ApiLabel, Counter>,
     api_errors: Family<ApiLabel, Counter>,
     api_writes: Family<ApiLabel, Counter>,
@@ -110,6 +118,18 @@ impl Metrics {
             "Allocations stopped because their checks stayed critical",
             heals.clone(),
         );
+        let git_last_sync = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "git_last_sync_timestamp_seconds",
+            "When each git source last synced a commit (Unix time)",
+            git_last_sync.clone(),
+        );
+        let webhooks_refused = Counter::default();
+        registry.register(
+            "webhooks_refused",
+            "Webhook requests refused for a missing or wrong signature",
+            webhooks_refused.clone(),
+        );
         let api_requests = Family::<ApiLabel, Counter>::default();
         registry.register(
             "api_requests",
@@ -145,6 +165,8 @@ impl Metrics {
             is_leader,
             repins,
             heals,
+            git_last_sync,
+            webhooks_refused,
             api_requests,
             api_errors,
             api_writes,

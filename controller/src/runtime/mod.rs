@@ -7,12 +7,16 @@
 //! - [`triggers`]: Nomad's event stream, Consul health, periodic resync and the orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`metrics`]: the Prometheus registry.
+//! - [`webhook`]: verified git push webhooks that queue a source's sync.
+//! - [`event_stream`]: events as Server-Sent Events, resumable with `Last-Event-ID`.
 
 pub mod cache;
 pub mod context;
+pub mod event_stream;
 pub mod metrics;
 pub mod queue;
 pub mod reflector;
 pub mod runner;
 pub mod server;
 pub mod triggers;
+pub mod webhook;

@@ -1,11 +1,13 @@
-//! The controller's HTTP server: `/metrics`, `/healthz`, `/readyz`.
+//! The controller's HTTP server: `/metrics`, `/healthz`, `/readyz`, the git push webhook
+//! (`POST /api/v1/webhooks/git/{name}`) and the event stream (`GET /api/v1/events/stream`).
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use super::context::Context;
@@ -15,6 +17,12 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route(
+            "/api/v1/webhooks/git/{name}",
+            post(super::webhook::git_push)
+                .layer(DefaultBodyLimit::max(super::webhook::MAX_BODY_BYTES)),
+        )
+        .route("/api/v1/events/stream", get(super::event_stream::events))
         .with_state(ctx)
 }
 

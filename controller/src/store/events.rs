@@ -35,6 +35,56 @@ pub struct Event {
     pub source: String,
 }
 
+/// Which events a reader wants; an unset field matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub kind: Option<crds::Kind>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub type_: Option<EventType>,
+}
+
+impl EventFilter {
+    /// From what people type (`--kind app --type warning`, `?kind=app&type=Warning`).
+    pub fn parse(
+        kind: Option<&str>,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        type_: Option<&str>,
+    ) -> std::result::Result<EventFilter, String> {
+        let kind = kind
+            .map(|k| {
+                crds::Kind::from_cli_name(k).ok_or_else(|| {
+                    format!("unknown kind `{k}`; use app, pub, cronjob or gitsource")
+                })
+            })
+            .transpose()?;
+        let type_ = type_
+            .map(|t| match t.to_ascii_lowercase().as_str() {
+                "normal" => Ok(EventType::Normal),
+                "warning" => Ok(EventType::Warning),
+                _ => Err(format!("unknown event type `{t}`; use Normal or Warning")),
+            })
+            .transpose()?;
+        Ok(EventFilter {
+            kind,
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+            type_,
+        })
+    }
+
+    pub fn matches(&self, event: &Event) -> bool {
+        self.kind.is_none_or(|k| k == event.object.kind)
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == event.object.namespace)
+            && self.name.as_ref().is_none_or(|n| *n == event.object.name)
+            && self.type_.is_none_or(|t| t == event.type_)
+    }
+}
+
 /// What a caller reports; the store adds count and times.
 #[derive(Clone, Debug)]
 pub struct NewEvent {

@@ -4,6 +4,7 @@
 //! absence), so a stale writer gets [`StoreError::Conflict`] instead of overwriting. Every call
 //! has a deadline, so an unreachable etcd is an error within seconds, never a hang.
 
+mod changeset;
 mod error;
 mod events;
 mod keys;
@@ -15,8 +16,9 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
 
+pub use changeset::Change;
 pub use error::{Result, StoreError};
-pub use events::{decode_event, Event, EventType, NewEvent};
+pub use events::{decode_event, Event, EventFilter, EventType, NewEvent};
 pub use keys::Keys;
 pub use objects::{ApplyOutcome, HISTORY_LIMIT};
 pub use watch::{RawItem, WatchEvent};

@@ -136,7 +136,10 @@ impl Store {
     }
 
     /// Reads every object of a batch in one round trip, at one revision.
-    async fn read_current(&self, desired: &[Resource]) -> Result<Vec<Option<(Resource, i64)>>> {
+    pub(super) async fn read_current(
+        &self,
+        desired: &[Resource],
+    ) -> Result<Vec<Option<(Resource, i64)>>> {
         let gets: Vec<TxnOp> = desired
             .iter()
             .map(|r| TxnOp::get(self.keys.object(&r.object_ref()), None))
@@ -153,7 +156,7 @@ impl Store {
     }
 
     /// Adds the compares and writes that move one object from `have` to `want`.
-    fn plan_write(
+    pub(super) fn plan_write(
         &self,
         want: &Resource,
         have: Option<&(Resource, i64)>,

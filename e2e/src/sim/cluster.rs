@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::clock::Clock;
 use super::config::SimConfig;
-use super::model::{Alloc, Eval, JobRecord, KvEntry, Namespace, Node, WriteRecord};
+use super::model::{Alloc, Eval, JobRecord, KvEntry, Namespace, Node, VariableEntry, WriteRecord};
 
 /// Event-stream frames kept for resumption, as Nomad's `event_buffer_size` default.
 pub const EVENT_BUFFER_FRAMES: usize = 100;
@@ -102,6 +102,8 @@ pub struct Cluster {
     pub allocs_by_node: HashMap<String, Vec<String>>,
     pub namespaces: BTreeMap<String, Namespace>,
     pub kv: BTreeMap<String, KvEntry>,
+    /// Nomad variables by (namespace, path).
+    pub variables: BTreeMap<(String, String), VariableEntry>,
     /// Check statuses set through `PUT /_sim/checks`; the newest matching rule wins, so a rule
     /// by service name also holds for replacement allocations.
     pub check_rules: Vec<CheckRule>,
@@ -128,6 +130,7 @@ impl Cluster {
             allocs_by_node: HashMap::new(),
             namespaces: BTreeMap::new(),
             kv: BTreeMap::new(),
+            variables: BTreeMap::new(),
             check_rules: Vec::new(),
             buffer: VecDeque::new(),
             pending_events: Vec::new(),

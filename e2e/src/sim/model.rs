@@ -257,6 +257,16 @@ pub struct KvEntry {
     pub modify_index: u64,
 }
 
+/// A Nomad variable: string items, readable only through the API.
+#[derive(Clone, Debug)]
+pub struct VariableEntry {
+    pub items: serde_json::Map<String, serde_json::Value>,
+    pub create_index: u64,
+    pub create_time: i64,
+    pub modify_index: u64,
+    pub modify_time: i64,
+}
+
 /// One accepted write, for tests to assert on (`GET /_sim/state`).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct WriteRecord {

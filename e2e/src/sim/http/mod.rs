@@ -6,6 +6,7 @@ mod admin;
 mod consul;
 mod nomad;
 mod stream;
+mod variables;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 use axum::http::Method;
 use serde_json::{json, Value};
 
-use super::{blocking, stream, table, Reply, Req};
+use super::{blocking, stream, table, variables, Reply, Req};
 use crate::sim::cluster::Cluster;
 use crate::sim::consul;
 use crate::sim::error::{ApiError, ApiResult};
@@ -124,6 +124,9 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     }
     if let Some(rest) = path.strip_prefix("/v1/evaluation/") {
         return evaluation(sim, req, rest).await;
+    }
+    if let Some(var_path) = path.strip_prefix("/v1/var/") {
+        return variables::handle(sim, req, var_path).await;
     }
     if let Some(name) = path.strip_prefix("/v1/namespace/") {
         return namespace(sim, req, name).await;

@@ -1,0 +1,336 @@
+//! GitOps end to end: a real bare git repository that the test pushes to with the git CLI, real
+//! etcd, nomad-sim and the controller. Pushes create, update and prune; a bad file applies
+//! nothing; webhooks must be signed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use support::{eventually, World};
+
+/// A bare "state repo" and a working clone that pushes to it.
+struct StateRepo {
+    _dir: tempfile::TempDir,
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+impl StateRepo {
+    fn new() -> StateRepo {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("state.git");
+        let work = dir.path().join("work");
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "state.git"],
+        );
+        git(dir.path(), &["clone", "-q", "state.git", "work"]);
+        git(&work, &["checkout", "-q", "-b", "main"]);
+        StateRepo {
+            _dir: dir,
+            bare,
+            work,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let file = self.work.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+
+    fn remove(&self, path: &str) {
+        std::fs::remove_file(self.work.join(path)).unwrap();
+    }
+
+    /// Commits everything and pushes; returns the new commit id.
+    fn push(&self, message: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", message]);
+        git(&self.work, &["push", "-q", "origin", "main"]);
+        let head = Command::new("git")
+            .current_dir(&self.work)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8(head.stdout).unwrap().trim().to_string()
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn app(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: {image}\n  replicas: 1\n"
+    )
+}
+
+fn source(url: &str, interval: &str, prune: bool, extra: &str) -> String {
+    format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: GitSource\nmetadata:\n  name: state\nspec:\n  url: {url}\n  branch: main\n  path: apps\n  interval: {interval}\n  prune: {prune}\n{extra}"
+    )
+}
+
+/// A World whose controller keeps its git mirrors in a folder of the test's.
+fn world(cache: &Path) -> World {
+    let mut world = World::without_controller(&[]);
+    world.restart_controller_with(&["--git-cache", cache.to_str().unwrap()]);
+    world
+}
+
+fn job_meta(world: &World, id: &str) -> Value {
+    world.nomad(&format!("/v1/job/{id}"))["Meta"].clone()
+}
+
+fn source_status(world: &World) -> Value {
+    world.object("gitsource", "state")["status"].clone()
+}
+
+fn synced(status: &Value) -> Value {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Synced")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn pushes_create_update_and_prune_jobs() {
+    let cache = tempfile::tempdir().unwrap();
+    let world = world(cache.path());
+    let repo = StateRepo::new();
+    repo.write("apps/web.yaml", &app("web", "nginx:1.27"));
+    repo.write("apps/api.yaml", &app("api", "api:1"));
+    repo.write("README.md", "not a manifest, and outside `path`\n");
+    let first = repo.push("web and api");
+    world.apply(&source(&repo.url(), "1s", true, ""));
+
+    eventually(
+        "the pushed apps run in Nomad with the commit in their meta",
+        || {
+            job_meta(&world, "web")["nomarch.io/commit"] == first.as_str()
+                && job_meta(&world, "api")["nomarch.io/commit"] == first.as_str()
+        },
+    );
+    let web = world.object("app", "web");
+    assert_eq!(web["metadata"]["labels"]["nomarch.io/source-name"], "state");
+    let wide = String::from_utf8_lossy(&world.nomarch(&["get", "apps", "-o", "wide"], None).stdout)
+        .to_string();
+    assert!(
+        wide.contains(&first[..12]),
+        "get -o wide shows the commit:\n{wide}"
+    );
+
+    // An edit: a new commit id on the edited job; the untouched one keeps its commit and its
+    // job is not registered again.
+    repo.write("apps/web.yaml", &app("web", "nginx:1.28"));
+    let second = repo.push("web 1.28");
+    eventually("the edit reaches Nomad", || {
+        job_meta(&world, "web")["nomarch.io/commit"] == second.as_str()
+    });
+    let job = world.nomad("/v1/job/web");
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
+        "nginx:1.28"
+    );
+    assert_eq!(job_meta(&world, "api")["nomarch.io/commit"], first.as_str());
+
+    // A removal with prune on: object and job go.
+    repo.remove("apps/api.yaml");
+    let third = repo.push("drop api");
+    eventually("the removed app is deregistered", || {
+        world.object("app", "api").is_null()
+            && world.nomad("/v1/job/api")["Stop"] != false
+            && source_status(&world)["lastAppliedCommit"] == third.as_str()
+    });
+
+    // Prune off: a removal leaves the object and its job alone.
+    world.apply(&source(&repo.url(), "1s", false, ""));
+    repo.remove("apps/web.yaml");
+    repo.write("apps/other.yaml", &app("other", "other:1"));
+    let fourth = repo.push("drop web, prune off");
+    eventually("the commit is applied", || {
+        source_status(&world)["lastAppliedCommit"] == fourth.as_str()
+    });
+    assert!(!world.object("app", "web").is_null(), "kept with prune off");
+    assert_eq!(
+        job_meta(&world, "web")["nomarch.io/commit"],
+        second.as_str()
+    );
+    let message = synced(&source_status(&world))["message"].clone();
+    assert!(
+        message.as_str().unwrap().contains("left in place"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_file_applies_nothing_until_a_good_push() {
+    let cache = tempfile::tempdir().unwrap();
+    let world = world(cache.path());
+    let repo = StateRepo::new();
+    repo.write("apps/web.yaml", &app("web", "nginx:1.27"));
+    let good = repo.push("web");
+    world.apply(&source(&repo.url(), "1s", true, ""));
+    eventually("web runs", || {
+        job_meta(&world, "web")["nomarch.io/commit"] == good.as_str()
+    });
+    let web_before = world.object("app", "web");
+    let writes_before = world.writes().len();
+
+    // One valid edit and one invalid new file in the same commit.
+    repo.write("apps/web.yaml", &app("web", "nginx:9.99"));
+    repo.write(
+        "apps/worker.yaml",
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: worker\nspec:\n  image: w:1\n  replicaz: 2\n",
+    );
+    let bad = repo.push("web edit plus a typo");
+    eventually("the source reports the bad file", || {
+        let status = source_status(&world);
+        status["lastAttemptedCommit"] == bad.as_str() && synced(&status)["status"] == "False"
+    });
+    let condition = synced(&source_status(&world));
+    let message = condition["message"].as_str().unwrap();
+    assert_eq!(condition["reason"], "InvalidManifests");
+    assert!(
+        message.contains("apps/worker.yaml:7:3: spec.replicaz") && message.contains(&bad[..12]),
+        "file:line:col, field and commit in the message: {message}"
+    );
+    assert!(world.events().contains("SyncFailed"), "{}", world.events());
+    // Nothing of that commit landed anywhere.
+    support::settle();
+    let web_after = world.object("app", "web");
+    assert_eq!(web_after["metadata"], web_before["metadata"]);
+    assert!(world.object("app", "worker").is_null());
+    assert_eq!(world.writes().len(), writes_before, "no Nomad writes");
+    assert_eq!(source_status(&world)["lastAppliedCommit"], good.as_str());
+
+    // The fix applies.
+    repo.write(
+        "apps/worker.yaml",
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: worker\nspec:\n  image: w:1\n  replicas: 2\n",
+    );
+    let fixed = repo.push("fix the typo");
+    eventually("the fixed commit applies", || {
+        job_meta(&world, "worker")["nomarch.io/commit"] == fixed.as_str()
+            && job_meta(&world, "web")["nomarch.io/commit"] == fixed.as_str()
+    });
+
+    // An object applied by hand is never taken over: the commit that claims it applies nothing.
+    world.apply(&app("manual", "m:1"));
+    repo.write("apps/manual.yaml", &app("manual", "m:2"));
+    let claiming = repo.push("claim a hand-applied app");
+    eventually("the source reports the conflict", || {
+        let status = source_status(&world);
+        status["lastAttemptedCommit"] == claiming.as_str()
+            && synced(&status)["reason"] == "OwnershipConflict"
+    });
+    let manual = world.object("app", "manual");
+    assert_eq!(manual["spec"]["image"], "m:1");
+    assert!(manual["metadata"]["labels"]["nomarch.io/source-name"].is_null());
+}
+
+fn sign(body: &[u8], secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn webhooks_must_be_signed_and_a_signed_one_syncs_at_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let world = world(cache.path());
+    const SECRET: &str = "hook-s3cret-value";
+    let status = world.put_nomad(
+        "/v1/var/nomarch/webhooks/state",
+        json!({"Path": "nomarch/webhooks/state", "Items": {"secret": SECRET}}),
+    );
+    assert_eq!(status, 200);
+    let repo = StateRepo::new();
+    repo.write("apps/web.yaml", &app("web", "nginx:1.27"));
+    let first = repo.push("web");
+    // An hour between polls: only the webhook can bring the next commit in time.
+    let hook_ref = "webhookSecretRef:\n    name: nomarch/webhooks/state\n    key: secret\n";
+    world.apply(&source(&repo.url(), "1h", true, &format!("  {hook_ref}")));
+    eventually("the first sync, on creation", || {
+        source_status(&world)["lastAppliedCommit"] == first.as_str()
+    });
+
+    repo.write("apps/api.yaml", &app("api", "api:1"));
+    let second = repo.push("api");
+    let port = world.controller.as_ref().unwrap().port;
+    let url = format!("http://127.0.0.1:{port}/api/v1/webhooks/git/state");
+    let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
+    let post = |signature: Option<String>| {
+        let mut request = world.http.post(&url).body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post(None), 401, "no signature");
+    assert_eq!(post(Some(sign(&body, "wrong"))), 401, "wrong secret");
+    assert_eq!(post(Some("sha256=nothex".into())), 401, "malformed");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        source_status(&world)["lastAppliedCommit"],
+        first.as_str(),
+        "refused webhooks trigger nothing"
+    );
+    assert!(world.object("app", "api").is_null());
+
+    assert_eq!(post(Some(sign(&body, SECRET))), 202);
+    eventually("the signed webhook syncs the new commit", || {
+        source_status(&world)["lastAppliedCommit"] == second.as_str()
+            && !world.object("app", "api").is_null()
+    });
+
+    // The hook script a bare repo on this host uses does the same on every push.
+    let hook = repo.bare.join("hooks/post-receive");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/hooks/post-receive"),
+        &hook,
+    )
+    .unwrap();
+    git(&repo.bare, &["config", "nomarch.webhookUrl", &url]);
+    git(&repo.bare, &["config", "nomarch.webhookSecret", SECRET]);
+    repo.write("apps/db.yaml", &app("db", "redis:7"));
+    let third = repo.push("db");
+    eventually("the post-receive hook's webhook syncs the push", || {
+        source_status(&world)["lastAppliedCommit"] == third.as_str()
+    });
+
+    // The secret never shows in what the controller says.
+    let log = world.controller.as_ref().unwrap().process.log_text();
+    assert!(
+        !log.contains(SECRET),
+        "the webhook secret leaked into the log"
+    );
+    assert!(!world.events().contains(SECRET));
+}
