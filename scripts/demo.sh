@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: starts a private etcd, nomad-sim (3 workers, 2 hubs) and the nomarch controller,
-# applies manifests/examples, shows the objects converging, then streams events until Ctrl-C,
-# and stops everything it started.
+# creates a local bare state repository with a post-receive hook that calls nomarch's webhook,
+# pushes manifests/examples/ to it through a working clone, bootstraps a GitSource pointing at
+# it, shows everything converging, then streams events until Ctrl-C, and stops everything it
+# started.
 #
 # Ports: NOMARCH_DEMO_ETCD_PORT (default 32379; the peer port is the next),
 # NOMARCH_DEMO_NOMAD_PORT (34646), NOMARCH_DEMO_CONSUL_PORT (38500),
@@ -48,19 +50,43 @@ for _ in $(seq 1 100); do
   "$nomarch" get apps >/dev/null 2>&1 && break
   sleep 0.2
 done
-"$nomarch" controller --listen "127.0.0.1:$controller_port" --resync 30s >"$state/controller.log" 2>&1 &
+"$nomarch" controller --listen "127.0.0.1:$controller_port" --resync 30s \
+  --git-cache "$state/git-cache" >"$state/controller.log" 2>&1 &
 pids+=($!)
 
-echo "== nomarch apply -f manifests/examples"
-"$nomarch" apply -f "$root/manifests/examples"
+# The webhook secret lives in a Nomad variable, where the GitSource's webhookSecretRef points.
+secret=$(openssl rand -hex 16)
+curl -sf -X PUT "$NOMAD_ADDR/v1/var/nomarch/webhooks/state" -H 'Content-Type: application/json' \
+  --data "{\"Path\":\"nomarch/webhooks/state\",\"Items\":{\"secret\":\"$secret\"}}" >/dev/null
+
+echo "== a bare state repository with a post-receive hook that calls the webhook"
+repo="$state/state.git"
+work="$state/work"
+export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@nomarch.invalid
+export GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@nomarch.invalid
+git init -q --bare -b main "$repo"
+cp "$root/manifests/hooks/post-receive" "$repo/hooks/post-receive"
+git -C "$repo" config nomarch.webhookUrl "http://127.0.0.1:$controller_port/api/v1/webhooks/git/state"
+git -C "$repo" config nomarch.webhookSecret "$secret"
+git clone -q "$repo" "$work" 2>/dev/null
+git -C "$work" checkout -q -b main
+cp -r "$root/manifests/examples/." "$work/"
+git -C "$work" add -A
+git -C "$work" commit -q -m "the examples"
+echo "== git push (the examples: apps, pubs, cron jobs)"
+git -C "$work" push -q origin main
 echo
-echo "== waiting for the apps to converge on nomad-sim"
+echo "== nomarch apply -f manifests/gitsource.yaml (url: file://$repo)"
+sed "s|url: .*|url: file://$repo|" "$root/manifests/gitsource.yaml" | "$nomarch" apply -f -
+echo
+echo "== waiting for the commit to sync and the apps to converge on nomad-sim"
 for _ in $(seq 1 60); do
-  not_ready=$("$nomarch" get apps | awk 'NR > 1 && $3 != "True"' | wc -l)
-  [ "$not_ready" -eq 0 ] && break
+  apps=$("$nomarch" get apps 2>/dev/null | awk 'NR > 1' | wc -l)
+  not_ready=$("$nomarch" get apps 2>/dev/null | awk 'NR > 1 && $3 != "True"' | wc -l)
+  [ "$apps" -gt 0 ] && [ "$not_ready" -eq 0 ] && break
   sleep 0.5
 done
-for kind in apps pubs cronjobs; do
+for kind in gitsources apps pubs cronjobs; do
   echo
   echo "== nomarch get $kind -o wide"
   "$nomarch" get "$kind" -o wide
@@ -70,12 +96,15 @@ cat <<MSG
 
 Try, in another terminal:
   export NOMARCH_ETCD_ENDPOINTS=$NOMARCH_ETCD_ENDPOINTS NOMAD_ADDR=$NOMAD_ADDR CONSUL_HTTP_ADDR=$CONSUL_HTTP_ADDR
-  sed 's/replicas: 3/replicas: 5/' manifests/examples/apps/website.yaml > /tmp/website.yaml
-  $nomarch diff -f /tmp/website.yaml && $nomarch apply -f /tmp/website.yaml
+  cd $work                                            # the working clone of the state repo
+  sed -i 's/replicas: 3/replicas: 5/' apps/website.yaml && git commit -qam 'website: 5' && git push -q
+  git rm -q apps/redis.yaml && git commit -qm 'no redis' && git push -q    # pruned
+  echo 'oops: [' > apps/bad.yaml && git add -A && git commit -qm bad && git push -q   # nothing applied
   curl -s -X DELETE \$NOMAD_ADDR/v1/job/website      # stop it behind nomarch's back: it comes back
   $nomad_sim ctl --addr \$NOMAD_ADDR set-check critical --service website
-  $nomad_sim ctl --addr \$NOMAD_ADDR kill-node node-1
-  $nomarch delete app redis
+  $nomad_sim ctl --addr \$NOMAD_ADDR kill-node hub-1   # a hub: its pubs move after the grace
+  $nomarch get gitsources -o wide; $nomarch events --kind gitsource
+  curl -N http://127.0.0.1:$controller_port/api/v1/events/stream   # the same events as SSE
 Metrics: http://127.0.0.1:$controller_port/metrics   Logs: $state/
 
 == nomarch events --watch (Ctrl-C stops the demo)

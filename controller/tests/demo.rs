@@ -1,5 +1,5 @@
-//! `make demo`'s script: it applies the examples, streams events, and leaves nothing running
-//! when interrupted.
+//! `make demo`'s script: it pushes the examples to a local state repository, bootstraps a
+//! GitSource, streams events, and leaves nothing running when interrupted.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -21,7 +21,7 @@ impl Drop for GroupGuard {
 }
 
 #[test]
-fn demo_applies_the_examples_and_stops_cleanly_on_ctrl_c() {
+fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let state = tempfile::tempdir().unwrap();
     let port = e2e::ports::free_port();
@@ -62,17 +62,23 @@ fn demo_applies_the_examples_and_stops_cleanly_on_ctrl_c() {
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let mut transcript = String::new();
     let mut events_seen = 0;
+    let mut synced = false;
     while let Some(Ok(line)) = lines.next() {
         transcript.push_str(&line);
         transcript.push('\n');
-        if line.contains("Normal") && line.contains("Created") {
+        synced |= line.contains("Synced") && line.contains("gitsource/state");
+        if line.contains("Normal") && line.contains("Registered") {
             events_seen += 1;
-            if events_seen == 8 {
-                break;
-            }
+        }
+        if synced && events_seen == 8 {
+            break;
         }
     }
-    assert!(transcript.contains("app/website created"), "{transcript}");
+    assert!(transcript.contains("gitsource/state created"), "{transcript}");
+    assert!(
+        transcript.contains("8 created, 0 configured"),
+        "one sync creates every example object:\n{transcript}"
+    );
     assert!(
         transcript.contains("pub-alice"),
         "get pubs shows the pubs:\n{transcript}"
@@ -90,7 +96,7 @@ fn demo_applies_the_examples_and_stops_cleanly_on_ctrl_c() {
     );
     assert_eq!(
         events_seen, 8,
-        "one Created event per example object:\n{transcript}"
+        "one Registered event per example object:\n{transcript}"
     );
 
     // Straight to the group: never through a `kill` binary, whose parsing of negative PIDs

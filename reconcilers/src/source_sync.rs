@@ -8,7 +8,7 @@
 //! changed the object's spec: a push that leaves an object's spec alone leaves its commit alone,
 //! so its Nomad job (whose meta carries the commit) is not registered again for nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crds::{ObjectRef, Resource};
 
@@ -199,14 +199,6 @@ fn stamp(
         .map(|h| h.metadata().resource_version.clone())
         .unwrap_or_default();
     want
-}
-
-/// The labels that mark an object as this source's, for listings and tests.
-pub fn source_labels(source: &ObjectRef) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (SOURCE_NAMESPACE.to_string(), source.namespace.clone()),
-        (SOURCE_NAME.to_string(), source.name.clone()),
-    ])
 }
 
 #[cfg(test)]
