@@ -7,9 +7,11 @@
 //! - [`apply_latency`]: `apply` → job registered, through etcd, the controller and nomad-sim;
 //!   it also measures the floor the other nomarch scenarios are compared with.
 //! - [`healing`]: pubs off a dead hub, and allocations healed after their grace.
+//! - [`git_sync`]: `git push` → 100, 500, 1,000 Apps converged, and the controller's peak memory.
 
 mod apply_latency;
 mod figures;
+mod git_sync;
 mod healing;
 mod sim_scale;
 
@@ -42,7 +44,15 @@ pub struct Args {
     /// Heals measured by the heal scenario
     #[arg(long, default_value_t = 5)]
     pub heals: usize,
-    /// Run only these scenarios (apply-latency, hub-death, heal, sim-scale); all by default
+    /// App counts of the git-sync scenario
+    #[arg(
+        long = "git-apps",
+        value_delimiter = ',',
+        default_value = "100,500,1000"
+    )]
+    pub git_apps: Vec<usize>,
+    /// Run only these scenarios (apply-latency, hub-death, heal, git-sync, sim-scale); all by
+    /// default
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Where to write the JSON results
@@ -115,6 +125,9 @@ async fn main() -> anyhow::Result<()> {
         if wanted("heal") {
             healing::heal(&args, floor, &mut figures).await?;
         }
+    }
+    if wanted("git-sync") {
+        git_sync::run(&args, &mut figures).await?;
     }
     if wanted("sim-scale") {
         sim_scale::run(&args, &mut figures).await?;

@@ -74,7 +74,10 @@ fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
             break;
         }
     }
-    assert!(transcript.contains("gitsource/state created"), "{transcript}");
+    assert!(
+        transcript.contains("gitsource/state created"),
+        "{transcript}"
+    );
     assert!(
         transcript.contains("8 created, 0 configured"),
         "one sync creates every example object:\n{transcript}"

@@ -21,9 +21,9 @@ struct Frame {
 /// Opens the stream and forwards its frames to a channel, from a thread of its own.
 fn open(world: &World, query: &str, last_event_id: Option<i64>) -> mpsc::Receiver<Frame> {
     let port = world.controller.as_ref().unwrap().port;
-    let mut request = world
-        .http
-        .get(format!("http://127.0.0.1:{port}/api/v1/events/stream{query}"));
+    let mut request = world.http.get(format!(
+        "http://127.0.0.1:{port}/api/v1/events/stream{query}"
+    ));
     if let Some(id) = last_event_id {
         request = request.header("Last-Event-ID", id.to_string());
     }
@@ -77,7 +77,10 @@ fn the_stream_replays_live_events_and_resumes_from_last_event_id() {
     let resumed = open(&world, "?kind=app&name=api", Some(first.id));
     world.apply(&app("api"));
     let frame = next(&resumed);
-    assert!(frame.id > first.id, "nothing at or before Last-Event-ID again");
+    assert!(
+        frame.id > first.id,
+        "nothing at or before Last-Event-ID again"
+    );
     assert_eq!(frame.data["object"]["name"], "api", "the filter holds");
     let again = next(&resumed);
     assert!(again.id > frame.id);
@@ -87,7 +90,9 @@ fn the_stream_replays_live_events_and_resumes_from_last_event_id() {
     let port = world.controller.as_ref().unwrap().port;
     let bad = world
         .http
-        .get(format!("http://127.0.0.1:{port}/api/v1/events/stream?type=Error"))
+        .get(format!(
+            "http://127.0.0.1:{port}/api/v1/events/stream?type=Error"
+        ))
         .send()
         .unwrap();
     assert_eq!(bad.status(), 400);
