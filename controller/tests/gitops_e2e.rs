@@ -334,3 +334,71 @@ fn webhooks_must_be_signed_and_a_signed_one_syncs_at_once() {
     );
     assert!(!world.events().contains(SECRET));
 }
+
+fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn fetch_failures_are_reported_and_keep_the_last_good_state() {
+    let cache = tempfile::tempdir().unwrap();
+    let world = world(cache.path());
+    let repo = StateRepo::new();
+    repo.write("apps/web.yaml", &app("web", "nginx:1.27"));
+    let good = repo.push("web");
+
+    let reported = |reason: &str, type_: &str| {
+        let status = source_status(&world);
+        condition(&status, type_)["reason"] == reason
+            && condition(&status, type_)["status"] == "False"
+    };
+    // A branch that does not exist.
+    world.apply(&source(&repo.url(), "1s", true, "").replace("branch: main", "branch: nope"));
+    eventually("BranchNotFound", || reported("BranchNotFound", "Fetched"));
+    // A secret that does not exist: nothing is fetched, and the status names the secret.
+    let secret = "  secretRef:\n    name: nomarch/git/missing\n    key: token\n";
+    world.apply(&source(&repo.url(), "1s", true, secret));
+    eventually("SecretNotFound", || reported("SecretNotFound", "Fetched"));
+    assert!(condition(&source_status(&world), "Fetched")["message"]
+        .as_str()
+        .unwrap()
+        .contains("nomarch/git/missing"));
+    // A folder the commit does not have.
+    world.apply(&source(&repo.url(), "1s", true, "").replace("path: apps", "path: nowhere"));
+    eventually("PathNotFound", || reported("PathNotFound", "Synced"));
+    assert!(world.object("app", "web").is_null(), "nothing was applied");
+
+    // A good sync, then the repository disappears: the source says so, the objects stay.
+    world.apply(&source(&repo.url(), "1s", true, ""));
+    eventually("the good commit applies", || {
+        source_status(&world)["lastAppliedCommit"] == good.as_str()
+    });
+    std::fs::rename(&repo.bare, repo.bare.with_extension("moved")).unwrap();
+    eventually("FetchFailed", || reported("FetchFailed", "Fetched"));
+    assert!(
+        !world.object("app", "web").is_null(),
+        "the last good state stays"
+    );
+    assert!(world.events().contains("SyncFailed"));
+
+    // Back again, and force-pushed to a rewritten history: the source follows the branch.
+    std::fs::rename(repo.bare.with_extension("moved"), &repo.bare).unwrap();
+    git(&repo.work, &["checkout", "-q", "--orphan", "rewritten"]);
+    repo.write("apps/web.yaml", &app("web", "nginx:2"));
+    git(&repo.work, &["add", "-A"]);
+    git(&repo.work, &["commit", "-q", "-m", "history rewritten"]);
+    git(
+        &repo.work,
+        &["push", "-q", "--force", "origin", "rewritten:main"],
+    );
+    eventually("the force-pushed commit applies", || {
+        world.object("app", "web")["spec"]["image"] == "nginx:2"
+            && condition(&source_status(&world), "Fetched")["status"] == "True"
+    });
+}

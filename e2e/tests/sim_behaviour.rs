@@ -932,3 +932,64 @@ async fn write_log_records_every_accepted_write() {
     let (_, state) = api.get("/_sim/state").await;
     assert_eq!(state["Writes"][1]["job_id"], "web");
 }
+
+#[tokio::test]
+async fn variables_are_read_back_and_written_with_check_and_set() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let (status, _) = api.get("/v1/var/nomarch/git/state").await;
+    assert_eq!(status, 404, "a missing variable");
+    let body = json!({"Path": "nomarch/git/state", "Items": {"token": "t1"}});
+    let (status, created) = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/var/nomarch/git/state?cas=0",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(created["Items"]["token"], "t1");
+    assert_eq!(created["Namespace"], "default");
+    let index = created["ModifyIndex"].as_u64().unwrap();
+    // cas=0 means "create only": the variable exists now, so the write is refused with it.
+    let (status, current) = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/var/nomarch/git/state?cas=0",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(current["ModifyIndex"], index);
+    let update = json!({"Path": "nomarch/git/state", "Items": {"token": "t2"}});
+    let (status, _) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/var/nomarch/git/state?cas={}", index + 100),
+            update.clone(),
+        )
+        .await;
+    assert_eq!(status, 409, "a stale index");
+    let (status, updated) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/var/nomarch/git/state?cas={index}"),
+            update,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(updated["CreateIndex"], created["CreateIndex"]);
+    let (_, read) = api.get("/v1/var/nomarch/git/state").await;
+    assert_eq!(read["Items"]["token"], "t2");
+    // Namespaces are separate stores; items must be strings.
+    let (status, _) = api.get("/v1/var/nomarch/git/state?namespace=other").await;
+    assert_eq!(status, 404);
+    let (status, _) = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/var/bad",
+            json!({"Path": "bad", "Items": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}

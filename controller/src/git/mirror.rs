@@ -153,11 +153,13 @@ fn classify_fetch_error(url: &str, branch: &str, path: &Path, e: &git2::Error) -
                 auth: true,
             }
         }
-        // 3. Writing the mirror failed: disk full, permissions, a lock left behind.
+        // 3. Writing the mirror failed: disk full, permissions, a lock left behind. libgit2
+        //    names the file it could not write, which is inside the mirror; an OS error about
+        //    any other path (a `file://` remote that vanished) is the remote's.
         _ if matches!(
             e.class(),
             git2::ErrorClass::Os | git2::ErrorClass::Filesystem | git2::ErrorClass::Odb
-        ) && !lower.contains("repository") =>
+        ) && message.contains(&*path.to_string_lossy()) =>
         {
             GitError::Local {
                 path: path.display().to_string(),
