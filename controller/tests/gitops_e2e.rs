@@ -222,7 +222,9 @@ fn a_bad_file_applies_nothing_until_a_good_push() {
         message.contains("apps/worker.yaml:7:3: spec.replicaz") && message.contains(&bad[..12]),
         "file:line:col, field and commit in the message: {message}"
     );
-    assert!(world.events().contains("SyncFailed"), "{}", world.events());
+    eventually("a SyncFailed event", || {
+        world.events().contains("SyncFailed")
+    });
     // Nothing of that commit landed anywhere.
     support::settle();
     let web_after = world.object("app", "web");

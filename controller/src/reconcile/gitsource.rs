@@ -112,7 +112,15 @@ async fn sync(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError>
         Ok(desired) => {
             let plan = plan(ctx, key, &source, &commit, desired);
             if plan.conflicts.is_empty() {
-                apply(ctx, key, &commit, &plan).await?;
+                if let Err(e) = apply(ctx, key, &commit, &plan).await {
+                    // Said in status too, so the retry is due at once rather than at the next
+                    // poll (a settled source waits for its interval).
+                    let message = format!("commit {}: not applied yet: {e}", short(&commit));
+                    let (conditions, now) = (&mut status.conditions, Utc::now());
+                    set_condition(conditions, "Synced", false, "ApplyFailed", message, now);
+                    let _ = save_status(ctx, key, previous.as_ref(), &status).await;
+                    return Err(e);
+                }
                 Ok(plan)
             } else {
                 Err(("OwnershipConflict", describe_conflicts(&commit, &plan)))
