@@ -993,3 +993,32 @@ async fn variables_are_read_back_and_written_with_check_and_set() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn an_update_replaces_allocations_without_calling_it_a_reschedule() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 1, 128);
+    for image in ["nginx:1", "nginx:2", "nginx:3"] {
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!(image);
+        api.register(job.clone()).await;
+        eventually("the new version runs", || async {
+            let running = api.running("web").await;
+            running.len() == 1 && running[0]["JobVersion"] != json!(null)
+        })
+        .await;
+    }
+    eventually("version 2 runs", || async {
+        api.running("web")
+            .await
+            .first()
+            .map(|a| a["JobVersion"].clone())
+            == Some(json!(2))
+    })
+    .await;
+    let current = api.running("web").await.remove(0);
+    // Destructive updates link the allocations (PreviousAllocation), as Nomad does, but an
+    // update is not a reschedule: no tracker, so nothing accumulates over many updates.
+    assert_ne!(current["PreviousAllocation"], "");
+    assert_eq!(current["RescheduleTracker"], Value::Null, "{current}");
+}

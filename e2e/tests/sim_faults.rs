@@ -135,6 +135,13 @@ async fn a_crash_loop_fails_the_allocation_and_a_replacement_is_placed() {
             .any(|a| a["PreviousAllocation"] == id.as_str())
     })
     .await;
+    // The replacement of a failed allocation is a reschedule: the tracker says from where.
+    let replacement = running(&sim, "loop").await.remove(0);
+    let events = replacement["RescheduleTracker"]["Events"]
+        .as_array()
+        .unwrap();
+    assert_eq!(events.len(), 1, "{replacement}");
+    assert_eq!(events[0]["PrevAllocID"], id.as_str());
 }
 
 #[tokio::test]

@@ -35,13 +35,17 @@ pub async fn observe(
     written: Option<u64>,
     previous: Option<&Status>,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
+    let namespace = &workload.object.namespace;
     let allocs = match job {
-        Some(job) => {
-            ctx.nomad
-                .job_allocations(&workload.object.namespace, &job.id, QueryOptions::default())
-                .await?
-                .value
-        }
+        Some(job) => match ctx.allocs.of_job(namespace, &job.id) {
+            Some(cached) => cached,
+            None => {
+                ctx.nomad
+                    .job_allocations(namespace, &job.id, QueryOptions::default())
+                    .await?
+                    .value
+            }
+        },
         None => Vec::new(),
     };
     let has_checks = workload.health.is_some();

@@ -16,6 +16,8 @@ pub struct Context {
     pub nomad: NomadClient,
     pub consul: ConsulClient,
     pub cache: Cache,
+    /// Allocations by job, from Nomad's event stream.
+    pub allocs: super::allocs::AllocCache,
     pub queue: Arc<WorkQueue<ObjectRef>>,
     pub metrics: Arc<Metrics>,
     /// Who this controller is, on every event it records.
@@ -62,6 +64,7 @@ impl Context {
             nomad,
             consul,
             cache: Cache::default(),
+            allocs: super::allocs::AllocCache::default(),
             queue: WorkQueue::new(),
             metrics,
             identity,

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`context`]: what reconciles share (store, clients, cache, queue, metrics, identity).
 //! - [`cache`] and [`reflector`]: etcd list + watch into an in-memory cache.
+//! - [`allocs`]: Nomad allocations by job, fed by the event stream.
 //! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue).
 //! - [`triggers`]: Nomad's event stream, Consul health, periodic resync and the orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
@@ -10,6 +11,7 @@
 //! - [`webhook`]: verified git push webhooks that queue a source's sync.
 //! - [`event_stream`]: events as Server-Sent Events, resumable with `Last-Event-ID`.
 
+pub mod allocs;
 pub mod cache;
 pub mod context;
 pub mod event_stream;

@@ -53,11 +53,25 @@ fn owners_of(ctx: &Context, event: &Event) -> Vec<ObjectRef> {
     }
 }
 
-/// Follows Nomad's event stream, resuming from the last index seen after any disconnect.
+/// Follows Nomad's event stream. Each (re)connection first lists every allocation into the
+/// allocation cache and streams from that listing's index, so nothing that happened while the
+/// stream was down is missed; while it is down, the cache says so and readers ask Nomad.
 pub async fn nomad_events(ctx: Arc<Context>) {
-    let mut index = 0u64;
     let mut failures = 0u32;
     loop {
+        let listed = ctx.nomad.allocations(QueryOptions::namespace("*")).await;
+        let index = match listed {
+            Ok(listing) => {
+                ctx.allocs.replace(listing.value);
+                listing.index
+            }
+            Err(e) => {
+                debug!(error = %e, "allocation listing failed");
+                failures += 1;
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
         match ctx
             .nomad
             .event_stream(&["Job", "Allocation"], "*", index)
@@ -68,8 +82,10 @@ pub async fn nomad_events(ctx: Arc<Context>) {
                     match frame {
                         Ok(frame) => {
                             failures = 0;
-                            index = frame.index;
                             for event in &frame.events {
+                                if let Some(alloc) = allocation_of(event) {
+                                    ctx.allocs.upsert(alloc);
+                                }
                                 for owner in owners_of(&ctx, event) {
                                     ctx.queue.add(owner);
                                 }
@@ -84,9 +100,18 @@ pub async fn nomad_events(ctx: Arc<Context>) {
             }
             Err(e) => debug!(error = %e, "event stream unavailable"),
         }
+        ctx.allocs.mark_unsynced();
         failures += 1;
         tokio::time::sleep(backoff(failures)).await;
     }
+}
+
+/// The allocation an `Allocation` event carries.
+fn allocation_of(event: &Event) -> Option<crate::clients::nomad_types::AllocStub> {
+    if event.topic != "Allocation" {
+        return None;
+    }
+    serde_json::from_value(event.payload.get("Allocation")?.clone()).ok()
 }
 
 /// Watches every Consul check with a blocking query and queues the objects whose service

@@ -407,17 +407,31 @@ impl Cluster {
                     && a.next_allocation.is_empty()
             })
             .max_by_key(|a| a.create_index)
-            .map(|a| (a.id.clone(), a.node_id.clone(), a.reschedule_events.clone()));
+            .map(|a| {
+                let rescheduled = a.client_status == ClientStatus::Failed;
+                (
+                    a.id.clone(),
+                    a.node_id.clone(),
+                    a.reschedule_events.clone(),
+                    rescheduled,
+                )
+            });
         let id = new_id();
         let mut reschedule_events = Vec::new();
-        if let Some((prev_id, prev_node, prev_events)) = &previous {
-            reschedule_events = prev_events.clone();
-            reschedule_events.push(json!({
-                "PrevAllocID": prev_id,
-                "PrevNodeID": prev_node,
-                "RescheduleTime": self.clock.now_nanos(),
-                "Delay": 0,
-            }));
+        if let Some((prev_id, prev_node, prev_events, rescheduled)) = &previous {
+            // As Nomad's scheduler: only a failed allocation's replacement is a reschedule
+            // (an update or a lost node's replacement is not), and the tracker keeps the
+            // events inside the policy's interval, or the last five when unlimited.
+            if *rescheduled {
+                let now = self.clock.now_nanos();
+                reschedule_events = past_reschedule_events(prev_events, group, now);
+                reschedule_events.push(json!({
+                    "PrevAllocID": prev_id,
+                    "PrevNodeID": prev_node,
+                    "RescheduleTime": now,
+                    "Delay": 0,
+                }));
+            }
             if let Some(prev) = self.allocs.get_mut(prev_id) {
                 prev.next_allocation = id.clone();
                 prev.modify_index = index;
@@ -610,4 +624,33 @@ fn port_label_and_target(port: &Value) -> (String, u16) {
         .unwrap_or_default();
     let to = port.get("To").and_then(Value::as_u64).unwrap_or(0) as u16;
     (label.to_string(), to)
+}
+
+/// Unlimited rescheduling keeps this many past events (Nomad's `maxPastRescheduleEvents`).
+const MAX_PAST_RESCHEDULE_EVENTS: usize = 5;
+
+/// The previous allocation's reschedule events that a replacement carries on.
+fn past_reschedule_events(previous: &[Value], group: &Value, now: i64) -> Vec<Value> {
+    let policy = group.get("ReschedulePolicy");
+    let unlimited = policy
+        .and_then(|p| p.get("Unlimited"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if unlimited {
+        let skip = previous.len().saturating_sub(MAX_PAST_RESCHEDULE_EVENTS);
+        return previous[skip..].to_vec();
+    }
+    let interval = policy
+        .and_then(|p| p.get("Interval"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    previous
+        .iter()
+        .filter(|e| {
+            e.get("RescheduleTime")
+                .and_then(Value::as_i64)
+                .is_some_and(|t| now - t < interval)
+        })
+        .cloned()
+        .collect()
 }
