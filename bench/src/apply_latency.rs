@@ -77,8 +77,9 @@ async fn register_floor(nomad: &NomadClient, samples: usize) -> anyhow::Result<V
     Ok(sorted(times))
 }
 
-/// Runs the scenario; returns the floor (p50, p99 in ms) for the scenarios that follow.
-pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<(f64, f64)> {
+/// Runs the scenario; returns the floor (p50, p99 in ms) for the scenarios that follow, and
+/// the sorted latencies for the plot.
+pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<((f64, f64), Vec<f64>)> {
     let etcd = TestEtcd::start();
     // Stopped allocations are collected after 30 s, as an operator tuning Nomad's GC would.
     let sim = SimProcess::start(&["--start-delay", "0s", "--gc-threshold", "30s"]);
@@ -168,5 +169,5 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<(f64,
         (floor_p50, floor_p99),
     ));
     drop(controller);
-    Ok((floor_p50, floor_p99))
+    Ok(((floor_p50, floor_p99), latencies))
 }

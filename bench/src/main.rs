@@ -8,11 +8,16 @@
 //!   it also measures the floor the other nomarch scenarios are compared with.
 //! - [`healing`]: pubs off a dead hub, and allocations healed after their grace.
 //! - [`git_sync`]: `git push` → 100, 500, 1,000 Apps converged, and the controller's peak memory.
+//! - [`scale`]: 10,000 Apps + 1,000 Pubs + 1,000 CronJobs on 1,000 nodes: cold start, steady
+//!   state (writes, CPU, requests per object), restart.
+//! - [`plot`]: the SVG next to the table (latency CDF, convergence curve).
 
 mod apply_latency;
 mod figures;
 mod git_sync;
 mod healing;
+mod plot;
+mod scale;
 mod sim_scale;
 
 use std::path::PathBuf;
@@ -44,6 +49,9 @@ pub struct Args {
     /// Heals measured by the heal scenario
     #[arg(long, default_value_t = 5)]
     pub heals: usize,
+    /// Apps in the scale scenario (Pubs and CronJobs are a tenth each)
+    #[arg(long, default_value_t = 10_000)]
+    pub scale_apps: usize,
     /// App counts of the git-sync scenario
     #[arg(
         long = "git-apps",
@@ -51,7 +59,7 @@ pub struct Args {
         default_value = "100,500,1000"
     )]
     pub git_apps: Vec<usize>,
-    /// Run only these scenarios (apply-latency, hub-death, heal, git-sync, sim-scale); all by
+    /// Run only these scenarios (apply-latency, hub-death, heal, git-sync, scale, sim-scale); all by
     /// default
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
@@ -116,9 +124,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let wanted = |name: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name);
     let mut figures = Vec::new();
+    let mut plot = plot::PlotData::default();
     // The floor comes from apply-latency, so it runs whenever a nomarch scenario does.
     if wanted("apply-latency") || wanted("hub-death") || wanted("heal") {
-        let floor = apply_latency::run(&args, &mut figures).await?;
+        let (floor, latencies) = apply_latency::run(&args, &mut figures).await?;
+        plot.latencies = Some((latencies, floor.0));
         if wanted("hub-death") {
             healing::hub_death(&args, floor, &mut figures).await?;
         }
@@ -129,8 +139,20 @@ async fn main() -> anyhow::Result<()> {
     if wanted("git-sync") {
         git_sync::run(&args, &mut figures).await?;
     }
+    if wanted("scale") {
+        let curve = scale::run(&args, &mut figures).await?;
+        let total = args.scale_apps + 2 * (args.scale_apps / 10);
+        plot.convergence = Some((curve, total));
+    }
     if wanted("sim-scale") {
         sim_scale::run(&args, &mut figures).await?;
     }
+    let svg = args.out.with_extension("svg");
+    plot::write(
+        &svg,
+        &plot,
+        &format!("nomarch {} on {}", git_commit(), machine()),
+    )?;
+    println!("plot written to {}", svg.display());
     report(&figures, &args.out)
 }

@@ -413,3 +413,32 @@ async fn a_changeset_compares_every_revision_it_was_planned_against() {
     assert!(matches!(error, StoreError::Conflict { .. }), "{error}");
     assert!(store.get(&web()).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn listings_larger_than_a_page_come_back_whole_with_their_statuses() {
+    let etcd = TestEtcd::start();
+    let store = store_for(&etcd).await;
+    let apps: Vec<Resource> = (0..600)
+        .map(|i| app(&format!("app-{i:03}"), "x:1"))
+        .collect();
+    store.apply(&apps).await.unwrap();
+    for i in [0, 299, 599] {
+        let status = Status {
+            observed_generation: Some(i),
+            ..Status::default()
+        };
+        let r = ObjectRef::new(Kind::App, "default", format!("app-{i:03}"));
+        store.put_status(&r, &status).await.unwrap();
+    }
+    let (listed, revision) = store.list(Some(Kind::App)).await.unwrap();
+    assert_eq!(listed.len(), 600);
+    assert_eq!(listed[599].metadata().name, "app-599");
+    let with_status: Vec<i64> = listed
+        .iter()
+        .filter_map(|r| r.status().and_then(|s| s.observed_generation))
+        .collect();
+    assert_eq!(with_status, [0, 299, 599]);
+    assert_eq!(revision, store.revision().await.unwrap());
+    let (raw, _) = store.list_raw("/test/objects/").await.unwrap();
+    assert_eq!(raw.len(), 600);
+}

@@ -38,11 +38,19 @@ pub async fn ensure_job(
     previous: Option<&Status>,
     waiting_for: Vec<String>,
 ) -> Result<Ensured, ReconcileError> {
-    let live = ctx
-        .nomad
-        .job(&key.namespace, &desired.id, QueryOptions::default())
-        .await?
-        .value;
+    let at_least = last_written_index(previous);
+    let live = match ctx.jobs.get(&key.namespace, &desired.id, at_least) {
+        Some(cached) => cached,
+        None => {
+            let read = ctx
+                .nomad
+                .job(&key.namespace, &desired.id, QueryOptions::default())
+                .await?
+                .value;
+            ctx.jobs.put(&key.namespace, &desired.id, read.clone());
+            read
+        }
+    };
     let observation = Observation {
         object: key.clone(),
         desired_hash: desired.meta(SPEC_HASH).unwrap_or_default().to_string(),

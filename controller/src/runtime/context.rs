@@ -18,6 +18,8 @@ pub struct Context {
     pub cache: Cache,
     /// Allocations by job, from Nomad's event stream.
     pub allocs: super::allocs::AllocCache,
+    /// Jobs as last seen, from reads and the event stream.
+    pub jobs: super::jobs::JobCache,
     pub queue: Arc<WorkQueue<ObjectRef>>,
     pub metrics: Arc<Metrics>,
     /// Who this controller is, on every event it records.
@@ -65,6 +67,7 @@ impl Context {
             consul,
             cache: Cache::default(),
             allocs: super::allocs::AllocCache::default(),
+            jobs: super::jobs::JobCache::default(),
             queue: WorkQueue::new(),
             metrics,
             identity,

@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`context`]: what reconciles share (store, clients, cache, queue, metrics, identity).
 //! - [`cache`] and [`reflector`]: etcd list + watch into an in-memory cache.
-//! - [`allocs`]: Nomad allocations by job, fed by the event stream.
+//! - [`allocs`] and [`jobs`]: Nomad allocations by job and jobs, fed by the event stream.
 //! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue).
 //! - [`triggers`]: Nomad's event stream, Consul health, periodic resync and the orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
@@ -15,6 +15,7 @@ pub mod allocs;
 pub mod cache;
 pub mod context;
 pub mod event_stream;
+pub mod jobs;
 pub mod metrics;
 pub mod queue;
 pub mod reflector;

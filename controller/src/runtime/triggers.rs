@@ -63,6 +63,7 @@ pub async fn nomad_events(ctx: Arc<Context>) {
         let index = match listed {
             Ok(listing) => {
                 ctx.allocs.replace(listing.value);
+                ctx.jobs.restart();
                 listing.index
             }
             Err(e) => {
@@ -86,6 +87,13 @@ pub async fn nomad_events(ctx: Arc<Context>) {
                                 if let Some(alloc) = allocation_of(event) {
                                     ctx.allocs.upsert(alloc);
                                 }
+                                if event.topic == "Job" {
+                                    let job = event
+                                        .payload
+                                        .get("Job")
+                                        .and_then(|j| serde_json::from_value(j.clone()).ok());
+                                    ctx.jobs.on_event(&event.event_type, &event.namespace, job);
+                                }
                                 for owner in owners_of(&ctx, event) {
                                     ctx.queue.add(owner);
                                 }
@@ -101,6 +109,7 @@ pub async fn nomad_events(ctx: Arc<Context>) {
             Err(e) => debug!(error = %e, "event stream unavailable"),
         }
         ctx.allocs.mark_unsynced();
+        ctx.jobs.mark_unsynced();
         failures += 1;
         tokio::time::sleep(backoff(failures)).await;
     }

@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod keys;
 mod objects;
+mod paging;
 mod watch;
 
 use std::future::Future;

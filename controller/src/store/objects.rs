@@ -56,22 +56,11 @@ impl Store {
     /// Every object (of one kind, or all), with status, sorted by kind, namespace and name.
     /// Also returns the revision the listing was read at, to start a watch from.
     pub async fn list(&self, kind: Option<Kind>) -> Result<(Vec<Resource>, i64)> {
-        let txn = Txn::new().and_then([
-            TxnOp::get(
-                self.keys.objects(kind),
-                Some(GetOptions::new().with_prefix()),
-            ),
-            TxnOp::get(
-                self.keys.statuses(kind),
-                Some(GetOptions::new().with_prefix()),
-            ),
-        ]);
-        let mut kv = self.client.kv_client();
-        let response = self.call(kv.txn(txn)).await?;
-        let revision = response.header().map_or(0, |h| h.revision());
-        let mut replies = range_replies(response.op_responses());
-        let statuses = replies.pop().unwrap_or_default();
-        let objects = replies.pop().unwrap_or_default();
+        // Objects and statuses in pages, both at the objects' revision, so they agree.
+        let (objects, revision) = self.list_paged(&self.keys.objects(kind), None).await?;
+        let (statuses, _) = self
+            .list_paged(&self.keys.statuses(kind), Some(revision))
+            .await?;
         let status_by_ref: std::collections::HashMap<ObjectRef, &KeyValue> = statuses
             .iter()
             .filter_map(|kv| Some((self.keys.object_ref_of(kv.key_str().ok()?)?, kv)))

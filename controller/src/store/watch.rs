@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{EventType as EtcdEventType, GetOptions, WatchOptions};
+use etcd_client::{EventType as EtcdEventType, WatchOptions};
 use tokio::sync::mpsc;
 
 use super::{Result, Store, StoreError};
@@ -40,13 +40,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(2);
 impl Store {
     /// Lists every key under `prefix`, with the revision the listing was read at.
     pub async fn list_raw(&self, prefix: &str) -> Result<(Vec<RawItem>, i64)> {
-        let mut kv = self.client.kv_client();
-        let response = self
-            .call(kv.get(prefix, Some(GetOptions::new().with_prefix())))
-            .await?;
-        let revision = response.header().map_or(0, |h| h.revision());
-        let items = response
-            .kvs()
+        let (kvs, revision) = self.list_paged(prefix, None).await?;
+        let items = kvs
             .iter()
             .map(|kv| RawItem {
                 key: kv.key_str().unwrap_or_default().to_string(),
