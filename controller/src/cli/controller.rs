@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use tracing::{error, info};
 
 use super::{CliError, StoreArgs};
+use crate::clients::http::WriteGuard;
 use crate::clients::{ConsulClient, NomadClient, Secret};
 use crate::runtime::context::Context;
+use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{reflector, runner, server, triggers};
 
@@ -40,6 +42,15 @@ pub struct ControllerArgs {
     /// ~/.cache/nomarch/git]
     #[arg(long, env = "NOMARCH_GIT_CACHE")]
     pub git_cache: Option<std::path::PathBuf>,
+    /// Leader lease TTL: a standby takes over at most this long after the leader dies
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+    /// Split objects over this many controllers (each shard elects its own leader)
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Which shard this controller serves (0-based)
+    #[arg(long, default_value_t = 0)]
+    pub shard_index: u32,
 }
 
 fn default_git_cache() -> std::path::PathBuf {
@@ -71,18 +82,41 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
         )
         .with_writer(std::io::stderr)
         .try_init();
+    if args.shards == 0 || args.shard_index >= args.shards {
+        return Err(CliError::Usage(format!(
+            "--shard-index {} must be below --shards {}",
+            args.shard_index, args.shards
+        )));
+    }
+    if args.lease_ttl < Duration::from_secs(2) {
+        return Err(CliError::Usage("--lease-ttl must be at least 2s".into()));
+    }
     let store = store_args.connect().await?;
     let metrics = Arc::new(Metrics::new());
+    let identity = args.id.clone().unwrap_or_else(default_identity);
+    let leadership = Arc::new(Leadership::new(
+        store.leader_key(args.shard_index, args.shards),
+        identity.clone(),
+        args.lease_ttl,
+    ));
+    let guard: WriteGuard = {
+        let leadership = leadership.clone();
+        Arc::new(move || leadership.is_held())
+    };
     let mut nomad = NomadClient::new(&args.nomad_addr, Secret::from_env("NOMAD_TOKEN"));
     nomad.http.stats = metrics.api_stats("nomad");
+    nomad.http.user_agent = format!("nomarch/{identity}");
+    nomad.http.write_guard = Some(guard.clone());
     let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
     consul.http.stats = metrics.api_stats("consul");
-    let identity = args.id.clone().unwrap_or_else(default_identity);
+    consul.http.user_agent = format!("nomarch/{identity}");
+    consul.http.write_guard = Some(guard);
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
     context.cordon_suspect_nodes = args.cordon_suspect_nodes;
     context.git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);
+    context.leadership = leadership.clone();
+    context.shard = (args.shard_index, args.shards);
     let ctx = Arc::new(context);
-    ctx.metrics.is_leader.set(1);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -91,21 +125,40 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    // Standbys keep these warm, so a takeover starts from full caches.
     tokio::spawn(reflector::run(ctx.clone()));
     tokio::spawn(triggers::nomad_events(ctx.clone()));
     tokio::spawn(triggers::consul_health(ctx.clone()));
-    tokio::spawn(triggers::resync(ctx.clone(), args.resync));
-    let mut runner = tokio::spawn(runner::run(ctx.clone(), args.concurrency));
-    info!(identity, listen = %args.listen, nomad = %args.nomad_addr, consul = %args.consul_addr, "controller started");
+    info!(identity, listen = %args.listen, nomad = %args.nomad_addr, consul = %args.consul_addr,
+        shard = args.shard_index, shards = args.shards, "controller started");
 
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| CliError::Runtime(e.to_string()))?;
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let lease = tokio::select! {
+        lease = leadership.acquire(&ctx.store) => lease,
+        _ = terminate.recv() => return Ok(()),
+        _ = interrupt.recv() => return Ok(()),
+    };
+    ctx.metrics.is_leader.set(1);
+    let mut runner = tokio::spawn(runner::run(ctx.clone(), args.concurrency));
+    tokio::spawn(triggers::resync(ctx.clone(), args.resync));
+    let holder = {
+        let (leadership, store) = (leadership.clone(), ctx.store.clone());
+        tokio::spawn(async move { leadership.hold(&store, lease).await })
+    };
+    tokio::pin!(holder);
     tokio::select! {
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}
         _ = &mut runner => return Err(CliError::Runtime("the reconcile loop ended unexpectedly".into())),
+        lost = &mut holder => {
+            ctx.metrics.is_leader.set(0);
+            let reason = lost.unwrap_or_else(|e| e.to_string());
+            error!(%reason, "lost the leader lease; exiting so that a supervisor restarts this controller as a standby");
+            return Err(CliError::Runtime(format!("lost the leader lease: {reason}")));
+        }
     }
     info!("shutting down: no new work; letting reconciles in flight finish (signal again to stop now)");
     ctx.queue.shut_down();
@@ -114,5 +167,6 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
         _ = terminate.recv() => std::process::exit(130),
         _ = interrupt.recv() => std::process::exit(130),
     }
+    leadership.resign(&ctx.store, lease).await;
     Ok(())
 }

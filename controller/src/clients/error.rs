@@ -28,6 +28,9 @@ pub enum ApiError {
     },
     #[error("unexpected answer from {api}: {detail}")]
     Decode { api: &'static str, detail: String },
+    /// Refused before sending: this controller does not (or no longer) hold the leader lease.
+    #[error("not sent: this controller does not hold the leader lease")]
+    NotLeader,
 }
 
 impl ApiError {
@@ -40,7 +43,8 @@ impl ApiError {
             ApiError::NotFound(_)
             | ApiError::Forbidden { .. }
             | ApiError::BadRequest { .. }
-            | ApiError::Decode { .. } => false,
+            | ApiError::Decode { .. }
+            | ApiError::NotLeader => false,
         }
     }
 
@@ -54,6 +58,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Server { .. } => "server_error",
             ApiError::Decode { .. } => "decode",
+            ApiError::NotLeader => "not_leader",
         }
     }
 }

@@ -83,7 +83,15 @@ pub struct HttpApi {
     token_header: &'static str,
     index_header: &'static str,
     pub stats: ApiStats,
+    /// Sent as `User-Agent`: `nomarch/<identity>`, so a server's logs say which controller wrote.
+    pub user_agent: String,
+    /// Asked before every write; a write it refuses never leaves this process (a controller
+    /// that no longer leads must not write to Nomad).
+    pub write_guard: Option<WriteGuard>,
 }
+
+/// Whether writes may go out now.
+pub type WriteGuard = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Installs rustls' ring provider once, before the first client is built.
 fn tls_provider() {
@@ -121,6 +129,8 @@ impl HttpApi {
             token_header,
             index_header,
             stats: ApiStats::default(),
+            user_agent: "nomarch".to_string(),
+            write_guard: None,
         }
     }
 
@@ -129,6 +139,7 @@ impl HttpApi {
             .client
             .request(method, format!("{}{path}", self.address))
             .query(&options.to_pairs())
+            .header(reqwest::header::USER_AGENT, &self.user_agent)
             .timeout(options.deadline());
         if let Some(token) = &self.token {
             request = request.header(self.token_header, token.expose());
@@ -142,6 +153,9 @@ impl HttpApi {
         request: RequestBuilder,
         is_write: bool,
     ) -> Result<Response, ApiError> {
+        if is_write && self.write_guard.as_ref().is_some_and(|allowed| !allowed()) {
+            return Err(ApiError::NotLeader);
+        }
         let started = Instant::now();
         self.stats.requests.inc();
         if is_write {

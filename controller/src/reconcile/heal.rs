@@ -85,6 +85,9 @@ pub async fn heal(
     for id in &plan.stop {
         let since = plan.critical_since[id];
         ctx.nomad.stop_allocation(id).await?;
+        // Read-your-writes: the next observation must count this allocation as stopping even
+        // if its event has not arrived yet, or a second heal would exceed maxUnavailable.
+        ctx.allocs.mark_stopping(id);
         ctx.metrics.heals.inc();
         let node = healing
             .allocs

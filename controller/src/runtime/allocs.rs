@@ -74,6 +74,18 @@ impl AllocCache {
         }
     }
 
+    /// nomarch asked Nomad to stop this allocation: record it now, before the event comes.
+    /// The event (with a higher modify index) replaces this guess.
+    pub fn mark_stopping(&self, alloc_id: &str) {
+        let mut state = self.write();
+        for allocs in state.by_job.values_mut() {
+            if let Some(alloc) = allocs.get_mut(alloc_id) {
+                alloc.desired_status = "stop".to_string();
+                return;
+            }
+        }
+    }
+
     /// The stream is gone: until the next listing, readers ask Nomad.
     pub fn mark_unsynced(&self) {
         self.write().synced = false;
@@ -168,6 +180,18 @@ mod tests {
         // A failed allocation of the current version stays: status reports it.
         cache.upsert(alloc("c", 1, "failed", 8));
         assert_eq!(ids(&cache), ["b", "c"]);
+        // A stop nomarch asked for shows at once; the event that follows replaces it.
+        cache.mark_stopping("b");
+        let b = |c: &AllocCache| {
+            c.of_job("default", "web")
+                .unwrap()
+                .into_iter()
+                .find(|a| a.id == "b")
+                .unwrap()
+        };
+        assert_eq!(b(&cache).desired_status, "stop");
+        cache.upsert(alloc("b", 1, "running", 9));
+        assert_eq!(b(&cache).desired_status, "run", "the event is the truth");
         // The job's copy inside an event's allocation is not kept.
         assert!(cache.of_job("default", "web").unwrap()[0].extra.is_empty());
         assert_eq!(cache.of_job("default", "other"), Some(Vec::new()));

@@ -36,6 +36,10 @@ pub struct Context {
     pub git_cache: std::path::PathBuf,
     /// Each git source's last parsed commit, so a poll that finds no new commit parses nothing.
     pub parsed_commits: std::sync::Mutex<std::collections::HashMap<ObjectRef, ParsedCommit>>,
+    /// The leader lease this controller campaigns for; only its holder reconciles.
+    pub leadership: Arc<super::leader::Leadership>,
+    /// This controller's shard: (index, count). Objects hash to shards; see [`shard_of`].
+    pub shard: (u32, u32),
     /// Git sources a verified webhook asked to fetch now, before their interval is up.
     pub fetch_requests: std::sync::Mutex<std::collections::HashSet<ObjectRef>>,
 }
@@ -53,7 +57,29 @@ pub type Troubles = std::collections::HashMap<String, Vec<(chrono::DateTime<chro
 /// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
 pub const REPINS_PER_SECOND: u32 = 50;
 
+/// Which of `shards` shards an object belongs to. Every Pub is in shard 0: hub placement is
+/// serialized inside one controller, and spreading pubs over shards would let two controllers
+/// take the last room on a hub at once. Everything else hashes by kind, namespace and name
+/// (SHA-256, so the answer never changes between builds).
+pub fn shard_of(object: &ObjectRef, shards: u32) -> u32 {
+    if shards <= 1 || object.kind == crds::Kind::Pub {
+        return 0;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!(
+        "{}/{}/{}",
+        object.kind, object.namespace, object.name
+    ));
+    let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (head % u64::from(shards)) as u32
+}
+
 impl Context {
+    /// Whether this controller's shard owns `object`.
+    pub fn owns(&self, object: &ObjectRef) -> bool {
+        shard_of(object, self.shard.1) == self.shard.0
+    }
+
     pub fn new(
         store: Store,
         nomad: NomadClient,
@@ -78,6 +104,12 @@ impl Context {
             git_cache: std::env::temp_dir().join("nomarch-git"),
             parsed_commits: std::sync::Mutex::default(),
             fetch_requests: std::sync::Mutex::default(),
+            leadership: Arc::new(super::leader::Leadership::new(
+                String::new(),
+                String::new(),
+                std::time::Duration::from_secs(10),
+            )),
+            shard: (0, 1),
         }
     }
 
@@ -114,5 +146,26 @@ impl Context {
                 warn!(object = %object, reason, error = %e, "could not record event");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::Kind;
+
+    #[test]
+    fn shards_split_objects_and_keep_every_pub_together() {
+        let mut counts = [0usize; 3];
+        for i in 0..3000 {
+            let app = ObjectRef::new(Kind::App, "default", format!("app-{i}"));
+            counts[shard_of(&app, 3) as usize] += 1;
+            let pub_ = ObjectRef::new(Kind::Pub, "default", format!("pub-{i}"));
+            assert_eq!(shard_of(&pub_, 3), 0);
+        }
+        assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
+        let web = ObjectRef::new(Kind::App, "default", "web");
+        assert_eq!(shard_of(&web, 1), 0);
+        assert_eq!(shard_of(&web, 3), shard_of(&web.clone(), 3), "stable");
     }
 }

@@ -7,6 +7,7 @@
 //! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue).
 //! - [`triggers`]: Nomad's event stream, Consul health, periodic resync and the orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
+//! - [`leader`]: leader election on an etcd lease; shards.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`metrics`]: the Prometheus registry.
 //! - [`webhook`]: verified git push webhooks that queue a source's sync.
 //! - [`event_stream`]: events as Server-Sent Events, resumable with `Last-Event-ID`.
@@ -16,6 +17,7 @@ pub mod cache;
 pub mod context;
 pub mod event_stream;
 pub mod jobs;
+pub mod leader;
 pub mod metrics;
 pub mod queue;
 pub mod reflector;

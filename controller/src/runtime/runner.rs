@@ -25,6 +25,11 @@ pub async fn run(ctx: Arc<Context>, concurrency: usize) {
         let Some(key) = ctx.queue.next().await else {
             break;
         };
+        // Another shard's object: its controller reconciles it.
+        if !ctx.owns(&key) {
+            ctx.queue.done(&key, super::queue::Outcome::Done);
+            continue;
+        }
         ctx.metrics.queue_depth.set(ctx.queue.len() as i64);
         let ctx = ctx.clone();
         let span = info_span!("reconcile", object = %key);

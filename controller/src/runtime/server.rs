@@ -37,14 +37,25 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     )
 }
 
-/// Ready once the first listing is in (reconciling has started).
+/// Ready once the first listing is in (a standby is ready to take over). The body says whether
+/// this controller leads its shard, and who does otherwise.
 async fn ready(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    if ctx.cache.is_synced() {
-        (StatusCode::OK, format!("ready: {}\n", ctx.identity))
-    } else {
-        (
+    if !ctx.cache.is_synced() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             "waiting for the first listing\n".to_string(),
-        )
+        );
     }
+    let role = if ctx.leadership.is_held() {
+        "leading".to_string()
+    } else {
+        match ctx.store.holder(&ctx.leadership.key).await {
+            Ok(Some((leader, _))) => format!("standby; {leader} leads"),
+            _ => "standby; no leader yet".to_string(),
+        }
+    };
+    (
+        StatusCode::OK,
+        format!("ready: {} ({role})\n", ctx.identity),
+    )
 }

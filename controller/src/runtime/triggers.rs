@@ -209,7 +209,8 @@ pub async fn sweep_orphans(ctx: &Context) {
         let Some(owner) = reconcilers::meta::owner_of(&job.namespace, job.meta.as_ref()) else {
             continue;
         };
-        if job.stop || !job.parent_id.is_empty() || ctx.cache.contains(&owner) {
+        if job.stop || !job.parent_id.is_empty() || ctx.cache.contains(&owner) || !ctx.owns(&owner)
+        {
             continue;
         }
         let protected = job

@@ -87,15 +87,16 @@ impl Store {
         }
         let mut kv = self.client.kv_client();
         let response = self
-            .call(kv.txn(Txn::new().when(compares).and_then(ops)))
+            .call(kv.txn(Txn::new().when(self.fenced(compares)).and_then(ops)))
             .await?;
         if response.succeeded() {
             Ok(())
         } else {
-            Err(conflict(
+            let stale = conflict(
                 &change_ref(&chunk[0]),
                 "(changed while the batch was planned)",
-            ))
+            );
+            Err(self.failure(stale).await)
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum StoreError {
     Corrupt { key: String, detail: String },
     #[error("etcd: {0}")]
     Etcd(String),
+    /// This controller no longer leads; it must not write anything.
+    #[error("this controller no longer holds the leader lease; the write was refused")]
+    Fenced,
 }
 
 impl StoreError {
@@ -25,7 +28,7 @@ impl StoreError {
             StoreError::Unreachable { .. } | StoreError::Timeout(_) | StoreError::Etcd(_) => true,
             // A conflict heals by re-reading, which the caller's next attempt does.
             StoreError::Conflict { .. } => true,
-            StoreError::NotFound(_) | StoreError::Corrupt { .. } => false,
+            StoreError::NotFound(_) | StoreError::Corrupt { .. } | StoreError::Fenced => false,
         }
     }
 
@@ -38,6 +41,7 @@ impl StoreError {
             StoreError::NotFound(_) => "not_found",
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::Etcd(_) => "etcd",
+            StoreError::Fenced => "fenced",
         }
     }
 }

@@ -171,11 +171,14 @@ impl Store {
                 Some(PutOptions::new().with_lease(lease)),
             );
             if self
-                .call(kv.txn(Txn::new().when([compare]).and_then([put])))
+                .call(kv.txn(Txn::new().when(self.fenced(vec![compare])).and_then([put])))
                 .await?
                 .succeeded()
             {
                 return Ok(event);
+            }
+            if self.lost_fence().await {
+                return Err(StoreError::Fenced);
             }
         }
         Err(StoreError::Conflict {

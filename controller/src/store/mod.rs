@@ -8,6 +8,7 @@ mod changeset;
 mod error;
 mod events;
 mod keys;
+mod lease;
 mod objects;
 mod paging;
 mod watch;
@@ -21,6 +22,7 @@ pub use changeset::Change;
 pub use error::{Result, StoreError};
 pub use events::{decode_event, Event, EventFilter, EventType, NewEvent};
 pub use keys::Keys;
+pub use lease::Fence;
 pub use objects::{ApplyOutcome, HISTORY_LIMIT};
 pub use watch::{RawItem, WatchEvent};
 
@@ -36,6 +38,8 @@ pub struct Store {
     keys: Keys,
     endpoints: String,
     leases: events::LeaseCache,
+    /// Set while this process leads; shared by every clone (see [`lease`]).
+    fence: std::sync::Arc<std::sync::RwLock<Option<Fence>>>,
 }
 
 impl Store {
@@ -72,6 +76,7 @@ impl Store {
             keys: Keys::new(prefix),
             endpoints: joined,
             leases: events::LeaseCache::default(),
+            fence: Default::default(),
         })
     }
 

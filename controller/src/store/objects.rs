@@ -106,10 +106,13 @@ impl Store {
             }
             let mut kv = self.client.kv_client();
             let response = self
-                .call(kv.txn(Txn::new().when(compares).and_then(ops)))
+                .call(kv.txn(Txn::new().when(self.fenced(compares)).and_then(ops)))
                 .await?;
             if response.succeeded() {
                 return Ok(outcomes);
+            }
+            if self.lost_fence().await {
+                return Err(StoreError::Fenced);
             }
             last_conflict = Some(
                 outcomes
@@ -226,11 +229,11 @@ impl Store {
                 }
             }
             let txn = Txn::new()
-                .when([Compare::mod_revision(
+                .when(self.fenced(vec![Compare::mod_revision(
                     self.keys.object(r),
                     CompareOp::Equal,
                     revision,
-                )])
+                )]))
                 .and_then([
                     TxnOp::delete(self.keys.object(r), None),
                     TxnOp::delete(self.keys.status(r), None),
@@ -241,6 +244,9 @@ impl Store {
                 ]);
             if self.call(kv.txn(txn)).await?.succeeded() {
                 return Ok(());
+            }
+            if self.lost_fence().await {
+                return Err(StoreError::Fenced);
             }
         }
         Err(StoreError::Conflict {
@@ -255,18 +261,18 @@ impl Store {
     pub async fn put_status(&self, r: &ObjectRef, status: &Status) -> Result<i64> {
         let value = serde_json::to_vec(status).expect("status serializes");
         let txn = Txn::new()
-            .when([Compare::create_revision(
+            .when(self.fenced(vec![Compare::create_revision(
                 self.keys.object(r),
                 CompareOp::Greater,
                 0,
-            )])
+            )]))
             .and_then([TxnOp::put(self.keys.status(r), value, None::<PutOptions>)]);
         let mut kv = self.client.kv_client();
         let response = self.call(kv.txn(txn)).await?;
         if response.succeeded() {
             Ok(response.header().map_or(0, |h| h.revision()))
         } else {
-            Err(StoreError::NotFound(r.to_string()))
+            Err(self.failure(StoreError::NotFound(r.to_string())).await)
         }
     }
 

@@ -187,13 +187,20 @@ impl Cluster {
         frames
     }
 
-    pub fn record_write(&mut self, method: &str, path: &str, job_id: Option<String>) {
+    pub fn record_write(
+        &mut self,
+        method: &str,
+        path: &str,
+        job_id: Option<String>,
+        agent: String,
+    ) {
         let record = WriteRecord {
             index: self.index,
             time: self.clock.now(),
             method: method.into(),
             path: path.into(),
             job_id,
+            agent,
         };
         self.writes.push(record);
     }

@@ -275,4 +275,6 @@ pub struct WriteRecord {
     pub method: String,
     pub path: String,
     pub job_id: Option<String>,
+    /// The client's `User-Agent` (nomarch sends its identity), so tests can tell who wrote.
+    pub agent: String,
 }

@@ -298,7 +298,13 @@ async fn nomad_entry(
                 let body: Value = serde_json::from_slice(&req.body).ok()?;
                 body.get("Job")?.get("ID")?.as_str().map(String::from)
             });
-            sim.write(|c| c.record_write(req.method.as_str(), &req.path, job_id));
+            let agent = req
+                .headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            sim.write(|c| c.record_write(req.method.as_str(), &req.path, job_id, agent));
         }
     }
     render(result, pretty, Api::Nomad)

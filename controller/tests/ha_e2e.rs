@@ -1,0 +1,131 @@
+//! High availability against real etcd and nomad-sim: two controllers, one leader. The
+//! standby takes over when the leader dies or is paused, and at no moment do both write: every
+//! Nomad write carries its controller's identity (User-Agent) in nomad-sim's write log, and the
+//! log must never go back to the old leader once the new one wrote.
+
+mod support;
+
+use std::time::Duration;
+
+use e2e::procs::ControllerProcess;
+use serde_json::Value;
+use support::{eventually, nomarch_bin, World, PREFIX};
+
+fn controller(world: &World, id: &str) -> ControllerProcess {
+    ControllerProcess::start(
+        &nomarch_bin(),
+        &world.etcd.endpoint(),
+        PREFIX,
+        &world.sim,
+        &["--id", id, "--lease-ttl", "2s", "--resync", "2s"],
+    )
+}
+
+fn readyz(world: &World, controller: &ControllerProcess) -> String {
+    world
+        .http
+        .get(format!("http://127.0.0.1:{}/readyz", controller.port))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default()
+}
+
+fn apps(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("---\napiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {n}\nspec:\n  image: nginx:1\n  replicas: 1\n"))
+        .collect()
+}
+
+/// The writers in the order they wrote, with runs collapsed: `["ctl-a", "ctl-b"]`.
+fn writer_runs(world: &World) -> Vec<String> {
+    let mut runs: Vec<String> = Vec::new();
+    for write in world.writes() {
+        let agent = write["agent"].as_str().unwrap_or_default();
+        let who = agent.strip_prefix("nomarch/").unwrap_or(agent).to_string();
+        if runs.last() != Some(&who) {
+            runs.push(who);
+        }
+    }
+    runs
+}
+
+fn registered(world: &World, id: &str) -> bool {
+    world.nomad(&format!("/v1/job/{id}"))["Stop"] == Value::Bool(false)
+}
+
+#[test]
+fn only_the_leader_writes_and_a_standby_takes_over_when_it_dies() {
+    let world = World::without_controller(&[]);
+    let mut a = controller(&world, "ctl-a");
+    let b = controller(&world, "ctl-b");
+    assert!(
+        readyz(&world, &a).contains("(leading)"),
+        "{}",
+        readyz(&world, &a)
+    );
+    assert!(
+        readyz(&world, &b).contains("standby; ctl-a leads"),
+        "{}",
+        readyz(&world, &b)
+    );
+    assert!(b.metrics().contains("nomarch_leader 0"));
+
+    world.apply(&apps(&["one", "two", "three"]));
+    eventually("the leader registers the apps", || {
+        ["one", "two", "three"]
+            .iter()
+            .all(|n| registered(&world, n))
+    });
+    assert_eq!(writer_runs(&world), ["ctl-a"], "the standby never wrote");
+
+    a.process.kill();
+    world.apply(&apps(&["four"]));
+    eventually("the standby takes over and registers the new app", || {
+        registered(&world, "four")
+    });
+    assert!(readyz(&world, &b).contains("(leading)"));
+    assert_eq!(writer_runs(&world), ["ctl-a", "ctl-b"]);
+    // The new leader adopted the converged apps: it rewrote none of them.
+    let rewrites: Vec<Value> = world
+        .writes()
+        .into_iter()
+        .filter(|w| w["agent"] == "nomarch/ctl-b" && w["job_id"] != "four")
+        .collect();
+    assert!(rewrites.is_empty(), "{rewrites:?}");
+}
+
+#[test]
+fn a_paused_leader_loses_its_lease_and_never_writes_again() {
+    let world = World::without_controller(&[]);
+    let mut a = controller(&world, "ctl-a");
+    let b = controller(&world, "ctl-b");
+    world.apply(&apps(&["one"]));
+    eventually("registered by the leader", || registered(&world, "one"));
+
+    // Pause the leader past its lease; the standby takes over.
+    a.process.signal(libc::SIGSTOP);
+    eventually("the standby leads", || {
+        readyz(&world, &b).contains("(leading)")
+    });
+    world.apply(&apps(&["two"]));
+    eventually("the new leader registers", || registered(&world, "two"));
+
+    // The old leader wakes up with work queued (the new app, resyncs): it must not act on a
+    // lease it lost. It notices and exits.
+    a.process.signal(libc::SIGCONT);
+    let code = a.process.wait(Duration::from_secs(20));
+    assert_eq!(
+        code,
+        Some(6),
+        "the deposed leader exits with the controller error code"
+    );
+    assert!(
+        a.process.log_text().contains("lost the leader lease"),
+        "{}",
+        a.process.log_text()
+    );
+    world.apply(&apps(&["three"]));
+    eventually("the new leader keeps going", || registered(&world, "three"));
+    assert_eq!(writer_runs(&world), ["ctl-a", "ctl-b"], "never both");
+}
