@@ -129,6 +129,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     tokio::spawn(reflector::run(ctx.clone()));
     tokio::spawn(triggers::nomad_events(ctx.clone()));
     tokio::spawn(triggers::consul_health(ctx.clone()));
+    tokio::spawn(crate::runtime::nodes::follow(ctx.clone()));
     info!(identity, listen = %args.listen, nomad = %args.nomad_addr, consul = %args.consul_addr,
         shard = args.shard_index, shards = args.shards, "controller started");
 

@@ -62,13 +62,17 @@ fn hub_from(node: &NodeStub, meta: Option<BTreeMap<String, String>>) -> Hub {
 
 /// Every node, with meta read only when the selector needs it (the list has none).
 async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Vec<Hub>, ReconcileError> {
-    let nodes = ctx
-        .nomad
-        .nodes(QueryOptions::default().param("resources", "true"))
-        .await?
-        .value;
+    let nodes = match ctx.nodes.get() {
+        Some(cached) => cached,
+        None => std::sync::Arc::new(
+            ctx.nomad
+                .nodes(QueryOptions::default().param("resources", "true"))
+                .await?
+                .value,
+        ),
+    };
     let mut hubs = Vec::with_capacity(nodes.len());
-    for node in &nodes {
+    for node in nodes.iter() {
         let meta = if pub_.spec.hub_selector.meta.is_empty() {
             None
         } else {

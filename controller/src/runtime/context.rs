@@ -20,6 +20,8 @@ pub struct Context {
     pub allocs: super::allocs::AllocCache,
     /// Jobs as last seen, from reads and the event stream.
     pub jobs: super::jobs::JobCache,
+    /// Nomad's nodes, from a blocking query.
+    pub nodes: super::nodes::NodeCache,
     pub queue: Arc<WorkQueue<ObjectRef>>,
     pub metrics: Arc<Metrics>,
     /// Who this controller is, on every event it records.
@@ -94,6 +96,7 @@ impl Context {
             cache: Cache::default(),
             allocs: super::allocs::AllocCache::default(),
             jobs: super::jobs::JobCache::default(),
+            nodes: super::nodes::NodeCache::default(),
             queue: WorkQueue::new(),
             metrics,
             identity,

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`context`]: what reconciles share (store, clients, cache, queue, metrics, identity).
 //! - [`cache`] and [`reflector`]: etcd list + watch into an in-memory cache.
-//! - [`allocs`] and [`jobs`]: Nomad allocations by job and jobs, fed by the event stream.
+//! - [`allocs`] and [`jobs`]: Nomad allocations by job and jobs, fed by the event stream;
+//!   [`nodes`]: the node list, kept by a blocking query.
 //! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue).
 //! - [`triggers`]: Nomad's event stream, Consul health, periodic resync and the orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
@@ -19,6 +20,7 @@ pub mod event_stream;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
+pub mod nodes;
 pub mod queue;
 pub mod reflector;
 pub mod runner;

@@ -123,13 +123,23 @@ fn allocation_of(event: &Event) -> Option<crate::clients::nomad_types::AllocStub
     serde_json::from_value(event.payload.get("Allocation")?.clone()).ok()
 }
 
+/// The shortest time between two health listings.
+const HEALTH_MIN_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Watches every Consul check with a blocking query and queues the objects whose service
 /// changed health.
 pub async fn consul_health(ctx: Arc<Context>) {
     let mut index = 0u64;
     let mut last: HashMap<String, (String, String)> = HashMap::new();
     let mut failures = 0u32;
+    let mut next_query = tokio::time::Instant::now();
     loop {
+        // Every change wakes this query and it returns every check; while a cluster churns (a
+        // cold start) that is a full listing per change. Asking at most every
+        // HEALTH_MIN_INTERVAL coalesces the changes, as consul-template's `wait` does; heal
+        // graces are seconds, so nothing waits for it.
+        tokio::time::sleep_until(next_query).await;
+        next_query = tokio::time::Instant::now() + HEALTH_MIN_INTERVAL;
         let options = QueryOptions::default().blocking(index, Duration::from_secs(60));
         match ctx.consul.health_state("any", options).await {
             Ok(answer) => {
