@@ -240,13 +240,16 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<Vec<(
         floor: None,
     });
 
-    // Restart over the converged cluster.
-    drop(controller);
+    // A rolling restart over the converged cluster: the old controller stops gracefully (and
+    // gives its lease up), the new one leads.
+    let mut controller = controller;
+    controller.stop();
     let restarted = Instant::now();
-    let controller = ControllerProcess::start(&nomarch, &etcd.endpoint(), PREFIX, &sim, &flags);
+    let mut controller = ControllerProcess::start(&nomarch, &etcd.endpoint(), PREFIX, &sim, &flags);
+    controller.wait_leading();
     figures.push(Figure {
         scenario: SCENARIO,
-        name: "restart: ready to reconcile".into(),
+        name: "restart: leading, ready to reconcile".into(),
         value: restarted.elapsed().as_secs_f64(),
         unit: "s",
         floor: None,

@@ -84,14 +84,18 @@ fn a_thousand_apps_converge_with_one_job_each_and_resyncs_write_nothing() {
     // Converged: three full resyncs and a restart make no Nomad writes.
     let before = world.writes().len();
     std::thread::sleep(Duration::from_secs(7));
+    // A crash, not a graceful stop: the new controller leads once the old lease expires.
     world.controller.take();
-    world.controller = Some(ControllerProcess::start(
+    let mut restarted = ControllerProcess::start(
         &nomarch_bin(),
         &world.etcd.endpoint(),
         PREFIX,
         &world.sim,
-        &["--resync", "2s"],
-    ));
+        &["--resync", "2s", "--lease-ttl", "3s"],
+    );
+    restarted.wait_leading();
+    world.controller = Some(restarted);
+    // Two resyncs as the new leader.
     std::thread::sleep(Duration::from_secs(5));
     let writes = world.writes();
     let extra: Vec<&Value> = writes[before..].iter().take(5).collect();

@@ -61,20 +61,22 @@ fn wait_up(process: &mut Process, what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 fn http_ok(port: u16, path: &str) -> bool {
+    http_get(port, path).is_some_and(|answer| {
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+    })
+}
+
+/// The whole HTTP/1.0 answer (status line, headers, body), or `None` when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
+    stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return false;
-    }
+        .ok()?;
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+    Some(answer)
 }
 
 /// A child process that is killed on drop.
@@ -225,6 +227,20 @@ impl ControllerProcess {
         let mut process = Process::spawn(command, "controller");
         wait_up(&mut process, "the controller", || http_ok(port, "/readyz"));
         ControllerProcess { process, port }
+    }
+
+    /// Waits until this controller leads (a predecessor killed without resigning holds the
+    /// lease until its TTL runs out).
+    pub fn wait_leading(&mut self) {
+        wait_up(&mut self.process, "the controller's leadership", || {
+            http_get(self.port, "/readyz").is_some_and(|a| a.contains("(leading)"))
+        });
+    }
+
+    /// A graceful stop, as a rolling restart does it: SIGTERM, then the lease is given up.
+    pub fn stop(&mut self) {
+        self.process.signal(libc::SIGTERM);
+        self.process.wait(Duration::from_secs(20));
     }
 
     /// The metrics text.

@@ -75,27 +75,27 @@ impl World {
     }
 
     /// Replaces the controller with one started with these extra flags.
+    /// Replaces the controller (stopped gracefully, so it gives its lease up) with one started
+    /// with these extra flags, and waits until the new one leads.
     pub fn restart_controller_with(&mut self, extra: &[&str]) {
-        self.controller.take();
+        if let Some(mut old) = self.controller.take() {
+            old.stop();
+        }
         let mut args = vec!["--resync", "2s"];
         args.extend_from_slice(extra);
-        self.controller = Some(ControllerProcess::start(
+        let mut controller = ControllerProcess::start(
             &nomarch_bin(),
             &self.etcd.endpoint(),
             PREFIX,
             &self.sim,
             &args,
-        ));
+        );
+        controller.wait_leading();
+        self.controller = Some(controller);
     }
 
     pub fn restart_controller(&mut self) {
-        self.controller = Some(ControllerProcess::start(
-            &nomarch_bin(),
-            &self.etcd.endpoint(),
-            PREFIX,
-            &self.sim,
-            &["--resync", "2s"],
-        ));
+        self.restart_controller_with(&[]);
     }
 
     pub fn nomarch(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
