@@ -29,6 +29,29 @@ impl NodeCache {
     }
 }
 
+/// Nodes whose placement-relevant state differs between two listings (or that came or went).
+fn changed_nodes(before: Option<&Vec<NodeStub>>, after: &[NodeStub]) -> Vec<String> {
+    let state = |n: &NodeStub| (n.status.clone(), n.eligibility.clone(), n.drain);
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let old: std::collections::HashMap<&str, _> =
+        before.iter().map(|n| (n.id.as_str(), state(n))).collect();
+    let new: std::collections::HashMap<&str, _> =
+        after.iter().map(|n| (n.id.as_str(), state(n))).collect();
+    let mut changed: Vec<String> = new
+        .iter()
+        .filter(|(id, s)| old.get(*id) != Some(*s))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    changed.extend(
+        old.keys()
+            .filter(|id| !new.contains_key(*id))
+            .map(|id| id.to_string()),
+    );
+    changed
+}
+
 /// Keeps `ctx.nodes` current; a failure empties it, so readers ask Nomad themselves.
 pub async fn follow(ctx: Arc<Context>) {
     let mut index = 0u64;
@@ -46,7 +69,14 @@ pub async fn follow(ctx: Arc<Context>) {
                 } else {
                     answer.index
                 };
+                let changed = changed_nodes(ctx.nodes.get().as_deref(), &answer.value);
                 ctx.nodes.set(Some(answer.value));
+                // After the cache holds the change, so the pubs' reconciles see it.
+                for node in changed {
+                    for pub_ in super::triggers::pubs_concerned_by_node(&ctx, &node) {
+                        ctx.queue.add(pub_);
+                    }
+                }
             }
             Err(e) => {
                 debug!(error = %e, "node query failed");
@@ -56,5 +86,27 @@ pub async fn follow(ctx: Arc<Context>) {
                 tokio::time::sleep(backoff(failures)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, status: &str) -> NodeStub {
+        serde_json::from_value(serde_json::json!({"ID": id, "Name": id, "Status": status})).unwrap()
+    }
+
+    #[test]
+    fn only_placement_changes_count() {
+        let before = vec![node("a", "ready"), node("b", "ready"), node("c", "ready")];
+        let after = vec![node("a", "ready"), node("b", "down"), node("d", "ready")];
+        let mut changed = changed_nodes(Some(&before), &after);
+        changed.sort();
+        assert_eq!(changed, ["b", "c", "d"]);
+        assert!(
+            changed_nodes(None, &after).is_empty(),
+            "the first listing is no change"
+        );
     }
 }

@@ -38,19 +38,22 @@ fn owners_of(ctx: &Context, event: &Event) -> Vec<ObjectRef> {
                 .unwrap_or_default();
             ctx.cache.named(Some(&event.namespace), job_id)
         }
-        // A node changed: the pubs pinned to it, and every pub still waiting for a hub.
-        "Node" => ctx
-            .cache
-            .refs()
-            .into_iter()
-            .filter(|r| r.kind == crds::Kind::Pub)
-            .filter(|r| {
-                let hub = crate::reconcile::pubs::hub_of_status(ctx.cache.status(r).as_ref());
-                hub.is_none_or(|(id, _)| id == event.key)
-            })
-            .collect(),
+        "Node" => pubs_concerned_by_node(ctx, &event.key),
         _ => Vec::new(),
     }
+}
+
+/// A node changed: the pubs pinned to it, and every pub still waiting for a hub.
+pub fn pubs_concerned_by_node(ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
+    ctx.cache
+        .refs()
+        .into_iter()
+        .filter(|r| r.kind == crds::Kind::Pub)
+        .filter(|r| {
+            let hub = crate::reconcile::pubs::hub_of_status(ctx.cache.status(r).as_ref());
+            hub.is_none_or(|(id, _)| id == node_id)
+        })
+        .collect()
 }
 
 /// Follows Nomad's event stream. Each (re)connection first lists every allocation into the
