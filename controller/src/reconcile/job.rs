@@ -105,7 +105,14 @@ pub async fn ensure_job(
             waiting: None,
         });
     };
-    let response = ctx.nomad.register(desired, Some(enforce_index)).await?;
+    let response = match ctx.nomad.register(desired, Some(enforce_index)).await {
+        Ok(response) => response,
+        Err(e) => {
+            // A lost check-and-set means the cached job was stale: the retry reads Nomad.
+            ctx.jobs.forget(&key.namespace, &desired.id);
+            return Err(e.into());
+        }
+    };
     announce(ctx, key, reason, &desired.id, generation).await;
     // Nomad now holds the desired job at the next version; no need to read it back.
     let mut registered = desired.clone();

@@ -95,6 +95,11 @@ impl JobCache {
         }
     }
 
+    /// Drops one entry: the next reader asks Nomad.
+    pub fn forget(&self, namespace: &str, id: &str) {
+        self.write().jobs.remove(&key(namespace, id));
+    }
+
     /// A `Job` event: registered or updated jobs replace their entry; a deregistered one is
     /// forgotten (stopped or purged, the next reader asks Nomad which).
     pub fn on_event(&self, event_type: &str, namespace: &str, job: Option<Job>) {
@@ -158,6 +163,9 @@ mod tests {
         );
         cache.on_event("JobDeregistered", "default", Some(job(9)));
         assert!(cache.get("default", "web", None).is_none());
+        cache.put("default", "web", Some(job(9)));
+        cache.forget("default", "web");
+        assert!(cache.get("default", "web", None).is_none(), "forgotten");
         cache.put("default", "missing", None);
         assert_eq!(cache.get("default", "missing", None), Some(None));
         assert!(cache.get("default", "missing", Some(3)).is_none());
