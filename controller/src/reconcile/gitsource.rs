@@ -77,34 +77,24 @@ async fn sync(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError>
             commit
         }
         Err(e) => {
-            let message = e.to_string();
-            set_condition(
-                &mut status.conditions,
-                "Fetched",
-                false,
-                e.reason(),
-                message,
-                Utc::now(),
-            );
-            save_status(ctx, key, previous.as_ref(), &status).await?;
-            return Err(e.into());
+            let failed = Failed::new("Fetched", e.reason(), e.to_string());
+            return Err(failed
+                .report(ctx, key, previous.as_ref(), status, e.into())
+                .await);
         }
     };
 
     let manifests = match parse(ctx, key, &source, &commit).await {
         Ok(manifests) => manifests,
         Err(e) => {
-            let message = format!("commit {}: {e}", short(&commit));
-            set_condition(
-                &mut status.conditions,
+            let failed = Failed::new(
                 "Synced",
-                false,
                 e.reason(),
-                message,
-                Utc::now(),
+                format!("commit {}: {e}", short(&commit)),
             );
-            save_status(ctx, key, previous.as_ref(), &status).await?;
-            return Err(e.into());
+            return Err(failed
+                .report(ctx, key, previous.as_ref(), status, e.into())
+                .await);
         }
     };
     let outcome = match manifests.as_ref() {
@@ -116,10 +106,8 @@ async fn sync(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError>
                     // Said in status too, so the retry is due at once rather than at the next
                     // poll (a settled source waits for its interval).
                     let message = format!("commit {}: not applied yet: {e}", short(&commit));
-                    let (conditions, now) = (&mut status.conditions, Utc::now());
-                    set_condition(conditions, "Synced", false, "ApplyFailed", message, now);
-                    let _ = save_status(ctx, key, previous.as_ref(), &status).await;
-                    return Err(e);
+                    let failed = Failed::new("Synced", "ApplyFailed", message);
+                    return Err(failed.report(ctx, key, previous.as_ref(), status, e).await);
                 }
                 Ok(plan)
             } else {
@@ -204,6 +192,48 @@ fn not_due_for(
         _ if requested || !settled => None,
         _ if next <= now => None,
         _ => (next - now).to_std().ok(),
+    }
+}
+
+/// A step that failed: which condition turns False, why, and what to say.
+struct Failed {
+    condition: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+impl Failed {
+    fn new(condition: &'static str, reason: &'static str, message: String) -> Failed {
+        Failed {
+            condition,
+            reason,
+            message,
+        }
+    }
+
+    /// Puts the condition in status and hands the error back. A status that cannot be written
+    /// (etcd down) does not hide the original error.
+    async fn report(
+        self,
+        ctx: &Context,
+        key: &ObjectRef,
+        previous: Option<&crds::Status>,
+        mut status: crds::Status,
+        error: ReconcileError,
+    ) -> ReconcileError {
+        let now = Utc::now();
+        set_condition(
+            &mut status.conditions,
+            self.condition,
+            false,
+            self.reason,
+            self.message,
+            now,
+        );
+        if let Err(e) = save_status(ctx, key, previous, &status).await {
+            tracing::warn!(source = %key, error = %e, "could not record the failure in status");
+        }
+        error
     }
 }
 
