@@ -105,19 +105,6 @@ async fn converged(rig: &Rig, count: usize) -> anyhow::Result<()> {
     }
 }
 
-/// The controller's peak resident memory so far, in MB (Linux's VmHWM).
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// `apply` of `count` Apps straight into etcd → converged, in ms (the floor).
 async fn direct(count: usize) -> anyhow::Result<f64> {
     let rig = rig().await?;
@@ -213,7 +200,10 @@ async fn pushed(count: usize) -> anyhow::Result<(f64, f64)> {
     }
     converged(&rig, count).await?;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    Ok((elapsed, peak_rss_mb(rig.controller.process.pid())))
+    Ok((
+        elapsed,
+        crate::figures::memory_mb(rig.controller.process.pid()).1,
+    ))
 }
 
 pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {

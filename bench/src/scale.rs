@@ -17,7 +17,7 @@ use crds::{Kind, Resource};
 use e2e::etcd::TestEtcd;
 use e2e::procs::{binary, ControllerProcess, SimProcess};
 
-use crate::figures::Figure;
+use crate::figures::{memory_mb, Figure};
 use crate::Args;
 
 const SCENARIO: &str = "scale";
@@ -111,18 +111,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn memory_mb(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Objects whose status says Ready at their generation.
 async fn ready(store: &Store) -> anyhow::Result<(usize, usize)> {
     let (all, _) = store.list(None).await?;
@@ -189,7 +177,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<Vec<(
     figures.push(Figure {
         scenario: SCENARIO,
         name: "controller memory after cold start (RSS)".into(),
-        value: memory_mb(pid, "VmRSS:"),
+        value: memory_mb(pid).0,
         unit: "MB",
         floor: None,
     });
@@ -235,7 +223,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<Vec<(
     figures.push(Figure {
         scenario: SCENARIO,
         name: "controller memory peak (VmHWM)".into(),
-        value: memory_mb(pid, "VmHWM:"),
+        value: memory_mb(pid).1,
         unit: "MB",
         floor: None,
     });

@@ -60,20 +60,6 @@ fn start_sim(nodes: usize) -> anyhow::Result<Sim> {
     })
 }
 
-/// Resident and peak memory of a process, from /proc.
-fn memory_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn bench_job(i: usize) -> Value {
     json!({"Job": {
         "ID": format!("job-{i:05}"),
@@ -189,7 +175,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         unit: "s",
         floor: None,
     });
-    let (rss, peak) = memory_mb(sim.child.id());
+    let (rss, peak) = crate::figures::memory_mb(sim.child.id());
     figures.push(Figure {
         scenario: SCENARIO,
         name: format!(

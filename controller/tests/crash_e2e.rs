@@ -11,7 +11,7 @@ use std::time::Duration;
 use e2e::procs::ControllerProcess;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use support::{nomarch_bin, World, PREFIX};
+use support::{eventually_within, nomarch_bin, World, PREFIX};
 
 const APPS: usize = 180;
 const PUBS: usize = 20;
@@ -97,14 +97,8 @@ fn twenty_random_kills_leave_everything_converged_once() {
     let mut last = start(&world);
     last.wait_leading();
     world.controller = Some(last);
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while !all_converged(&world) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not converged after the kills (seed {seed})"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let what = format!("everything converged after the kills (seed {seed})");
+    eventually_within(&what, Duration::from_secs(300), || all_converged(&world));
 
     // Exactly one job per object, each at the latest spec.
     let jobs = world.nomad("/v1/jobs");

@@ -110,12 +110,12 @@ fn source_status(world: &World) -> Value {
     world.object("gitsource", "state")["status"].clone()
 }
 
-fn synced(status: &Value) -> Value {
+fn condition(status: &Value, type_: &str) -> Value {
     status["conditions"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|c| c["type"] == "Synced")
+        .find(|c| c["type"] == type_)
         .cloned()
         .unwrap_or(Value::Null)
 }
@@ -183,7 +183,7 @@ fn pushes_create_update_and_prune_jobs() {
         job_meta(&world, "web")["nomarch.io/commit"],
         second.as_str()
     );
-    let message = synced(&source_status(&world))["message"].clone();
+    let message = condition(&source_status(&world), "Synced")["message"].clone();
     assert!(
         message.as_str().unwrap().contains("left in place"),
         "{message}"
@@ -213,11 +213,12 @@ fn a_bad_file_applies_nothing_until_a_good_push() {
     let bad = repo.push("web edit plus a typo");
     eventually("the source reports the bad file", || {
         let status = source_status(&world);
-        status["lastAttemptedCommit"] == bad.as_str() && synced(&status)["status"] == "False"
+        status["lastAttemptedCommit"] == bad.as_str()
+            && condition(&status, "Synced")["status"] == "False"
     });
-    let condition = synced(&source_status(&world));
-    let message = condition["message"].as_str().unwrap();
-    assert_eq!(condition["reason"], "InvalidManifests");
+    let synced = condition(&source_status(&world), "Synced");
+    let message = synced["message"].as_str().unwrap();
+    assert_eq!(synced["reason"], "InvalidManifests");
     assert!(
         message.contains("apps/worker.yaml:7:3: spec.replicaz") && message.contains(&bad[..12]),
         "file:line:col, field and commit in the message: {message}"
@@ -251,7 +252,7 @@ fn a_bad_file_applies_nothing_until_a_good_push() {
     eventually("the source reports the conflict", || {
         let status = source_status(&world);
         status["lastAttemptedCommit"] == claiming.as_str()
-            && synced(&status)["reason"] == "OwnershipConflict"
+            && condition(&status, "Synced")["reason"] == "OwnershipConflict"
     });
     let manual = world.object("app", "manual");
     assert_eq!(manual["spec"]["image"], "m:1");
@@ -335,16 +336,6 @@ fn webhooks_must_be_signed_and_a_signed_one_syncs_at_once() {
         "the webhook secret leaked into the log"
     );
     assert!(!world.events().contains(SECRET));
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use e2e::procs::ControllerProcess;
 use serde_json::Value;
-use support::{nomarch_bin, World, PREFIX};
+use support::{eventually_within, nomarch_bin, World, PREFIX};
 
 const APPS: usize = 1000;
 
@@ -20,19 +20,6 @@ fn manifests() -> String {
             format!("---\napiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: app-{i:04}\nspec:\n  image: bench/app:{i}\n  replicas: 1\n  resources:\n    cpu: 10\n    memory: 16\n")
         })
         .collect()
-}
-
-/// Polls for up to ten minutes: a thousand Apps on a debug build on a shared 2-core machine
-/// take a while, and only a hang should fail the test.
-fn eventually_slowly(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(600);
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn ready_count(world: &World) -> usize {
@@ -68,7 +55,9 @@ fn a_thousand_apps_converge_with_one_job_each_and_resyncs_write_nothing() {
     world.apply(&manifests());
     // Resync every 2s, so the quiet period below spans several full resyncs.
     world.restart_controller_with(&["--concurrency", "8"]);
-    eventually_slowly("every App Ready", || ready_count(&world) == APPS);
+    eventually_within("every App Ready", Duration::from_secs(600), || {
+        ready_count(&world) == APPS
+    });
 
     let jobs = world.nomad("/v1/jobs");
     let ids: Vec<&str> = jobs

@@ -191,8 +191,14 @@ impl World {
     }
 }
 
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(45);
+pub fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(what, Duration::from_secs(45), check);
+}
+
+/// As [`eventually`], for what legitimately takes longer (a thousand objects on a debug build
+/// on a shared machine); only a hang should fail.
+pub fn eventually_within(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if check() {
             return;
