@@ -49,10 +49,8 @@ pub struct Args {
     /// Heals measured by the heal scenario
     #[arg(long, default_value_t = 5)]
     pub heals: usize,
-    /// Apps in the scale scenario (Pubs and CronJobs are a tenth each). The target size is
-    /// 10,000; the default is smaller so that `make bench` stays within 15 minutes while
-    /// nomad-sim itself is the bottleneck at that size (see the README)
-    #[arg(long, default_value_t = 4_000)]
+    /// Apps in the scale scenario (Pubs and CronJobs are a tenth each): the target size
+    #[arg(long, default_value_t = 10_000)]
     pub scale_apps: usize,
     /// App counts of the git-sync scenario
     #[arg(

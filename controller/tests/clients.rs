@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use controller::clients::consul::{HealthCheck, ServiceEntry};
 use controller::clients::nomad_types::{
-    AllocStub, Event, EventFrame, Job, JobStub, NodeStub, PlanResponse, RegisterResponse,
+    AllocStub, Event, EventFrame, Job, JobStub, NodeStub, PlanResponse, RegisterResponse, Slim,
+    SlimList,
 };
 use controller::clients::{ApiError, ConsulClient, NomadClient, QueryOptions, Secret};
 use e2e::sim::config::SimConfig;
@@ -81,6 +82,8 @@ fn the_clients_read_every_sample_they_consume() {
     }
     let jobs: Vec<JobStub> = decode("nomad-jobs-list", sample("nomad-jobs-list"));
     assert_eq!(jobs[0].id, "example");
+    let slim: SlimList<JobStub> = decode("nomad-jobs-list", sample("nomad-jobs-list"));
+    assert_eq!(slim.0, jobs.into_iter().map(Slim::slim).collect::<Vec<_>>());
     for name in [
         "nomad-allocations-list",
         "nomad-job-allocations",
@@ -94,6 +97,13 @@ fn the_clients_read_every_sample_they_consume() {
                     .all(|a| !a.id.is_empty() && !a.client_status.is_empty()),
             "{name}"
         );
+        // The cache's reading keeps every typed field and drops only the catch-all.
+        let slim: SlimList<AllocStub> = decode(name, sample(name));
+        assert_eq!(slim.0.len(), allocs.len(), "{name}");
+        for (slim, full) in slim.0.iter().zip(&allocs) {
+            assert!(slim.extra.is_empty() && !full.extra.is_empty(), "{name}");
+            assert_eq!(slim, &full.clone().slim(), "{name}");
+        }
     }
     for name in [
         "nomad-node-allocations",

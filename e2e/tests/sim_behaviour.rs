@@ -267,6 +267,44 @@ async fn blocking_queries_wake_on_change_and_time_out_with_unchanged_data() {
     let jobs: Value = woken.json().await.unwrap();
     assert_eq!(jobs.as_array().unwrap().len(), 2);
 
+    // A list waits on its own table: a job write does not wake the node list, a node change does.
+    let response = api
+        .http
+        .get(format!("{}/v1/nodes", api.nomad))
+        .send()
+        .await
+        .unwrap();
+    let nodes_index = response.headers()["x-nomad-index"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let nodes: Value = response.json().await.unwrap();
+    let node_id = nodes[0]["ID"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/nodes?index={nodes_index}&wait=20s", api.nomad);
+    let waiter = tokio::spawn(async move { e2e::http::get(url).await.unwrap() });
+    api.register(service_job("other", 1, 64)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "a job write woke the node list");
+    let (status, _) = api
+        .put(
+            &format!("/v1/node/{node_id}/eligibility"),
+            json!({"NodeID": node_id, "Eligibility": "ineligible"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("woken by the node change")
+        .unwrap();
+    let listed: Value = woken.json().await.unwrap();
+    let node = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["ID"] == node_id.as_str())
+        .unwrap();
+    assert_eq!(node["SchedulingEligibility"], "ineligible");
+
     let bad = api
         .http
         .get(format!("{}/v1/jobs?index=abc", api.nomad))
@@ -588,6 +626,14 @@ async fn periodic_jobs_launch_children_on_schedule_and_on_force() {
     assert_eq!(status, 200);
     assert!(forced["EvalID"].as_str().is_some_and(|id| !id.is_empty()));
     assert!(children().await.len() > before);
+
+    // The parent's summary counts its children (kept by index, not by a scan of every job).
+    let (_, summary) = api.get("/v1/job/backup/summary").await;
+    let counted: u64 = ["Pending", "Running", "Dead"]
+        .iter()
+        .map(|k| summary["Children"][k].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, children().await.len(), "{summary}");
 
     let (status, text) = api.put("/v1/job/nope/periodic/force", json!({})).await;
     assert_eq!((status, text.as_str().unwrap()), (500, "job not found"));

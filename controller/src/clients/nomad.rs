@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::http::{HttpApi, Indexed, QueryOptions};
 use super::nomad_types::{
-    AllocStub, EventFrame, Job, JobStub, NodeStub, PlanResponse, RegisterResponse,
+    AllocStub, EventFrame, Job, JobStub, NodeStub, PlanResponse, RegisterResponse, Slim, SlimList,
 };
 use super::secret::Secret;
 
@@ -163,11 +163,32 @@ impl NomadClient {
         self.http.get(&job_path(id, "/allocations"), &options).await
     }
 
+    /// Every allocation, slimmed as it is read (see [`SlimList`]).
     pub async fn allocations(
         &self,
         options: QueryOptions,
     ) -> Result<Indexed<Vec<AllocStub>>, ApiError> {
-        self.http.get("/v1/allocations", &options).await
+        self.list_slim("/v1/allocations", &options).await
+    }
+
+    /// Every job stub, slimmed as it is read (ID, namespace, status, meta; no summary).
+    pub async fn jobs_slim(
+        &self,
+        options: QueryOptions,
+    ) -> Result<Indexed<Vec<JobStub>>, ApiError> {
+        self.list_slim("/v1/jobs", &options).await
+    }
+
+    async fn list_slim<T: serde::de::DeserializeOwned + Slim>(
+        &self,
+        path: &str,
+        options: &QueryOptions,
+    ) -> Result<Indexed<Vec<T>>, ApiError> {
+        let listed: Indexed<SlimList<T>> = self.http.get(path, options).await?;
+        Ok(Indexed {
+            value: listed.value.0,
+            index: listed.index,
+        })
     }
 
     /// One item of a Nomad variable, as a [`Secret`]; `None` when the variable or the item

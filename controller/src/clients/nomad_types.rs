@@ -117,6 +117,58 @@ impl AllocStub {
     }
 }
 
+/// A list stub without its catch-all (and the memory it holds): what long-lived caches and
+/// listings of every object keep. Assigning a new map, not clearing, so the old capacity goes.
+pub trait Slim {
+    fn slim(self) -> Self;
+}
+
+/// A listing read with each element slimmed as soon as it is read, so a listing of 20,000
+/// allocations or 12,000 jobs never holds every element's details at once (those listings set
+/// the controller's peak memory).
+pub struct SlimList<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de> + Slim> Deserialize<'de> for SlimList<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Elements<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Slim> serde::de::Visitor<'de> for Elements<T> {
+            type Value = SlimList<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut elements = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(element) = seq.next_element::<T>()? {
+                    elements.push(element.slim());
+                }
+                Ok(SlimList(elements))
+            }
+        }
+        deserializer.deserialize_seq(Elements(std::marker::PhantomData))
+    }
+}
+
+impl Slim for AllocStub {
+    /// A full allocation from the event stream also carries its whole job, which must not sit
+    /// in the allocation cache once per allocation.
+    fn slim(mut self) -> AllocStub {
+        self.extra = Extra::new();
+        self
+    }
+}
+
+impl Slim for JobStub {
+    fn slim(mut self) -> JobStub {
+        self.extra = Extra::new();
+        self
+    }
+}
+
 /// `NodeListStub`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeStub {

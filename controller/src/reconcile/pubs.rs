@@ -2,9 +2,10 @@
 //! pinned to it (so a crash in between never yields two hubs or none), and move the pub when its
 //! hub is down past the grace, drained or gone. A hub that comes back keeps nothing.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::runtime::nodes::hub_from;
 use chrono::{DateTime, Utc};
 use crds::kinds::Pub;
 use crds::{Kind, ObjectRef, Resource, Status};
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::workload::{keep_if_unchanged, observe as observe_workload, Workload};
 use super::ReconcileError;
-use crate::clients::nomad_types::{Job, NodeStub};
+use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
@@ -37,34 +38,14 @@ pub fn hub_of_status(status: Option<&Status>) -> Option<(String, String)> {
     ))
 }
 
-fn hub_from(node: &NodeStub, meta: Option<BTreeMap<String, String>>) -> Hub {
-    let resources = node.extra.get("NodeResources");
-    let number = |path: [&str; 2]| {
-        resources
-            .and_then(|r| r.get(path[0]))
-            .and_then(|r| r.get(path[1]))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    Hub {
-        id: node.id.clone(),
-        name: node.name.clone(),
-        class: node.node_class.clone(),
-        datacenter: node.datacenter.clone(),
-        pool: node.node_pool.clone(),
-        meta: meta.unwrap_or_default(),
-        cpu: number(["Cpu", "CpuShares"]),
-        memory: number(["Memory", "MemoryMB"]),
-        ready: node.status == "ready",
-        schedulable: node.eligibility == "eligible" && !node.drain,
-    }
-}
-
-/// Every node, with meta read only when the selector needs it (the list has none).
-async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Vec<Hub>, ReconcileError> {
+/// Every node as a hub. Without a meta selector this is the node cache's own list, built once
+/// per change of the node list; with one, each node's meta is read.
+async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Arc<Vec<Hub>>, ReconcileError> {
+    let needs_meta = !pub_.spec.hub_selector.meta.is_empty();
     let nodes = match ctx.nodes.get() {
-        Some(cached) => cached,
-        None => std::sync::Arc::new(
+        Some(cached) if !needs_meta => return Ok(cached.hubs),
+        Some(cached) => cached.nodes,
+        None => Arc::new(
             ctx.nomad
                 .nodes(QueryOptions::default().param("resources", "true"))
                 .await?
@@ -73,34 +54,32 @@ async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Vec<Hub>, ReconcileError> {
     };
     let mut hubs = Vec::with_capacity(nodes.len());
     for node in nodes.iter() {
-        let meta = if pub_.spec.hub_selector.meta.is_empty() {
-            None
-        } else {
+        let meta = if needs_meta {
             Some(ctx.nomad.node_meta(&node.id).await?)
+        } else {
+            None
         };
         hubs.push(hub_from(node, meta));
     }
-    Ok(hubs)
+    Ok(Arc::new(hubs))
 }
 
 /// CPU and memory promised on each hub to the other pubs, from their statuses.
 fn assigned_except(ctx: &Context, me: &ObjectRef) -> Assigned {
     let mut assigned = Assigned::new();
-    for object in ctx
-        .cache
-        .refs()
-        .into_iter()
-        .filter(|r| r.kind == Kind::Pub && r != me)
-    {
-        let Some(Resource::Pub(other)) = ctx.cache.get(&object) else {
-            continue;
+    ctx.cache.for_each_of_kind(Kind::Pub, |resource, status| {
+        let Resource::Pub(other) = resource else {
+            return;
         };
-        if let Some((hub, _)) = hub_of_status(other.status.as_ref()) {
+        if &resource.object_ref() == me {
+            return;
+        }
+        if let Some((hub, _)) = hub_of_status(status) {
             let entry = assigned.entry(hub).or_default();
             entry.0 += u64::from(other.spec.resources.cpu);
             entry.1 += u64::from(other.spec.resources.memory);
         }
-    }
+    });
     assigned
 }
 

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
-use crate::clients::nomad_types::AllocStub;
+use crate::clients::nomad_types::{AllocStub, Slim};
 
 type JobKey = (String, String);
 
@@ -28,13 +28,6 @@ fn client_terminal(alloc: &AllocStub) -> bool {
     matches!(alloc.client_status.as_str(), "complete" | "failed" | "lost")
 }
 
-/// Keeps only what status and healing read; a full allocation from the event stream also
-/// carries its whole job, which must not sit in memory once per allocation.
-fn slim(mut alloc: AllocStub) -> AllocStub {
-    alloc.extra.clear();
-    alloc
-}
-
 impl AllocCache {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
@@ -48,7 +41,7 @@ impl AllocCache {
             by_job
                 .entry(key)
                 .or_default()
-                .insert(alloc.id.clone(), slim(alloc));
+                .insert(alloc.id.clone(), alloc.slim());
         }
         for allocs in by_job.values_mut() {
             prune_superseded(allocs);
@@ -69,7 +62,7 @@ impl AllocCache {
             .get(&alloc.id)
             .is_none_or(|have| have.modify_index <= alloc.modify_index);
         if newer {
-            allocs.insert(alloc.id.clone(), slim(alloc));
+            allocs.insert(alloc.id.clone(), alloc.slim());
             prune_superseded(allocs);
         }
     }

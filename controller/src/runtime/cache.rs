@@ -13,6 +13,27 @@ struct State {
     /// Each status with the revision it was written at: a late watch event never replaces a
     /// newer status the controller already put here.
     statuses: HashMap<ObjectRef, (Status, i64)>,
+    /// Refs by object name: every Nomad event names a job, and scanning 12,000 objects per
+    /// event to find its owner was the largest cost of following the event stream.
+    by_name: HashMap<String, Vec<ObjectRef>>,
+}
+
+impl State {
+    fn index(&mut self, object: &ObjectRef) {
+        let refs = self.by_name.entry(object.name.clone()).or_default();
+        if !refs.contains(object) {
+            refs.push(object.clone());
+        }
+    }
+
+    fn unindex(&mut self, object: &ObjectRef) {
+        if let Some(refs) = self.by_name.get_mut(&object.name) {
+            refs.retain(|r| r != object);
+            if refs.is_empty() {
+                self.by_name.remove(&object.name);
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -63,11 +84,23 @@ impl Cache {
     /// service name may belong to.
     pub fn named(&self, namespace: Option<&str>, name: &str) -> Vec<ObjectRef> {
         self.read()
-            .objects
-            .keys()
-            .filter(|r| r.name == name && namespace.is_none_or(|ns| ns == r.namespace))
+            .by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|r| namespace.is_none_or(|ns| ns == r.namespace))
             .cloned()
             .collect()
+    }
+
+    /// Visits every object of a kind with its status, under one read lock and without copies:
+    /// for questions over all objects of a kind asked on every reconcile (what the other pubs
+    /// hold on each hub).
+    pub fn for_each_of_kind(&self, kind: Kind, mut visit: impl FnMut(&Resource, Option<&Status>)) {
+        let state = self.read();
+        for (object, resource) in state.objects.iter().filter(|(r, _)| r.kind == kind) {
+            visit(resource, state.statuses.get(object).map(|(s, _)| s));
+        }
     }
 
     /// Copies of the objects (without status) that `keep` selects.
@@ -96,6 +129,7 @@ impl Cache {
             old.metadata().generation != resource.metadata().generation
                 || old.metadata() != resource.metadata()
         });
+        state.index(&object);
         state.objects.insert(object, resource);
         changed
     }
@@ -104,6 +138,7 @@ impl Cache {
         let mut state = self.write();
         state.objects.remove(object);
         state.statuses.remove(object);
+        state.unindex(object);
     }
 
     /// Stores a status written at `revision`, unless a newer one is already here.
@@ -145,6 +180,11 @@ impl Cache {
                 .map(|(k, _)| k.clone()),
         );
         state.objects = fresh;
+        state.by_name.clear();
+        let refs: Vec<ObjectRef> = state.objects.keys().cloned().collect();
+        for object in &refs {
+            state.index(object);
+        }
         state.statuses = statuses
             .into_iter()
             .map(|(object, status)| (object, (status, revision)))

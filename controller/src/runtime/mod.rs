@@ -5,7 +5,8 @@
 //! - [`cache`] and [`reflector`]: etcd list + watch into an in-memory cache.
 //! - [`allocs`] and [`jobs`]: Nomad allocations by job and jobs, fed by the event stream;
 //!   [`nodes`]: the node list, kept by a blocking query.
-//! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue).
+//! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue);
+//!   `due`: its waiting keys ordered by deadline.
 //! - [`triggers`]: Nomad's event stream, Consul health, periodic resync and the orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
 //! - [`leader`]: leader election on an etcd lease; shards.
@@ -16,6 +17,7 @@
 pub mod allocs;
 pub mod cache;
 pub mod context;
+mod due;
 pub mod event_stream;
 pub mod jobs;
 pub mod leader;

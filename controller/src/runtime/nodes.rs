@@ -3,9 +3,12 @@
 //! bumps the nodes index on status, drain and eligibility changes, not on heartbeats, so the
 //! query wakes exactly when placement could change.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use reconcilers::hubs::Hub;
+use serde_json::Value;
 use tracing::debug;
 
 use super::context::Context;
@@ -13,19 +16,56 @@ use super::queue::backoff;
 use crate::clients::nomad_types::NodeStub;
 use crate::clients::QueryOptions;
 
+/// One answer of the node list, with the hubs derived from it: building 1,000 hubs for each of
+/// 1,000 pub reconciles was a fifth of the controller's CPU in a full resync.
+#[derive(Clone)]
+pub struct Nodes {
+    pub nodes: Arc<Vec<NodeStub>>,
+    /// Every node as a hub, without meta (the list carries none).
+    pub hubs: Arc<Vec<Hub>>,
+}
+
 #[derive(Default)]
 pub struct NodeCache {
     /// `None` until the first answer, and again while the query fails.
-    nodes: RwLock<Option<Arc<Vec<NodeStub>>>>,
+    nodes: RwLock<Option<Nodes>>,
 }
 
 impl NodeCache {
-    pub fn get(&self) -> Option<Arc<Vec<NodeStub>>> {
+    pub fn get(&self) -> Option<Nodes> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn set(&self, nodes: Option<Vec<NodeStub>>) {
-        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes.map(Arc::new);
+        let nodes = nodes.map(|nodes| Nodes {
+            hubs: Arc::new(nodes.iter().map(|n| hub_from(n, None)).collect()),
+            nodes: Arc::new(nodes),
+        });
+        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes;
+    }
+}
+
+/// A Nomad node as the hub placement sees it.
+pub fn hub_from(node: &NodeStub, meta: Option<BTreeMap<String, String>>) -> Hub {
+    let resources = node.extra.get("NodeResources");
+    let number = |path: [&str; 2]| {
+        resources
+            .and_then(|r| r.get(path[0]))
+            .and_then(|r| r.get(path[1]))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    Hub {
+        id: node.id.clone(),
+        name: node.name.clone(),
+        class: node.node_class.clone(),
+        datacenter: node.datacenter.clone(),
+        pool: node.node_pool.clone(),
+        meta: meta.unwrap_or_default(),
+        cpu: number(["Cpu", "CpuShares"]),
+        memory: number(["Memory", "MemoryMB"]),
+        ready: node.status == "ready",
+        schedulable: node.eligibility == "eligible" && !node.drain,
     }
 }
 
@@ -69,7 +109,8 @@ pub async fn follow(ctx: Arc<Context>) {
                 } else {
                     answer.index
                 };
-                let changed = changed_nodes(ctx.nodes.get().as_deref(), &answer.value);
+                let changed =
+                    changed_nodes(ctx.nodes.get().map(|n| n.nodes).as_deref(), &answer.value);
                 ctx.nodes.set(Some(answer.value));
                 // After the cache holds the change, so the pubs' reconciles see it.
                 for node in changed {

@@ -11,6 +11,8 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::due::DueSet;
+
 /// How a run ended, and so when the key comes back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -29,7 +31,7 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 struct State<K> {
     /// Keys waiting, with when they are due.
-    due: HashMap<K, Instant>,
+    due: DueSet<K>,
     /// Keys being processed now.
     active: HashSet<K>,
     /// Keys added while active: requeued (at this deadline) when their run ends.
@@ -47,7 +49,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     pub fn new() -> Arc<WorkQueue<K>> {
         Arc::new(WorkQueue {
             state: Mutex::new(State {
-                due: HashMap::new(),
+                due: DueSet::default(),
                 active: HashSet::new(),
                 again: HashMap::new(),
                 failures: HashMap::new(),
@@ -77,14 +79,13 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         if state.closed {
             return;
         }
-        let slot = if state.active.contains(&key) {
-            &mut state.again
+        if state.active.contains(&key) {
+            let entry = state.again.entry(key).or_insert(at);
+            if at < *entry {
+                *entry = at;
+            }
         } else {
-            &mut state.due
-        };
-        let entry = slot.entry(key).or_insert(at);
-        if at < *entry {
-            *entry = at;
+            state.due.set_earliest(key, at);
         }
         drop(state);
         self.changed.notify_one();
@@ -101,12 +102,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                     return None;
                 }
                 let now = Instant::now();
-                let earliest = state
-                    .due
-                    .iter()
-                    .min_by_key(|(_, at)| **at)
-                    .map(|(k, at)| (k.clone(), *at));
-                match earliest {
+                match state.due.earliest() {
                     Some((key, at)) if at <= now => {
                         state.due.remove(&key);
                         state.active.insert(key.clone());
@@ -160,7 +156,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         };
         if let Some(at) = at {
             if !state.closed {
-                state.due.insert(key.clone(), at);
+                state.due.set(key.clone(), at);
             }
         }
         drop(state);

@@ -211,7 +211,7 @@ pub async fn sweep_orphans(ctx: &Context) {
         return;
     }
     let options = QueryOptions::namespace("*").param("meta", "true");
-    let jobs = match ctx.nomad.jobs(options).await {
+    let jobs = match ctx.nomad.jobs_slim(options).await {
         Ok(jobs) => jobs.value,
         Err(e) => {
             warn!(error = %e, "orphan sweep could not list jobs");

@@ -1,7 +1,7 @@
 //! The cluster's state and how it changes: one raft-like index bumped per commit, per-table
 //! indexes for blocking queries, and the event frames each commit produces.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::{json, Value};
 
@@ -57,6 +57,14 @@ pub struct Frame {
     pub events: Vec<StreamEvent>,
 }
 
+/// A periodic job's next launch, valid while its job modify index and last launch stay the same.
+#[derive(Clone, Copy, Debug)]
+pub struct NextLaunch {
+    pub job_modify_index: u64,
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub next: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A check status forced by the admin API for the allocations it selects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckRule {
@@ -100,6 +108,11 @@ pub struct Cluster {
     pub allocs_by_job: HashMap<(String, String), Vec<String>>,
     pub evals_by_job: HashMap<(String, String), Vec<String>>,
     pub allocs_by_node: HashMap<String, Vec<String>>,
+    /// Child job IDs per (namespace, parent ID), as Nomad's state store keeps a parent's
+    /// children summary: listing 12,000 jobs must not scan every job for each one's children.
+    pub children_by_parent: HashMap<(String, String), BTreeSet<String>>,
+    /// The next launch of each periodic job, memoized (see `tick_periodic`).
+    pub next_launches: HashMap<(String, String), NextLaunch>,
     pub namespaces: BTreeMap<String, Namespace>,
     pub kv: BTreeMap<String, KvEntry>,
     /// Nomad variables by (namespace, path).
@@ -128,6 +141,8 @@ impl Cluster {
             allocs_by_job: HashMap::new(),
             evals_by_job: HashMap::new(),
             allocs_by_node: HashMap::new(),
+            children_by_parent: HashMap::new(),
+            next_launches: HashMap::new(),
             namespaces: BTreeMap::new(),
             kv: BTreeMap::new(),
             variables: BTreeMap::new(),
@@ -245,6 +260,53 @@ impl Cluster {
         self.nodes
             .get(id_or_name)
             .or_else(|| self.nodes.values().find(|n| n.name == id_or_name))
+    }
+
+    /// The jobs whose `ParentID` names this one (periodic launches, dispatches).
+    pub fn children_of<'a>(
+        &'a self,
+        namespace: &'a str,
+        parent_id: &'a str,
+    ) -> impl Iterator<Item = &'a JobRecord> + 'a {
+        self.children_by_parent
+            .get(&(namespace.to_string(), parent_id.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(move |id| self.job(namespace, id))
+    }
+
+    /// Stores a job, keeping the children index in step with its `ParentID`.
+    pub fn put_job(&mut self, job: JobRecord) {
+        let key = (job.namespace.clone(), job.id.clone());
+        self.unindex_child(&key);
+        let parent = job.parent_id();
+        if !parent.is_empty() {
+            self.children_by_parent
+                .entry((job.namespace.clone(), parent.to_string()))
+                .or_default()
+                .insert(job.id.clone());
+        }
+        self.jobs.insert(key, job);
+    }
+
+    /// Removes a job (a purge), and it from its parent's children.
+    pub fn remove_job(&mut self, key: &(String, String)) -> Option<JobRecord> {
+        self.unindex_child(key);
+        self.next_launches.remove(key);
+        self.jobs.remove(key)
+    }
+
+    fn unindex_child(&mut self, key: &(String, String)) {
+        let Some(old_parent) = self.jobs.get(key).map(|j| j.parent_id().to_string()) else {
+            return;
+        };
+        let parent_key = (key.0.clone(), old_parent);
+        if let Some(children) = self.children_by_parent.get_mut(&parent_key) {
+            children.remove(&key.1);
+            if children.is_empty() {
+                self.children_by_parent.remove(&parent_key);
+            }
+        }
     }
 
     pub fn allocs_of_job<'a>(

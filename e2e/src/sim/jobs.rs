@@ -529,7 +529,7 @@ impl Cluster {
         };
         let job_modify_index = record.job_modify_index;
         let periodic_or_parameterized = record.is_periodic() || record.is_parameterized();
-        self.jobs.insert(key, record.clone());
+        self.put_job(record.clone());
         if !unchanged {
             self.tables.jobs = index;
             self.emit_job(&namespace, &id, "JobRegistered", index);
@@ -553,7 +553,7 @@ impl Cluster {
         let index = self.bump();
         if purge {
             let last = render::job(self, &job);
-            self.jobs.remove(&key);
+            self.remove_job(&key);
             self.emit(super::cluster::StreamEvent {
                 topic: "Job",
                 type_: "JobDeregistered",
@@ -572,7 +572,7 @@ impl Cluster {
             job.job_modify_index = index;
             job.modify_index = index;
             job.submit_time = self.clock.now_nanos();
-            self.jobs.insert(key, job.clone());
+            self.put_job(job.clone());
             self.emit_job(namespace, id, "JobDeregistered", index);
         }
         self.tables.jobs = index;

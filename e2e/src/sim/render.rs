@@ -121,11 +121,7 @@ pub fn job_summary(cluster: &Cluster, job: &JobRecord) -> Value {
         counts["Queued"] = json!(queued);
         summary.insert(name.to_string(), counts);
     }
-    let children: Vec<&JobRecord> = cluster
-        .jobs
-        .values()
-        .filter(|j| j.namespace == job.namespace && j.parent_id() == job.id)
-        .collect();
+    let children: Vec<&JobRecord> = cluster.children_of(&job.namespace, &job.id).collect();
     let mut pending = 0;
     let mut running = 0;
     let mut dead = 0;

@@ -4,7 +4,8 @@ use axum::http::Method;
 use base64_lite::encode;
 use serde_json::{json, Value};
 
-use super::{blocking, table, Reply, Req};
+use super::{blocking, blocking_table, table, Reply, Req};
+use crate::sim::cluster::TableIndex;
 use crate::sim::consul;
 use crate::sim::error::{ApiError, ApiResult};
 use crate::sim::model::KvEntry;
@@ -18,22 +19,19 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     if req.method != Method::GET {
         return Err(ApiError::method_not_allowed());
     }
-    let consul_index =
-        |c: &crate::sim::cluster::Cluster| table(c, |t| t.consul.max(t.allocs).max(t.nodes));
+    // Consul's health answers change with checks, allocations and nodes alike.
+    let consul_index = |t: &TableIndex| t.consul.max(t.allocs).max(t.nodes);
     if let Some(name) = path.strip_prefix("/v1/health/service/") {
         let passing = req.query.contains_key("passing")
             && !matches!(req.param("passing"), Some("false" | "0"));
-        return blocking(sim, req, |c| {
-            (
-                Ok(json!(consul::health_service(c, name, passing))),
-                consul_index(c),
-            )
+        return blocking_table(sim, req, consul_index, |c| {
+            Ok(json!(consul::health_service(c, name, passing)))
         })
         .await;
     }
     if let Some(name) = path.strip_prefix("/v1/health/checks/") {
-        return blocking(sim, req, |c| {
-            (Ok(json!(consul::health_checks(c, name))), consul_index(c))
+        return blocking_table(sim, req, consul_index, |c| {
+            Ok(json!(consul::health_checks(c, name)))
         })
         .await;
     }
@@ -43,26 +41,23 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
                 "Bad check state \"{state}\""
             )));
         }
-        return blocking(sim, req, |c| {
-            (Ok(json!(consul::health_state(c, state))), consul_index(c))
+        return blocking_table(sim, req, consul_index, |c| {
+            Ok(json!(consul::health_state(c, state)))
         })
         .await;
     }
     if let Some(node) = path.strip_prefix("/v1/health/node/") {
-        return blocking(sim, req, |c| {
-            (Ok(json!(consul::health_node(c, node))), consul_index(c))
+        return blocking_table(sim, req, consul_index, |c| {
+            Ok(json!(consul::health_node(c, node)))
         })
         .await;
     }
     if path == "/v1/catalog/services" {
-        return blocking(sim, req, |c| {
-            (Ok(consul::catalog_services(c)), consul_index(c))
-        })
-        .await;
+        return blocking_table(sim, req, consul_index, |c| Ok(consul::catalog_services(c))).await;
     }
     if let Some(name) = path.strip_prefix("/v1/catalog/service/") {
-        return blocking(sim, req, |c| {
-            (Ok(json!(consul::catalog_service(c, name))), consul_index(c))
+        return blocking_table(sim, req, consul_index, |c| {
+            Ok(json!(consul::catalog_service(c, name)))
         })
         .await;
     }

@@ -3,7 +3,7 @@
 use axum::http::Method;
 use serde_json::{json, Value};
 
-use super::{blocking, stream, table, variables, Reply, Req};
+use super::{blocking, blocking_table, stream, table, variables, Reply, Req};
 use crate::sim::cluster::Cluster;
 use crate::sim::consul;
 use crate::sim::error::{ApiError, ApiResult};
@@ -83,26 +83,33 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         }
         "/v1/deployments" => {
             get_only(req)?;
-            return blocking(sim, req, |c| (Ok(json!([])), table(c, |t| t.jobs))).await;
+            return blocking_table(sim, req, |t| t.jobs, |_| Ok(json!([]))).await;
         }
         "/v1/namespaces" => {
             get_only(req)?;
-            return blocking(sim, req, |c| {
-                let list: Vec<Value> = c.namespaces.values().map(namespace_json).collect();
-                (Ok(json!(list)), table(c, |t| t.namespaces))
-            })
+            return blocking_table(
+                sim,
+                req,
+                |t| t.namespaces,
+                |c| {
+                    let list: Vec<Value> = c.namespaces.values().map(namespace_json).collect();
+                    Ok(json!(list))
+                },
+            )
             .await;
         }
         "/v1/services" => {
             get_only(req)?;
-            return blocking(sim, req, |c| {
-                (
+            return blocking_table(
+                sim,
+                req,
+                |t| t.services,
+                |c| {
                     Ok(json!(consul::nomad_services(c, |ns| namespace_matches(
                         req, ns
-                    )))),
-                    table(c, |t| t.services),
-                )
-            })
+                    ))))
+                },
+            )
             .await;
         }
         "/v1/event/stream" => return stream::handle(sim, req),
@@ -134,12 +141,12 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     if let Some(name) = path.strip_prefix("/v1/service/") {
         get_only(req)?;
         let namespace = req.namespace();
-        return blocking(sim, req, |c| {
-            (
-                Ok(json!(consul::nomad_service(c, name, &namespace))),
-                table(c, |t| t.services),
-            )
-        })
+        return blocking_table(
+            sim,
+            req,
+            |t| t.services,
+            |c| Ok(json!(consul::nomad_service(c, name, &namespace))),
+        )
         .await;
     }
     Err(ApiError::not_found(format!("Invalid URL path: {path}")))
@@ -233,15 +240,22 @@ async fn jobs(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         Method::GET => {
             let prefix = req.param("prefix").unwrap_or_default().to_string();
             let with_meta = req.flag("meta");
-            blocking(sim, req, |c| {
-                let list: Vec<Value> = c
-                    .jobs
-                    .values()
-                    .filter(|j| namespace_matches(req, &j.namespace) && j.id.starts_with(&prefix))
-                    .map(|j| render::job_stub(c, j, with_meta))
-                    .collect();
-                (Ok(json!(list)), table(c, |t| t.jobs))
-            })
+            blocking_table(
+                sim,
+                req,
+                |t| t.jobs,
+                |c| {
+                    let list: Vec<Value> = c
+                        .jobs
+                        .values()
+                        .filter(|j| {
+                            namespace_matches(req, &j.namespace) && j.id.starts_with(&prefix)
+                        })
+                        .map(|j| render::job_stub(c, j, with_meta))
+                        .collect();
+                    Ok(json!(list))
+                },
+            )
             .await
         }
         Method::PUT | Method::POST => {
@@ -312,34 +326,45 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         "/allocations" => {
             get_only(req)?;
             let all = req.flag("all");
-            blocking(sim, req, |c| {
-                let Some(job) = c.job(&namespace, id) else {
-                    return (Ok(json!([])), table(c, |t| t.allocs));
-                };
-                let list: Vec<Value> = c
-                    .allocs_of_job(&namespace, id)
-                    .filter(|a| all || a.create_index >= job.create_index)
-                    .map(render::alloc_stub)
-                    .collect();
-                (Ok(json!(list)), table(c, |t| t.allocs))
-            })
+            blocking_table(
+                sim,
+                req,
+                |t| t.allocs,
+                |c| {
+                    let Some(job) = c.job(&namespace, id) else {
+                        return Ok(json!([]));
+                    };
+                    let list: Vec<Value> = c
+                        .allocs_of_job(&namespace, id)
+                        .filter(|a| all || a.create_index >= job.create_index)
+                        .map(render::alloc_stub)
+                        .collect();
+                    Ok(json!(list))
+                },
+            )
             .await
         }
         "/evaluations" => {
             get_only(req)?;
-            blocking(sim, req, |c| {
-                let list: Vec<Value> = c.evals_of_job(&namespace, id).map(render::eval).collect();
-                (Ok(json!(list)), table(c, |t| t.evals))
-            })
+            blocking_table(
+                sim,
+                req,
+                |t| t.evals,
+                |c| {
+                    let list: Vec<Value> =
+                        c.evals_of_job(&namespace, id).map(render::eval).collect();
+                    Ok(json!(list))
+                },
+            )
             .await
         }
         "/deployments" => {
             get_only(req)?;
-            blocking(sim, req, |c| (Ok(json!([])), table(c, |t| t.jobs))).await
+            blocking_table(sim, req, |t| t.jobs, |_| Ok(json!([]))).await
         }
         "/deployment" => {
             get_only(req)?;
-            blocking(sim, req, |c| (Ok(Value::Null), table(c, |t| t.jobs))).await
+            blocking_table(sim, req, |t| t.jobs, |_| Ok(Value::Null)).await
         }
         "/summary" => {
             get_only(req)?;
@@ -423,15 +448,20 @@ fn id_prefix(req: &Req) -> ApiResult<String> {
 async fn allocations(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     get_only(req)?;
     let prefix = id_prefix(req)?;
-    blocking(sim, req, |c| {
-        let list: Vec<Value> = c
-            .allocs
-            .values()
-            .filter(|a| namespace_matches(req, &a.namespace) && a.id.starts_with(&prefix))
-            .map(render::alloc_stub)
-            .collect();
-        (Ok(json!(list)), table(c, |t| t.allocs))
-    })
+    blocking_table(
+        sim,
+        req,
+        |t| t.allocs,
+        |c| {
+            let list: Vec<Value> = c
+                .allocs
+                .values()
+                .filter(|a| namespace_matches(req, &a.namespace) && a.id.starts_with(&prefix))
+                .map(render::alloc_stub)
+                .collect();
+            Ok(json!(list))
+        },
+    )
     .await
 }
 
@@ -509,12 +539,12 @@ async fn allocation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         }
         "services" => {
             get_only(req)?;
-            blocking(sim, req, |c| {
-                (
-                    Ok(json!(consul::nomad_services_of(c, |a| a.id == id))),
-                    table(c, |t| t.services),
-                )
-            })
+            blocking_table(
+                sim,
+                req,
+                |t| t.services,
+                |c| Ok(json!(consul::nomad_services_of(c, |a| a.id == id))),
+            )
             .await
         }
         _ => Err(ApiError::not_found("resource not found")),
@@ -527,26 +557,31 @@ async fn allocation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
 async fn nodes(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     get_only(req)?;
     let prefix = id_prefix(req)?;
-    blocking(sim, req, |c| {
-        let now = c.clock.now();
-        let with_resources = req.flag("resources");
-        let list: Vec<Value> = c
-            .nodes
-            .values()
-            .filter(|n| n.id.starts_with(&prefix))
-            .map(|n| {
-                let mut stub = render::node_stub(n, now);
-                // `resources=true` adds what the node has and what it keeps for itself.
-                if with_resources {
-                    let full = render::node(n, now, false);
-                    stub["NodeResources"] = full["NodeResources"].clone();
-                    stub["ReservedResources"] = full["ReservedResources"].clone();
-                }
-                stub
-            })
-            .collect();
-        (Ok(json!(list)), table(c, |t| t.nodes))
-    })
+    blocking_table(
+        sim,
+        req,
+        |t| t.nodes,
+        |c| {
+            let now = c.clock.now();
+            let with_resources = req.flag("resources");
+            let list: Vec<Value> = c
+                .nodes
+                .values()
+                .filter(|n| n.id.starts_with(&prefix))
+                .map(|n| {
+                    let mut stub = render::node_stub(n, now);
+                    // `resources=true` adds what the node has and what it keeps for itself.
+                    if with_resources {
+                        let full = render::node(n, now, false);
+                        stub["NodeResources"] = full["NodeResources"].clone();
+                        stub["ReservedResources"] = full["ReservedResources"].clone();
+                    }
+                    stub
+                })
+                .collect();
+            Ok(json!(list))
+        },
+    )
     .await
 }
 
@@ -567,13 +602,18 @@ async fn node(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         }
         "allocations" => {
             get_only(req)?;
-            blocking(sim, req, |c| {
-                let list: Vec<Value> = c
-                    .allocs_on_node(id)
-                    .map(|a| render::alloc(a, true))
-                    .collect();
-                (Ok(json!(list)), table(c, |t| t.allocs))
-            })
+            blocking_table(
+                sim,
+                req,
+                |t| t.allocs,
+                |c| {
+                    let list: Vec<Value> = c
+                        .allocs_on_node(id)
+                        .map(|a| render::alloc(a, true))
+                        .collect();
+                    Ok(json!(list))
+                },
+            )
             .await
         }
         "drain" => {
@@ -659,19 +699,24 @@ async fn evaluations(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     let prefix = id_prefix(req)?;
     let job = req.param("job").map(String::from);
     let status = req.param("status").map(String::from);
-    blocking(sim, req, |c| {
-        let list: Vec<Value> = c
-            .evals
-            .values()
-            .filter(|e| namespace_matches(req, &e.namespace) && e.id.starts_with(&prefix))
-            .filter(|e| {
-                job.as_deref().is_none_or(|j| e.job_id == j)
-                    && status.as_deref().is_none_or(|s| e.status == s)
-            })
-            .map(render::eval)
-            .collect();
-        (Ok(json!(list)), table(c, |t| t.evals))
-    })
+    blocking_table(
+        sim,
+        req,
+        |t| t.evals,
+        |c| {
+            let list: Vec<Value> = c
+                .evals
+                .values()
+                .filter(|e| namespace_matches(req, &e.namespace) && e.id.starts_with(&prefix))
+                .filter(|e| {
+                    job.as_deref().is_none_or(|j| e.job_id == j)
+                        && status.as_deref().is_none_or(|s| e.status == s)
+                })
+                .map(render::eval)
+                .collect();
+            Ok(json!(list))
+        },
+    )
     .await
 }
 
@@ -707,15 +752,20 @@ async fn evaluation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
             .await
         }
         "allocations" => {
-            blocking(sim, req, |c| {
-                let list: Vec<Value> = c
-                    .allocs
-                    .values()
-                    .filter(|a| a.eval_id == id)
-                    .map(render::alloc_stub)
-                    .collect();
-                (Ok(json!(list)), table(c, |t| t.allocs))
-            })
+            blocking_table(
+                sim,
+                req,
+                |t| t.allocs,
+                |c| {
+                    let list: Vec<Value> = c
+                        .allocs
+                        .values()
+                        .filter(|a| a.eval_id == id)
+                        .map(render::alloc_stub)
+                        .collect();
+                    Ok(json!(list))
+                },
+            )
             .await
         }
         _ => Err(ApiError::not_found("Invalid URL path")),
