@@ -167,13 +167,9 @@ fn nomad_failures_back_off_and_converge_after_recovery() {
     );
     world.apply(&web("nginx:1.27", 1));
     std::thread::sleep(Duration::from_secs(4));
-    let metrics = world.controller.as_ref().unwrap().metrics();
-    let errors: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("nomarch_api_errors_total{api=\"nomad\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+    let controller = world.controller.as_ref().unwrap();
+    let metrics = controller.metrics();
+    let errors = controller.metric("nomarch_api_errors_total{api=\"nomad\"}");
     assert!(errors > 0.0, "failures are counted:\n{metrics}");
     assert!(metrics.lines().any(|l| l.starts_with("nomarch_reconciles_total") && !l.contains("result=\"success\"")), "{metrics}");
     assert_eq!(

@@ -99,7 +99,7 @@ fn only_the_leader_writes_and_a_standby_takes_over_when_it_dies() {
 fn a_paused_leader_loses_its_lease_and_never_writes_again() {
     let world = World::without_controller(&[]);
     let mut a = controller(&world, "ctl-a");
-    let b = controller(&world, "ctl-b");
+    let mut b = controller(&world, "ctl-b");
     world.apply(&apps(&["one"]));
     eventually("registered by the leader", || registered(&world, "one"));
 
@@ -112,20 +112,35 @@ fn a_paused_leader_loses_its_lease_and_never_writes_again() {
     eventually("the new leader registers", || registered(&world, "two"));
 
     // The old leader wakes up with work queued (the new app, resyncs): it must not act on a
-    // lease it lost. It notices and exits.
+    // lease it lost. It notices and goes back to standby, still running.
     a.process.signal(libc::SIGCONT);
-    let code = a.process.wait(Duration::from_secs(20));
-    assert_eq!(
-        code,
-        Some(6),
-        "the deposed leader exits with the controller error code"
-    );
+    eventually("the deposed leader stands by", || {
+        readyz(&world, &a).contains("standby; ctl-b leads")
+    });
     assert!(
-        a.process.log_text().contains("lost the leader lease"),
+        a.process
+            .log_text()
+            .contains("lost the leader lease; standing by"),
         "{}",
         a.process.log_text()
     );
     world.apply(&apps(&["three"]));
     eventually("the new leader keeps going", || registered(&world, "three"));
     assert_eq!(writer_runs(&world), ["ctl-a", "ctl-b"], "never both");
+
+    // And the old leader serves again when the new one dies.
+    b.process.kill();
+    eventually("the old leader leads again", || {
+        readyz(&world, &a).contains("(leading)")
+    });
+    world.apply(&apps(&["four"]));
+    eventually("registered in its second term", || {
+        registered(&world, "four")
+    });
+    assert_eq!(
+        writer_runs(&world),
+        ["ctl-a", "ctl-b", "ctl-a"],
+        "never both"
+    );
+    assert!(a.process.is_running(), "it never exited");
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{info, warn};
 
 use super::{CliError, StoreArgs};
 use crate::clients::http::WriteGuard;
@@ -51,6 +51,10 @@ pub struct ControllerArgs {
     /// Which shard this controller serves (0-based)
     #[arg(long, default_value_t = 0)]
     pub shard_index: u32,
+    /// Reconnect Nomad's event stream when it carries nothing, not even its 30 s heartbeat,
+    /// for this long (a half-open connection would otherwise hang it forever)
+    #[arg(long, default_value = "75s", value_parser = parse_duration)]
+    pub event_stream_idle: Duration,
 }
 
 fn default_git_cache() -> std::path::PathBuf {
@@ -107,6 +111,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     nomad.http.stats = metrics.api_stats("nomad");
     nomad.http.user_agent = format!("nomarch/{identity}");
     nomad.http.write_guard = Some(guard.clone());
+    nomad.stream_idle_limit = args.event_stream_idle;
     let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
     consul.http.stats = metrics.api_stats("consul");
     consul.http.user_agent = format!("nomarch/{identity}");
@@ -137,30 +142,42 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
         signal(SignalKind::terminate()).map_err(|e| CliError::Runtime(e.to_string()))?;
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(e.to_string()))?;
-    let lease = tokio::select! {
-        lease = leadership.acquire(&ctx.store) => lease,
-        _ = terminate.recv() => return Ok(()),
-        _ = interrupt.recv() => return Ok(()),
-    };
-    ctx.metrics.is_leader.set(1);
-    let mut runner = tokio::spawn(runner::run(ctx.clone(), args.concurrency));
-    tokio::spawn(triggers::resync(ctx.clone(), args.resync));
-    let holder = {
-        let (leadership, store) = (leadership.clone(), ctx.store.clone());
-        tokio::spawn(async move { leadership.hold(&store, lease).await })
-    };
-    tokio::pin!(holder);
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-        _ = &mut runner => return Err(CliError::Runtime("the reconcile loop ended unexpectedly".into())),
-        lost = &mut holder => {
-            ctx.metrics.is_leader.set(0);
-            let reason = lost.unwrap_or_else(|e| e.to_string());
-            error!(%reason, "lost the leader lease; exiting so that a supervisor restarts this controller as a standby");
-            return Err(CliError::Runtime(format!("lost the leader lease: {reason}")));
+    // Each pass is one term as leader. Losing the lease (etcd unreachable past the TTL, or
+    // the key taken) stops this term's work and goes back to standby, caches still warm.
+    let (lease, mut runner, holder) = loop {
+        let lease = tokio::select! {
+            lease = leadership.acquire(&ctx.store) => lease,
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+        };
+        ctx.metrics.is_leader.set(1);
+        let mut runner = tokio::spawn(runner::run(ctx.clone(), args.concurrency));
+        let resync = tokio::spawn(triggers::resync(ctx.clone(), args.resync));
+        let mut holder = {
+            let (leadership, store) = (leadership.clone(), ctx.store.clone());
+            tokio::spawn(async move { leadership.hold(&store, lease).await })
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = &mut runner => return Err(CliError::Runtime("the reconcile loop ended unexpectedly".into())),
+            lost = &mut holder => {
+                ctx.metrics.is_leader.set(0);
+                let reason = lost.unwrap_or_else(|e| e.to_string());
+                warn!(%reason, "lost the leader lease; standing by");
+                // Reconciles in flight are cut off; their writes are refused anyway (Nomad by
+                // the write guard, etcd by the old fence), and their keys come back next term.
+                resync.abort();
+                runner.abort();
+                let _ = runner.await;
+                ctx.queue.requeue_cut_off();
+                continue;
+            }
         }
-    }
+        resync.abort();
+        // The holder keeps renewing while the runs in flight finish.
+        break (lease, runner, holder);
+    };
     info!("shutting down: no new work; letting reconciles in flight finish (signal again to stop now)");
     ctx.queue.shut_down();
     tokio::select! {
@@ -168,6 +185,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
         _ = terminate.recv() => std::process::exit(130),
         _ = interrupt.recv() => std::process::exit(130),
     }
+    holder.abort();
     leadership.resign(&ctx.store, lease).await;
     Ok(())
 }

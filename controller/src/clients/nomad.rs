@@ -1,6 +1,8 @@
 //! Nomad's HTTP API: jobs (check-and-set registers, plans, stops), allocations, nodes and the
 //! event stream. Every read takes [`QueryOptions`] and returns the index it was read at.
 
+use std::time::Duration;
+
 use futures::{Stream, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -17,7 +19,13 @@ pub const DEFAULT_ADDR: &str = "http://127.0.0.1:4646";
 #[derive(Clone)]
 pub struct NomadClient {
     pub http: HttpApi,
+    /// An event stream that carries nothing, not even a heartbeat (Nomad sends one every
+    /// 30 s), for this long is dead: a half-open connection would otherwise hang it forever.
+    pub stream_idle_limit: Duration,
 }
+
+/// Two and a half of Nomad's 30 s heartbeat periods.
+pub const STREAM_IDLE_LIMIT: Duration = Duration::from_secs(75);
 
 /// One path segment, percent-escaped (job IDs and variable paths may hold any character).
 fn escape_segment(segment: &str) -> String {
@@ -41,6 +49,7 @@ impl NomadClient {
     pub fn new(address: &str, token: Option<Secret>) -> NomadClient {
         NomadClient {
             http: HttpApi::new("nomad", address, token, "X-Nomad-Token", "X-Nomad-Index"),
+            stream_idle_limit: STREAM_IDLE_LIMIT,
         }
     }
 
@@ -300,7 +309,7 @@ impl NomadClient {
         let response = self.http.send(request, false).await?;
         let api = self.http.api;
         let bytes = response.bytes_stream();
-        Ok(ndjson_frames(bytes, api).boxed())
+        Ok(ndjson_frames(bytes, api, self.stream_idle_limit).boxed())
     }
 }
 
@@ -309,6 +318,7 @@ impl NomadClient {
 fn ndjson_frames(
     bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
     api: &'static str,
+    idle_limit: Duration,
 ) -> impl Stream<Item = Result<EventFrame, ApiError>> + Send + 'static {
     let state = (Box::pin(bytes), Vec::<u8>::new(), false);
     futures::stream::unfold(state, move |(mut bytes, mut buffer, mut done)| async move {
@@ -336,7 +346,19 @@ fn ndjson_frames(
                     }
                 }
             }
-            match bytes.next().await {
+            let Ok(next) = tokio::time::timeout(idle_limit, bytes.next()).await else {
+                done = true;
+                let error = ApiError::Unreachable {
+                    api,
+                    address: String::new(),
+                    detail: format!(
+                        "event stream silent for {}s (no frame, no heartbeat)",
+                        idle_limit.as_secs()
+                    ),
+                };
+                return Some((Err(error), (bytes, buffer, done)));
+            };
+            match next {
                 Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
                 Some(Err(e)) => {
                     done = true;
@@ -387,9 +409,10 @@ mod tests {
             Ok(bytes::Bytes::from_static(b"\"Namespace\":\"default\",\"FilterKeys\":null,\"Index\":5,\"Payload\":{}}]}\n")),
             Ok(bytes::Bytes::from_static(b"subscription closed by server, client should resubscribe")),
         ];
-        let frames: Vec<_> = ndjson_frames(futures::stream::iter(chunks), "nomad")
-            .collect()
-            .await;
+        let frames: Vec<_> =
+            ndjson_frames(futures::stream::iter(chunks), "nomad", STREAM_IDLE_LIMIT)
+                .collect()
+                .await;
         assert_eq!(frames.len(), 2);
         let first = frames[0].as_ref().unwrap();
         assert_eq!((first.index, first.events[0].key.as_str()), (5, "web"));
@@ -397,6 +420,24 @@ mod tests {
         assert!(
             closing.to_string().contains("client should resubscribe"),
             "{closing}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_stream_ends_after_the_idle_limit() {
+        let heartbeat = futures::stream::iter([Ok(bytes::Bytes::from_static(b"{}\n"))]);
+        let silence = futures::stream::pending::<reqwest::Result<bytes::Bytes>>();
+        let limit = Duration::from_secs(75);
+        let started = tokio::time::Instant::now();
+        let frames: Vec<_> = ndjson_frames(heartbeat.chain(silence), "nomad", limit)
+            .collect()
+            .await;
+        assert_eq!(started.elapsed(), limit);
+        assert_eq!(frames.len(), 1);
+        let error = frames[0].as_ref().unwrap_err();
+        assert!(
+            error.is_transient() && error.to_string().contains("silent for 75s"),
+            "{error}"
         );
     }
 }

@@ -81,7 +81,9 @@ impl Leadership {
         }
     }
 
-    /// Renews the lease until it is lost; then clears the fence and returns why.
+    /// Renews the lease until it is lost, and returns why. The store keeps the old fence: it can
+    /// never hold again (a new term has a new key revision), so a reconcile of the lost term
+    /// that is still finishing fails its etcd writes instead of writing unfenced.
     pub async fn hold(&self, store: &Store, lease: i64) -> String {
         let reason = loop {
             tokio::time::sleep(self.ttl / 3).await;
@@ -104,7 +106,6 @@ impl Leadership {
             }
         };
         self.renewed_at(None);
-        store.set_fence(None);
         reason
     }
 

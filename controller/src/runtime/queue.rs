@@ -163,6 +163,20 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         self.changed.notify_one();
     }
 
+    /// The runs in flight were cut off (leadership lost): their keys are due again, so the next
+    /// term reconciles them. Without this they would stay "active" forever.
+    pub fn requeue_cut_off(&self) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let cut_off: Vec<K> = state.active.drain().collect();
+        for key in cut_off {
+            state.again.remove(&key);
+            state.due.set_earliest(key, now);
+        }
+        drop(state);
+        self.changed.notify_one();
+    }
+
     /// Stops handing out keys; `next` returns `None` from now on.
     pub fn shut_down(&self) {
         self.lock().closed = true;
@@ -230,6 +244,21 @@ mod tests {
             Some("a"),
             "the add during the run comes back after it"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_cut_off_by_a_lost_lease_come_back() {
+        let queue = WorkQueue::new();
+        queue.add("a");
+        queue.add("b");
+        assert_eq!(queue.next().await, Some("a"));
+        queue.add("a");
+        queue.requeue_cut_off();
+        let mut next = vec![queue.next().await, queue.next().await];
+        next.sort();
+        assert_eq!(next, [Some("a"), Some("b")]);
+        let waiting = tokio::time::timeout(Duration::from_secs(60), queue.next()).await;
+        assert!(waiting.is_err(), "a comes back once, not twice");
     }
 
     #[tokio::test(start_paused = true)]

@@ -141,6 +141,12 @@ enum Ctl {
         error_rate: Option<f64>,
         #[arg(long)]
         unavailable_ms: Option<u64>,
+        /// Event streams go silent (open, no heartbeats); `false` ends it for new streams
+        #[arg(long)]
+        stall_streams: Option<bool>,
+        /// Cut every open event stream mid-frame
+        #[arg(long)]
+        cut_streams: bool,
     },
 }
 
@@ -270,12 +276,16 @@ async fn ctl(addr: &str, action: Ctl) -> anyhow::Result<()> {
             latency_ms,
             error_rate,
             unavailable_ms,
+            stall_streams,
+            cut_streams,
         } => {
             let mut body = serde_json::Map::new();
             for (key, value) in [
                 ("latency_ms", latency_ms.map(Value::from)),
                 ("error_rate", error_rate.map(Value::from)),
                 ("unavailable_ms", unavailable_ms.map(Value::from)),
+                ("stall_streams", stall_streams.map(Value::from)),
+                ("cut_streams", cut_streams.then_some(Value::Bool(true))),
             ] {
                 if let Some(value) = value {
                     body.insert(key.into(), value);

@@ -93,6 +93,11 @@ pub struct Chaos {
     pub error_rate: f64,
     /// Answer 503 to everything until this moment.
     pub unavailable_until: Option<std::time::Instant>,
+    /// Event streams go silent (open, no bytes, no heartbeats): those open now for good, and
+    /// new ones while this is set.
+    pub stall_streams: bool,
+    /// Bumped by each request to cut the open event streams mid-frame.
+    pub stream_cuts: u64,
 }
 
 pub struct Cluster {

@@ -103,6 +103,12 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
                 if let Some(rate) = body.get("error_rate").and_then(Value::as_f64) {
                     c.chaos.error_rate = rate.clamp(0.0, 1.0);
                 }
+                if let Some(stall) = body.get("stall_streams").and_then(Value::as_bool) {
+                    c.chaos.stall_streams = stall;
+                }
+                if body.get("cut_streams").and_then(Value::as_bool) == Some(true) {
+                    c.chaos.stream_cuts += 1;
+                }
                 if let Some(ms) = body.get("unavailable_ms").and_then(Value::as_u64) {
                     c.chaos.unavailable_until =
                         (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));

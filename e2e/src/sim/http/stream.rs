@@ -17,6 +17,9 @@ use crate::sim::Sim;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
 
+/// How often an open stream looks for injected faults (stalls, cuts).
+const FAULT_CHECK: Duration = Duration::from_millis(200);
+
 /// Topic filters: topic → keys (`*` for all).
 struct Filter {
     topics: Vec<(String, String)>,
@@ -125,7 +128,12 @@ pub fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     });
     let last_backlog = backlog.last().map_or(0, |f| f.index);
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
+    let sim = sim.clone();
     tokio::spawn(async move {
+        let cuts_at_start = sim.read(|c| c.chaos.stream_cuts);
+        if sim.read(|c| c.chaos.stall_streams) {
+            return stall(&sender).await;
+        }
         if sender.send(Ok("{}\n".into())).await.is_err() {
             return;
         }
@@ -138,8 +146,20 @@ pub fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         }
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;
+        let mut faults = tokio::time::interval(FAULT_CHECK);
         loop {
             tokio::select! {
+                _ = faults.tick() => {
+                    let (stalled, cuts) = sim.read(|c| (c.chaos.stall_streams, c.chaos.stream_cuts));
+                    if stalled {
+                        return stall(&sender).await;
+                    }
+                    if cuts != cuts_at_start {
+                        // Half a frame, then the connection ends.
+                        let _ = sender.send(Ok("{\"Index\":".into())).await;
+                        return;
+                    }
+                }
                 frame = live.recv() => match frame {
                     Ok(frame) if frame.index <= last_backlog => {}
                     Ok(frame) => {
@@ -172,6 +192,13 @@ pub fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         .headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-cache"));
     Ok(Reply::Stream(response))
+}
+
+/// A stalled stream (`PUT /_sim/chaos {"stall_streams": true}`): the connection stays open and
+/// never carries another byte, not even a heartbeat, until the client hangs up. What a
+/// half-dead connection through a proxy looks like to a client.
+async fn stall(sender: &tokio::sync::mpsc::Sender<Result<String, std::io::Error>>) {
+    sender.closed().await;
 }
 
 fn tokio_stream_from(

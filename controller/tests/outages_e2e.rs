@@ -1,0 +1,126 @@
+//! Outages of what nomarch depends on: etcd stopped and started again, Nomad unavailable, the
+//! event stream stalled or cut mid-frame. The controller must not crash or spin, and must
+//! converge once the dependency is back without losing an update written before the outage.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{eventually, World};
+
+fn app(name: &str, replicas: u32) -> String {
+    format!("apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: nginx:1\n  replicas: {replicas}\n")
+}
+
+fn count(world: &World, job: &str) -> Value {
+    world.nomad(&format!("/v1/job/{job}"))["TaskGroups"][0]["Count"].clone()
+}
+
+fn purge(world: &World, job: &str) {
+    let status = world
+        .http
+        .delete(format!("{}/v1/job/{job}?purge=true", world.sim.nomad_url()))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+const NOMAD_REQUESTS: &str = "nomarch_api_requests_total{api=\"nomad\"}";
+
+#[test]
+fn etcd_down_for_30s_then_back_loses_nothing() {
+    let mut world = World::start(&[]);
+    world.apply(&app("steady", 1));
+    eventually("steady Ready", || world.ready("steady"));
+
+    // An update written just before the outage, and a change in Nomad during it.
+    world.apply(&app("steady", 2));
+    world.etcd.stop();
+    purge(&world, "steady");
+    std::thread::sleep(Duration::from_secs(30));
+    let controller = world.controller.as_mut().unwrap();
+    assert!(
+        controller.process.is_running(),
+        "no crash while etcd is down:\n{}",
+        controller.process.log_text()
+    );
+
+    world.etcd.restart();
+    eventually("the update and the revert land", || {
+        count(&world, "steady") == json!(2) && world.ready("steady")
+    });
+    world.apply(&app("after", 1));
+    eventually("new work after the outage", || world.ready("after"));
+    let controller = world.controller.as_mut().unwrap();
+    assert!(controller.process.is_running());
+    let log = controller.process.log_text();
+    // 30 s is longer than the lease (10 s): it stood by, then led again, in the same process.
+    assert!(log.contains("lost the leader lease; standing by"), "{log}");
+}
+
+#[test]
+fn nomad_unavailable_backs_off_without_spinning_and_converges() {
+    let world = World::start(&[]);
+    world.apply(&app("web", 1));
+    eventually("web Ready", || world.ready("web"));
+    let controller = world.controller.as_ref().unwrap();
+
+    // Every Nomad and Consul request answers 500 "No cluster leader" for 8 s.
+    assert_eq!(
+        world.put_nomad("/_sim/chaos", json!({"unavailable_ms": 8000})),
+        200
+    );
+    let before = controller.metric(NOMAD_REQUESTS);
+    world.apply(&app("web", 3));
+    world.apply(&app("other", 1));
+    std::thread::sleep(Duration::from_secs(6));
+    let during = controller.metric(NOMAD_REQUESTS) - before;
+    // Backoff makes tens of requests here; a retry loop without it makes thousands.
+    assert!(
+        (1.0..300.0).contains(&during),
+        "{during} Nomad requests during 6 s of outage"
+    );
+
+    eventually("converged after the outage", || {
+        count(&world, "web") == json!(3) && world.ready("web") && world.ready("other")
+    });
+}
+
+#[test]
+fn a_stalled_or_cut_event_stream_is_replaced_and_nothing_is_missed() {
+    let mut world = World::start(&[]);
+    world.restart_controller_with(&["--event-stream-idle", "3s"]);
+    world.apply(&app("web", 1));
+    world.apply(&app("api", 1));
+    eventually("both Ready", || world.ready("web") && world.ready("api"));
+
+    // The open stream goes silent: no frames, no heartbeats. A job purged meanwhile is only
+    // noticed once the controller gives the dead stream up, relists and resubscribes.
+    assert_eq!(
+        world.put_nomad("/_sim/chaos", json!({"stall_streams": true})),
+        200
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    purge(&world, "web");
+    assert_eq!(
+        world.put_nomad("/_sim/chaos", json!({"stall_streams": false})),
+        200
+    );
+    eventually("the purged job is registered again", || {
+        count(&world, "web") == json!(1)
+    });
+
+    // Cut mid-frame: the half line is not an event; the controller resubscribes.
+    assert_eq!(
+        world.put_nomad("/_sim/chaos", json!({"cut_streams": true})),
+        200
+    );
+    purge(&world, "api");
+    eventually("the other purged job is registered again", || {
+        count(&world, "api") == json!(1)
+    });
+    let controller = world.controller.as_mut().unwrap();
+    assert!(controller.process.is_running());
+}
