@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use e2e::procs::ControllerProcess;
 use serde_json::Value;
 use support::{eventually, nomarch_bin, World, PREFIX};
