@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
-use support::{eventually, World};
+use support::{eventually, sign, World};
 
 /// A bare "state repo" and a working clone that pushes to it.
 struct StateRepo {
@@ -257,12 +255,6 @@ fn a_bad_file_applies_nothing_until_a_good_push() {
     let manual = world.object("app", "manual");
     assert_eq!(manual["spec"]["image"], "m:1");
     assert!(manual["metadata"]["labels"]["nomarch.io/source-name"].is_null());
-}
-
-fn sign(body: &[u8], secret: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[test]

@@ -158,6 +158,9 @@ fn printable(value: &str) -> String {
         .collect()
 }
 
+/// The annotation naming the git commit an object came from (`reconcilers::meta::COMMIT`).
+pub const COMMIT_ANNOTATION: &str = "nomarch.io/commit";
+
 fn validate_metadata(meta: &ObjectMeta, p: &mut Problems) {
     if let Some(problem) = dns_label_problem(&meta.name) {
         p.add("metadata.name", problem);
@@ -180,6 +183,24 @@ fn validate_metadata(meta: &ObjectMeta, p: &mut Problems) {
             p.add(join_key("metadata.annotations", key), problem);
         }
         annotation_bytes += key.len() + value.len();
+    }
+    // The commit annotation is copied into the Nomad job's meta, where Nomad interpolates
+    // `${...}`: it may only be what it claims to be, a git object ID.
+    if let Some(commit) = meta.annotations.get(COMMIT_ANNOTATION) {
+        let is_object_id = (4..=64).contains(&commit.len())
+            && commit
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+        p.check(
+            is_object_id,
+            &join_key("metadata.annotations", COMMIT_ANNOTATION),
+            || {
+                format!(
+                    "`{}` is not a git commit ID (4 to 64 lower-case hex digits)",
+                    printable(commit)
+                )
+            },
+        );
     }
     p.check(
         annotation_bytes <= MAX_ANNOTATIONS_BYTES,

@@ -214,9 +214,22 @@ impl ControllerProcess {
         sim: &SimProcess,
         extra: &[&str],
     ) -> ControllerProcess {
+        Self::start_with_env(nomarch, etcd, prefix, sim, extra, &[])
+    }
+
+    /// As [`ControllerProcess::start`], with more environment (tokens, credentials).
+    pub fn start_with_env(
+        nomarch: &Path,
+        etcd: &str,
+        prefix: &str,
+        sim: &SimProcess,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ControllerProcess {
         let port = free_port();
         let mut command = Command::new(nomarch);
         command
+            .envs(env.iter().copied())
             .env("NOMARCH_ETCD_ENDPOINTS", etcd)
             .env("NOMARCH_PREFIX", prefix)
             .env("NOMAD_ADDR", sim.nomad_url())
@@ -243,7 +256,6 @@ impl ControllerProcess {
         self.process.wait(Duration::from_secs(20));
     }
 
-    /// The metrics text.
     /// The value of the first metric line that starts with `series` (name and labels), or 0.
     pub fn metric(&self, series: &str) -> f64 {
         self.metrics()
@@ -254,6 +266,7 @@ impl ControllerProcess {
             .unwrap_or(0.0)
     }
 
+    /// The metrics text.
     pub fn metrics(&self) -> String {
         use std::io::{Read, Write};
         let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {

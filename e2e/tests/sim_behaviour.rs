@@ -874,6 +874,12 @@ async fn acl_token_is_required_when_configured() {
         .await
         .unwrap();
     assert_eq!(right.status(), 200);
+    let status = http
+        .get(format!("{}/v1/status/leader", sim.nomad_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200, "the status endpoints need no token");
     let consul = http
         .get(format!("{}/v1/catalog/services", sim.consul_url()))
         .send()

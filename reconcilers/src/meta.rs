@@ -11,7 +11,7 @@ pub const KIND: &str = "nomarch.io/kind";
 pub const NAME: &str = "nomarch.io/name";
 pub const SPEC_HASH: &str = "nomarch.io/spec-hash";
 pub const GENERATION: &str = "nomarch.io/generation";
-pub const COMMIT: &str = "nomarch.io/commit";
+pub const COMMIT: &str = crds::validate::COMMIT_ANNOTATION;
 /// An annotation on an object (copied to its job's meta) that keeps the job when the object
 /// is deleted.
 pub const PROTECT: &str = "nomarch.io/protect";

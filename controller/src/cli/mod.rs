@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use exit::{CliError, ExitStatus};
 
-use crate::store::{Store, DEFAULT_PREFIX};
+use crate::clients::Secret;
+use crate::store::{EtcdUser, Store, DEFAULT_PREFIX};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -45,6 +46,13 @@ pub struct StoreArgs {
     /// Key prefix of nomarch's data in etcd
     #[arg(long, global = true, env = "NOMARCH_PREFIX", default_value = DEFAULT_PREFIX)]
     pub prefix: String,
+    /// etcd user, when etcd has authentication enabled; the password comes from
+    /// NOMARCH_ETCD_PASSWORD or --etcd-password-file, never from the command line
+    #[arg(long, global = true, env = "NOMARCH_ETCD_USER")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd user's password (one line)
+    #[arg(long, global = true, env = "NOMARCH_ETCD_PASSWORD_FILE")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -70,7 +78,33 @@ impl StoreArgs {
     }
 
     pub async fn connect(&self) -> Result<Store, CliError> {
-        Ok(Store::connect(&self.endpoints(), &self.prefix).await?)
+        let user = self.etcd_user()?;
+        Ok(Store::connect_as(&self.endpoints(), &self.prefix, user.as_ref()).await?)
+    }
+
+    /// The etcd user and password, when a user is named. Errors name the file or variable to
+    /// fix, never the password.
+    fn etcd_user(&self) -> Result<Option<EtcdUser>, CliError> {
+        let Some(name) = self.etcd_user.clone() else {
+            return Ok(None);
+        };
+        let password = match &self.etcd_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    CliError::Usage(format!(
+                        "--etcd-password-file {}: cannot read it: {e}",
+                        path.display()
+                    ))
+                })?;
+                Secret::new(text.trim_end_matches(['\n', '\r']))
+            }
+            None => Secret::from_env("NOMARCH_ETCD_PASSWORD").ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--etcd-user {name} needs a password: set NOMARCH_ETCD_PASSWORD or --etcd-password-file"
+                ))
+            })?,
+        };
+        Ok(Some(EtcdUser { name, password }))
     }
 }
 

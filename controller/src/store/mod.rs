@@ -32,6 +32,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long events live after their last occurrence.
 pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 
+/// An etcd user and password, for an etcd with authentication enabled.
+pub struct EtcdUser {
+    pub name: String,
+    pub password: crate::clients::Secret,
+}
+
 #[derive(Clone)]
 pub struct Store {
     client: Client,
@@ -45,6 +51,16 @@ pub struct Store {
 impl Store {
     /// Connects and checks that etcd answers, within [`REQUEST_TIMEOUT`].
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Store> {
+        Store::connect_as(endpoints, prefix, None).await
+    }
+
+    /// As [`Store::connect`], authenticating as this etcd user when etcd has auth enabled.
+    /// The token etcd hands out expires; it is renewed on the first refusal.
+    pub async fn connect_as(
+        endpoints: &[String],
+        prefix: &str,
+        user: Option<&EtcdUser>,
+    ) -> Result<Store> {
         let joined = endpoints.join(",");
         let unreachable = |detail: String| StoreError::Unreachable {
             endpoints: joined.clone(),
@@ -57,9 +73,14 @@ impl Store {
         }
         // No per-request timeout on the channel: it would also cut long-lived watch streams.
         // Unary calls get their own deadline in `call`.
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        if let Some(user) = user {
+            options = options
+                .with_user(user.name.clone(), user.password.expose())
+                .with_auto_token_refresh(true);
+        }
         let connect = Client::connect(endpoints, Some(options));
         let mut client = match tokio::time::timeout(REQUEST_TIMEOUT, connect).await {
             Ok(Ok(client)) => client,

@@ -224,3 +224,11 @@ impl Drop for World {
         }
     }
 }
+
+/// A GitHub-style webhook signature (`X-Hub-Signature-256`) of `body` with `secret`.
+pub fn sign(body: &[u8], secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
