@@ -387,3 +387,78 @@ fn fetch_failures_are_reported_and_keep_the_last_good_state() {
             && condition(&source_status(&world), "Fetched")["status"] == "True"
     });
 }
+
+/// A real, tiny file system (tmpfs) for the git cache, unmounted when dropped.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn new(size: &str) -> TinyDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        TinyDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes until the file system refuses: the disk is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_mirror_fails_clearly_and_recovers_when_space_returns() {
+    let disk = TinyDisk::new("2m");
+    let cache = disk.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let filler = disk.fill();
+    let world = world(&cache);
+    let repo = StateRepo::new();
+    repo.write("apps/web.yaml", &app("web", "nginx:1.27"));
+    repo.write("apps/api.yaml", &app("api", "api:1"));
+    let commit = repo.push("two apps");
+    world.apply(&source(&repo.url(), "1h", true, ""));
+
+    eventually("the full disk is reported", || {
+        let fetched = condition(&source_status(&world), "Fetched");
+        fetched["status"] == "False" && fetched["reason"] == "CacheUnavailable"
+    });
+    let fetched = condition(&source_status(&world), "Fetched");
+    assert!(
+        fetched["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("git cache")),
+        "{fetched}"
+    );
+    assert!(world.app_or_null("web").is_null(), "nothing applied");
+
+    // Space comes back: the retry (a transient failure, backed off) syncs without a push.
+    std::fs::remove_file(filler).unwrap();
+    eventually("synced once there is room", || {
+        source_status(&world)["lastAppliedCommit"] == commit.as_str()
+    });
+    assert!(!world.app_or_null("web").is_null() && !world.app_or_null("api").is_null());
+}

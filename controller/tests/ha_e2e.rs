@@ -142,3 +142,100 @@ fn a_paused_leader_loses_its_lease_and_never_writes_again() {
     );
     assert!(a.process.is_running(), "it never exited");
 }
+
+fn shard(world: &World, index: u32) -> ControllerProcess {
+    let id = format!("shard-{index}");
+    let index = index.to_string();
+    let mut controller = ControllerProcess::start(
+        &nomarch_bin(),
+        &world.etcd.endpoint(),
+        PREFIX,
+        &world.sim,
+        &[
+            "--id",
+            &id,
+            "--shards",
+            "2",
+            "--shard-index",
+            &index,
+            "--lease-ttl",
+            "2s",
+            "--resync",
+            "2s",
+        ],
+    );
+    controller.wait_leading();
+    controller
+}
+
+/// Which controller wrote each job, from nomad-sim's write log.
+fn writers_by_job(
+    world: &World,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut writers: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for write in world.writes() {
+        if let (Some(job), Some(agent)) = (write["job_id"].as_str(), write["agent"].as_str()) {
+            writers
+                .entry(job.to_string())
+                .or_default()
+                .insert(agent.to_string());
+        }
+    }
+    writers
+}
+
+fn image_of(world: &World, job: &str) -> Value {
+    world.nomad(&format!("/v1/job/{job}"))["TaskGroups"][0]["Tasks"][0]["Config"]["image"].clone()
+}
+
+#[test]
+fn two_shards_split_the_objects_and_a_dead_shard_stalls_only_its_own() {
+    let world = World::without_controller(&[]);
+    let _zero = shard(&world, 0);
+    let mut one = shard(&world, 1);
+    let names: Vec<String> = (0..16).map(|i| format!("app-{i}")).collect();
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    world.apply(&apps(&all));
+    eventually("every app registered, by one shard or the other", || {
+        all.iter().all(|n| registered(&world, n))
+    });
+    let writers = writers_by_job(&world);
+    let owned_by = |agent: &str| -> Vec<String> {
+        writers
+            .iter()
+            .filter(|(_, w)| w.contains(agent))
+            .map(|(job, _)| job.clone())
+            .collect()
+    };
+    let (of_zero, of_one) = (owned_by("nomarch/shard-0"), owned_by("nomarch/shard-1"));
+    assert!(
+        !of_zero.is_empty() && !of_one.is_empty(),
+        "both shards work: {writers:?}"
+    );
+    assert!(
+        writers.values().all(|w| w.len() == 1),
+        "no job is written by both shards: {writers:?}"
+    );
+
+    // Shard 1 dies: its objects stop converging, shard 0's carry on.
+    one.process.kill();
+    let updated = all
+        .iter()
+        .map(|n| format!("---\napiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {n}\nspec:\n  image: nginx:2\n  replicas: 1\n"))
+        .collect::<String>();
+    world.apply(&updated);
+    eventually("shard 0's apps move to the new image", || {
+        of_zero.iter().all(|job| image_of(&world, job) == "nginx:2")
+    });
+    assert!(
+        of_one.iter().all(|job| image_of(&world, job) == "nginx:1"),
+        "a dead shard's objects wait for it"
+    );
+
+    // Back: it catches up.
+    let _one = shard(&world, 1);
+    eventually("shard 1's apps catch up", || {
+        of_one.iter().all(|job| image_of(&world, job) == "nginx:2")
+    });
+}

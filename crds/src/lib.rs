@@ -12,8 +12,11 @@
 //! - [`suggest`]: "did you mean" for misspelt names.
 //! - [`schema`]: JSON Schema per kind (checked in under `crds/schemas/`).
 //! - [`reference`]: the Markdown manifest reference rendered from those schemas.
+//! - `fuzz_checks`: what must hold for any bytes given to the parser (fuzzing, corpus replay).
 
 pub mod duration;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod kinds;
 pub mod manifest;
 pub mod meta;

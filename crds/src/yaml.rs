@@ -26,15 +26,6 @@ pub struct Position {
     pub col: usize,
 }
 
-impl Position {
-    fn of(span: &Span) -> Position {
-        Position {
-            line: span.start.line(),
-            col: span.start.col() + 1,
-        }
-    }
-}
-
 /// An error in the YAML text itself (not in what it says).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -99,20 +90,37 @@ pub fn join_index(path: &str, index: usize) -> String {
 /// Parses every document in `text`. Documents that hold nothing (only comments, or a bare
 /// `---`) are skipped, as kubectl does.
 pub fn parse_documents(text: &str) -> Result<Vec<LocatedDocument>, SyntaxError> {
-    let mut builder = Builder::new();
+    let mut builder = Builder::new(text);
     let parser = Parser::new_from_str(text).keep_tags(true);
     for item in parser {
         let (event, span) = item.map_err(|e| SyntaxError {
-            at: Position {
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-            },
+            at: within(text, e.marker().line(), e.marker().col() + 1),
             path: String::new(),
             message: e.info().to_string(),
         })?;
         builder.on_event(event, span)?;
     }
     Ok(builder.documents)
+}
+
+/// A position the scanner reported, kept inside the text: at the end of a file without a final
+/// newline it reports the line after the last one, which an editor cannot jump to (found by
+/// fuzzing). Such a position becomes the end of the last line.
+fn within(text: &str, line: usize, col: usize) -> Position {
+    let lines = line_count(text);
+    if line <= lines {
+        return Position { line, col };
+    }
+    let last = text.rsplit(['\n', '\r']).next().unwrap_or_default();
+    Position {
+        line: lines,
+        col: last.chars().count() + 1,
+    }
+}
+
+/// Lines as YAML counts them: `\r\n`, `\n` and a lone `\r` each end one.
+pub fn line_count(text: &str) -> usize {
+    text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 1
 }
 
 /// A container being built, with where it started and the path it lives at.
@@ -132,7 +140,9 @@ enum Frame {
     },
 }
 
-struct Builder {
+struct Builder<'t> {
+    /// The text, to keep every position inside it (see [`within`]).
+    text: &'t str,
     documents: Vec<LocatedDocument>,
     stack: Vec<Frame>,
     root: Option<(Value, Position)>,
@@ -141,9 +151,10 @@ struct Builder {
     nodes: usize,
 }
 
-impl Builder {
-    fn new() -> Self {
+impl<'t> Builder<'t> {
+    fn new(text: &'t str) -> Self {
         Builder {
+            text,
             documents: Vec::new(),
             stack: Vec::new(),
             root: None,
@@ -193,7 +204,7 @@ impl Builder {
     }
 
     fn on_event(&mut self, event: Event<'_>, span: Span) -> Result<(), SyntaxError> {
-        let pos = Position::of(&span);
+        let pos = within(self.text, span.start.line(), span.start.col() + 1);
         match event {
             Event::DocumentStart(_) => {
                 self.root = None;
@@ -571,6 +582,18 @@ mod tests {
         let mut docs = parse_documents(text).expect("parses");
         assert_eq!(docs.len(), 1);
         docs.remove(0)
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_the_file_points_inside_it() {
+        // Found by fuzzing: the scanner put this error on line 3 of a two-line file.
+        let error = parse_documents("- jus=t\n/ a").unwrap_err();
+        assert_eq!((error.at.line, error.at.col), (2, 4), "{}", error.message);
+        assert_eq!(
+            line_count("a\r\nb\rc\nd"),
+            4,
+            "CRLF, CR and LF each end a line"
+        );
     }
 
     #[test]

@@ -79,6 +79,42 @@ pub fn pushed_branch(body: &[u8]) -> Result<Option<String>, String> {
     Ok(reference.strip_prefix("refs/heads/").map(str::to_string))
 }
 
+/// What must hold for any request bytes (the first line a signature header, the rest the
+/// body), whatever they are: shared by the fuzz target and the corpus replay test. Panics when
+/// it does not hold, as a fuzzer wants.
+#[doc(hidden)]
+pub fn fuzz_check(data: &[u8]) {
+    const SECRET: &[u8] = b"fuzz-secret";
+    let (line, body) = match data.iter().position(|b| *b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let mut headers = HeaderMap::new();
+    let Ok(value) = axum::http::HeaderValue::from_bytes(line) else {
+        return;
+    };
+    headers.insert("x-hub-signature-256", value);
+    // Only the body's real signature passes; anything a fuzzer makes up is refused.
+    let accepted = verify(&headers, body, SECRET).is_ok();
+    let genuine = {
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
+        mac.update(body);
+        let digest = mac.finalize().into_bytes();
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.strip_prefix("sha256="))
+            .and_then(|hex_digest| hex::decode(hex_digest.trim()).ok())
+            .is_some_and(|claimed| claimed == digest.as_slice())
+    };
+    assert_eq!(
+        accepted, genuine,
+        "verify accepted a wrong proof or refused the right one"
+    );
+    if let Ok(Some(branch)) = pushed_branch(body) {
+        assert!(!branch.is_empty() || body.windows(11).any(|w| w == b"refs/heads/"));
+    }
+}
+
 pub async fn git_push(
     State(ctx): State<Arc<Context>>,
     Path(name): Path<String>,
