@@ -462,3 +462,65 @@ fn a_full_disk_under_the_mirror_fails_clearly_and_recovers_when_space_returns() 
     });
     assert!(!world.app_or_null("web").is_null() && !world.app_or_null("api").is_null());
 }
+
+#[test]
+fn a_git_cache_without_write_permission_fails_clearly_and_recovers_when_granted() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // Root ignores permissions, so as root the controller runs as `nobody`.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let open_to_all = |path: &Path| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    open_to_all(dir.path());
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let repo = StateRepo::new();
+    open_to_all(repo._dir.path());
+    repo.write("apps/web.yaml", &app("web", "nginx:1.27"));
+    let commit = repo.push("web");
+    if as_root {
+        // git (and libgit2) refuse repositories owned by another user.
+        let status = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&repo.bare)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let mut world = World::without_controller(&[]);
+    world.controller = Some(e2e::procs::ControllerProcess::start_custom(
+        &support::nomarch_bin(),
+        &world.etcd.endpoint(),
+        support::PREFIX,
+        &world.sim,
+        &["--resync", "2s", "--git-cache", cache.to_str().unwrap()],
+        &|command| {
+            // A service user's own home: libgit2 reads ~/.gitconfig, and root's is not theirs.
+            command.env("HOME", dir.path());
+            if as_root {
+                command.uid(65534).gid(65534);
+            }
+        },
+    ));
+    world.apply(&source(&repo.url(), "1h", true, ""));
+
+    eventually("the unwritable cache is reported", || {
+        let fetched = condition(&source_status(&world), "Fetched");
+        fetched["status"] == "False" && fetched["reason"] == "CacheUnavailable"
+    });
+    let fetched = condition(&source_status(&world), "Fetched");
+    assert!(
+        fetched["message"]
+            .as_str()
+            .is_some_and(|m| m.to_lowercase().contains("permission denied")),
+        "{fetched}"
+    );
+
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    eventually("synced once the cache can be written", || {
+        source_status(&world)["lastAppliedCommit"] == commit.as_str()
+    });
+}

@@ -124,3 +124,48 @@ fn a_stalled_or_cut_event_stream_is_replaced_and_nothing_is_missed() {
     let controller = world.controller.as_mut().unwrap();
     assert!(controller.process.is_running());
 }
+
+#[test]
+fn a_blocking_query_that_never_answers_is_abandoned() {
+    // Two hubs whose heartbeats lapse within a second.
+    let mut world = World::start(&[
+        "--nodes",
+        "2",
+        "--node-class",
+        "hub",
+        "--heartbeat-ttl",
+        "500ms",
+        "--heartbeat-grace",
+        "500ms",
+    ]);
+    world.restart_controller_with(&["--blocking-wait", "2s"]);
+    let pub_manifest = "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: shop\nspec:\n  tenant: shop\n  image: ssb/room:1\n  resources:\n    cpu: 100\n    memory: 256\n  hubSelector:\n    nodeClass: hub\n  reallocation:\n    grace: 1s\n";
+    world.apply(pub_manifest);
+    eventually("shop Ready", || world.is_ready("pub", "shop"));
+    let hub = world.object("pub", "shop")["status"]["hub"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // From now on every blocking query hangs; the node list the controller holds goes stale
+    // once its current query (2 s) has returned. Then the pub's hub dies.
+    assert_eq!(
+        world.put_nomad("/_sim/chaos", json!({"hang_blocking": true})),
+        200
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let status = world
+        .http
+        .post(format!("{}/_sim/nodes/{hub}/kill", world.sim.nomad_url()))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    // Only a controller that gives the hung query up (and reads the nodes itself meanwhile)
+    // sees the hub go down and moves the pub.
+    eventually("the pub moves off the dead hub", || {
+        world.object("pub", "shop")["status"]["hub"]["name"]
+            .as_str()
+            .is_some_and(|h| h != hub)
+    });
+}

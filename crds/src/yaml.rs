@@ -90,11 +90,12 @@ pub fn join_index(path: &str, index: usize) -> String {
 /// Parses every document in `text`. Documents that hold nothing (only comments, or a bare
 /// `---`) are skipped, as kubectl does.
 pub fn parse_documents(text: &str) -> Result<Vec<LocatedDocument>, SyntaxError> {
-    let mut builder = Builder::new(text);
+    let end = TextEnd::of(text);
+    let mut builder = Builder::new(end);
     let parser = Parser::new_from_str(text).keep_tags(true);
     for item in parser {
         let (event, span) = item.map_err(|e| SyntaxError {
-            at: within(text, e.marker().line(), e.marker().col() + 1),
+            at: end.clamp(e.marker().line(), e.marker().col() + 1),
             path: String::new(),
             message: e.info().to_string(),
         })?;
@@ -103,18 +104,37 @@ pub fn parse_documents(text: &str) -> Result<Vec<LocatedDocument>, SyntaxError> 
     Ok(builder.documents)
 }
 
-/// A position the scanner reported, kept inside the text: at the end of a file without a final
-/// newline it reports the line after the last one, which an editor cannot jump to (found by
-/// fuzzing). Such a position becomes the end of the last line.
-fn within(text: &str, line: usize, col: usize) -> Position {
-    let lines = line_count(text);
-    if line <= lines {
-        return Position { line, col };
+/// Where a text ends, to keep the scanner's positions inside it: at the end of a file without
+/// a final newline it reports the line after the last one, which an editor cannot jump to
+/// (found by fuzzing). Such a position becomes the end of the last line. Measured once per
+/// text: every event asks.
+#[derive(Clone, Copy)]
+struct TextEnd {
+    lines: usize,
+    last_line_chars: usize,
+}
+
+impl TextEnd {
+    fn of(text: &str) -> TextEnd {
+        TextEnd {
+            lines: line_count(text),
+            last_line_chars: text
+                .rsplit(['\n', '\r'])
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .count(),
+        }
     }
-    let last = text.rsplit(['\n', '\r']).next().unwrap_or_default();
-    Position {
-        line: lines,
-        col: last.chars().count() + 1,
+
+    fn clamp(self, line: usize, col: usize) -> Position {
+        if line <= self.lines {
+            return Position { line, col };
+        }
+        Position {
+            line: self.lines,
+            col: self.last_line_chars + 1,
+        }
     }
 }
 
@@ -140,9 +160,9 @@ enum Frame {
     },
 }
 
-struct Builder<'t> {
-    /// The text, to keep every position inside it (see [`within`]).
-    text: &'t str,
+struct Builder {
+    /// Where the text ends, to keep every position inside it.
+    end: TextEnd,
     documents: Vec<LocatedDocument>,
     stack: Vec<Frame>,
     root: Option<(Value, Position)>,
@@ -151,10 +171,10 @@ struct Builder<'t> {
     nodes: usize,
 }
 
-impl<'t> Builder<'t> {
-    fn new(text: &'t str) -> Self {
+impl Builder {
+    fn new(end: TextEnd) -> Self {
         Builder {
-            text,
+            end,
             documents: Vec::new(),
             stack: Vec::new(),
             root: None,
@@ -204,7 +224,7 @@ impl<'t> Builder<'t> {
     }
 
     fn on_event(&mut self, event: Event<'_>, span: Span) -> Result<(), SyntaxError> {
-        let pos = within(self.text, span.start.line(), span.start.col() + 1);
+        let pos = self.end.clamp(span.start.line(), span.start.col() + 1);
         match event {
             Event::DocumentStart(_) => {
                 self.root = None;

@@ -226,10 +226,24 @@ impl ControllerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> ControllerProcess {
+        Self::start_custom(nomarch, etcd, prefix, sim, extra, &|command| {
+            command.envs(env.iter().copied());
+        })
+    }
+
+    /// As [`ControllerProcess::start`], with the command adjusted first (environment, user).
+    pub fn start_custom(
+        nomarch: &Path,
+        etcd: &str,
+        prefix: &str,
+        sim: &SimProcess,
+        extra: &[&str],
+        customize: &dyn Fn(&mut Command),
+    ) -> ControllerProcess {
         let port = free_port();
         let mut command = Command::new(nomarch);
+        customize(&mut command);
         command
-            .envs(env.iter().copied())
             .env("NOMARCH_ETCD_ENDPOINTS", etcd)
             .env("NOMARCH_PREFIX", prefix)
             .env("NOMAD_ADDR", sim.nomad_url())

@@ -55,6 +55,10 @@ pub struct ControllerArgs {
     /// for this long (a half-open connection would otherwise hang it forever)
     #[arg(long, default_value = "75s", value_parser = parse_duration)]
     pub event_stream_idle: Duration,
+    /// How long the node list and Consul health blocking queries wait for a change; one that
+    /// gets no answer within this plus its slack (at most 30s) is abandoned and retried
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub blocking_wait: Duration,
 }
 
 fn default_git_cache() -> std::path::PathBuf {
@@ -121,6 +125,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     context.git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);
     context.leadership = leadership.clone();
     context.shard = (args.shard_index, args.shards);
+    context.blocking_wait = args.blocking_wait;
     let ctx = Arc::new(context);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -62,7 +62,9 @@ impl QueryOptions {
     fn deadline(&self) -> Duration {
         match (self.index, self.wait) {
             (0, _) | (_, None) => REQUEST_TIMEOUT,
-            (_, Some(wait)) => wait + BLOCKING_SLACK,
+            // The server adds up to wait/16 of jitter; the slack covers a slow answer, and is
+            // never longer than the wait itself, so a short wait also gives up soon.
+            (_, Some(wait)) => wait + wait / 16 + BLOCKING_SLACK.min(wait),
         }
     }
 }
@@ -250,5 +252,22 @@ impl HttpApi {
             value: self.decode(response).await?,
             index,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocking_query_is_given_up_after_its_wait_jitter_and_slack() {
+        let plain = QueryOptions::default();
+        assert_eq!(plain.deadline(), REQUEST_TIMEOUT);
+        let first = QueryOptions::default().blocking(0, Duration::from_secs(300));
+        assert_eq!(first.deadline(), REQUEST_TIMEOUT, "index 0 answers at once");
+        let long = QueryOptions::default().blocking(7, Duration::from_secs(320));
+        assert_eq!(long.deadline(), Duration::from_secs(320 + 20 + 30));
+        let short = QueryOptions::default().blocking(7, Duration::from_secs(2));
+        assert_eq!(short.deadline(), Duration::from_millis(2000 + 125 + 2000));
     }
 }

@@ -44,7 +44,13 @@ pub struct Context {
     pub shard: (u32, u32),
     /// Git sources a verified webhook asked to fetch now, before their interval is up.
     pub fetch_requests: std::sync::Mutex<std::collections::HashSet<ObjectRef>>,
+    /// How long the node list and Consul health blocking queries wait for a change; a query
+    /// that outlives it by its slack is given up (a server that never answers).
+    pub blocking_wait: std::time::Duration,
 }
+
+/// Nomad's and Consul's own default maximum is 10 minutes; 5 keeps a hung query short.
+pub const BLOCKING_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// One commit's manifests as parsed for one source (folder and namespace included in the key:
 /// a source whose `path` or `targetNamespace` changed parses again).
@@ -113,6 +119,7 @@ impl Context {
                 std::time::Duration::from_secs(10),
             )),
             shard: (0, 1),
+            blocking_wait: BLOCKING_WAIT,
         }
     }
 

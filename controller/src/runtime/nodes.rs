@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use reconcilers::hubs::Hub;
 use serde_json::Value;
@@ -99,7 +98,7 @@ pub async fn follow(ctx: Arc<Context>) {
     loop {
         let options = QueryOptions::default()
             .param("resources", "true")
-            .blocking(index, Duration::from_secs(300));
+            .blocking(index, ctx.blocking_wait);
         match ctx.nomad.nodes(options).await {
             Ok(answer) => {
                 failures = 0;

@@ -143,7 +143,7 @@ pub async fn consul_health(ctx: Arc<Context>) {
         // graces are seconds, so nothing waits for it.
         tokio::time::sleep_until(next_query).await;
         next_query = tokio::time::Instant::now() + HEALTH_MIN_INTERVAL;
-        let options = QueryOptions::default().blocking(index, Duration::from_secs(60));
+        let options = QueryOptions::default().blocking(index, ctx.blocking_wait);
         match ctx.consul.health_state("any", options).await {
             Ok(answer) => {
                 failures = 0;

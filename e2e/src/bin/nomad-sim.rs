@@ -147,6 +147,9 @@ enum Ctl {
         /// Cut every open event stream mid-frame
         #[arg(long)]
         cut_streams: bool,
+        /// Blocking queries started from now never answer; `false` ends it for new queries
+        #[arg(long)]
+        hang_blocking: Option<bool>,
     },
 }
 
@@ -278,6 +281,7 @@ async fn ctl(addr: &str, action: Ctl) -> anyhow::Result<()> {
             unavailable_ms,
             stall_streams,
             cut_streams,
+            hang_blocking,
         } => {
             let mut body = serde_json::Map::new();
             for (key, value) in [
@@ -286,6 +290,7 @@ async fn ctl(addr: &str, action: Ctl) -> anyhow::Result<()> {
                 ("unavailable_ms", unavailable_ms.map(Value::from)),
                 ("stall_streams", stall_streams.map(Value::from)),
                 ("cut_streams", cut_streams.then_some(Value::Bool(true))),
+                ("hang_blocking", hang_blocking.map(Value::from)),
             ] {
                 if let Some(value) = value {
                     body.insert(key.into(), value);

@@ -98,6 +98,8 @@ pub struct Chaos {
     pub stall_streams: bool,
     /// Bumped by each request to cut the open event streams mid-frame.
     pub stream_cuts: u64,
+    /// Blocking queries (those with an `index`) started while set never answer.
+    pub hang_blocking: bool,
 }
 
 pub struct Cluster {

@@ -106,6 +106,9 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
                 if let Some(stall) = body.get("stall_streams").and_then(Value::as_bool) {
                     c.chaos.stall_streams = stall;
                 }
+                if let Some(hang) = body.get("hang_blocking").and_then(Value::as_bool) {
+                    c.chaos.hang_blocking = hang;
+                }
                 if body.get("cut_streams").and_then(Value::as_bool) == Some(true) {
                     c.chaos.stream_cuts += 1;
                 }

@@ -421,6 +421,10 @@ where
     let wait = wait.min(MAX_BLOCKING_WAIT);
     let jitter = wait.div_f64(16.0).mul_f64(rand::random::<f64>());
     let deadline = tokio::time::Instant::now() + wait + jitter;
+    if min_index > 0 && sim.read(|c| c.chaos.hang_blocking) {
+        // Injected: a blocking query that never answers; it ends when the client hangs up.
+        std::future::pending::<()>().await;
+    }
     let mut changes = sim.changes();
     loop {
         changes.borrow_and_update();
