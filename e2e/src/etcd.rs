@@ -13,6 +13,10 @@ pub struct TestEtcd {
     data: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP `/health` when clients must speak TLS.
+    metrics_port: u16,
+    /// Server certificate, key and the CA clients must be signed by (`--client-cert-auth`).
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
     child: Option<Child>,
 }
 
@@ -20,20 +24,37 @@ impl TestEtcd {
     /// Starts etcd and waits until it answers `/health`. Panics with etcd's own log when it
     /// does not come up, so a broken install reads as such.
     pub fn start() -> TestEtcd {
+        TestEtcd::launch(None)
+    }
+
+    /// etcd serving clients over TLS with the PKI's server certificate, and accepting only
+    /// clients whose certificate its CA signed.
+    pub fn start_tls(pki: &crate::tls::TestPki) -> TestEtcd {
+        TestEtcd::launch(Some((
+            pki.path("server.pem"),
+            pki.path("server-key.pem"),
+            pki.ca(),
+        )))
+    }
+
+    fn launch(tls: Option<(PathBuf, PathBuf, PathBuf)>) -> TestEtcd {
         let data = tempfile::tempdir().expect("temp dir for etcd");
         let mut etcd = TestEtcd {
             data,
             client_port: free_port(),
             peer_port: free_port(),
+            metrics_port: free_port(),
+            tls,
             child: None,
         };
         etcd.spawn();
         etcd
     }
 
-    /// `http://127.0.0.1:PORT`, for `--etcd` and `NOMARCH_ETCD_ENDPOINTS`.
+    /// `http(s)://127.0.0.1:PORT`, for `--etcd` and `NOMARCH_ETCD_ENDPOINTS`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -67,7 +88,19 @@ impl TestEtcd {
             .append(true)
             .open(self.log_path())
             .expect("etcd log file");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some((cert, key, ca)) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()))
+                .arg(format!("--trusted-ca-file={}", ca.display()))
+                .arg("--client-cert-auth")
+                .arg(format!(
+                    "--listen-metrics-urls=http://127.0.0.1:{}",
+                    self.metrics_port
+                ));
+        }
+        let child = command
             .arg("--name=test")
             .arg(format!(
                 "--data-dir={}",
@@ -107,7 +140,12 @@ impl TestEtcd {
     }
 
     fn healthy(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
+        let port = if self.tls.is_some() {
+            self.metrics_port
+        } else {
+            self.client_port
+        };
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));

@@ -24,3 +24,20 @@ pub fn blocking_client() -> reqwest::blocking::Client {
 pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
     client().get(url).send().await
 }
+
+/// A blocking client that trusts the PKI's CA, presenting its client certificate when asked.
+pub fn blocking_client_tls(
+    pki: &crate::tls::TestPki,
+    with_client_cert: bool,
+) -> reqwest::blocking::Client {
+    install_tls();
+    let read = |name: &str| std::fs::read(pki.path(name)).expect("PKI file");
+    let ca = reqwest::Certificate::from_pem(&read("ca.pem")).expect("CA PEM");
+    let mut builder = reqwest::blocking::Client::builder().add_root_certificate(ca);
+    if with_client_cert {
+        let mut pem = read("client.pem");
+        pem.extend_from_slice(&read("client-key.pem"));
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("client PEM"));
+    }
+    builder.build().expect("TLS client")
+}

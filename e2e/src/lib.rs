@@ -6,7 +6,8 @@
 //!   test can stop and restart on the same ports and data, and which is killed on drop.
 //! - [`http`]: reqwest clients with the TLS provider installed.
 //! - [`ports`]: free loopback ports.
-//! - [`testing`]: polling helpers for tests.
+//! - [`testing`]: polling helpers for tests; [`tls`]: a throwaway CA with server and client
+//!   certificates.
 //! - [`procs`]: nomad-sim and `nomarch controller` as real processes.
 
 pub mod etcd;
@@ -15,3 +16,4 @@ pub mod ports;
 pub mod procs;
 pub mod sim;
 pub mod testing;
+pub mod tls;

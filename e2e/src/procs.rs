@@ -162,10 +162,32 @@ pub struct SimProcess {
     pub process: Process,
     pub nomad_port: u16,
     pub consul_port: u16,
+    /// Whether it serves HTTPS.
+    pub tls: bool,
 }
 
 impl SimProcess {
+    /// nomad-sim over HTTPS with the PKI's server certificate, requiring client certificates
+    /// signed by its CA.
+    pub fn start_tls(pki: &crate::tls::TestPki, extra: &[&str]) -> SimProcess {
+        let (cert, key, ca) = (pki.path("server.pem"), pki.path("server-key.pem"), pki.ca());
+        let mut args: Vec<&str> = vec![
+            "--tls-cert",
+            cert.to_str().expect("utf-8 path"),
+            "--tls-key",
+            key.to_str().expect("utf-8 path"),
+            "--tls-client-ca",
+            ca.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        SimProcess::launch(&args, true)
+    }
+
     pub fn start(extra: &[&str]) -> SimProcess {
+        SimProcess::launch(extra, false)
+    }
+
+    fn launch(extra: &[&str], tls: bool) -> SimProcess {
         let (nomad_port, consul_port) = (free_port(), free_port());
         let mut command = Command::new(binary("nomad-sim", "e2e"));
         command
@@ -181,21 +203,35 @@ impl SimProcess {
         }
         let mut process = Process::spawn(command, "nomad-sim");
         wait_up(&mut process, "nomad-sim", || {
-            http_ok(nomad_port, "/v1/status/leader")
+            if tls {
+                // Without a client certificate only the port can be seen to listen.
+                std::net::TcpStream::connect(("127.0.0.1", nomad_port)).is_ok()
+            } else {
+                http_ok(nomad_port, "/v1/status/leader")
+            }
         });
         SimProcess {
             process,
             nomad_port,
             consul_port,
+            tls,
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
         }
     }
 
     pub fn nomad_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.nomad_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.nomad_port)
     }
 
     pub fn consul_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.consul_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.consul_port)
     }
 }
 

@@ -1,5 +1,6 @@
 //! `nomarch controller`: watch the store, Nomad and Consul, and converge.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tracing::{info, warn};
 
 use super::{CliError, StoreArgs};
 use crate::clients::http::WriteGuard;
-use crate::clients::{ConsulClient, NomadClient, Secret};
+use crate::clients::{ConsulClient, NomadClient, Secret, TlsError, TlsFiles};
 use crate::runtime::context::Context;
 use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::Metrics;
@@ -59,6 +60,42 @@ pub struct ControllerArgs {
     /// gets no answer within this plus its slack (at most 30s) is abandoned and retried
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub blocking_wait: Duration,
+    /// CA certificate (PEM) to trust for an https:// Nomad address
+    #[arg(long, env = "NOMAD_CACERT")]
+    pub nomad_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for a Nomad that verifies clients (with --nomad-client-key)
+    #[arg(long, env = "NOMAD_CLIENT_CERT")]
+    pub nomad_client_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM)
+    #[arg(long, env = "NOMAD_CLIENT_KEY")]
+    pub nomad_client_key: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an https:// Consul address
+    #[arg(long, env = "CONSUL_CACERT")]
+    pub consul_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for a Consul that verifies clients (with --consul-client-key)
+    #[arg(long, env = "CONSUL_CLIENT_CERT")]
+    pub consul_client_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM)
+    #[arg(long, env = "CONSUL_CLIENT_KEY")]
+    pub consul_client_key: Option<PathBuf>,
+}
+
+impl ControllerArgs {
+    fn nomad_tls(&self) -> TlsFiles {
+        TlsFiles {
+            ca_cert: self.nomad_ca_cert.clone(),
+            client_cert: self.nomad_client_cert.clone(),
+            client_key: self.nomad_client_key.clone(),
+        }
+    }
+
+    fn consul_tls(&self) -> TlsFiles {
+        TlsFiles {
+            ca_cert: self.consul_ca_cert.clone(),
+            client_cert: self.consul_client_cert.clone(),
+            client_key: self.consul_client_key.clone(),
+        }
+    }
 }
 
 fn default_git_cache() -> std::path::PathBuf {
@@ -116,10 +153,23 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     nomad.http.user_agent = format!("nomarch/{identity}");
     nomad.http.write_guard = Some(guard.clone());
     nomad.stream_idle_limit = args.event_stream_idle;
+    let tls_error = |api: &str, e: TlsError| CliError::Usage(format!("{api} TLS: {e}"));
+    if !args.nomad_tls().is_empty() {
+        nomad
+            .http
+            .use_tls(&args.nomad_tls())
+            .map_err(|e| tls_error("Nomad", e))?;
+    }
     let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
     consul.http.stats = metrics.api_stats("consul");
     consul.http.user_agent = format!("nomarch/{identity}");
     consul.http.write_guard = Some(guard);
+    if !args.consul_tls().is_empty() {
+        consul
+            .http
+            .use_tls(&args.consul_tls())
+            .map_err(|e| tls_error("Consul", e))?;
+    }
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
     context.cordon_suspect_nodes = args.cordon_suspect_nodes;
     context.git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);

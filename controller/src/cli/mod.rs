@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use exit::{CliError, ExitStatus};
 
-use crate::clients::Secret;
+use crate::clients::{Secret, TlsFiles};
 use crate::store::{EtcdUser, Store, DEFAULT_PREFIX};
 
 const EXIT_CODES: &str = "\
@@ -53,6 +53,15 @@ pub struct StoreArgs {
     /// File holding the etcd user's password (one line)
     #[arg(long, global = true, env = "NOMARCH_ETCD_PASSWORD_FILE")]
     pub etcd_password_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for https:// etcd endpoints
+    #[arg(long, global = true, env = "ETCDCTL_CACERT")]
+    pub etcd_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for an etcd with --client-cert-auth (with --etcd-key)
+    #[arg(long, global = true, env = "ETCDCTL_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM)
+    #[arg(long, global = true, env = "ETCDCTL_KEY")]
+    pub etcd_key: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -79,7 +88,13 @@ impl StoreArgs {
 
     pub async fn connect(&self) -> Result<Store, CliError> {
         let user = self.etcd_user()?;
-        Ok(Store::connect_as(&self.endpoints(), &self.prefix, user.as_ref()).await?)
+        let tls = TlsFiles {
+            ca_cert: self.etcd_ca_cert.clone(),
+            client_cert: self.etcd_cert.clone(),
+            client_key: self.etcd_key.clone(),
+        };
+        let tls = (!tls.is_empty()).then_some(tls);
+        Ok(Store::connect_as(&self.endpoints(), &self.prefix, user.as_ref(), tls.as_ref()).await?)
     }
 
     /// The etcd user and password, when a user is named. Errors name the file or variable to
@@ -185,7 +200,7 @@ pub enum Command {
         nomad_addr: String,
     },
     /// Run the controller: watch the store, Nomad and Consul, and converge
-    Controller(controller::ControllerArgs),
+    Controller(Box<controller::ControllerArgs>),
 }
 
 #[derive(Args, Debug, Clone)]

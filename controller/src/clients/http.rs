@@ -103,7 +103,28 @@ fn tls_provider() {
     });
 }
 
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+}
+
 impl HttpApi {
+    /// Speaks TLS with these files from now on (for `https://` addresses).
+    pub fn use_tls(&mut self, files: &super::TlsFiles) -> Result<(), super::TlsError> {
+        self.client =
+            files
+                .apply(client_builder())?
+                .build()
+                .map_err(|e| super::TlsError::File {
+                    what: "TLS setup for",
+                    path: self.address.clone(),
+                    detail: e.to_string(),
+                })?;
+        Ok(())
+    }
+
     pub fn new(
         api: &'static str,
         address: &str,
@@ -117,10 +138,7 @@ impl HttpApi {
         } else {
             format!("http://{address}")
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+        let client = client_builder()
             .build()
             .expect("an HTTP client with default settings builds");
         HttpApi {

@@ -14,9 +14,11 @@ pub mod http;
 pub mod nomad;
 pub mod nomad_types;
 pub mod secret;
+pub mod tls;
 
 pub use consul::ConsulClient;
 pub use error::ApiError;
 pub use http::{Indexed, QueryOptions};
 pub use nomad::NomadClient;
 pub use secret::Secret;
+pub use tls::{TlsError, TlsFiles};

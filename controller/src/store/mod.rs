@@ -32,6 +32,21 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long events live after their last occurrence.
 pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 
+/// etcd's TLS options from PEM files (a CA to trust; a client identity for
+/// `--client-cert-auth`).
+fn etcd_tls(
+    files: &crate::clients::TlsFiles,
+) -> std::result::Result<etcd_client::TlsOptions, crate::clients::TlsError> {
+    let mut options = etcd_client::TlsOptions::new();
+    if let Some(ca) = files.ca_pem()? {
+        options = options.ca_certificate(etcd_client::Certificate::from_pem(ca));
+    }
+    if let Some((cert, key)) = files.identity_pem()? {
+        options = options.identity(etcd_client::Identity::from_pem(cert, key));
+    }
+    Ok(options)
+}
+
 /// An etcd user and password, for an etcd with authentication enabled.
 pub struct EtcdUser {
     pub name: String,
@@ -51,7 +66,7 @@ pub struct Store {
 impl Store {
     /// Connects and checks that etcd answers, within [`REQUEST_TIMEOUT`].
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Store> {
-        Store::connect_as(endpoints, prefix, None).await
+        Store::connect_as(endpoints, prefix, None, None).await
     }
 
     /// As [`Store::connect`], authenticating as this etcd user when etcd has auth enabled.
@@ -60,6 +75,7 @@ impl Store {
         endpoints: &[String],
         prefix: &str,
         user: Option<&EtcdUser>,
+        tls: Option<&crate::clients::TlsFiles>,
     ) -> Result<Store> {
         let joined = endpoints.join(",");
         let unreachable = |detail: String| StoreError::Unreachable {
@@ -76,6 +92,9 @@ impl Store {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        if let Some(tls) = tls {
+            options = options.with_tls(etcd_tls(tls).map_err(|e| unreachable(e.to_string()))?);
+        }
         if let Some(user) = user {
             options = options
                 .with_user(user.name.clone(), user.password.expose())

@@ -78,6 +78,15 @@ struct ServeArgs {
     /// Require this management token (X-Nomad-Token / X-Consul-Token) on every request
     #[arg(long, env = "NOMAD_SIM_ACL_TOKEN", hide_env_values = true)]
     acl_token: Option<String>,
+    /// Serve both APIs over HTTPS with this certificate (PEM; with --tls-key)
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates signed by this CA (Nomad's verify_https_client)
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -213,11 +222,20 @@ fn sim_config(args: &ServeArgs) -> anyhow::Result<SimConfig> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = sim_config(&args)?;
     let node_count = config.nodes.len();
-    let running = RunningSim::start(
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(e2e::sim::tls::ServerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    let running = RunningSim::start_with_tls(
         config,
         args.clock_speed,
         &args.nomad_addr,
         &args.consul_addr,
+        tls.as_ref(),
     )
     .await
     .with_context(|| format!("binding {} and {}", args.nomad_addr, args.consul_addr))?;

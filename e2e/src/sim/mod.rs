@@ -10,7 +10,8 @@
 //! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: feasibility and binpack.
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
-//! - [`http`]: the Nomad, Consul and `/_sim` admin APIs.
+//! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
+//!   with client certificates when asked.
 
 pub mod clock;
 pub mod cluster;
@@ -25,6 +26,7 @@ pub mod model;
 pub mod placement;
 pub mod render;
 pub mod scheduler;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -131,6 +133,8 @@ pub struct RunningSim {
     pub sim: Sim,
     pub nomad_addr: SocketAddr,
     pub consul_addr: SocketAddr,
+    /// Whether both APIs speak HTTPS.
+    pub tls: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -142,6 +146,18 @@ impl RunningSim {
         nomad: &str,
         consul: &str,
     ) -> std::io::Result<RunningSim> {
+        RunningSim::start_with_tls(config, clock_speed, nomad, consul, None).await
+    }
+
+    /// As [`RunningSim::start`], serving both APIs over HTTPS when `tls` is given.
+    pub async fn start_with_tls(
+        config: SimConfig,
+        clock_speed: f64,
+        nomad: &str,
+        consul: &str,
+        tls: Option<&tls::ServerTls>,
+    ) -> std::io::Result<RunningSim> {
+        let acceptor = tls.map(tls::ServerTls::acceptor).transpose()?;
         let sim = Sim::new(config, clock_speed);
         let nomad_listener = tokio::net::TcpListener::bind(nomad).await?;
         let consul_listener = tokio::net::TcpListener::bind(consul).await?;
@@ -149,29 +165,40 @@ impl RunningSim {
         let consul_addr = consul_listener.local_addr()?;
         let nomad_app = http::nomad_router(sim.clone());
         let consul_app = http::consul_router(sim.clone());
+        let serve = |listener: tokio::net::TcpListener, app: axum::Router| match acceptor.clone() {
+            Some(acceptor) => tokio::spawn(tls::serve(listener, app, acceptor)),
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener.tap_io(no_delay), app).await;
+            }),
+        };
         let tasks = vec![
             sim.spawn_ticker(),
-            tokio::spawn(async move {
-                let _ = axum::serve(nomad_listener.tap_io(no_delay), nomad_app).await;
-            }),
-            tokio::spawn(async move {
-                let _ = axum::serve(consul_listener.tap_io(no_delay), consul_app).await;
-            }),
+            serve(nomad_listener, nomad_app),
+            serve(consul_listener, consul_app),
         ];
         Ok(RunningSim {
             sim,
             nomad_addr,
             consul_addr,
+            tls: acceptor.is_some(),
             tasks,
         })
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn nomad_url(&self) -> String {
-        format!("http://{}", self.nomad_addr)
+        format!("{}://{}", self.scheme(), self.nomad_addr)
     }
 
     pub fn consul_url(&self) -> String {
-        format!("http://{}", self.consul_addr)
+        format!("{}://{}", self.scheme(), self.consul_addr)
     }
 }
 
