@@ -169,3 +169,53 @@ fn a_blocking_query_that_never_answers_is_abandoned() {
             .is_some_and(|h| h != hub)
     });
 }
+
+#[test]
+fn a_watch_resuming_past_compaction_relists_and_loses_no_update() {
+    let mut world = World::start(&[]);
+    let names: Vec<String> = (0..20).map(|i| format!("app-{i}")).collect();
+    for name in &names {
+        world.apply(&app(name, 1));
+    }
+    eventually("all Ready", || names.iter().all(|n| world.ready(n)));
+
+    // The controller is paused while etcd restarts (its watch stream dies with it), the apps
+    // change, and etcd compacts past the revision the controller saw last. Resumed, its watch
+    // can only resume from a compacted revision: it must relist.
+    let controller = world.controller.as_ref().unwrap();
+    controller.process.signal(libc::SIGSTOP);
+    world.etcd.restart();
+    for name in &names {
+        world.apply(&app(name, 2));
+    }
+    let endpoint = world.etcd.endpoint();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = etcd_client::Client::connect([endpoint], None)
+            .await
+            .unwrap();
+        let revision = client
+            .get("/", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        client
+            .compact(
+                revision,
+                Some(etcd_client::CompactionOptions::new().with_physical()),
+            )
+            .await
+            .unwrap();
+    });
+    let controller = world.controller.as_mut().unwrap();
+    controller.process.signal(libc::SIGCONT);
+
+    eventually("every update lands", || {
+        names.iter().all(|n| count(&world, n) == json!(2))
+    });
+    let controller = world.controller.as_mut().unwrap();
+    assert!(controller.process.is_running());
+    let log = controller.process.log_text();
+    assert!(log.contains("watch revision compacted; relisting"), "{log}");
+}
