@@ -388,6 +388,21 @@ fn fetch_failures_are_reported_and_keep_the_last_good_state() {
     });
 }
 
+/// Waits for `Fetched=False reason CacheUnavailable` and checks its message names the cause.
+fn cache_unavailable_is_reported(world: &World, cause: &str) {
+    eventually("the git cache failure is reported", || {
+        let fetched = condition(&source_status(world), "Fetched");
+        fetched["status"] == "False" && fetched["reason"] == "CacheUnavailable"
+    });
+    let fetched = condition(&source_status(world), "Fetched");
+    assert!(
+        fetched["message"]
+            .as_str()
+            .is_some_and(|m| m.to_lowercase().contains(cause)),
+        "{fetched}"
+    );
+}
+
 /// A real, tiny file system (tmpfs) for the git cache, unmounted when dropped.
 struct TinyDisk {
     dir: tempfile::TempDir,
@@ -442,17 +457,7 @@ fn a_full_disk_under_the_mirror_fails_clearly_and_recovers_when_space_returns() 
     let commit = repo.push("two apps");
     world.apply(&source(&repo.url(), "1h", true, ""));
 
-    eventually("the full disk is reported", || {
-        let fetched = condition(&source_status(&world), "Fetched");
-        fetched["status"] == "False" && fetched["reason"] == "CacheUnavailable"
-    });
-    let fetched = condition(&source_status(&world), "Fetched");
-    assert!(
-        fetched["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("git cache")),
-        "{fetched}"
-    );
+    cache_unavailable_is_reported(&world, "git cache");
     assert!(world.app_or_null("web").is_null(), "nothing applied");
 
     // Space comes back: the retry (a transient failure, backed off) syncs without a push.
@@ -507,17 +512,7 @@ fn a_git_cache_without_write_permission_fails_clearly_and_recovers_when_granted(
     ));
     world.apply(&source(&repo.url(), "1h", true, ""));
 
-    eventually("the unwritable cache is reported", || {
-        let fetched = condition(&source_status(&world), "Fetched");
-        fetched["status"] == "False" && fetched["reason"] == "CacheUnavailable"
-    });
-    let fetched = condition(&source_status(&world), "Fetched");
-    assert!(
-        fetched["message"]
-            .as_str()
-            .is_some_and(|m| m.to_lowercase().contains("permission denied")),
-        "{fetched}"
-    );
+    cache_unavailable_is_reported(&world, "permission denied");
 
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
     eventually("synced once the cache can be written", || {

@@ -5,12 +5,12 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use e2e::etcd::TestEtcd;
 use e2e::procs::{ControllerProcess, SimProcess};
 use serde_json::{json, Value};
-use support::{eventually, nomarch_bin, sign, PREFIX};
+use support::{eventually, nomarch_bin, run_nomarch, sign, PREFIX};
 
 const NOMAD_TOKEN: &str = "acl-7d0c2f5e-token-value";
 const ETCD_PASSWORD: &str = "etcd-pw-4b9e1a";
@@ -37,30 +37,15 @@ struct Run {
 
 impl Run {
     fn nomarch(&mut self, args: &[&str], stdin: Option<&str>, password: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut command = Command::new(nomarch_bin());
-        command
-            .env("NOMARCH_ETCD_ENDPOINTS", self.etcd.endpoint())
-            .env("NOMARCH_PREFIX", PREFIX)
-            .env("NOMAD_ADDR", self.sim.nomad_url())
-            .env("NOMAD_TOKEN", NOMAD_TOKEN)
-            .env_remove("NOMARCH_ETCD_PASSWORD")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        let nomad = self.sim.nomad_url();
+        let mut env = vec![("NOMAD_ADDR", nomad.as_str()), ("NOMAD_TOKEN", NOMAD_TOKEN)];
         if let Some(password) = password {
-            command
-                .env("NOMARCH_ETCD_USER", "root")
-                .env("NOMARCH_ETCD_PASSWORD", password);
+            env.extend([
+                ("NOMARCH_ETCD_USER", "root"),
+                ("NOMARCH_ETCD_PASSWORD", password),
+            ]);
         }
-        let mut child = command.spawn().unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            pipe.write_all(text.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        let output = child.wait_with_output().unwrap();
+        let output = run_nomarch(&self.etcd.endpoint(), &env, args, stdin);
         self.seen
             .push(String::from_utf8_lossy(&output.stdout).into_owned());
         self.seen
@@ -107,15 +92,12 @@ fn credentials_work_and_never_appear_in_any_output() {
     assert!(!wrong.status.success());
     let said = String::from_utf8_lossy(&wrong.stderr);
     assert!(said.contains("etcd"), "{said}");
-    let no_password = {
-        let mut command = Command::new(nomarch_bin());
-        command
-            .env("NOMARCH_ETCD_ENDPOINTS", run.etcd.endpoint())
-            .env("NOMARCH_ETCD_USER", "root")
-            .env_remove("NOMARCH_ETCD_PASSWORD")
-            .args(["get", "apps"]);
-        command.output().unwrap()
-    };
+    let no_password = run_nomarch(
+        &run.etcd.endpoint(),
+        &[("NOMARCH_ETCD_USER", "root")],
+        &["get", "apps"],
+        None,
+    );
     let said = String::from_utf8_lossy(&no_password.stderr);
     assert!(said.contains("NOMARCH_ETCD_PASSWORD"), "{said}");
 

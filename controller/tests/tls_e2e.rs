@@ -4,36 +4,21 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use e2e::etcd::TestEtcd;
 use e2e::procs::{ControllerProcess, SimProcess};
 use e2e::tls::TestPki;
 use serde_json::Value;
-use support::{eventually, nomarch_bin, PREFIX};
+use support::{eventually, nomarch_bin, run_nomarch, PREFIX};
 
 fn path(pki: &TestPki, name: &str) -> String {
     pki.path(name).to_str().unwrap().to_string()
 }
 
 fn nomarch(etcd: &TestEtcd, env: &[(&str, String)], args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(nomarch_bin())
-        .env("NOMARCH_ETCD_ENDPOINTS", etcd.endpoint())
-        .env("NOMARCH_PREFIX", PREFIX)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).unwrap();
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_nomarch(&etcd.endpoint(), &env, args, stdin)
 }
 
 #[test]

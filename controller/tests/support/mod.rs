@@ -99,23 +99,13 @@ impl World {
     }
 
     pub fn nomarch(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-        use std::io::Write;
-        let mut child = Command::new(nomarch_bin())
-            .env("NOMARCH_ETCD_ENDPOINTS", self.etcd.endpoint())
-            .env("NOMARCH_PREFIX", PREFIX)
-            .env("NOMAD_ADDR", self.sim.nomad_url())
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            pipe.write_all(text.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        let output = child.wait_with_output().unwrap();
+        let nomad = self.sim.nomad_url();
+        let output = run_nomarch(
+            &self.etcd.endpoint(),
+            &[("NOMAD_ADDR", &nomad)],
+            args,
+            stdin,
+        );
         assert!(
             output.status.success(),
             "nomarch {args:?}: {}",
@@ -231,4 +221,31 @@ pub fn sign(body: &[u8], secret: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Runs the `nomarch` CLI against this etcd with more environment, feeding `stdin`; its output,
+/// whatever the exit status.
+pub fn run_nomarch(
+    etcd: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(nomarch_bin())
+        .env("NOMARCH_ETCD_ENDPOINTS", etcd)
+        .env("NOMARCH_PREFIX", PREFIX)
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
 }
