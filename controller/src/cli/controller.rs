@@ -154,20 +154,22 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     nomad.http.write_guard = Some(guard.clone());
     nomad.stream_idle_limit = args.event_stream_idle;
     let tls_error = |api: &str, e: TlsError| CliError::Usage(format!("{api} TLS: {e}"));
-    if !args.nomad_tls().is_empty() {
+    let nomad_tls = args.nomad_tls();
+    if !nomad_tls.is_empty() {
         nomad
             .http
-            .use_tls(&args.nomad_tls())
+            .use_tls(&nomad_tls)
             .map_err(|e| tls_error("Nomad", e))?;
     }
     let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
     consul.http.stats = metrics.api_stats("consul");
     consul.http.user_agent = format!("nomarch/{identity}");
     consul.http.write_guard = Some(guard);
-    if !args.consul_tls().is_empty() {
+    let consul_tls = args.consul_tls();
+    if !consul_tls.is_empty() {
         consul
             .http
-            .use_tls(&args.consul_tls())
+            .use_tls(&consul_tls)
             .map_err(|e| tls_error("Consul", e))?;
     }
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
