@@ -300,7 +300,39 @@ fn webhooks_must_be_signed_and_a_signed_one_syncs_at_once() {
     );
     assert!(world.object("app", "api").is_null());
 
-    assert_eq!(post(Some(sign(&body, SECRET))), 202);
+    let too_big = vec![b' '; 6 * 1024 * 1024];
+    let status = world
+        .http
+        .post(&url)
+        .header("X-Hub-Signature-256", sign(&too_big, SECRET))
+        .body(too_big)
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(
+        status, 413,
+        "a body over 5 MiB is refused before anything reads it"
+    );
+
+    let delivered = |delivery: &str| {
+        world
+            .http
+            .post(&url)
+            .header("X-Hub-Signature-256", sign(&body, SECRET))
+            .header("X-GitHub-Delivery", delivery)
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(delivered("d-1"), 202);
+    assert_eq!(delivered("d-1"), 409, "the same delivery again is a replay");
+    assert_eq!(
+        post(Some(sign(&body, SECRET))),
+        202,
+        "no delivery ID: accepted"
+    );
     eventually("the signed webhook syncs the new commit", || {
         source_status(&world)["lastAppliedCommit"] == second.as_str()
             && !world.object("app", "api").is_null()

@@ -649,4 +649,29 @@ mod tests {
         let errors = load_blobs(files, None).unwrap_err();
         assert!(errors.iter().all(|e| e.file == "bad.yaml"), "{errors:?}");
     }
+
+    #[test]
+    fn an_oversized_file_is_refused_whole_with_its_size() {
+        let big = "#".repeat(MAX_FILE_BYTES + 1);
+        let errors = parse_bytes("big.yaml", big.as_bytes()).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let error = &errors[0];
+        assert_eq!(
+            (error.file.as_str(), error.line, error.col),
+            ("big.yaml", 1, 1)
+        );
+        assert!(error.message.contains("the limit is"), "{}", error.message);
+    }
+
+    #[test]
+    fn too_many_documents_in_a_file_is_one_clear_error() {
+        let many = "---\na: 1\n".repeat(MAX_DOCUMENTS + 1);
+        let errors = parse_str("many.yaml", &many).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("documents; the limit is")),
+            "{errors:?}"
+        );
+    }
 }

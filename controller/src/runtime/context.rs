@@ -47,6 +47,8 @@ pub struct Context {
     /// How long the node list and Consul health blocking queries wait for a change; a query
     /// that outlives it by its slack is given up (a server that never answers).
     pub blocking_wait: std::time::Duration,
+    /// Webhook deliveries already received (replays are refused).
+    pub deliveries: super::deliveries::RecentDeliveries,
 }
 
 /// Nomad's and Consul's own default maximum is 10 minutes; 5 keeps a hung query short.
@@ -120,6 +122,7 @@ impl Context {
             )),
             shard: (0, 1),
             blocking_wait: BLOCKING_WAIT,
+            deliveries: Default::default(),
         }
     }
 

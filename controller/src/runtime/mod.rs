@@ -11,12 +11,14 @@
 //! - [`runner`]: bounded concurrency, graceful drain.
 //! - [`leader`]: leader election on an etcd lease; shards.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`metrics`]: the Prometheus registry.
-//! - [`webhook`]: verified git push webhooks that queue a source's sync.
+//! - [`webhook`]: verified git push webhooks that queue a source's sync; [`deliveries`]: the
+//!   deliveries already received, so replays are refused.
 //! - [`event_stream`]: events as Server-Sent Events, resumable with `Last-Event-ID`.
 
 pub mod allocs;
 pub mod cache;
 pub mod context;
+pub mod deliveries;
 mod due;
 pub mod event_stream;
 pub mod jobs;

@@ -6,7 +6,10 @@
 //! 2. `X-Gitea-Signature: <hex HMAC-SHA256 of the body>` (older Gitea);
 //! 3. `X-Gitlab-Token: <the secret itself>` (GitLab does not sign; compared in constant time).
 //!
-//! A verified push to another branch, or a ping, is answered and triggers nothing.
+//! A verified push to another branch, or a ping, is answered and triggers nothing. A verified
+//! delivery whose ID (`X-GitHub-Delivery` and the like) was already received is a replay: 409,
+//! nothing queued. The signature covers the body only, so this stops replays of captured
+//! requests as sent, not one with a made-up delivery ID; that can only ask for a fetch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,6 +162,15 @@ pub async fn git_push(
             StatusCode::UNAUTHORIZED,
             "the signature is missing or does not match",
         );
+    }
+    if let Some(id) = super::deliveries::delivery_id(&headers) {
+        if !ctx.deliveries.first_time(&key.to_string(), id) {
+            ctx.metrics.webhooks_refused.inc();
+            return reply(
+                StatusCode::CONFLICT,
+                &format!("delivery {id} was already received (a replay); nothing done"),
+            );
+        }
     }
     match pushed_branch(&body) {
         Err(e) => reply(StatusCode::BAD_REQUEST, &e),
