@@ -2,7 +2,7 @@
 //! exist with those that do, and place, stop or replace. Placements that fit nowhere leave a
 //! `blocked` evaluation that is retried when capacity appears, as in Nomad.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
@@ -243,7 +243,7 @@ impl Cluster {
         for id in orphaned {
             self.stop_alloc(&id, "alloc not needed due to job update", index);
         }
-        let mut planned_use: HashMap<String, (u64, u64)> = super::placement::usage_by_node(self);
+        let mut planned_use = super::placement::usage_by_node(self);
         for group in job.groups() {
             let name = group
                 .get("Name")
