@@ -41,3 +41,12 @@ pub fn blocking_client_tls(
     }
     builder.build().expect("TLS client")
 }
+
+/// `https` or `http`, for the URLs of a server that does or does not speak TLS.
+pub fn scheme(tls: bool) -> &'static str {
+    if tls {
+        "https"
+    } else {
+        "http"
+    }
+}

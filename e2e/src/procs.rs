@@ -218,20 +218,20 @@ impl SimProcess {
         }
     }
 
-    fn scheme(&self) -> &'static str {
-        if self.tls {
-            "https"
-        } else {
-            "http"
-        }
-    }
-
     pub fn nomad_url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme(), self.nomad_port)
+        format!(
+            "{}://127.0.0.1:{}",
+            crate::http::scheme(self.tls),
+            self.nomad_port
+        )
     }
 
     pub fn consul_url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme(), self.consul_port)
+        format!(
+            "{}://127.0.0.1:{}",
+            crate::http::scheme(self.tls),
+            self.consul_port
+        )
     }
 }
 

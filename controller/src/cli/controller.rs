@@ -9,8 +9,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use super::{CliError, StoreArgs};
-use crate::clients::http::WriteGuard;
-use crate::clients::{ConsulClient, NomadClient, Secret, TlsError, TlsFiles};
+use crate::clients::http::{HttpApi, WriteGuard};
+use crate::clients::{ConsulClient, NomadClient, Secret, TlsFiles};
 use crate::runtime::context::Context;
 use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::Metrics;
@@ -148,30 +148,19 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
         let leadership = leadership.clone();
         Arc::new(move || leadership.is_held())
     };
+    // Both APIs: metrics, this controller's identity, the leadership guard on writes, TLS.
+    let prepare = |http: &mut HttpApi, tls: TlsFiles| -> Result<(), CliError> {
+        http.stats = metrics.api_stats(http.api);
+        http.user_agent = format!("nomarch/{identity}");
+        http.write_guard = Some(guard.clone());
+        http.use_tls(&tls)
+            .map_err(|e| CliError::Usage(format!("{} TLS: {e}", http.api)))
+    };
     let mut nomad = NomadClient::new(&args.nomad_addr, Secret::from_env("NOMAD_TOKEN"));
-    nomad.http.stats = metrics.api_stats("nomad");
-    nomad.http.user_agent = format!("nomarch/{identity}");
-    nomad.http.write_guard = Some(guard.clone());
+    prepare(&mut nomad.http, args.nomad_tls())?;
     nomad.stream_idle_limit = args.event_stream_idle;
-    let tls_error = |api: &str, e: TlsError| CliError::Usage(format!("{api} TLS: {e}"));
-    let nomad_tls = args.nomad_tls();
-    if !nomad_tls.is_empty() {
-        nomad
-            .http
-            .use_tls(&nomad_tls)
-            .map_err(|e| tls_error("Nomad", e))?;
-    }
     let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
-    consul.http.stats = metrics.api_stats("consul");
-    consul.http.user_agent = format!("nomarch/{identity}");
-    consul.http.write_guard = Some(guard);
-    let consul_tls = args.consul_tls();
-    if !consul_tls.is_empty() {
-        consul
-            .http
-            .use_tls(&consul_tls)
-            .map_err(|e| tls_error("Consul", e))?;
-    }
+    prepare(&mut consul.http, args.consul_tls())?;
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
     context.cordon_suspect_nodes = args.cordon_suspect_nodes;
     context.git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);

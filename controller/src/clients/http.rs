@@ -111,8 +111,11 @@ fn client_builder() -> reqwest::ClientBuilder {
 }
 
 impl HttpApi {
-    /// Speaks TLS with these files from now on (for `https://` addresses).
+    /// Speaks TLS with these files from now on (for `https://` addresses); no files, no change.
     pub fn use_tls(&mut self, files: &super::TlsFiles) -> Result<(), super::TlsError> {
+        if files.is_empty() {
+            return Ok(());
+        }
         self.client =
             files
                 .apply(client_builder())?

@@ -185,20 +185,12 @@ impl RunningSim {
         })
     }
 
-    fn scheme(&self) -> &'static str {
-        if self.tls {
-            "https"
-        } else {
-            "http"
-        }
-    }
-
     pub fn nomad_url(&self) -> String {
-        format!("{}://{}", self.scheme(), self.nomad_addr)
+        format!("{}://{}", crate::http::scheme(self.tls), self.nomad_addr)
     }
 
     pub fn consul_url(&self) -> String {
-        format!("{}://{}", self.scheme(), self.consul_addr)
+        format!("{}://{}", crate::http::scheme(self.tls), self.consul_addr)
     }
 }
 
