@@ -286,6 +286,12 @@ impl Resource {
         each_kind!(self, o => o.status = status)
     }
 
+    /// Whether this is the object `target` names, without building its reference.
+    pub fn is(&self, target: &ObjectRef) -> bool {
+        let meta = self.metadata();
+        self.kind() == target.kind && meta.name == target.name && meta.namespace == target.namespace
+    }
+
     pub fn object_ref(&self) -> ObjectRef {
         ObjectRef::new(
             self.kind(),

@@ -26,11 +26,16 @@ use crate::store::EventType;
 const UNSCHEDULABLE_RECHECK: Duration = Duration::from_secs(10);
 const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
 
+/// The ID of the hub a status records, borrowed.
+fn hub_id_of_status(status: Option<&Status>) -> Option<&str> {
+    status?.details.get("hub")?.get("id")?.as_str()
+}
+
 /// The hub a status records: `{"id", "name"}`.
 pub fn hub_of_status(status: Option<&Status>) -> Option<(String, String)> {
     let hub = status?.details.get("hub")?;
     Some((
-        hub.get("id")?.as_str()?.to_string(),
+        hub_id_of_status(status)?.to_string(),
         hub.get("name")
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -64,20 +69,32 @@ async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Arc<Vec<Hub>>, ReconcileError
     Ok(Arc::new(hubs))
 }
 
-/// CPU and memory promised on each hub to the other pubs, from their statuses.
+/// CPU and memory promised on each hub to the other pubs, from their statuses. Runs over
+/// every pub for each pub reconciled, so it allocates only per hub, not per pub.
 fn assigned_except(ctx: &Context, me: &ObjectRef) -> Assigned {
     let mut assigned = Assigned::new();
     ctx.cache.for_each_of_kind(Kind::Pub, |resource, status| {
         let Resource::Pub(other) = resource else {
             return;
         };
-        if &resource.object_ref() == me {
+        if resource.is(me) {
             return;
         }
-        if let Some((hub, _)) = hub_of_status(status) {
-            let entry = assigned.entry(hub).or_default();
-            entry.0 += u64::from(other.spec.resources.cpu);
-            entry.1 += u64::from(other.spec.resources.memory);
+        let Some(hub) = hub_id_of_status(status) else {
+            return;
+        };
+        let need = (
+            u64::from(other.spec.resources.cpu),
+            u64::from(other.spec.resources.memory),
+        );
+        match assigned.get_mut(hub) {
+            Some(entry) => {
+                entry.0 += need.0;
+                entry.1 += need.1;
+            }
+            None => {
+                assigned.insert(hub.to_string(), need);
+            }
         }
     });
     assigned

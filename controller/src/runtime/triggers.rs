@@ -11,35 +11,63 @@ use tracing::{debug, info, warn};
 
 use super::context::Context;
 use super::queue::backoff;
-use crate::clients::nomad_types::{Event, Job};
+use crate::clients::nomad_types::{AllocStub, Event, Job};
 use crate::clients::QueryOptions;
 use crate::store::EventType;
 
+/// What one Nomad event carries, decoded once: the stream's hottest path in a cold start is
+/// turning each event's payload into these (thousands per second), so it reads the payload
+/// in place instead of cloning it, and only once per event.
+enum Payload {
+    Job(Option<Job>),
+    Allocation(Option<AllocStub>),
+    Other,
+}
+
+impl Payload {
+    fn of(event: &Event) -> Payload {
+        match event.topic.as_str() {
+            "Job" => Payload::Job(decoded(event.payload.get("Job"))),
+            "Allocation" => Payload::Allocation(decoded(event.payload.get("Allocation"))),
+            _ => Payload::Other,
+        }
+    }
+}
+
+/// Deserializes from a borrowed JSON value (no copy of the tree).
+fn decoded<T: serde::de::DeserializeOwned>(value: Option<&serde_json::Value>) -> Option<T> {
+    value.and_then(|v| T::deserialize(v).ok())
+}
+
 /// The objects a Nomad event concerns: a job's owner from its meta, an allocation's through
 /// its job ID.
-fn owners_of(ctx: &Context, event: &Event) -> Vec<ObjectRef> {
-    match event.topic.as_str() {
-        "Job" => {
-            let job: Option<Job> = event
-                .payload
-                .get("Job")
-                .and_then(|j| serde_json::from_value(j.clone()).ok());
-            match job.and_then(|j| reconcilers::meta::owner_of(&event.namespace, j.meta.as_ref())) {
+fn owners_of(ctx: &Context, event: &Event, payload: &Payload) -> Vec<ObjectRef> {
+    match payload {
+        Payload::Job(job) => {
+            let owner = job
+                .as_ref()
+                .and_then(|j| reconcilers::meta::owner_of(&event.namespace, j.meta.as_ref()));
+            match owner {
                 Some(owner) => vec![owner],
                 None => ctx.cache.named(Some(&event.namespace), &event.key),
             }
         }
-        "Allocation" => {
-            let job_id = event
-                .payload
-                .get("Allocation")
-                .and_then(|a| a.get("JobID"))
-                .and_then(|j| j.as_str())
-                .unwrap_or_default();
+        Payload::Allocation(alloc) => {
+            // The job ID from the payload when it decoded; else the raw field, so a payload
+            // that lost a field still wakes its owner.
+            let job_id = match alloc {
+                Some(alloc) => alloc.job_id.as_str(),
+                None => event
+                    .payload
+                    .get("Allocation")
+                    .and_then(|a| a.get("JobID"))
+                    .and_then(|j| j.as_str())
+                    .unwrap_or_default(),
+            };
             ctx.cache.named(Some(&event.namespace), job_id)
         }
-        "Node" => pubs_concerned_by_node(ctx, &event.key),
-        _ => Vec::new(),
+        Payload::Other if event.topic == "Node" => pubs_concerned_by_node(ctx, &event.key),
+        Payload::Other => Vec::new(),
     }
 }
 
@@ -87,17 +115,17 @@ pub async fn nomad_events(ctx: Arc<Context>) {
                         Ok(frame) => {
                             failures = 0;
                             for event in &frame.events {
-                                if let Some(alloc) = allocation_of(event) {
-                                    ctx.allocs.upsert(alloc);
+                                let payload = Payload::of(event);
+                                let owners = owners_of(&ctx, event, &payload);
+                                // Caches first, so the reconciles queued next read this event.
+                                match payload {
+                                    Payload::Allocation(Some(alloc)) => ctx.allocs.upsert(alloc),
+                                    Payload::Job(job) => {
+                                        ctx.jobs.on_event(&event.event_type, &event.namespace, job)
+                                    }
+                                    _ => {}
                                 }
-                                if event.topic == "Job" {
-                                    let job = event
-                                        .payload
-                                        .get("Job")
-                                        .and_then(|j| serde_json::from_value(j.clone()).ok());
-                                    ctx.jobs.on_event(&event.event_type, &event.namespace, job);
-                                }
-                                for owner in owners_of(&ctx, event) {
+                                for owner in owners {
                                     ctx.queue.add(owner);
                                 }
                             }
@@ -116,14 +144,6 @@ pub async fn nomad_events(ctx: Arc<Context>) {
         failures += 1;
         tokio::time::sleep(backoff(failures)).await;
     }
-}
-
-/// The allocation an `Allocation` event carries.
-fn allocation_of(event: &Event) -> Option<crate::clients::nomad_types::AllocStub> {
-    if event.topic != "Allocation" {
-        return None;
-    }
-    serde_json::from_value(event.payload.get("Allocation")?.clone()).ok()
 }
 
 /// The shortest time between two health listings.

@@ -118,6 +118,9 @@ pub struct Cluster {
     /// Child job IDs per (namespace, parent ID), as Nomad's state store keeps a parent's
     /// children summary: listing 12,000 jobs must not scan every job for each one's children.
     pub children_by_parent: HashMap<(String, String), BTreeSet<String>>,
+    /// Periodic parents, kept by `put_job`/`remove_job`: the 50 ms ticker must not walk every
+    /// job (children included) to find the few that launch.
+    pub periodic_jobs: BTreeSet<(String, String)>,
     /// The next launch of each periodic job, memoized (see `tick_periodic`).
     pub next_launches: HashMap<(String, String), NextLaunch>,
     pub namespaces: BTreeMap<String, Namespace>,
@@ -149,6 +152,7 @@ impl Cluster {
             evals_by_job: HashMap::new(),
             allocs_by_node: HashMap::new(),
             children_by_parent: HashMap::new(),
+            periodic_jobs: BTreeSet::new(),
             next_launches: HashMap::new(),
             namespaces: BTreeMap::new(),
             kv: BTreeMap::new(),
@@ -293,6 +297,11 @@ impl Cluster {
                 .or_default()
                 .insert(job.id.clone());
         }
+        if job.is_periodic() {
+            self.periodic_jobs.insert(key.clone());
+        } else {
+            self.periodic_jobs.remove(&key);
+        }
         self.jobs.insert(key, job);
     }
 
@@ -300,6 +309,7 @@ impl Cluster {
     pub fn remove_job(&mut self, key: &(String, String)) -> Option<JobRecord> {
         self.unindex_child(key);
         self.next_launches.remove(key);
+        self.periodic_jobs.remove(key);
         self.jobs.remove(key)
     }
 
@@ -314,6 +324,25 @@ impl Cluster {
                 self.children_by_parent.remove(&parent_key);
             }
         }
+    }
+
+    /// Jobs whose ID starts with `prefix` in `namespace` (or every namespace for `*`). One
+    /// namespace is a range walk of the (namespace, ID) keys, not a scan of every job.
+    pub fn jobs_with_prefix<'a>(
+        &'a self,
+        namespace: &'a str,
+        prefix: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a JobRecord> + 'a> {
+        if namespace == "*" {
+            return Box::new(self.jobs.values().filter(move |j| j.id.starts_with(prefix)));
+        }
+        let start = (namespace.to_string(), prefix.to_string());
+        Box::new(
+            self.jobs
+                .range(start..)
+                .take_while(move |((ns, id), _)| ns == namespace && id.starts_with(prefix))
+                .map(|(_, job)| job),
+        )
     }
 
     pub fn allocs_of_job<'a>(
@@ -375,5 +404,94 @@ impl Cluster {
                 .push(eval.id.clone());
         }
         self.evals.insert(eval.id.clone(), eval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{Cluster, Namespace};
+    use crate::sim::clock::Clock;
+    use crate::sim::config::SimConfig;
+
+    fn key(namespace: &str, id: &str) -> (String, String) {
+        (namespace.to_string(), id.to_string())
+    }
+
+    fn register(cluster: &mut Cluster, namespace: &str, job: serde_json::Value) {
+        cluster
+            .register_job(Some(namespace), &json!({ "Job": job }), None)
+            .expect("registered");
+    }
+
+    #[test]
+    fn the_periodic_index_follows_registrations_and_purges() {
+        let mut cluster = Cluster::new(SimConfig::default(), Clock::new(1.0));
+        let periodic = json!({"ID": "backup", "Type": "batch",
+            "Periodic": {"Enabled": true, "Spec": "0 3 * * *", "SpecType": "cron"},
+            "TaskGroups": [{"Name": "run", "Tasks": [{"Name": "t"}]}]});
+        register(&mut cluster, "default", periodic);
+        assert!(cluster.periodic_jobs.contains(&key("default", "backup")));
+
+        // Re-registered without its schedule: no longer a periodic parent.
+        let plain = json!({"ID": "backup", "Type": "batch",
+            "TaskGroups": [{"Name": "run", "Tasks": [{"Name": "t"}]}]});
+        register(&mut cluster, "default", plain);
+        assert!(cluster.periodic_jobs.is_empty());
+
+        let periodic = json!({"ID": "nightly", "Type": "batch",
+            "Periodic": {"Enabled": false, "Spec": "0 3 * * *", "SpecType": "cron"},
+            "TaskGroups": [{"Name": "run", "Tasks": [{"Name": "t"}]}]});
+        register(&mut cluster, "default", periodic);
+        assert!(
+            cluster.periodic_jobs.contains(&key("default", "nightly")),
+            "a disabled schedule is still periodic (Nomad's IsPeriodic)"
+        );
+        cluster.deregister_job("default", "nightly", true);
+        assert!(cluster.periodic_jobs.is_empty());
+    }
+
+    #[test]
+    fn jobs_by_prefix_stay_inside_the_namespace_unless_all_are_asked_for() {
+        let mut cluster = Cluster::new(SimConfig::default(), Clock::new(1.0));
+        cluster.namespaces.insert(
+            "team".into(),
+            Namespace {
+                name: "team".into(),
+                description: String::new(),
+                meta: None,
+                create_index: 1,
+                modify_index: 1,
+            },
+        );
+        for (namespace, id) in [
+            ("default", "api"),
+            ("default", "web"),
+            ("default", "web-2"),
+            ("default", "zz"),
+            ("team", "web-3"),
+            ("team", "a"),
+        ] {
+            let job = json!({"ID": id, "TaskGroups": [{"Name": "g", "Count": 0, "Tasks": [{"Name": "t"}]}]});
+            register(&mut cluster, namespace, job);
+        }
+        let ids = |namespace: &str, prefix: &str| -> Vec<String> {
+            cluster
+                .jobs_with_prefix(namespace, prefix)
+                .map(|j| format!("{}/{}", j.namespace, j.id))
+                .collect()
+        };
+        assert_eq!(ids("default", "web"), ["default/web", "default/web-2"]);
+        assert_eq!(ids("team", "web"), ["team/web-3"]);
+        assert_eq!(
+            ids("*", "web"),
+            ["default/web", "default/web-2", "team/web-3"]
+        );
+        assert_eq!(
+            ids("default", ""),
+            ["default/api", "default/web", "default/web-2", "default/zz"]
+        );
+        assert!(ids("nope", "").is_empty());
     }
 }

@@ -698,7 +698,12 @@ impl Cluster {
         let mut desired = Map::new();
         let mut updates = Map::new();
         let mut failed = Map::new();
-        let mut planned_use = super::placement::usage_by_node(self);
+        // Seeded by what a real run would be: this job at this index.
+        let mut placer = super::placement::Placer::new(
+            self,
+            &spec,
+            &format!("{namespace}/{url_id}@{}", self.index),
+        );
         let groups = spec
             .get("TaskGroups")
             .and_then(Value::as_array)
@@ -753,12 +758,8 @@ impl Cluster {
                     cpu,
                     memory,
                 };
-                match super::placement::choose_node(self, &ask, &planned_use) {
-                    Ok((node, _)) => {
-                        let entry = planned_use.entry(node).or_insert((0, 0));
-                        entry.0 += cpu;
-                        entry.1 += memory;
-                    }
+                match placer.choose(self, &ask) {
+                    Ok((node, _)) => placer.record(&node, &ask),
                     Err(metrics) => {
                         failed.insert(name.to_string(), metrics.to_json());
                         break;

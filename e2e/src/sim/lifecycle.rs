@@ -800,7 +800,11 @@ impl Cluster {
         let now = self.clock.now();
         let mut due: Vec<(String, String)> = Vec::new();
         let mut computed = Vec::new();
-        for j in self.jobs.values().filter(|j| j.is_periodic() && !j.stop) {
+        let periodic = self
+            .periodic_jobs
+            .iter()
+            .filter_map(|key| self.jobs.get(key));
+        for j in periodic.filter(|j| !j.stop) {
             let periodic = &j.spec["Periodic"];
             let enabled = periodic
                 .get("Enabled")

@@ -7,7 +7,8 @@
 //! - [`cluster`]: the state, its raft-like index, per-table indexes and event frames.
 //! - [`jobs`]: register (check-and-set), stop/purge, revert, stability, plan, periodic force;
 //!   [`diff`]: job diffs in Nomad's shape.
-//! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: feasibility and binpack.
+//! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: candidate nodes,
+//!   capacity and binpack; [`constraints`]: constraint operands and interpolation.
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
 //! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod constraints;
 pub mod consul;
 pub mod diff;
 pub mod error;

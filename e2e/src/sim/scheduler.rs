@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::cluster::{Cluster, StreamEvent};
 use super::model::{Alloc, ClientStatus, Eval, Fault, JobRecord};
-use super::placement::{choose_node, group_resources, Ask};
+use super::placement::{group_resources, Ask, Placer};
 use super::render;
 
 pub fn new_id() -> String {
@@ -243,7 +243,7 @@ impl Cluster {
         for id in orphaned {
             self.stop_alloc(&id, "alloc not needed due to job update", index);
         }
-        let mut planned_use = super::placement::usage_by_node(self);
+        let mut placer = Placer::new(self, rendered.as_ref(), eval_id);
         for group in job.groups() {
             let name = group
                 .get("Name")
@@ -287,11 +287,9 @@ impl Cluster {
                     cpu,
                     memory,
                 };
-                match choose_node(self, &ask, &planned_use) {
+                match placer.choose(self, &ask) {
                     Ok((node_id, placement_metrics)) => {
-                        let entry = planned_use.entry(node_id.clone()).or_default();
-                        entry.0 += cpu;
-                        entry.1 += memory;
+                        placer.record(&node_id, &ask);
                         let placed = self.place(
                             &job, &rendered, group, &name, slot, &node_id, eval_id, index, cpu,
                             memory,

@@ -82,10 +82,14 @@ impl Req {
     }
 
     pub fn namespace(&self) -> String {
+        self.namespace_str().to_string()
+    }
+
+    /// The namespace asked for, borrowed: list filters compare it once per object.
+    pub fn namespace_str(&self) -> &str {
         self.param("namespace")
             .filter(|n| !n.is_empty())
             .unwrap_or("default")
-            .to_string()
     }
 
     pub fn is_write(&self) -> bool {
