@@ -10,12 +10,14 @@
 //! - [`git_sync`]: `git push` → 100, 500, 1,000 Apps converged, and the controller's peak memory.
 //! - [`scale`]: 10,000 Apps + 1,000 Pubs + 1,000 CronJobs on 1,000 nodes: cold start, steady
 //!   state (writes, CPU, requests per object), restart.
+//! - [`parse`]: one manifest file of 1,000 and 8,000 Apps, against the bare YAML scanner.
 //! - [`plot`]: the SVG next to the table (latency CDF, convergence curve).
 
 mod apply_latency;
 mod figures;
 mod git_sync;
 mod healing;
+mod parse;
 mod plot;
 mod scale;
 mod sim_scale;
@@ -59,8 +61,8 @@ pub struct Args {
         default_value = "100,500,1000"
     )]
     pub git_apps: Vec<usize>,
-    /// Run only these scenarios (apply-latency, hub-death, heal, git-sync, scale, sim-scale); all by
-    /// default
+    /// Run only these scenarios (apply-latency, hub-death, heal, git-sync, scale, sim-scale,
+    /// parse); all by default
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Where to write the JSON results
@@ -146,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("sim-scale") {
         sim_scale::run(&args, &mut figures).await?;
+    }
+    if wanted("parse") {
+        parse::run(&mut figures)?;
     }
     let svg = args.out.with_extension("svg");
     plot::write(

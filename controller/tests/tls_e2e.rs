@@ -130,4 +130,25 @@ fn with_certificates_everything_converges_and_without_them_nothing_connects() {
         requests > 0.0 && errors == 0.0,
         "consul: {requests} requests, {errors} errors"
     );
+
+    // The CLI's own Nomad calls (`diff`, `run`) take the same flags: with them `diff` reads
+    // the job over TLS; without a client certificate it fails and says why.
+    let nomad_addr = ("NOMAD_ADDR", sim.nomad_url());
+    let with_tls: Vec<(&str, String)> = env.iter().cloned().chain([nomad_addr.clone()]).collect();
+    let diffed = nomarch(&etcd, &with_tls, &["diff", "-f", "-"], Some(app));
+    assert_eq!(
+        String::from_utf8_lossy(&diffed.stdout),
+        "app/web: no changes\n",
+        "{}",
+        String::from_utf8_lossy(&diffed.stderr)
+    );
+    let without_cert: Vec<(&str, String)> = etcd_tls
+        .iter()
+        .cloned()
+        .chain([nomad_addr, ("NOMAD_CACERT", path(&pki, "ca.pem"))])
+        .collect();
+    let refused = nomarch(&etcd, &without_cert, &["diff", "-f", "-"], Some(app));
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.to_lowercase().contains("nomad"), "{said}");
 }

@@ -1,6 +1,5 @@
 //! `nomarch controller`: watch the store, Nomad and Consul, and converge.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,9 +7,9 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
+use super::connect::{ConsulArgs, NomadArgs};
 use super::{CliError, StoreArgs};
 use crate::clients::http::{HttpApi, WriteGuard};
-use crate::clients::{ConsulClient, NomadClient, Secret, TlsFiles};
 use crate::runtime::context::Context;
 use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::Metrics;
@@ -18,12 +17,10 @@ use crate::runtime::{reflector, runner, server, triggers};
 
 #[derive(Args, Debug, Clone)]
 pub struct ControllerArgs {
-    /// Nomad's address
-    #[arg(long, env = "NOMAD_ADDR", default_value = crate::clients::nomad::DEFAULT_ADDR)]
-    pub nomad_addr: String,
-    /// Consul's address
-    #[arg(long, env = "CONSUL_HTTP_ADDR", default_value = crate::clients::consul::DEFAULT_ADDR)]
-    pub consul_addr: String,
+    #[command(flatten)]
+    pub nomad: NomadArgs,
+    #[command(flatten)]
+    pub consul: ConsulArgs,
     /// Address of the metrics and health server
     #[arg(long, default_value = "127.0.0.1:9430")]
     pub listen: String,
@@ -60,42 +57,6 @@ pub struct ControllerArgs {
     /// gets no answer within this plus its slack (at most 30s) is abandoned and retried
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub blocking_wait: Duration,
-    /// CA certificate (PEM) to trust for an https:// Nomad address
-    #[arg(long, env = "NOMAD_CACERT")]
-    pub nomad_ca_cert: Option<PathBuf>,
-    /// Client certificate (PEM) for a Nomad that verifies clients (with --nomad-client-key)
-    #[arg(long, env = "NOMAD_CLIENT_CERT")]
-    pub nomad_client_cert: Option<PathBuf>,
-    /// The client certificate's key (PEM)
-    #[arg(long, env = "NOMAD_CLIENT_KEY")]
-    pub nomad_client_key: Option<PathBuf>,
-    /// CA certificate (PEM) to trust for an https:// Consul address
-    #[arg(long, env = "CONSUL_CACERT")]
-    pub consul_ca_cert: Option<PathBuf>,
-    /// Client certificate (PEM) for a Consul that verifies clients (with --consul-client-key)
-    #[arg(long, env = "CONSUL_CLIENT_CERT")]
-    pub consul_client_cert: Option<PathBuf>,
-    /// The client certificate's key (PEM)
-    #[arg(long, env = "CONSUL_CLIENT_KEY")]
-    pub consul_client_key: Option<PathBuf>,
-}
-
-impl ControllerArgs {
-    fn nomad_tls(&self) -> TlsFiles {
-        TlsFiles {
-            ca_cert: self.nomad_ca_cert.clone(),
-            client_cert: self.nomad_client_cert.clone(),
-            client_key: self.nomad_client_key.clone(),
-        }
-    }
-
-    fn consul_tls(&self) -> TlsFiles {
-        TlsFiles {
-            ca_cert: self.consul_ca_cert.clone(),
-            client_cert: self.consul_client_cert.clone(),
-            client_key: self.consul_client_key.clone(),
-        }
-    }
 }
 
 fn default_git_cache() -> std::path::PathBuf {
@@ -148,19 +109,15 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
         let leadership = leadership.clone();
         Arc::new(move || leadership.is_held())
     };
-    // Both APIs: metrics, this controller's identity, the leadership guard on writes, TLS.
-    let prepare = |http: &mut HttpApi, tls: TlsFiles| -> Result<(), CliError> {
+    // Both APIs: metrics, this controller's identity, the leadership guard on writes.
+    let prepare = |http: &mut HttpApi| {
         http.stats = metrics.api_stats(http.api);
         http.user_agent = format!("nomarch/{identity}");
         http.write_guard = Some(guard.clone());
-        http.use_tls(&tls)
-            .map_err(|e| CliError::Usage(format!("{} TLS: {e}", http.api)))
     };
-    let mut nomad = NomadClient::new(&args.nomad_addr, Secret::from_env("NOMAD_TOKEN"));
-    prepare(&mut nomad.http, args.nomad_tls())?;
+    let mut nomad = args.nomad.client(prepare)?;
     nomad.stream_idle_limit = args.event_stream_idle;
-    let mut consul = ConsulClient::new(&args.consul_addr, Secret::from_env("CONSUL_HTTP_TOKEN"));
-    prepare(&mut consul.http, args.consul_tls())?;
+    let consul = args.consul.client(prepare)?;
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
     context.cordon_suspect_nodes = args.cordon_suspect_nodes;
     context.git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);
@@ -181,7 +138,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     tokio::spawn(triggers::nomad_events(ctx.clone()));
     tokio::spawn(triggers::consul_health(ctx.clone()));
     tokio::spawn(crate::runtime::nodes::follow(ctx.clone()));
-    info!(identity, listen = %args.listen, nomad = %args.nomad_addr, consul = %args.consul_addr,
+    info!(identity, listen = %args.listen, nomad = %args.nomad.nomad_addr, consul = %args.consul.consul_addr,
         shard = args.shard_index, shards = args.shards, "controller started");
 
     let mut terminate =

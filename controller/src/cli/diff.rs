@@ -10,18 +10,19 @@ use reconcilers::render::app::render_app;
 use reconcilers::status::last_written_index;
 use serde_json::Value;
 
+use super::connect::NomadArgs;
 use super::{CliError, StoreArgs};
 use crate::clients::nomad_types::Job;
-use crate::clients::{NomadClient, QueryOptions, Secret};
+use crate::clients::QueryOptions;
 
 pub async fn run(
     store_args: &StoreArgs,
     files: &[PathBuf],
-    nomad_addr: &str,
+    nomad_args: &NomadArgs,
 ) -> Result<(), CliError> {
     let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
+    let nomad = nomad_args.client(|_| {})?;
     let store = store_args.connect().await?;
-    let nomad = NomadClient::new(nomad_addr, Secret::from_env("NOMAD_TOKEN"));
     for manifest in manifests {
         let object = manifest.resource.object_ref();
         let Resource::App(mut app) = manifest.resource else {

@@ -1,6 +1,7 @@
 //! The `nomarch` command line.
 
 mod apply;
+mod connect;
 pub mod controller;
 mod delete;
 mod diff;
@@ -140,9 +141,8 @@ pub enum Command {
     Diff {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
-        /// Nomad's address
-        #[arg(long, env = "NOMAD_ADDR", default_value = crate::clients::nomad::DEFAULT_ADDR)]
-        nomad_addr: String,
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
     },
     /// Show objects
     Get {
@@ -195,9 +195,8 @@ pub enum Command {
         name: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
-        /// Nomad's address
-        #[arg(long, env = "NOMAD_ADDR", default_value = crate::clients::nomad::DEFAULT_ADDR)]
-        nomad_addr: String,
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
     },
     /// Run the controller: watch the store, Nomad and Consul, and converge
     Controller(Box<controller::ControllerArgs>),
@@ -274,9 +273,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             kind,
             name,
             namespace,
-            nomad_addr,
-        } => run_now(&cli.store, &kind, &name, &namespace, &nomad_addr).await,
-        Command::Diff { files, nomad_addr } => diff::run(&cli.store, &files, &nomad_addr).await,
+            nomad,
+        } => run_now(&cli.store, &kind, &name, &namespace, &nomad).await,
+        Command::Diff { files, nomad } => diff::run(&cli.store, &files, &nomad).await,
         Command::Schema { kind } => {
             print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
             Ok(())
@@ -302,7 +301,7 @@ async fn run_now(
     kind: &str,
     name: &str,
     namespace: &str,
-    nomad_addr: &str,
+    nomad_args: &connect::NomadArgs,
 ) -> Result<(), CliError> {
     if parse_kind(kind)? != crds::Kind::CronJob {
         return Err(CliError::Usage(
@@ -314,10 +313,7 @@ async fn run_now(
     if store.get(&object).await?.is_none() {
         return Err(crate::store::StoreError::NotFound(object.to_string()).into());
     }
-    let nomad = crate::clients::NomadClient::new(
-        nomad_addr,
-        crate::clients::Secret::from_env("NOMAD_TOKEN"),
-    );
+    let nomad = nomad_args.client(|_| {})?;
     let reply = nomad
         .periodic_force(namespace, &reconcilers::meta::job_id(&object))
         .await
