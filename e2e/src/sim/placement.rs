@@ -366,7 +366,7 @@ mod tests {
     }
 
     fn group() -> Value {
-        json!({"Name": "web", "Count": 1, "Tasks": [{"Name": "t"}]})
+        named_group("web", 1)
     }
 
     fn ask<'a>(job: &'a Value, group: &'a Value, cpu: u64) -> Ask<'a> {
