@@ -1,7 +1,6 @@
 //! The Nomad and Consul clients: they read every sample nomarch consumes, round-trip jobs
 //! without losing a field, and behave against nomad-sim as against Nomad.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use controller::clients::consul::{HealthCheck, ServiceEntry};
@@ -17,12 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 fn sample(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../shared/nomad-api/{name}.json"));
-    serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+    e2e::samples::load(name)
 }
 
 fn decode<T: DeserializeOwned>(name: &str, value: Value) -> T {

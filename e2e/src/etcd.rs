@@ -11,6 +11,10 @@ use crate::ports::free_port;
 
 pub struct TestEtcd {
     data: tempfile::TempDir,
+    /// The member's name and the `--initial-cluster` it starts with (itself alone, or every
+    /// member of a [`TestEtcdCluster`]).
+    name: String,
+    initial_cluster: String,
     client_port: u16,
     peer_port: u16,
     /// Plain-HTTP `/health` when clients must speak TLS.
@@ -38,17 +42,27 @@ impl TestEtcd {
     }
 
     fn launch(tls: Option<(PathBuf, PathBuf, PathBuf)>) -> TestEtcd {
-        let data = tempfile::tempdir().expect("temp dir for etcd");
-        let mut etcd = TestEtcd {
-            data,
+        let mut etcd = TestEtcd::unstarted("test", tls);
+        etcd.initial_cluster = format!("test={}", etcd.peer_url());
+        etcd.spawn();
+        etcd
+    }
+
+    fn unstarted(name: &str, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> TestEtcd {
+        TestEtcd {
+            data: tempfile::tempdir().expect("temp dir for etcd"),
+            name: name.to_string(),
+            initial_cluster: String::new(),
             client_port: free_port(),
             peer_port: free_port(),
             metrics_port: free_port(),
             tls,
             child: None,
-        };
-        etcd.spawn();
-        etcd
+        }
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
     }
 
     /// `http(s)://127.0.0.1:PORT`, for `--etcd` and `NOMARCH_ETCD_ENDPOINTS`.
@@ -80,9 +94,14 @@ impl TestEtcd {
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_healthy();
+    }
+
+    fn spawn_process(&mut self) {
         let binary = std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".to_string());
         let client = self.endpoint();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer = self.peer_url();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -101,7 +120,7 @@ impl TestEtcd {
                 ));
         }
         let child = command
-            .arg("--name=test")
+            .arg(format!("--name={}", self.name))
             .arg(format!(
                 "--data-dir={}",
                 self.data.path().join("member").display()
@@ -110,7 +129,7 @@ impl TestEtcd {
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=test={peer}"))
+            .arg(format!("--initial-cluster={}", self.initial_cluster))
             .arg("--log-level=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
@@ -120,7 +139,6 @@ impl TestEtcd {
                 panic!("cannot start `{binary}` ({e}); run `make deps` to install etcd-server")
             });
         self.child = Some(child);
-        self.wait_healthy();
     }
 
     fn wait_healthy(&mut self) {
@@ -163,6 +181,86 @@ impl TestEtcd {
     /// etcd's own log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+/// A real etcd cluster of several members on loopback, as a production install runs it: any one
+/// member can be stopped (and restarted with its data) while the others keep quorum.
+pub struct TestEtcdCluster {
+    members: Vec<TestEtcd>,
+}
+
+impl TestEtcdCluster {
+    /// Starts `size` members and waits until every one answers `/health` (which needs quorum).
+    pub fn start(size: usize) -> TestEtcdCluster {
+        let mut members: Vec<TestEtcd> = (0..size)
+            .map(|i| TestEtcd::unstarted(&format!("member{i}"), None))
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for member in &mut members {
+            member.initial_cluster = initial_cluster.clone();
+            member.spawn_process();
+        }
+        for member in &mut members {
+            member.wait_healthy();
+        }
+        TestEtcdCluster { members }
+    }
+
+    /// Every member's client URL, in member order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(TestEtcd::endpoint).collect()
+    }
+
+    pub fn member(&mut self, index: usize) -> &mut TestEtcd {
+        &mut self.members[index]
+    }
+
+    /// The index of the member that leads now, as the running members report it; `None`
+    /// while there is no leader.
+    pub fn leader(&self) -> Option<usize> {
+        let ids: Vec<Option<(String, String)>> = self
+            .members
+            .iter()
+            .map(TestEtcd::member_and_leader)
+            .collect();
+        let leader = ids.iter().flatten().map(|(_, leader)| leader).next()?;
+        ids.iter()
+            .position(|id| id.as_ref().is_some_and(|(member, _)| member == leader))
+    }
+
+    /// A member that is running and not the leader.
+    pub fn follower(&self) -> usize {
+        let leader = self.leader().expect("the cluster has a leader");
+        (0..self.members.len())
+            .find(|&i| i != leader && self.members[i].child.is_some())
+            .expect("a running follower")
+    }
+}
+
+impl TestEtcd {
+    /// This member's ID and the leader's, from etcd's JSON gateway (`/v3/maintenance/status`).
+    fn member_and_leader(&self) -> Option<(String, String)> {
+        self.child.as_ref()?;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.client_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream
+            .write_all(
+                b"POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            )
+            .ok()?;
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        let body = reply.split("\r\n\r\n").nth(1)?;
+        let status: serde_json::Value = serde_json::from_str(body).ok()?;
+        let member = status["header"]["member_id"].as_str()?.to_string();
+        let leader = status["leader"].as_str()?.to_string();
+        (leader != "0").then_some((member, leader))
     }
 }
 

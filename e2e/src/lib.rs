@@ -3,17 +3,20 @@
 //! # Layout
 //! - [`sim`]: the Nomad + Consul API simulator (binary `nomad-sim`).
 //! - [`etcd`]: a private etcd server on free loopback ports with a temporary data dir, which a
-//!   test can stop and restart on the same ports and data, and which is killed on drop.
+//!   test can stop and restart on the same ports and data, and which is killed on drop; and a
+//!   cluster of several such members.
 //! - [`http`]: reqwest clients with the TLS provider installed.
 //! - [`ports`]: free loopback ports.
 //! - [`testing`]: polling helpers for tests; [`tls`]: a throwaway CA with server and client
 //!   certificates.
 //! - [`procs`]: nomad-sim and `nomarch controller` as real processes.
+//! - [`samples`]: the Nomad and Consul API samples in `e2e/nomad-api/`.
 
 pub mod etcd;
 pub mod http;
 pub mod ports;
 pub mod procs;
+pub mod samples;
 pub mod sim;
 pub mod testing;
 pub mod tls;

@@ -156,6 +156,17 @@ impl Metrics {
             "Latency of requests to Nomad and Consul",
             api_seconds.clone(),
         );
+        // Every kind's series exist from the start, at zero, so that rate() and the alert rules
+        // see a zero rather than nothing before the first reconcile or correction.
+        for kind in crds::Kind::ALL {
+            let kind = kind.as_str().to_string();
+            drop(reconciles.get_or_create(&KindResult {
+                kind: kind.clone(),
+                result: "success".into(),
+            }));
+            drop(reconcile_seconds.get_or_create(&KindLabel { kind: kind.clone() }));
+            drop(drift_corrections.get_or_create(&KindLabel { kind }));
+        }
         Metrics {
             registry,
             reconciles,

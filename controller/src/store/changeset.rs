@@ -85,9 +85,8 @@ impl Store {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut kv = self.client.kv_client();
         let response = self
-            .call(kv.txn(Txn::new().when(self.fenced(compares)).and_then(ops)))
+            .kv_txn(Txn::new().when(self.fenced(compares)).and_then(ops))
             .await?;
         if response.succeeded() {
             Ok(())

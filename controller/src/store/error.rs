@@ -6,8 +6,14 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("etcd at {endpoints} is unreachable: {detail}")]
     Unreachable { endpoints: String, detail: String },
-    #[error("etcd did not answer within {0:?}")]
-    Timeout(Duration),
+    /// etcd's members answered, but none carried the request out within the budget (no
+    /// leader, an election that did not end).
+    #[error("etcd is unavailable (still refusing after {budget:?}): {detail}")]
+    Unavailable { budget: Duration, detail: String },
+    /// A write was sent and its answer lost: it may or may not have been applied. Not sent
+    /// again, since a second try could apply it twice; read and decide.
+    #[error("etcd at {endpoint} lost the answer to a write, which may or may not have been applied: {detail}")]
+    Unknown { endpoint: String, detail: String },
     #[error("{object} was changed by someone else (resourceVersion {expected} is stale); read it again and retry")]
     Conflict { object: String, expected: String },
     #[error("{0} not found")]
@@ -25,7 +31,10 @@ impl StoreError {
     /// Whether the same request may succeed later without anything else changing.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Unreachable { .. } | StoreError::Timeout(_) | StoreError::Etcd(_) => true,
+            StoreError::Unreachable { .. }
+            | StoreError::Unavailable { .. }
+            | StoreError::Unknown { .. }
+            | StoreError::Etcd(_) => true,
             // A conflict heals by re-reading, which the caller's next attempt does.
             StoreError::Conflict { .. } => true,
             StoreError::NotFound(_) | StoreError::Corrupt { .. } | StoreError::Fenced => false,
@@ -36,7 +45,8 @@ impl StoreError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             StoreError::Unreachable { .. } => "unreachable",
-            StoreError::Timeout(_) => "timeout",
+            StoreError::Unavailable { .. } => "unavailable",
+            StoreError::Unknown { .. } => "unknown_outcome",
             StoreError::Conflict { .. } => "conflict",
             StoreError::NotFound(_) => "not_found",
             StoreError::Corrupt { .. } => "corrupt",

@@ -129,8 +129,7 @@ impl Store {
     pub async fn record_event(&self, new: NewEvent) -> Result<Event> {
         let key = self.keys.event(&new.object, &new.dedup_id());
         for _ in 0..EVENT_ATTEMPTS {
-            let mut kv = self.client.kv_client();
-            let existing = self.call(kv.get(key.clone(), None)).await?;
+            let existing = self.kv_get(key.clone(), None).await?;
             let now = Utc::now();
             let (event, compare) = match existing.kvs().first() {
                 Some(found) => {
@@ -171,7 +170,7 @@ impl Store {
                 Some(PutOptions::new().with_lease(lease)),
             );
             if self
-                .call(kv.txn(Txn::new().when(self.fenced(vec![compare])).and_then([put])))
+                .kv_txn(Txn::new().when(self.fenced(vec![compare])).and_then([put]))
                 .await?
                 .succeeded()
             {
@@ -209,9 +208,8 @@ impl Store {
                 return Ok(id);
             }
         }
-        let mut lease = self.client.lease_client();
         let ttl = (EVENT_TTL + LEASE_REUSE).as_secs() as i64;
-        let granted = self.call(lease.grant(ttl, None)).await?;
+        let granted = self.grant_ttl(ttl).await?;
         *cached = Some((granted.id(), Instant::now()));
         Ok(granted.id())
     }

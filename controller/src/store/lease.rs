@@ -68,8 +68,7 @@ impl Store {
 
     /// Who holds a leader key (identity, create revision), if anyone.
     pub async fn holder(&self, key: &str) -> Result<Option<(String, i64)>> {
-        let mut kv = self.client.kv_client();
-        let response = self.call(kv.get(key, None)).await?;
+        let response = self.kv_get(key, None).await?;
         Ok(response.kvs().first().map(|kv| {
             (
                 String::from_utf8_lossy(kv.value()).into_owned(),
@@ -80,10 +79,7 @@ impl Store {
 
     /// A new lease of `ttl`.
     pub async fn grant_lease(&self, ttl: Duration) -> Result<i64> {
-        let mut lease = self.client.lease_client();
-        let granted = self
-            .call(lease.grant(ttl.as_secs().max(1) as i64, None))
-            .await?;
+        let granted = self.grant_ttl(ttl.as_secs().max(1) as i64).await?;
         Ok(granted.id())
     }
 
@@ -102,8 +98,7 @@ impl Store {
                 Some(PutOptions::new().with_lease(lease)),
             )])
             .or_else([TxnOp::get(key, None)]);
-        let mut kv = self.client.kv_client();
-        let response = self.call(kv.txn(txn)).await?;
+        let response = self.kv_txn(txn).await?;
         if response.succeeded() {
             let revision = response.header().map_or(0, |h| h.revision());
             return Ok(Ok(revision));
@@ -114,25 +109,33 @@ impl Store {
 
     /// Renews a lease once; the seconds it has left (0: it is gone).
     pub async fn renew_lease(&self, lease: i64) -> Result<i64> {
-        let mut client = self.client.lease_client();
-        let (mut keeper, mut stream) = self.call(client.keep_alive(lease)).await?;
-        self.call(keeper.keep_alive()).await?;
-        let reply = self.call(stream.message()).await?;
+        // Renewing twice is harmless, so this is asked like a read.
+        let reply = self
+            .read(|client| async move {
+                let (mut keeper, mut stream) = client.lease_client().keep_alive(lease).await?;
+                keeper.keep_alive().await?;
+                stream.message().await
+            })
+            .await?;
         Ok(reply.map_or(0, |r| r.ttl()))
     }
 
     /// Gives a lease up (its keys go with it).
     pub async fn revoke_lease(&self, lease: i64) -> Result<()> {
-        let mut client = self.client.lease_client();
-        self.call(client.revoke(lease)).await?;
+        self.write(|client| async move { client.lease_client().revoke(lease).await })
+            .await?;
         Ok(())
     }
 
     /// Returns when `key` is deleted, or after `at_most` (whichever first).
     pub async fn wait_for_release(&self, key: &str, at_most: Duration) {
         let watch = async {
-            let mut client = self.client.watch_client();
-            let Ok(mut stream) = client.watch(key, None::<WatchOptions>).await else {
+            let key = key.to_string();
+            let opened = self.read(|client| {
+                let key = key.clone();
+                async move { client.watch_client().watch(key, None::<WatchOptions>).await }
+            });
+            let Ok(mut stream) = opened.await else {
                 return;
             };
             while let Ok(Some(response)) = stream.message().await {

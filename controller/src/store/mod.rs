@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod keys;
 mod lease;
+mod members;
 mod objects;
 mod paging;
 mod watch;
@@ -16,7 +17,9 @@ mod watch;
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions, GetResponse, Txn, TxnResponse};
+
+use members::{Idempotence, Members};
 
 pub use changeset::Change;
 pub use error::{Result, StoreError};
@@ -55,7 +58,7 @@ pub struct EtcdUser {
 
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
+    members: std::sync::Arc<Members>,
     keys: Keys,
     endpoints: String,
     leases: events::LeaseCache,
@@ -70,7 +73,8 @@ impl Store {
     }
 
     /// As [`Store::connect`], authenticating as this etcd user when etcd has auth enabled.
-    /// The token etcd hands out expires; it is renewed on the first refusal.
+    /// The token etcd hands out expires; it is renewed on the first refusal. With several
+    /// endpoints (the members of one etcd cluster), any one member answering is enough.
     pub async fn connect_as(
         endpoints: &[String],
         prefix: &str,
@@ -88,10 +92,12 @@ impl Store {
             ));
         }
         // No per-request timeout on the channel: it would also cut long-lived watch streams.
-        // Unary calls get their own deadline in `call`.
+        // Unary calls get their own deadline in `Members::call`. A member cut off from the
+        // others refuses at once ("no leader") instead of serving or hanging.
         let mut options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(3))
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_require_leader(true);
         if let Some(tls) = tls {
             options = options.with_tls(etcd_tls(tls).map_err(|e| unreachable(e.to_string()))?);
         }
@@ -100,90 +106,103 @@ impl Store {
                 .with_user(user.name.clone(), user.password.expose())
                 .with_auto_token_refresh(true);
         }
-        let connect = Client::connect(endpoints, Some(options));
-        let mut client = match tokio::time::timeout(REQUEST_TIMEOUT, connect).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
-            Err(_) => return Err(unreachable(format!("no answer within {REQUEST_TIMEOUT:?}"))),
-        };
-        match tokio::time::timeout(REQUEST_TIMEOUT, client.status()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
-            Err(_) => return Err(unreachable(format!("no answer within {REQUEST_TIMEOUT:?}"))),
-        }
-        Ok(Store {
-            client,
+        let store = Store {
+            members: std::sync::Arc::new(Members::new(endpoints, options)),
             keys: Keys::new(prefix),
             endpoints: joined,
             leases: events::LeaseCache::default(),
             fence: Default::default(),
-        })
+        };
+        store
+            .read(|mut client| async move { client.status().await })
+            .await?;
+        Ok(store)
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
 
-    /// Runs one unary etcd call under the request deadline, mapping transport failures to
-    /// `Unreachable` so callers see one clear error.
-    async fn call<T, F>(&self, request: F) -> Result<T>
+    /// A call that changes nothing, asked of the members until one answers (module
+    /// [`members`] says how), under [`REQUEST_TIMEOUT`].
+    async fn read<T, F, Fut>(&self, request: F) -> Result<T>
     where
-        F: Future<Output = std::result::Result<T, etcd_client::Error>>,
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e @ etcd_client::Error::TransportError(_))) => Err(StoreError::Unreachable {
-                endpoints: self.endpoints.clone(),
-                detail: root_cause(&e),
-            }),
-            Ok(Err(e @ etcd_client::Error::GRpcStatus(_))) if is_unavailable(&e) => {
-                Err(StoreError::Unreachable {
-                    endpoints: self.endpoints.clone(),
-                    detail: root_cause(&e),
-                })
+        self.members
+            .call(Idempotence::Read, REQUEST_TIMEOUT, request)
+            .await
+    }
+
+    /// A call that writes: asked again only when etcd said it did not carry it out.
+    async fn write<T, F, Fut>(&self, request: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.members
+            .call(Idempotence::Write, REQUEST_TIMEOUT, request)
+            .await
+    }
+
+    /// `get` of one key or range.
+    async fn kv_get(
+        &self,
+        key: impl Into<Vec<u8>>,
+        options: Option<GetOptions>,
+    ) -> Result<GetResponse> {
+        let key = key.into();
+        self.read(|client| {
+            let (key, options) = (key.clone(), options.clone());
+            async move {
+                client
+                    .kv_client()
+                    .max_decoding_message_size(paging::MAX_PAGE_BYTES)
+                    .get(key, options)
+                    .await
             }
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(StoreError::Timeout(REQUEST_TIMEOUT)),
-        }
+        })
+        .await
+    }
+
+    /// A transaction that may write.
+    async fn kv_txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.write(|client| {
+            let txn = txn.clone();
+            async move { client.kv_client().txn(txn).await }
+        })
+        .await
+    }
+
+    /// A transaction of reads only.
+    async fn kv_read_txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.read(|client| {
+            let txn = txn.clone();
+            async move { client.kv_client().txn(txn).await }
+        })
+        .await
+    }
+
+    /// A new lease of `ttl` seconds.
+    async fn grant_ttl(&self, ttl: i64) -> Result<etcd_client::LeaseGrantResponse> {
+        self.write(|client| async move { client.lease_client().grant(ttl, None).await })
+            .await
     }
 
     /// The current revision of the whole store.
     pub async fn revision(&self) -> Result<i64> {
-        let mut kv = self.client.kv_client();
-        let response = self.call(kv.get(self.keys.prefix(), None)).await?;
+        let response = self.kv_get(self.keys.prefix(), None).await?;
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 
     /// Compacts history up to `revision` (for tests of watch resumption, and for operators).
     pub async fn compact(&self, revision: i64) -> Result<()> {
-        let mut kv = self.client.kv_client();
-        self.call(kv.compact(
-            revision,
-            Some(etcd_client::CompactionOptions::new().with_physical()),
-        ))
+        self.write(|client| async move {
+            let options = etcd_client::CompactionOptions::new().with_physical();
+            client.kv_client().compact(revision, Some(options)).await
+        })
         .await?;
         Ok(())
-    }
-}
-
-fn is_unavailable(e: &etcd_client::Error) -> bool {
-    matches!(e, etcd_client::Error::GRpcStatus(status) if status.code() == tonic::Code::Unavailable)
-}
-
-/// The innermost cause ("Connection refused (os error 111)"), which is what a person can act
-/// on; gRPC and hyper wrap it several layers deep.
-fn root_cause(e: &etcd_client::Error) -> String {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    match e {
-        etcd_client::Error::GRpcStatus(status)
-            if !std::ptr::eq(cause, e as &dyn std::error::Error) =>
-        {
-            format!("{}: {cause}", status.message())
-        }
-        etcd_client::Error::GRpcStatus(status) => status.message().to_string(),
-        _ => cause.to_string(),
     }
 }

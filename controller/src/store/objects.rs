@@ -43,8 +43,7 @@ impl Store {
             TxnOp::get(self.keys.object(r), None),
             TxnOp::get(self.keys.status(r), None),
         ]);
-        let mut kv = self.client.kv_client();
-        let response = self.call(kv.txn(txn)).await?;
+        let response = self.kv_read_txn(txn).await?;
         let mut replies = range_replies(response.op_responses());
         let status = replies.pop().and_then(|kvs| kvs.into_iter().next());
         let Some(object) = replies.pop().and_then(|kvs| kvs.into_iter().next()) else {
@@ -92,8 +91,20 @@ impl Store {
 
     async fn apply_chunk(&self, desired: &[Resource]) -> Result<Vec<(ObjectRef, ApplyOutcome)>> {
         let mut last_conflict = None;
+        // The outcomes of a write whose answer was lost (a member died with it): the next read
+        // tells whether it landed, since it compared every revision it was based on.
+        let mut lost: Option<Vec<(ObjectRef, ApplyOutcome)>> = None;
         for _ in 0..APPLY_ATTEMPTS {
             let current = self.read_current(desired).await?;
+            if let Some(sent) = lost.take() {
+                let landed = desired.iter().zip(&current).all(|(want, have)| {
+                    have.as_ref()
+                        .is_some_and(|(have, _)| same_content(want, have))
+                });
+                if landed {
+                    return Ok(sent);
+                }
+            }
             let mut compares = Vec::new();
             let mut ops = Vec::new();
             let mut outcomes = Vec::new();
@@ -104,12 +115,17 @@ impl Store {
             if ops.is_empty() {
                 return Ok(outcomes);
             }
-            let mut kv = self.client.kv_client();
-            let response = self
-                .call(kv.txn(Txn::new().when(self.fenced(compares)).and_then(ops)))
-                .await?;
-            if response.succeeded() {
-                return Ok(outcomes);
+            let written = self
+                .kv_txn(Txn::new().when(self.fenced(compares)).and_then(ops))
+                .await;
+            match written {
+                Ok(response) if response.succeeded() => return Ok(outcomes),
+                Ok(_) => {}
+                Err(StoreError::Unknown { .. }) => {
+                    lost = Some(outcomes);
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             if self.lost_fence().await {
                 return Err(StoreError::Fenced);
@@ -136,8 +152,7 @@ impl Store {
             .iter()
             .map(|r| TxnOp::get(self.keys.object(&r.object_ref()), None))
             .collect();
-        let mut kv = self.client.kv_client();
-        let response = self.call(kv.txn(Txn::new().and_then(gets))).await?;
+        let response = self.kv_read_txn(Txn::new().and_then(gets)).await?;
         range_replies(response.op_responses())
             .into_iter()
             .map(|kvs| match kvs.into_iter().next() {
@@ -179,13 +194,11 @@ impl Store {
                 expected: expected_version.clone(),
             });
         }
-        let spec_changed = current.spec_json() != want.spec_json();
-        let (have_meta, want_meta) = (current.metadata(), want.metadata());
-        let meta_changed =
-            have_meta.labels != want_meta.labels || have_meta.annotations != want_meta.annotations;
-        if !spec_changed && !meta_changed {
+        if same_content(want, current) {
             return Ok(ApplyOutcome::Unchanged);
         }
+        let spec_changed = current.spec_json() != want.spec_json();
+        let have_meta = current.metadata();
         let mut updated = want.clone();
         let meta = updated.metadata_mut();
         meta.uid = have_meta.uid.clone();
@@ -214,10 +227,14 @@ impl Store {
     /// Deletes an object with its status and history. With `expected_version`, only if the
     /// object is still at that resourceVersion.
     pub async fn delete(&self, r: &ObjectRef, expected_version: Option<&str>) -> Result<()> {
+        // Set when a delete was sent and its answer lost: gone now means it landed.
+        let mut lost = false;
         for _ in 0..APPLY_ATTEMPTS {
-            let mut kv = self.client.kv_client();
-            let current = self.call(kv.get(self.keys.object(r), None)).await?;
+            let current = self.kv_get(self.keys.object(r), None).await?;
             let Some(revision) = current.kvs().first().map(KeyValue::mod_revision) else {
+                if lost {
+                    return Ok(());
+                }
                 return Err(StoreError::NotFound(r.to_string()));
             };
             if let Some(expected) = expected_version {
@@ -242,8 +259,14 @@ impl Store {
                         Some(DeleteOptions::new().with_prefix()),
                     ),
                 ]);
-            if self.call(kv.txn(txn)).await?.succeeded() {
-                return Ok(());
+            match self.kv_txn(txn).await {
+                Ok(response) if response.succeeded() => return Ok(()),
+                Ok(_) => {}
+                Err(StoreError::Unknown { .. }) => {
+                    lost = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             if self.lost_fence().await {
                 return Err(StoreError::Fenced);
@@ -267,8 +290,7 @@ impl Store {
                 0,
             )]))
             .and_then([TxnOp::put(self.keys.status(r), value, None::<PutOptions>)]);
-        let mut kv = self.client.kv_client();
-        let response = self.call(kv.txn(txn)).await?;
+        let response = self.kv_txn(txn).await?;
         if response.succeeded() {
             Ok(response.header().map_or(0, |h| h.revision()))
         } else {
@@ -278,12 +300,11 @@ impl Store {
 
     /// Previous generations of an object, oldest first.
     pub async fn history(&self, r: &ObjectRef) -> Result<Vec<Resource>> {
-        let mut kv = self.client.kv_client();
         let response = self
-            .call(kv.get(
+            .kv_get(
                 self.keys.history_of(r),
                 Some(GetOptions::new().with_prefix()),
-            ))
+            )
             .await?;
         response
             .kvs()
@@ -371,8 +392,20 @@ impl Store {
 impl Store {
     /// Puts raw bytes at a key outside nomarch's tables (benchmarks use it for their floor).
     pub async fn apply_raw(&self, key: &str, value: Vec<u8>) -> Result<()> {
-        let mut kv = self.client.kv_client();
-        self.call(kv.put(key, value, None)).await?;
+        let key = key.to_string();
+        self.write(|client| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { client.kv_client().put(key, value, None).await }
+        })
+        .await?;
         Ok(())
     }
+}
+
+/// Whether an object already has the spec, labels and annotations wanted (what apply writes).
+fn same_content(want: &Resource, have: &Resource) -> bool {
+    let (want_meta, have_meta) = (want.metadata(), have.metadata());
+    have.spec_json() == want.spec_json()
+        && have_meta.labels == want_meta.labels
+        && have_meta.annotations == want_meta.annotations
 }

@@ -9,7 +9,7 @@ use super::{Result, Store};
 /// Keys per page: a few hundred objects stay well under any message limit.
 pub const PAGE_SIZE: i64 = 250;
 /// A page may still hold a few large objects (annotations go up to 256 KiB each).
-const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
+pub(super) const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
 
 /// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -36,10 +36,6 @@ impl Store {
         let mut start = prefix.as_bytes().to_vec();
         let mut revision = at.unwrap_or(0);
         let mut items = Vec::new();
-        let mut kv = self
-            .client
-            .kv_client()
-            .max_decoding_message_size(MAX_PAGE_BYTES);
         loop {
             let mut options = GetOptions::new()
                 .with_range(end.clone())
@@ -47,7 +43,7 @@ impl Store {
             if revision > 0 {
                 options = options.with_revision(revision);
             }
-            let mut response = self.call(kv.get(start.clone(), Some(options))).await?;
+            let mut response = self.kv_get(start.clone(), Some(options)).await?;
             if revision == 0 {
                 revision = response.header().map_or(0, |h| h.revision());
             }

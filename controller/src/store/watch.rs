@@ -100,11 +100,15 @@ impl Store {
         next_revision: &mut i64,
         sender: &mpsc::Sender<Result<WatchEvent>>,
     ) -> Result<()> {
-        let mut client = self.client.watch_client();
         let options = WatchOptions::new()
             .with_prefix()
             .with_start_revision(*next_revision);
-        let mut stream = self.call(client.watch(prefix, Some(options))).await?;
+        let mut stream = self
+            .read(|client| {
+                let (prefix, options) = (prefix.to_string(), options.clone());
+                async move { client.watch_client().watch(prefix, Some(options)).await }
+            })
+            .await?;
         loop {
             let message = stream
                 .message()

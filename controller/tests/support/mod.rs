@@ -1,7 +1,7 @@
 //! Shared by the end-to-end tests: real etcd, nomad-sim and `nomarch controller` as processes.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -47,13 +47,7 @@ impl World {
     }
 
     pub fn is_ready(&self, kind: &str, name: &str) -> bool {
-        let object = self.object(kind, name);
-        object["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+        is_ready(&self.object(kind, name))
     }
 
     pub fn start(sim_args: &[&str]) -> World {
@@ -248,4 +242,32 @@ pub fn run_nomarch(
     }
     drop(pipe);
     child.wait_with_output().unwrap()
+}
+
+/// Runs git in `dir` as a fixed author; fails the test with git's own words.
+pub fn git(dir: &Path, args: &[&str]) {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Whether an object (as `nomarch get -o json` shows it) is Ready at its current generation.
+pub fn is_ready(object: &Value) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        && object["status"]["observedGeneration"] == object["metadata"]["generation"]
 }

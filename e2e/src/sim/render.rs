@@ -1,5 +1,5 @@
 //! The JSON Nomad answers with, built from the simulator's records. Field names, types and
-//! nesting follow the samples in `shared/nomad-api/` (the contract tests hold us to them).
+//! nesting follow the samples in `e2e/nomad-api/` (the contract tests hold us to them).
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};

@@ -1,5 +1,5 @@
 //! Nomad Variables (`/v1/var/<path>`), the secret store nomarch reads git credentials and
-//! webhook secrets from. No sample of these answers is in `shared/nomad-api/`; the shapes
+//! webhook secrets from. No sample of these answers is in `e2e/nomad-api/`; the shapes
 //! follow the OpenAPI spec's `Variable` (Namespace, Path, Items, Create/Modify Index and Time)
 //! and check-and-set follows Nomad's docs: `?cas=0` creates only, a stale `cas` is a 409 whose
 //! body is the variable as it is. DELETE and the `/v1/vars` listing are not simulated.
