@@ -72,6 +72,64 @@ fn a_change_updates_the_job_once_and_reapplying_writes_nothing() {
     );
 }
 
+/// The IDs of the allocations of `job` that run.
+fn running_allocs(world: &World, job: &str) -> std::collections::BTreeSet<String> {
+    world
+        .nomad(&format!("/v1/job/{job}/allocations"))
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .filter_map(|a| a["ID"].as_str().map(String::from))
+        .collect()
+}
+
+/// Nomad replaces every allocation when job meta changes (scheduler/util.go tasksUpdated), so
+/// nothing per-generation may be in it: scaling 3→4 keeps the 3 instances running, and a change
+/// to a field only nomarch reads writes nothing to Nomad at all.
+#[test]
+fn scaling_keeps_running_instances_and_nomarch_only_fields_write_nothing() {
+    let world = World::start(&[]);
+    world.apply(&web("nginx:1.27", 3));
+    eventually("web Ready with 3", || {
+        world.ready("web") && running_allocs(&world, "web").len() == 3
+    });
+    let three = running_allocs(&world, "web");
+
+    assert_eq!(world.apply(&web("nginx:1.27", 4)), "app/web configured\n");
+    eventually("web Ready with 4", || {
+        world.ready("web") && running_allocs(&world, "web").len() == 4
+    });
+    let four = running_allocs(&world, "web");
+    assert!(
+        three.is_subset(&four),
+        "the 3 instances kept running: {three:?} then {four:?}"
+    );
+    assert_eq!(
+        world.nomad("/v1/job/web")["Meta"]
+            .as_object()
+            .unwrap()
+            .len(),
+        3,
+        "identity only"
+    );
+
+    settle();
+    let writes = world.writes().len();
+    let nomarch_only = format!(
+        "{}  dependsOn: [web-db]\n  update:\n    maxUnavailable: 2\n",
+        web("nginx:1.27", 4)
+    );
+    assert_eq!(world.apply(&nomarch_only), "app/web configured\n");
+    eventually("generation 3 observed", || {
+        world.app("web")["status"]["observedGeneration"] == 3
+    });
+    settle();
+    assert_eq!(world.writes().len(), writes, "{:?}", world.writes());
+    assert_eq!(running_allocs(&world, "web"), four, "nothing restarted");
+    assert!(world.ready("web"));
+}
+
 #[test]
 fn changes_made_behind_nomarchs_back_are_restored() {
     let world = World::start(&[]);
@@ -212,7 +270,7 @@ fn diff_shows_the_change_and_writes_nothing() {
     assert_eq!(diff(&web("nginx:1.27", 2)), "app/web: no changes\n");
     let changed = diff(&web("nginx:1.28", 3));
     assert!(
-        changed.starts_with("app/web: would register job web (spec changed)"),
+        changed.starts_with("app/web: would register job web (desired job changed)"),
         "{changed}"
     );
     assert!(

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{eventually, sign, World};
+use support::{eventually, git, sign, World};
 
 /// A bare "state repo" and a working clone that pushes to it.
 struct StateRepo {
@@ -64,23 +64,6 @@ impl StateRepo {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn app(name: &str, image: &str) -> String {
     format!(
         "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: {image}\n  replicas: 1\n"
@@ -100,8 +83,18 @@ fn world(cache: &Path) -> World {
     world
 }
 
-fn job_meta(world: &World, id: &str) -> Value {
-    world.nomad(&format!("/v1/job/{id}"))["Meta"].clone()
+/// The commit an app's spec came from (its `nomarch.io/commit` annotation), once the controller
+/// has run that generation into Nomad; null before. The commit is not in the job's meta: Nomad
+/// would restart every instance each time it changed.
+fn running_commit(world: &World, name: &str) -> Value {
+    let object = world.object("app", name);
+    let observed = !object.is_null()
+        && object["status"]["observedGeneration"] == object["metadata"]["generation"];
+    if observed && !world.nomad(&format!("/v1/job/{name}")).is_null() {
+        object["metadata"]["annotations"]["nomarch.io/commit"].clone()
+    } else {
+        Value::Null
+    }
 }
 
 fn source_status(world: &World) -> Value {
@@ -130,10 +123,10 @@ fn pushes_create_update_and_prune_jobs() {
     world.apply(&source(&repo.url(), "1s", true, ""));
 
     eventually(
-        "the pushed apps run in Nomad with the commit in their meta",
+        "the pushed apps run in Nomad, their objects carrying the commit",
         || {
-            job_meta(&world, "web")["nomarch.io/commit"] == first.as_str()
-                && job_meta(&world, "api")["nomarch.io/commit"] == first.as_str()
+            running_commit(&world, "web") == first.as_str()
+                && running_commit(&world, "api") == first.as_str()
         },
     );
     let web = world.object("app", "web");
@@ -145,19 +138,21 @@ fn pushes_create_update_and_prune_jobs() {
         "get -o wide shows the commit:\n{wide}"
     );
 
-    // An edit: a new commit id on the edited job; the untouched one keeps its commit and its
+    // An edit: a new commit id on the edited app; the untouched one keeps its commit and its
     // job is not registered again.
+    let api_version = world.nomad("/v1/job/api")["Version"].clone();
     repo.write("apps/web.yaml", &app("web", "nginx:1.28"));
     let second = repo.push("web 1.28");
     eventually("the edit reaches Nomad", || {
-        job_meta(&world, "web")["nomarch.io/commit"] == second.as_str()
+        running_commit(&world, "web") == second.as_str()
     });
     let job = world.nomad("/v1/job/web");
     assert_eq!(
         job["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
         "nginx:1.28"
     );
-    assert_eq!(job_meta(&world, "api")["nomarch.io/commit"], first.as_str());
+    assert_eq!(running_commit(&world, "api"), first.as_str());
+    assert_eq!(world.nomad("/v1/job/api")["Version"], api_version);
 
     // A removal with prune on: object and job go.
     repo.remove("apps/api.yaml");
@@ -177,10 +172,7 @@ fn pushes_create_update_and_prune_jobs() {
         source_status(&world)["lastAppliedCommit"] == fourth.as_str()
     });
     assert!(!world.object("app", "web").is_null(), "kept with prune off");
-    assert_eq!(
-        job_meta(&world, "web")["nomarch.io/commit"],
-        second.as_str()
-    );
+    assert_eq!(running_commit(&world, "web"), second.as_str());
     let message = condition(&source_status(&world), "Synced")["message"].clone();
     assert!(
         message.as_str().unwrap().contains("left in place"),
@@ -197,7 +189,7 @@ fn a_bad_file_applies_nothing_until_a_good_push() {
     let good = repo.push("web");
     world.apply(&source(&repo.url(), "1s", true, ""));
     eventually("web runs", || {
-        job_meta(&world, "web")["nomarch.io/commit"] == good.as_str()
+        running_commit(&world, "web") == good.as_str()
     });
     let web_before = world.object("app", "web");
     let writes_before = world.writes().len();
@@ -239,8 +231,8 @@ fn a_bad_file_applies_nothing_until_a_good_push() {
     );
     let fixed = repo.push("fix the typo");
     eventually("the fixed commit applies", || {
-        job_meta(&world, "worker")["nomarch.io/commit"] == fixed.as_str()
-            && job_meta(&world, "web")["nomarch.io/commit"] == fixed.as_str()
+        running_commit(&world, "worker") == fixed.as_str()
+            && running_commit(&world, "web") == fixed.as_str()
     });
 
     // An object applied by hand is never taken over: the commit that claims it applies nothing.
@@ -301,18 +293,23 @@ fn webhooks_must_be_signed_and_a_signed_one_syncs_at_once() {
     assert!(world.object("app", "api").is_null());
 
     let too_big = vec![b' '; 6 * 1024 * 1024];
-    let status = world
+    let answer = world
         .http
         .post(&url)
         .header("X-Hub-Signature-256", sign(&too_big, SECRET))
         .body(too_big)
-        .send()
-        .unwrap()
-        .status();
-    assert_eq!(
-        status, 413,
-        "a body over 5 MiB is refused before anything reads it"
-    );
+        .send();
+    match answer {
+        Ok(response) => assert_eq!(
+            response.status(),
+            413,
+            "a body over 5 MiB is refused before anything reads it"
+        ),
+        // The server answers 413 and closes the connection without reading the rest of the
+        // body; a client still uploading then sees the connection end before the answer
+        // (timing decides which). The server must still be there: the requests below use it.
+        Err(e) => assert!(e.is_request(), "{e:?}"),
+    }
 
     let delivered = |delivery: &str| {
         world

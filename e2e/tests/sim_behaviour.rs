@@ -1074,3 +1074,53 @@ async fn an_update_replaces_allocations_without_calling_it_a_reschedule() {
     assert_ne!(current["PreviousAllocation"], "");
     assert_eq!(current["RescheduleTracker"], Value::Null, "{current}");
 }
+
+/// scheduler/util.go tasksUpdated through the HTTP API: a new count, service tags or job meta
+/// change nothing that runs, or everything. The count and the tags update the running
+/// allocations in place (same IDs, new job version); a job meta change replaces every one.
+#[tokio::test]
+async fn updates_are_in_place_unless_tasks_updated_says_otherwise() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let ids = |allocs: Vec<Value>| -> std::collections::BTreeSet<String> {
+        allocs
+            .iter()
+            .filter_map(|a| a["ID"].as_str().map(String::from))
+            .collect()
+    };
+    let mut job = service_job("web", 2, 128);
+    job["Meta"] = json!({"owner": "a"});
+    api.register(job.clone()).await;
+    eventually("2 running", || async {
+        api.running("web").await.len() == 2
+    })
+    .await;
+    let first = ids(api.running("web").await);
+
+    job["TaskGroups"][0]["Count"] = json!(3);
+    job["TaskGroups"][0]["Services"][0]["Tags"] = json!(["v2"]);
+    api.register(job.clone()).await;
+    eventually("3 running at version 1", || async {
+        let running = api.running("web").await;
+        running.len() == 3 && running.iter().all(|a| a["JobVersion"] == json!(1))
+    })
+    .await;
+    let second = ids(api.running("web").await);
+    assert!(
+        first.is_subset(&second),
+        "the 2 kept running: {first:?} in {second:?}"
+    );
+
+    job["Meta"] = json!({"owner": "b"});
+    api.register(job).await;
+    eventually("3 new allocations at version 2", || async {
+        let running = api.running("web").await;
+        running.len() == 3 && running.iter().all(|a| a["JobVersion"] == json!(2))
+    })
+    .await;
+    let third = ids(api.running("web").await);
+    assert!(
+        third.is_disjoint(&second),
+        "a meta change replaced all: {third:?} vs {second:?}"
+    );
+}

@@ -1,7 +1,8 @@
 //! From desired objects to Nomad: rendering, hashing, the pure plan and status derivation.
 //!
 //! # Layout
-//! - [`spec_hash`]: the stable fingerprint of an object's desired state (`nomarch.io/spec-hash`).
+//! - [`fingerprint`]: the stable fingerprint of a rendered job, kept in status as what nomarch
+//!   last registered (never in job meta, where Nomad would restart instances over it).
 //! - [`healing`]: which allocations to replace when checks stay critical; suspect nodes.
 //! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
@@ -11,6 +12,7 @@
 //! - [`plan`]: observation → what to do with the job, as an ordered rule table.
 //! - [`status`]: observation → replica counts and conditions.
 
+pub mod fingerprint;
 pub mod healing;
 pub mod hubs;
 pub mod meta;
@@ -18,5 +20,4 @@ pub mod plan;
 pub mod render;
 pub mod schedule;
 pub mod source_sync;
-pub mod spec_hash;
 pub mod status;

@@ -1,5 +1,10 @@
 //! The meta keys nomarch puts on every job it manages, and how to read them back. A job without
 //! `nomarch.io/managed-by` is never touched.
+//!
+//! Only the job's identity goes into meta, never anything that changes with a generation (a
+//! spec hash, the generation, the source commit): Nomad merges job meta into every task's meta
+//! and replaces every allocation when it changes (`scheduler/util.go tasksUpdated`, "task
+//! meta"). What nomarch last wrote is in the object's status instead ([`crate::fingerprint`]).
 
 use std::collections::BTreeMap;
 
@@ -9,8 +14,6 @@ pub const MANAGED_BY: &str = "nomarch.io/managed-by";
 pub const MANAGER: &str = "nomarch";
 pub const KIND: &str = "nomarch.io/kind";
 pub const NAME: &str = "nomarch.io/name";
-pub const SPEC_HASH: &str = "nomarch.io/spec-hash";
-pub const GENERATION: &str = "nomarch.io/generation";
 pub const COMMIT: &str = crds::validate::COMMIT_ANNOTATION;
 /// An annotation on an object (copied to its job's meta) that keeps the job when the object
 /// is deleted.
@@ -21,18 +24,13 @@ pub fn job_id(object: &ObjectRef) -> String {
     object.name.clone()
 }
 
-/// The meta a rendered job carries.
-pub fn job_meta(resource: &Resource, spec_hash: &str) -> BTreeMap<String, String> {
+/// The meta a rendered job carries: who owns it, and whether it outlives its object.
+pub fn job_meta(resource: &Resource) -> BTreeMap<String, String> {
     let meta = resource.metadata();
     let mut out = BTreeMap::new();
     out.insert(MANAGED_BY.to_string(), MANAGER.to_string());
     out.insert(KIND.to_string(), resource.kind().as_str().to_string());
     out.insert(NAME.to_string(), meta.name.clone());
-    out.insert(SPEC_HASH.to_string(), spec_hash.to_string());
-    out.insert(GENERATION.to_string(), meta.generation.to_string());
-    if let Some(commit) = meta.annotations.get(COMMIT) {
-        out.insert(COMMIT.to_string(), commit.clone());
-    }
     if meta.annotations.get(PROTECT).is_some_and(|v| v == "true") {
         out.insert(PROTECT.to_string(), "true".to_string());
     }

@@ -6,12 +6,13 @@
 
 use crds::ObjectRef;
 
+use crate::status::Written;
+
 /// The live job, reduced to what the plan reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveJob {
     /// The object its meta says owns it; `None` when nomarch does not manage it.
     pub owner: Option<ObjectRef>,
-    pub spec_hash: Option<String>,
     pub job_modify_index: u64,
     pub stopped: bool,
 }
@@ -19,10 +20,11 @@ pub struct LiveJob {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
     pub object: ObjectRef,
-    pub desired_hash: String,
+    /// The fingerprint of the job nomarch would register now ([`crate::fingerprint`]).
+    pub desired_fingerprint: String,
     pub live: Option<LiveJob>,
-    /// The `JobModifyIndex` of nomarch's last write, from the object's status.
-    pub last_written_index: Option<u64>,
+    /// nomarch's last write, from the object's status.
+    pub last_written: Option<Written>,
     /// Objects named in `dependsOn` that are not Ready yet.
     pub waiting_for: Vec<String>,
 }
@@ -60,9 +62,10 @@ pub enum JobAction {
         enforce_index: u64,
         reason: RegisterReason,
     },
-    /// The job moved since nomarch's last write but still carries the desired hash: ask Nomad's
-    /// plan whether its content differs, and register only if it does. (A controller killed
-    /// between its register and its status write lands here too, and must not write again.)
+    /// The job moved since nomarch's last write (or no write is on record) and the desired job
+    /// is still what nomarch last wrote: ask Nomad's plan whether the live job differs, and
+    /// register only if it does. (A controller killed between its register and its status
+    /// write lands here too, and must not write again.)
     VerifyDrift {
         enforce_index: u64,
     },
@@ -116,21 +119,25 @@ const RULES: &[Rule] = &[
             reason: RegisterReason::Stopped,
         })
     }),
-    // The spec changed (or someone replaced the job with another spec): register it.
-    ("spec changed", |o| {
+    // The desired job is not the one nomarch last wrote (a spec edit that Nomad runs, a new
+    // hub): register it, over whatever the live job holds now.
+    ("desired job changed", |o| {
         let live = o.live.as_ref()?;
-        (live.spec_hash.as_deref() != Some(o.desired_hash.as_str())).then_some(
-            JobAction::Register {
-                enforce_index: live.job_modify_index,
-                reason: RegisterReason::SpecChanged,
-            },
-        )
+        let written = o.last_written.as_ref()?;
+        (written.fingerprint != o.desired_fingerprint).then_some(JobAction::Register {
+            enforce_index: live.job_modify_index,
+            reason: RegisterReason::SpecChanged,
+        })
     }),
-    // Same hash, but the job moved since our last write: maybe an edit that kept our meta.
+    // The job moved since nomarch's write, or no write is on record: only Nomad's plan can
+    // say whether its content differs from the desired job.
     ("moved since our write", |o| {
         let live = o.live.as_ref()?;
-        let written = o.last_written_index?;
-        (written != live.job_modify_index).then_some(JobAction::VerifyDrift {
+        let unchanged = o
+            .last_written
+            .as_ref()
+            .is_some_and(|w| w.job_modify_index == live.job_modify_index);
+        (!unchanged).then_some(JobAction::VerifyDrift {
             enforce_index: live.job_modify_index,
         })
     }),
@@ -161,21 +168,29 @@ mod tests {
         ObjectRef::new(Kind::App, "default", "web")
     }
 
-    fn live(owner: Option<ObjectRef>, hash: &str, index: u64, stopped: bool) -> Option<LiveJob> {
+    fn live(owner: Option<ObjectRef>, index: u64, stopped: bool) -> Option<LiveJob> {
         Some(LiveJob {
             owner,
-            spec_hash: Some(hash.into()),
             job_modify_index: index,
             stopped,
         })
     }
 
-    fn observe(live: Option<LiveJob>, written: Option<u64>) -> Observation {
+    /// A write on record: at this index, of a job with this fingerprint.
+    fn wrote(index: u64, fingerprint: &str) -> Option<Written> {
+        Some(Written {
+            job_modify_index: index,
+            fingerprint: fingerprint.into(),
+        })
+    }
+
+    /// What was observed, wanting the job with fingerprint "f1".
+    fn observe(live: Option<LiveJob>, written: Option<Written>) -> Observation {
         Observation {
             object: web(),
-            desired_hash: "h1".into(),
+            desired_fingerprint: "f1".into(),
             live,
-            last_written_index: written,
+            last_written: written,
             waiting_for: vec![],
         }
     }
@@ -195,7 +210,7 @@ mod tests {
             ),
             (
                 "absent, status remembers a write",
-                observe(None, Some(7)),
+                observe(None, wrote(7, "f1")),
                 Register {
                     enforce_index: 0,
                     reason: RegisterReason::Create,
@@ -203,48 +218,56 @@ mod tests {
             ),
             (
                 "unmanaged",
-                observe(live(None, "h1", 5, false), None),
+                observe(live(None, 5, false), None),
                 Refuse {
                     reason: "a job with this ID exists and is not managed by nomarch".into(),
                 },
             ),
             (
                 "another owner",
-                observe(live(Some(other), "h1", 5, false), None),
+                observe(live(Some(other), 5, false), None),
                 Refuse {
                     reason: "the job belongs to pub/web".into(),
                 },
             ),
             (
                 "stopped",
-                observe(live(Some(web()), "h1", 5, true), Some(5)),
+                observe(live(Some(web()), 5, true), wrote(5, "f1")),
                 Register {
                     enforce_index: 5,
                     reason: RegisterReason::Stopped,
                 },
             ),
             (
-                "new spec",
-                observe(live(Some(web()), "h0", 5, false), Some(5)),
+                "desired job changed",
+                observe(live(Some(web()), 5, false), wrote(5, "f0")),
                 Register {
                     enforce_index: 5,
                     reason: RegisterReason::SpecChanged,
                 },
             ),
             (
-                "edited, meta kept",
-                observe(live(Some(web()), "h1", 9, false), Some(5)),
+                "desired job changed and the job was edited too",
+                observe(live(Some(web()), 9, false), wrote(5, "f0")),
+                Register {
+                    enforce_index: 9,
+                    reason: RegisterReason::SpecChanged,
+                },
+            ),
+            (
+                "edited since our write",
+                observe(live(Some(web()), 9, false), wrote(5, "f1")),
                 VerifyDrift { enforce_index: 9 },
             ),
             (
                 "in sync",
-                observe(live(Some(web()), "h1", 5, false), Some(5)),
+                observe(live(Some(web()), 5, false), wrote(5, "f1")),
                 Nothing,
             ),
             (
-                "in sync, status lost",
-                observe(live(Some(web()), "h1", 5, false), None),
-                Nothing,
+                "status lost: ask Nomad",
+                observe(live(Some(web()), 5, false), None),
+                VerifyDrift { enforce_index: 5 },
             ),
         ];
         for (name, observation, expected) in cases {
@@ -262,7 +285,8 @@ mod tests {
                 reason: "waiting for redis".into()
             }
         );
-        waiting.live = live(Some(web()), "h1", 5, false);
+        waiting.live = live(Some(web()), 5, false);
+        waiting.last_written = wrote(5, "f1");
         assert_eq!(
             plan(&waiting),
             JobAction::Nothing,
@@ -271,22 +295,28 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever was observed: a job that is not ours is never written, and an in-sync job
-        /// (ours, same hash, same index, running) is left alone.
+        /// Whatever was observed: a job that is not ours is never written; an in-sync job
+        /// (ours, running, at the index and fingerprint nomarch last wrote) is left alone; a
+        /// register is check-and-set on the index read; and without a write on record nothing
+        /// is registered over an existing job before Nomad's plan has been asked.
         #[test]
-        fn never_writes_someone_elses_job(ours in any::<bool>(), same_hash in any::<bool>(), index in 1u64..100, written in proptest::option::of(1u64..100), stopped in any::<bool>()) {
+        fn never_writes_someone_elses_job(ours in any::<bool>(), same_fingerprint in any::<bool>(), index in 1u64..100, written in proptest::option::of(1u64..100), stopped in any::<bool>()) {
             let owner = ours.then(web);
-            let hash = if same_hash { "h1" } else { "h0" };
-            let observation = observe(live(owner, hash, index, stopped), written);
+            let fingerprint = if same_fingerprint { "f1" } else { "f0" };
+            let on_record = written.and_then(|w| wrote(w, fingerprint));
+            let observation = observe(live(owner, index, stopped), on_record.clone());
             let action = plan(&observation);
             if !ours {
                 let refused = matches!(action, JobAction::Refuse { .. });
                 prop_assert!(refused);
             }
-            if ours && same_hash && !stopped && written.is_none_or(|w| w == index) {
-                prop_assert_eq!(action, JobAction::Nothing);
+            if ours && same_fingerprint && !stopped && written == Some(index) {
+                prop_assert_eq!(&action, &JobAction::Nothing);
             }
-            if let JobAction::Register { enforce_index, .. } = plan(&observation) {
+            if ours && !stopped && on_record.is_none() {
+                prop_assert_eq!(&action, &JobAction::VerifyDrift { enforce_index: index });
+            }
+            if let JobAction::Register { enforce_index, .. } = action {
                 prop_assert_eq!(enforce_index, index, "registers are check-and-set on what was read");
             }
         }

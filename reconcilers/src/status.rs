@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use crds::{Condition, Status};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// One allocation, as status needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub fn workload_status(
     previous: Option<&Status>,
     generation: i64,
     job: Option<&JobView>,
-    last_written_index: Option<u64>,
+    last_written: Option<&Written>,
     replicas: &Replicas,
     failing: Option<(&str, String)>,
     now: DateTime<Utc>,
@@ -153,17 +153,38 @@ pub fn workload_status(
             status.details.remove("job");
         }
     }
-    if let Some(index) = last_written_index {
-        status
-            .details
-            .insert("lastWrittenJobModifyIndex".into(), json!(index));
+    if let Some(written) = last_written {
+        record_written(&mut status.details, written);
     }
     status
 }
 
-/// The `JobModifyIndex` nomarch last wrote, as recorded in a status.
-pub fn last_written_index(status: Option<&Status>) -> Option<u64> {
-    status?.details.get("lastWrittenJobModifyIndex")?.as_u64()
+/// What nomarch last registered for an object: the `JobModifyIndex` Nomad gave that write and
+/// the fingerprint of the job it sent ([`crate::fingerprint`]). Kept in status, so the job's
+/// meta can stay the same across generations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub job_modify_index: u64,
+    pub fingerprint: String,
+}
+
+const WRITTEN_INDEX: &str = "lastWrittenJobModifyIndex";
+const WRITTEN_FINGERPRINT: &str = "lastWrittenJobFingerprint";
+
+/// The last write recorded in a status. A status from before fingerprints were kept has none:
+/// then nothing is known, and the plan asks Nomad whether the job differs.
+pub fn last_written(status: Option<&Status>) -> Option<Written> {
+    let details = &status?.details;
+    Some(Written {
+        job_modify_index: details.get(WRITTEN_INDEX)?.as_u64()?,
+        fingerprint: details.get(WRITTEN_FINGERPRINT)?.as_str()?.to_string(),
+    })
+}
+
+/// Puts a write on record in a status's details.
+pub fn record_written(details: &mut serde_json::Map<String, Value>, written: &Written) {
+    details.insert(WRITTEN_INDEX.into(), json!(written.job_modify_index));
+    details.insert(WRITTEN_FINGERPRINT.into(), json!(written.fingerprint));
 }
 
 #[cfg(test)]
@@ -202,7 +223,11 @@ mod tests {
             version: 1,
             job_modify_index: 9,
         };
-        let status = workload_status(None, 2, Some(&job), Some(9), &counts, None, now);
+        let written = Written {
+            job_modify_index: 9,
+            fingerprint: "0123456789abcdef".into(),
+        };
+        let status = workload_status(None, 2, Some(&job), Some(&written), &counts, None, now);
         assert_eq!(status.condition("Ready").unwrap().status, "False");
         assert_eq!(
             status.condition("Ready").unwrap().message,
@@ -210,7 +235,14 @@ mod tests {
         );
         assert_eq!(status.condition("Progressing").unwrap().status, "True");
         assert_eq!(status.observed_generation, Some(2));
-        assert_eq!(last_written_index(Some(&status)), Some(9));
+        assert_eq!(last_written(Some(&status)), Some(written));
+        let mut older = status.clone();
+        older.details.remove("lastWrittenJobFingerprint");
+        assert_eq!(
+            last_written(Some(&older)),
+            None,
+            "no fingerprint: nothing known"
+        );
     }
 
     #[test]

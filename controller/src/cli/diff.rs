@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use crds::{Kind, ObjectRef, Resource};
-use reconcilers::meta::{job_id, owner_of, SPEC_HASH};
-use reconcilers::plan::{deciding_rule, plan, JobAction, LiveJob, Observation};
+use reconcilers::meta::job_id;
+use reconcilers::plan::{deciding_rule, plan, JobAction};
 use reconcilers::render::app::render_app;
-use reconcilers::status::last_written_index;
 use serde_json::Value;
 
 use super::connect::NomadArgs;
@@ -63,18 +62,13 @@ pub async fn run(
                 waiting_for.push(dep.clone());
             }
         }
-        let observation = Observation {
-            object: object.clone(),
-            desired_hash: desired.meta(SPEC_HASH).unwrap_or_default().to_string(),
-            live: live.as_ref().map(|j| LiveJob {
-                owner: owner_of(&object.namespace, j.meta.as_ref()),
-                spec_hash: j.meta(SPEC_HASH).map(String::from),
-                job_modify_index: j.job_modify_index.unwrap_or(0),
-                stopped: j.stop.unwrap_or(false),
-            }),
-            last_written_index: last_written_index(stored.as_ref().and_then(|s| s.status())),
+        let observation = crate::reconcile::job::observation(
+            &object,
+            &desired,
+            live.as_ref(),
+            stored.as_ref().and_then(|s| s.status()),
             waiting_for,
-        };
+        );
         let action = plan(&observation);
         let rule = deciding_rule(&observation);
         match action {

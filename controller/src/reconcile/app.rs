@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crds::{App, Kind, ObjectRef, Resource, Status};
 use reconcilers::render::app::render_app;
+use reconcilers::status::Written;
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::workload::{keep_if_unchanged, observe, Workload};
@@ -118,7 +119,7 @@ async fn observe_status(
     ctx: &Context,
     app: &App,
     job: Option<&Job>,
-    written: Option<u64>,
+    written: Option<Written>,
     previous: Option<&Status>,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = app.object_ref();

@@ -10,6 +10,7 @@ use reconcilers::meta::job_id;
 use reconcilers::render::cronjob::{render_cronjob, GROUP};
 use reconcilers::schedule::next_run;
 use reconcilers::status::set_condition;
+use reconcilers::status::{record_written, Written};
 use serde_json::{json, Value};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
@@ -133,7 +134,7 @@ fn cron_status(
     cron: &CronJob,
     previous: Option<&Status>,
     job: Option<&Job>,
-    written: Option<u64>,
+    written: Option<Written>,
     runs: &[Run],
     now: DateTime<Utc>,
 ) -> Status {
@@ -187,8 +188,8 @@ fn cron_status(
         Some(next) => details.insert("nextRun".into(), time(&next)),
         None => details.remove("nextRun"),
     };
-    if let Some(index) = written {
-        details.insert("lastWrittenJobModifyIndex".into(), json!(index));
+    if let Some(written) = &written {
+        record_written(details, written);
     }
     // `nextRun` moves with the clock; keep it from making every reconcile a status write when
     // nothing else changed and the stored next run is still ahead.

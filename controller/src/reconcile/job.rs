@@ -2,9 +2,10 @@
 //! plan, with check-and-set registers, and say what was done.
 
 use crds::{ObjectRef, Status};
-use reconcilers::meta::{owner_of, SPEC_HASH};
+use reconcilers::fingerprint::fingerprint;
+use reconcilers::meta::owner_of;
 use reconcilers::plan::{plan, JobAction, LiveJob, Observation, RegisterReason};
-use reconcilers::status::last_written_index;
+use reconcilers::status::{last_written, Written};
 
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
@@ -13,21 +14,38 @@ use crate::runtime::context::Context;
 use crate::runtime::metrics::KindLabel;
 use crate::store::EventType;
 
-/// What keeping the job produced: the job as Nomad now holds it, the `JobModifyIndex` nomarch
-/// last wrote, and whether to wait (dependencies not Ready).
+/// What keeping the job produced: the job as Nomad now holds it, nomarch's last write, and
+/// whether to wait (dependencies not Ready).
 pub struct Ensured {
     pub job: Option<Job>,
-    pub written: Option<u64>,
+    pub written: Option<Written>,
     pub waiting: Option<String>,
 }
 
-fn live_view(namespace: &str, job: &Job) -> LiveJob {
-    LiveJob {
-        owner: owner_of(namespace, job.meta.as_ref()),
-        spec_hash: job.meta(SPEC_HASH).map(String::from),
-        job_modify_index: job.job_modify_index.unwrap_or(0),
-        stopped: job.stop.unwrap_or(false),
+/// What the plan reads, from the desired job, the live one, the object's status and its
+/// dependencies. Shared with `nomarch diff`, so both decide alike.
+pub fn observation(
+    key: &ObjectRef,
+    desired: &Job,
+    live: Option<&Job>,
+    previous: Option<&Status>,
+    waiting_for: Vec<String>,
+) -> Observation {
+    Observation {
+        object: key.clone(),
+        desired_fingerprint: desired_fingerprint(desired),
+        live: live.map(|job| LiveJob {
+            owner: owner_of(&key.namespace, job.meta.as_ref()),
+            job_modify_index: job.job_modify_index.unwrap_or(0),
+            stopped: job.stop.unwrap_or(false),
+        }),
+        last_written: last_written(previous),
+        waiting_for,
     }
+}
+
+fn desired_fingerprint(desired: &Job) -> String {
+    fingerprint(&serde_json::to_value(desired).expect("jobs serialize"))
 }
 
 pub async fn ensure_job(
@@ -38,7 +56,7 @@ pub async fn ensure_job(
     previous: Option<&Status>,
     waiting_for: Vec<String>,
 ) -> Result<Ensured, ReconcileError> {
-    let at_least = last_written_index(previous);
+    let at_least = last_written(previous).map(|w| w.job_modify_index);
     let live = match ctx.jobs.get(&key.namespace, &desired.id, at_least) {
         Some(cached) => cached,
         None => {
@@ -51,14 +69,12 @@ pub async fn ensure_job(
             read
         }
     };
-    let observation = Observation {
-        object: key.clone(),
-        desired_hash: desired.meta(SPEC_HASH).unwrap_or_default().to_string(),
-        live: live.as_ref().map(|j| live_view(&key.namespace, j)),
-        last_written_index: last_written_index(previous),
-        waiting_for,
+    let observation = observation(key, desired, live.as_ref(), previous, waiting_for);
+    let written_now = |index: u64| Written {
+        job_modify_index: index,
+        fingerprint: observation.desired_fingerprint.clone(),
     };
-    let mut written = observation.last_written_index;
+    let mut written = observation.last_written.clone();
     let register = match plan(&observation) {
         JobAction::Register {
             enforce_index,
@@ -72,8 +88,9 @@ pub async fn ensure_job(
                 .and_then(|d| d.get("Type"))
                 .and_then(|t| t.as_str())
                 != Some("None");
-            // Same content: our own write whose record was lost. Adopt it; write nothing.
-            written = Some(enforce_index);
+            // Same content: our own write whose record was lost, or an edit that changed
+            // nothing Nomad runs. Adopt it; write nothing.
+            written = Some(written_now(enforce_index));
             differs.then_some((enforce_index, RegisterReason::Drifted))
         }
         JobAction::Refuse { reason } => {
@@ -90,13 +107,7 @@ pub async fn ensure_job(
                 waiting: Some(reason),
             });
         }
-        JobAction::Nothing => {
-            // In sync but no write on record (a lost status): the live job is the baseline.
-            if written.is_none() {
-                written = live.as_ref().and_then(|j| j.job_modify_index);
-            }
-            None
-        }
+        JobAction::Nothing => None,
     };
     let Some((enforce_index, reason)) = register else {
         return Ok(Ensured {
@@ -121,7 +132,7 @@ pub async fn ensure_job(
     registered.stop = Some(false);
     Ok(Ensured {
         job: Some(registered),
-        written: Some(response.job_modify_index),
+        written: Some(written_now(response.job_modify_index)),
         waiting: None,
     })
 }

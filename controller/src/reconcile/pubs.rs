@@ -12,6 +12,7 @@ use crds::{Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
 use reconcilers::render::pubs::render_pub;
 use reconcilers::status::set_condition;
+use reconcilers::status::Written;
 use serde_json::{json, Value};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
@@ -281,7 +282,7 @@ async fn observe(
     ctx: &Context,
     pub_: &Pub,
     job: Option<&Job>,
-    written: Option<u64>,
+    written: Option<Written>,
     current: &Status,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = pub_.object_ref();

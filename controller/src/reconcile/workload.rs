@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use crds::workload::HealthCheck;
 use crds::{ObjectRef, Status};
+use reconcilers::status::Written;
 use reconcilers::status::{replicas, workload_status, AllocView, JobView};
 
 use super::app::checks_by_alloc;
@@ -32,7 +33,7 @@ pub async fn observe(
     ctx: &Context,
     workload: Workload<'_>,
     job: Option<&Job>,
-    written: Option<u64>,
+    written: Option<Written>,
     previous: Option<&Status>,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
     let namespace = &workload.object.namespace;
@@ -86,7 +87,7 @@ pub async fn observe(
         previous,
         workload.generation,
         job_view.as_ref(),
-        written,
+        written.as_ref(),
         &counts,
         failing,
         Utc::now(),

@@ -720,15 +720,13 @@ impl Cluster {
                     .filter(|a| a.group == name && !a.is_terminal())
                     .count() as u64
             });
-            let old_group = existing.and_then(|job| {
+            // scheduler/util.go tasksUpdated, as the scheduler itself decides (see `updates`).
+            let destructive = existing.is_some_and(|job| {
                 job.groups()
-                    .into_iter()
-                    .find(|g| g.get("Name").and_then(Value::as_str) == Some(name))
-                    .cloned()
+                    .iter()
+                    .any(|g| g.get("Name").and_then(Value::as_str) == Some(name))
+                    && super::updates::tasks_updated(&job.spec, &spec, name).is_destructive()
             });
-            let destructive = old_group
-                .as_ref()
-                .is_some_and(|old| !same_ignoring_count(old, group));
             let kept = live.min(count);
             let (place, stop) = (count.saturating_sub(live), live.saturating_sub(count));
             let (destructive_updates, ignore) = if destructive { (kept, 0) } else { (0, kept) };
@@ -801,18 +799,6 @@ impl Cluster {
             "Index": self.index,
         }))
     }
-}
-
-/// Two versions of a group that differ only in `Count` update in place.
-pub fn same_ignoring_count(old: &Value, new: &Value) -> bool {
-    let strip = |g: &Value| {
-        let mut g = g.clone();
-        if let Some(object) = g.as_object_mut() {
-            object.remove("Count");
-        }
-        g
-    };
-    strip(old) == strip(new)
 }
 
 /// A stored version without the fields the server sets, ready to register again.

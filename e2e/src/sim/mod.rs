@@ -1,5 +1,5 @@
 //! nomad-sim: a Nomad + Consul API simulator with simulated client nodes, a placement
-//! scheduler, health checks and fault injection. Faithful to `shared/nomad-api/`.
+//! scheduler, health checks and fault injection. Faithful to `e2e/nomad-api/`.
 //!
 //! # Layout
 //! - [`config`]: cluster shape and timings; [`clock`]: the (possibly fast) simulated clock.
@@ -8,7 +8,8 @@
 //! - [`jobs`]: register (check-and-set), stop/purge, revert, stability, plan, periodic force;
 //!   [`diff`]: job diffs in Nomad's shape.
 //! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: candidate nodes,
-//!   capacity and binpack; [`constraints`]: constraint operands and interpolation.
+//!   capacity and binpack; [`constraints`]: constraint operands and interpolation;
+//!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`).
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
 //! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
@@ -29,6 +30,7 @@ pub mod placement;
 pub mod render;
 pub mod scheduler;
 pub mod tls;
+pub mod updates;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

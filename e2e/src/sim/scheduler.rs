@@ -252,7 +252,7 @@ impl Cluster {
                 .to_string();
             let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1) as usize;
             let batch = matches!(job.job_type(), "batch" | "sysbatch");
-            self.update_group_in_place_or_stop(&job, &rendered, group, &name, index);
+            self.update_group_in_place_or_stop(&job, &rendered, &name, index);
             // Live allocations (and, for batch work, finished successful runs) count as placed.
             let mut keep: Vec<Alloc> = self
                 .allocs_of_job(namespace, job_id)
@@ -330,13 +330,13 @@ impl Cluster {
         failed > attempts
     }
 
-    /// Allocations of an older version: updated in place when only the count or job-level
-    /// fields changed, stopped (destructive update) when the group itself changed.
+    /// Allocations of an older version: updated in place unless a field that Nomad's
+    /// `scheduler/util.go tasksUpdated` watches changed (see [`super::updates`]), in which case
+    /// they are stopped and replaced (a destructive update).
     fn update_group_in_place_or_stop(
         &mut self,
         job: &JobRecord,
         rendered: &std::sync::Arc<Value>,
-        group: &Value,
         name: &str,
         index: u64,
     ) {
@@ -344,20 +344,9 @@ impl Cluster {
             .allocs_of_job(&job.namespace, &job.id)
             .filter(|a| a.group == name && !a.is_terminal() && a.job_version != job.version)
             .map(|a| {
-                let old_group = a
-                    .job
-                    .get("TaskGroups")
-                    .and_then(Value::as_array)
-                    .and_then(|gs| {
-                        gs.iter()
-                            .find(|g| g.get("Name").and_then(Value::as_str) == Some(name))
-                    })
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                (
-                    a.id.clone(),
-                    super::jobs::same_ignoring_count(&old_group, group),
-                )
+                let in_place =
+                    !super::updates::tasks_updated(&a.job, rendered, name).is_destructive();
+                (a.id.clone(), in_place)
             })
             .collect();
         for (id, in_place) in outdated {

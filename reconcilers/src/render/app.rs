@@ -8,7 +8,6 @@ use super::{
     nanos, network, placement, service_reschedule_policy, service_restart_policy, services, task,
 };
 use crate::meta::{job_id, job_meta};
-use crate::spec_hash::spec_hash;
 
 /// The group and task name inside every App job.
 pub const GROUP: &str = "app";
@@ -32,7 +31,7 @@ pub fn render_app(app: &App) -> Value {
         "Type": "service",
         "Datacenters": datacenters,
         "Constraints": constraints,
-        "Meta": job_meta(&resource, &spec_hash(&resource)),
+        "Meta": job_meta(&resource),
         "Update": {
             "MaxParallel": update.max_parallel,
             "HealthCheck": if spec.health.is_some() { "checks" } else { "task_states" },

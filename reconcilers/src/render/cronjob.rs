@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 
 use super::{nanos, placement, task};
 use crate::meta::{job_id, job_meta};
-use crate::spec_hash::spec_hash;
 
 pub const GROUP: &str = "run";
 
@@ -23,7 +22,7 @@ pub fn render_cronjob(cron: &CronJob) -> Value {
         "Type": "batch",
         "Datacenters": datacenters,
         "Constraints": constraints,
-        "Meta": job_meta(&resource, &spec_hash(&resource)),
+        "Meta": job_meta(&resource),
         "Periodic": {
             "Enabled": !spec.suspend,
             "SpecType": "cron",

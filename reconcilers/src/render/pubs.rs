@@ -1,12 +1,11 @@
 //! A Pub as a Nomad service job of one instance pinned to its hub with a `${node.unique.id}`
-//! constraint. The hub is part of the job's fingerprint: moving the pub is a change to register.
+//! constraint. The hub is part of the rendered job, so moving the pub is a change to register.
 
 use crds::{Pub, Resource};
 use serde_json::{json, Value};
 
 use super::{network, service_reschedule_policy, service_restart_policy, services, task};
-use crate::meta::{job_id, job_meta, SPEC_HASH};
-use crate::spec_hash::spec_hash;
+use crate::meta::{job_id, job_meta};
 
 pub const GROUP: &str = "pub";
 
@@ -20,13 +19,7 @@ pub fn render_pub(pub_: &Pub, hub_id: &str) -> Value {
         spec.health.as_ref(),
         spec.route.as_ref(),
     );
-    let mut meta = job_meta(&resource, &spec_hash(&resource));
-    let hash = format!(
-        "{}-{}",
-        meta[SPEC_HASH],
-        hub_id.chars().take(8).collect::<String>()
-    );
-    meta.insert(SPEC_HASH.to_string(), hash);
+    let mut meta = job_meta(&resource);
     meta.insert("nomarch.io/hub".to_string(), hub_id.to_string());
     json!({
         "ID": job_id(&object),
