@@ -40,6 +40,8 @@ OPENS = {"open", "openat", "openat2", "execve"}
 
 
 def unescape(text):
+    if "\\" not in text:
+        return text
     return bytes(text, "utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
 
 
@@ -188,12 +190,20 @@ def main():
         os.path.realpath(os.environ.get("CARGO_HOME", os.path.join(home, ".cargo"))),
     ]
 
+    real = {}
+
+    def from_toolchain(program):
+        if program not in real:
+            resolved = os.path.realpath(program)
+            real[program] = any(inside(resolved, t) for t in toolchain)
+        return real[program]
+
     outside = defaultdict(int)
     used = set()
     for name, path, ok, program in accesses(trace, clone):
         if name not in OPENS and path in looked_at:
             continue
-        if not ok and any(inside(os.path.realpath(program), t) for t in toolchain):
+        if not ok and from_toolchain(program):
             continue
         if not inside(path, clone) and any(inside(path, f) for f in forbidden):
             outside[path] += 1

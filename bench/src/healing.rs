@@ -206,7 +206,7 @@ pub async fn heal(args: &Args, floor: (f64, f64), figures: &mut Vec<Figure>) -> 
     let nomad = NomadClient::new(&sim.nomad_url(), None);
     let http = e2e::http::client();
     let app = manifest(&format!(
-        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: healme\nspec:\n  image: web:1\n  ports: [{{name: http}}]\n  health: {{port: http, path: /, interval: 1s, timeout: 500ms, grace: {HEAL_GRACE_SECONDS}s}}\n"
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: healme\nspec:\n  image: web:1\n  ports: [{{name: http}}]\n  health: {{port: http, path: /, interval: 1s, timeout: 1s, grace: {HEAL_GRACE_SECONDS}s}}\n"
     ));
     store.apply(&[app]).await?;
     let mut samples = Vec::new();

@@ -12,7 +12,7 @@ use support::{eventually, nomarch_bin, settle, World, PREFIX};
 
 fn web(image: &str, replicas: u32) -> String {
     format!(
-        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: {image}\n  replicas: {replicas}\n  ports:\n    - name: http\n      containerPort: 80\n  health:\n    port: http\n    path: /healthz\n    interval: 1s\n    timeout: 500ms\n    grace: 5s\n"
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: {image}\n  replicas: {replicas}\n  ports:\n    - name: http\n      containerPort: 80\n  health:\n    port: http\n    path: /healthz\n    interval: 1s\n    timeout: 1s\n    grace: 5s\n"
     )
 }
 
@@ -128,6 +128,96 @@ fn scaling_keeps_running_instances_and_nomarch_only_fields_write_nothing() {
     assert_eq!(world.writes().len(), writes, "{:?}", world.writes());
     assert_eq!(running_allocs(&world, "web"), four, "nothing restarted");
     assert!(world.ready("web"));
+}
+
+/// Nomad's garbage collector deletes a stopped job with a `JobBatchDeregistered` event that
+/// carries the job as it was. The job cache forgets it, so an App re-created with that name is
+/// registered at once, not first against a job that no longer exists.
+#[test]
+fn a_job_deleted_by_nomads_garbage_collector_is_forgotten() {
+    let world = World::start(&[]);
+    world.apply(&web("nginx:1.27", 1));
+    eventually("web Ready", || world.ready("web"));
+    let deleted = world.nomarch(&["delete", "app", "web"], None);
+    assert!(deleted.status.success());
+    eventually("the job stopped and its allocation done", || {
+        let allocs = world.nomad("/v1/job/web/allocations");
+        world.nomad("/v1/job/web")["Stop"] == true
+            && allocs
+                .as_array()
+                .is_some_and(|a| a.iter().all(|a| a["ClientStatus"] == "complete"))
+    });
+    assert_eq!(world.put_nomad("/v1/system/gc", json!(null)), 200);
+    assert!(world.nomad("/v1/job/web").is_null(), "deleted");
+    settle();
+
+    world.apply(&web("nginx:1.27", 1));
+    eventually("web Ready again", || world.ready("web"));
+    // A register against the deleted job would lose its check-and-set and fail the reconcile.
+    let events = world.events();
+    assert!(!events.contains("ReconcileFailed"), "{events}");
+}
+
+/// A register Nomad refuses for what the job is (here: a namespace Nomad does not have) is not
+/// retried: one Warning, `Invalid` with Nomad's words, no further attempts; a new generation
+/// is sent again and, the namespace created meanwhile, lands.
+#[test]
+fn a_job_nomad_refuses_is_not_sent_again_until_it_changes() {
+    let world = World::start(&[]);
+    let in_nope = |image: &str| {
+        format!("apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: api\n  namespace: nope\nspec:\n  image: {image}\n")
+    };
+    world.apply(&in_nope("api:1"));
+    let invalid = |world: &World| {
+        let output = world.nomarch(&["get", "app", "api", "-n", "nope", "-o", "json"], None);
+        let object: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        object["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Invalid")
+            .cloned()
+            .unwrap_or_default()
+    };
+    eventually("Invalid with Nomad's words", || {
+        invalid(&world)["status"] == "True"
+    });
+    let condition = invalid(&world);
+    assert_eq!(condition["reason"], "RefusedByNomad");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("nonexistent namespace \"nope\""),
+        "{condition}"
+    );
+    let errors = |world: &World| {
+        world
+            .controller
+            .as_ref()
+            .unwrap()
+            .metric("nomarch_api_errors_total{api=\"nomad\"}")
+    };
+    let refused = errors(&world);
+    // Resyncs every 2 s and a retry backoff would both have sent it again by now.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(errors(&world), refused, "not sent again");
+    let events =
+        String::from_utf8_lossy(&world.nomarch(&["events", "-n", "nope"], None).stdout).to_string();
+    assert_eq!(events.matches("RegisterRefused").count(), 1, "{events}");
+    assert!(!events.contains("ReconcileFailed"), "{events}");
+
+    // The namespace appears and the App changes: the new job is sent, and lands.
+    assert_eq!(
+        world.put_nomad("/v1/namespace/nope", json!({"Name": "nope"})),
+        200
+    );
+    world.apply(&in_nope("api:2"));
+    eventually("registered in nope", || {
+        world.nomad("/v1/job/api?namespace=nope")["TaskGroups"][0]["Tasks"][0]["Config"]["image"]
+            == "api:2"
+    });
+    eventually("Invalid cleared", || invalid(&world)["status"] == "False");
 }
 
 #[test]

@@ -13,7 +13,7 @@ fn app(name: &str, replicas: u32, pin: Option<&str>) -> String {
         format!("  placement:\n    constraints:\n      - attribute: \"${{node.unique.name}}\"\n        value: {node}\n")
     });
     format!(
-        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: nginx:1\n  replicas: {replicas}\n  ports:\n    - name: http\n  health:\n    port: http\n    path: /\n    interval: 1s\n    timeout: 500ms\n    grace: 2s\n  update:\n    maxUnavailable: 1\n{placement}"
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: nginx:1\n  replicas: {replicas}\n  ports:\n    - name: http\n  health:\n    port: http\n    path: /\n    interval: 1s\n    timeout: 1s\n    grace: 2s\n  update:\n    maxUnavailable: 1\n{placement}"
     )
 }
 

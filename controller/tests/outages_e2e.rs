@@ -67,7 +67,7 @@ fn nomad_unavailable_backs_off_without_spinning_and_converges() {
     eventually("web Ready", || world.ready("web"));
     let controller = world.controller.as_ref().unwrap();
 
-    // Every Nomad and Consul request answers 500 "No cluster leader" for 8 s.
+    // Every Nomad request answers 500 "No cluster leader" for 8 s.
     assert_eq!(
         world.put_nomad("/_sim/chaos", json!({"unavailable_ms": 8000})),
         200
@@ -86,6 +86,61 @@ fn nomad_unavailable_backs_off_without_spinning_and_converges() {
     eventually("converged after the outage", || {
         count(&world, "web") == json!(3) && world.ready("web") && world.ready("other")
     });
+}
+
+/// Consul alone down: registrations still converge (the job is Nomad's business), status
+/// reports the instances Nomad runs with readiness Unknown (ConsulUnavailable) instead of
+/// failing the reconcile, and Ready returns by itself with Consul.
+#[test]
+fn consul_unavailable_leaves_registrations_converging_and_health_unknown() {
+    let world = World::start(&[]);
+    let checked = |name: &str| {
+        format!(
+            "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: nginx:1\n  replicas: 2\n  ports:\n    - name: http\n  health:\n    port: http\n    path: /\n    interval: 1s\n    timeout: 1s\n"
+        )
+    };
+    assert_eq!(
+        world.put_nomad(
+            "/_sim/chaos",
+            json!({"api": "consul", "unavailable_ms": 60_000})
+        ),
+        200
+    );
+    world.apply(&checked("web"));
+    let ready = |world: &World| {
+        world.app("web")["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .cloned()
+            .unwrap_or_default()
+    };
+    eventually("registered, running, health unknown", || {
+        let app = world.app("web");
+        count(&world, "web") == json!(2)
+            && app["status"]["replicas"]["running"] == 2
+            && ready(&world)["status"] == "Unknown"
+    });
+    let condition = ready(&world);
+    assert_eq!(condition["reason"], "ConsulUnavailable", "{condition}");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("2/2 replicas running; health unknown"),
+        "{condition}"
+    );
+    assert!(
+        !world.events().contains("Healed"),
+        "nothing healed on unknown health"
+    );
+
+    assert_eq!(
+        world.put_nomad("/_sim/chaos", json!({"api": "consul", "unavailable_ms": 0})),
+        200
+    );
+    eventually("Ready again without any change", || world.ready("web"));
 }
 
 #[test]

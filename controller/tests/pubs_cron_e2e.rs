@@ -317,3 +317,23 @@ fn a_failed_run_is_a_warning_event() {
         "{status}"
     );
 }
+
+/// A hub in a node pool other than `default` gets its pub: the job names the hub's pool, as
+/// Nomad places a job only on nodes of its own pool (a job without one is in `default`).
+#[test]
+fn a_hub_in_another_node_pool_gets_its_pub() {
+    let world = World::start(&["--nodes", "2", "--node-class", "hub", "--node-pool", "edge"]);
+    world.apply(
+        "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: room\nspec:\n  tenant: room\n  image: ssb/room:1\n  hubSelector:\n    nodeClass: hub\n    nodePool: edge\n",
+    );
+    eventually("the pub runs on its hub", || {
+        world.is_ready("pub", "room")
+            && running_nodes(&world, &["room".to_string()])["room"].len() == 1
+    });
+    assert_eq!(world.nomad("/v1/job/room")["NodePool"], "edge");
+    let hub = world.object("pub", "room")["status"]["hub"]["name"].clone();
+    assert_eq!(
+        running_nodes(&world, &["room".to_string()])["room"],
+        vec![hub.as_str().unwrap().to_string()]
+    );
+}

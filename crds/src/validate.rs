@@ -19,6 +19,11 @@ use crate::yaml::{join_index, join_key};
 pub const MAX_REPLICAS: u32 = 1000;
 pub const MAX_CPU_MHZ: u32 = 1_000_000;
 pub const MAX_MEMORY_MB: u32 = 4_194_304;
+/// Nomad refuses less (nomad/structs/structs.go `MinResources`, checked by
+/// `Resources.MeetsMinResources`).
+pub const MIN_MEMORY_MB: u32 = 10;
+/// Nomad refuses a shorter check timeout (nomad/structs/services.go `minCheckTimeout`).
+pub const MIN_CHECK_TIMEOUT: StdDuration = StdDuration::from_secs(1);
 pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 
 /// One thing wrong with one field.
@@ -373,9 +378,16 @@ fn validate_resources(r: &Resources, path: &str, p: &mut Problems) {
         format!("must be between 1 and {MAX_CPU_MHZ} MHz (is {})", r.cpu)
     });
     let memory = format!("{path}.memory");
-    p.check((1..=MAX_MEMORY_MB).contains(&r.memory), &memory, || {
-        format!("must be between 1 and {MAX_MEMORY_MB} MB (is {})", r.memory)
-    });
+    p.check(
+        (MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(&r.memory),
+        &memory,
+        || {
+            format!(
+                "must be between {MIN_MEMORY_MB} and {MAX_MEMORY_MB} MB (is {})",
+                r.memory
+            )
+        },
+    );
 }
 
 fn validate_ports(ports: &[Port], p: &mut Problems) {
@@ -483,11 +495,11 @@ fn validate_health(h: &HealthCheck, ports: &[Port], p: &mut Problems) {
         || "must be at least 1s".into(),
     );
     p.check(
-        !timeout.is_zero() && timeout <= interval,
+        timeout >= MIN_CHECK_TIMEOUT && timeout <= interval,
         "spec.health.timeout",
         || {
             format!(
-                "must be more than 0 and at most the interval ({})",
+                "must be at least 1s (Nomad's minimum) and at most the interval ({})",
                 h.interval
             )
         },
@@ -670,13 +682,14 @@ fn validate_update(u: &UpdateStrategy, p: &mut Problems) {
 // ---------------------------------------------------------------------------------------------
 // Schedules and git
 
+/// The macros Nomad's cron parser (hashicorp/cronexpr) knows. It has no `@midnight`, which
+/// classic cron has: Nomad refuses a job with it, so nomarch does too.
 const CRON_MACROS: &[&str] = &[
     "@yearly",
     "@annually",
     "@monthly",
     "@weekly",
     "@daily",
-    "@midnight",
     "@hourly",
 ];
 
@@ -687,7 +700,7 @@ pub fn expand_cron_macro(schedule: &str) -> &str {
         "@yearly" | "@annually" => "0 0 1 1 *",
         "@monthly" => "0 0 1 * *",
         "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
+        "@daily" => "0 0 * * *",
         "@hourly" => "0 * * * *",
         other => other,
     }
@@ -701,6 +714,8 @@ pub fn check_cron_schedule(schedule: &str) -> Result<(), String> {
     if trimmed.starts_with('@') {
         return if CRON_MACROS.contains(&trimmed) {
             Ok(())
+        } else if trimmed == "@midnight" {
+            Err("Nomad does not know `@midnight`; use `@daily` (the same: 0 0 * * *)".into())
         } else {
             Err(format!(
                 "`{}` is not a cron macro; use one of {}",

@@ -1124,3 +1124,133 @@ async fn updates_are_in_place_unless_tasks_updated_says_otherwise() {
         "a meta change replaced all: {third:?} vs {second:?}"
     );
 }
+
+/// `PUT /v1/system/gc` (nomad/core_sched.go forceGC): a stopped job whose allocations are all
+/// terminal is deleted, with a `JobBatchDeregistered` event carrying the job; a running job
+/// and a stopped one still stopping are kept.
+#[tokio::test]
+async fn system_gc_deletes_dead_jobs_with_a_batch_deregistered_event() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(service_job("keep", 1, 64)).await;
+    api.register(service_job("gone", 1, 64)).await;
+    eventually("both running", || async {
+        api.running("keep").await.len() == 1 && api.running("gone").await.len() == 1
+    })
+    .await;
+    let (status, _) = api
+        .send(reqwest::Method::DELETE, "/v1/job/gone", json!(null))
+        .await;
+    assert_eq!(status, 200);
+    eventually("gone's allocation stopped", || async {
+        api.allocs("gone")
+            .await
+            .iter()
+            .all(|a| a["ClientStatus"] == "complete")
+    })
+    .await;
+    let (_, before) = api.get("/v1/job/gone").await;
+    let from = before["ModifyIndex"].as_u64().unwrap();
+
+    let (status, body) = api.put("/v1/system/gc", json!(null)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = api.get("/v1/job/gone").await;
+    assert_eq!(status, 404, "deleted");
+    let (status, _) = api.get("/v1/job/keep").await;
+    assert_eq!(status, 200, "a running job is kept");
+
+    let response = api
+        .http
+        .get(format!(
+            "{}/v1/event/stream?topic=Job&index={}",
+            api.nomad,
+            from + 1
+        ))
+        .send()
+        .await
+        .unwrap();
+    // Frames after the stop, until the deletion's (the stop's own may still come first).
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("a JobBatchDeregistered event arrives")
+            .expect("stream open")
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        let found = buffer
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line.trim()).ok())
+            .flat_map(|frame| frame["Events"].as_array().cloned().unwrap_or_default())
+            .find(|e| e["Type"] == "JobBatchDeregistered");
+        if let Some(event) = found {
+            break event;
+        }
+    };
+    assert_eq!(event["Key"], "gone");
+    assert_eq!(event["Payload"]["Job"]["ID"], "gone", "the job as it was");
+}
+
+/// Validation in Nomad's words (nomad/structs/structs.go Job.Validate down to
+/// Resources.MeetsMinResources; nomad/job_endpoint.go validateJobUpdate): a 500 with
+/// go-multierror's text from register and plan, and nothing stored.
+#[tokio::test]
+async fn invalid_jobs_are_refused_with_nomads_text() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let tiny = service_job("tiny", 1, 5);
+    let (status, reply) = api.put("/v1/jobs", json!({"Job": tiny.clone()})).await;
+    assert_eq!(status, 500);
+    let text = reply.as_str().unwrap();
+    assert!(
+        text.starts_with("1 error occurred:\n\t* Task group web validation failed:")
+            && text.contains("minimum MemoryMB value is 10; got 5"),
+        "{text:?}"
+    );
+    let (status, _) = api.get("/v1/job/tiny").await;
+    assert_eq!(status, 404, "nothing stored");
+    let (status, reply) = api.put("/v1/job/tiny/plan", json!({"Job": tiny})).await;
+    assert_eq!(
+        (status, reply.as_str().unwrap().contains("minimum MemoryMB")),
+        (500, true)
+    );
+
+    api.register(service_job("web", 1, 64)).await;
+    let mut batch = service_job("web", 1, 64);
+    batch["Type"] = json!("batch");
+    let (status, reply) = api.put("/v1/jobs", json!({"Job": batch})).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        reply,
+        json!("cannot update job from type \"service\" to \"batch\"")
+    );
+}
+
+/// Consul's API has its own faults: an outage of Consul leaves Nomad answering, and the
+/// reverse.
+#[tokio::test]
+async fn consul_chaos_is_separate_from_nomads() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let consul_status = |api: &Api| {
+        let request = api.http.get(format!("{}/v1/health/state/any", api.consul));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    api.put(
+        "/_sim/chaos",
+        json!({"api": "consul", "unavailable_ms": 60_000}),
+    )
+    .await;
+    assert_eq!(consul_status(&api).await, 500);
+    assert_eq!(api.get("/v1/jobs").await.0, 200, "Nomad unaffected");
+    api.put("/_sim/chaos", json!({"api": "consul", "unavailable_ms": 0}))
+        .await;
+    api.put("/_sim/chaos", json!({"unavailable_ms": 60_000}))
+        .await;
+    assert_eq!(consul_status(&api).await, 200, "Consul unaffected");
+    assert_eq!(api.get("/v1/jobs").await.0, 500);
+    let (status, _) = api.put("/_sim/chaos", json!({"api": "vault"})).await;
+    assert_eq!(status, 400);
+}

@@ -25,6 +25,8 @@ pub struct Observation {
     pub live: Option<LiveJob>,
     /// nomarch's last write, from the object's status.
     pub last_written: Option<Written>,
+    /// The fingerprint of a job Nomad refused, from the object's status.
+    pub rejected: Option<String>,
     /// Objects named in `dependsOn` that are not Ready yet.
     pub waiting_for: Vec<String>,
 }
@@ -77,6 +79,9 @@ pub enum JobAction {
     Wait {
         reason: String,
     },
+    /// Nomad refused this very job: sending it again would get the same answer. Held until
+    /// the desired job changes.
+    Hold,
     Nothing,
 }
 
@@ -89,6 +94,11 @@ const RULES: &[Rule] = &[
         (o.live.is_none() && !o.waiting_for.is_empty()).then(|| JobAction::Wait {
             reason: format!("waiting for {}", o.waiting_for.join(", ")),
         })
+    }),
+    // Nomad refused this exact job before (invalid, or impossible as it is): do not send it
+    // again; a change to what would be sent lifts the hold.
+    ("refused by Nomad", |o| {
+        (o.rejected.as_deref() == Some(o.desired_fingerprint.as_str())).then_some(JobAction::Hold)
     }),
     // No job yet: create it, and only if nobody created it meanwhile.
     ("create", |o| {
@@ -191,6 +201,7 @@ mod tests {
             desired_fingerprint: "f1".into(),
             live,
             last_written: written,
+            rejected: None,
             waiting_for: vec![],
         }
     }
@@ -273,6 +284,28 @@ mod tests {
         for (name, observation, expected) in cases {
             assert_eq!(plan(&observation), expected, "{name}");
         }
+    }
+
+    /// A job Nomad refused is not sent again, whatever else holds; another job is.
+    #[test]
+    fn a_refused_job_is_held_until_the_desired_job_changes() {
+        let mut refused = observe(None, None);
+        refused.rejected = Some("f1".into());
+        assert_eq!(plan(&refused), JobAction::Hold);
+        refused.live = live(Some(web()), 5, true);
+        assert_eq!(
+            plan(&refused),
+            JobAction::Hold,
+            "not even to restart a stopped job"
+        );
+        refused.rejected = Some("f0".into());
+        assert_eq!(
+            plan(&refused),
+            JobAction::Register {
+                enforce_index: 5,
+                reason: RegisterReason::Stopped
+            }
+        );
     }
 
     #[test]

@@ -66,7 +66,20 @@ pub fn set_condition(
     message: String,
     now: DateTime<Utc>,
 ) {
-    let status = if status { "True" } else { "False" }.to_string();
+    let status = if status { "True" } else { "False" };
+    set_condition_to(conditions, type_, status, reason, message, now);
+}
+
+/// As [`set_condition`], with the status spelled out ("True", "False" or "Unknown").
+fn set_condition_to(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: DateTime<Utc>,
+) {
+    let status = status.to_string();
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(existing) => {
             if existing.status != status {
@@ -159,6 +172,28 @@ pub fn workload_status(
     status
 }
 
+/// Health could not be read (Consul unreachable): `Ready` is `Unknown` with reason
+/// `ConsulUnavailable`, since nothing says the instances are unhealthy either. The next
+/// reconcile that reads health sets it again, so it clears by itself.
+pub fn mark_health_unknown(
+    status: &mut Status,
+    replicas: &Replicas,
+    detail: &str,
+    now: DateTime<Utc>,
+) {
+    set_condition_to(
+        &mut status.conditions,
+        "Ready",
+        "Unknown",
+        "ConsulUnavailable",
+        format!(
+            "{}/{} replicas running; health unknown: {detail}",
+            replicas.running, replicas.desired
+        ),
+        now,
+    );
+}
+
 /// What nomarch last registered for an object: the `JobModifyIndex` Nomad gave that write and
 /// the fingerprint of the job it sent ([`crate::fingerprint`]). Kept in status, so the job's
 /// meta can stay the same across generations.
@@ -179,6 +214,67 @@ pub fn last_written(status: Option<&Status>) -> Option<Written> {
         job_modify_index: details.get(WRITTEN_INDEX)?.as_u64()?,
         fingerprint: details.get(WRITTEN_FINGERPRINT)?.as_str()?.to_string(),
     })
+}
+
+/// A job Nomad refused (invalid, or not acceptable as it is): its fingerprint and Nomad's
+/// words. Kept in status, so the same job is not sent again; a different desired job is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub fingerprint: String,
+    pub message: String,
+}
+
+const REJECTED_FINGERPRINT: &str = "rejectedJobFingerprint";
+
+/// The refusal on record in a status, if any.
+pub fn rejection(status: Option<&Status>) -> Option<Rejection> {
+    let status = status?;
+    let fingerprint = status
+        .details
+        .get(REJECTED_FINGERPRINT)?
+        .as_str()?
+        .to_string();
+    let message = status
+        .condition("Invalid")
+        .filter(|c| c.status == "True")
+        .map_or_else(String::new, |c| c.message.clone());
+    Some(Rejection {
+        fingerprint,
+        message,
+    })
+}
+
+/// Shows a refusal in status (`Invalid` True, reason `RefusedByNomad`, Nomad's message), or
+/// clears one that no longer applies. Objects that never had one get no `Invalid` condition.
+pub fn record_rejection(status: &mut Status, rejection: Option<&Rejection>, now: DateTime<Utc>) {
+    match rejection {
+        Some(rejection) => {
+            status
+                .details
+                .insert(REJECTED_FINGERPRINT.into(), json!(rejection.fingerprint));
+            set_condition(
+                &mut status.conditions,
+                "Invalid",
+                true,
+                "RefusedByNomad",
+                rejection.message.clone(),
+                now,
+            );
+        }
+        None => {
+            status.details.remove(REJECTED_FINGERPRINT);
+            if status.condition("Invalid").is_some() {
+                set_condition(
+                    &mut status.conditions,
+                    "Invalid",
+                    false,
+                    "Accepted",
+                    "Nomad accepted the job".into(),
+                    now,
+                );
+            }
+        }
+    }
 }
 
 /// Puts a write on record in a status's details.

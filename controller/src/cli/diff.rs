@@ -74,6 +74,9 @@ pub async fn run(
         match action {
             JobAction::Nothing => println!("{object}: no changes"),
             JobAction::Wait { reason } => println!("{object}: would wait ({reason})"),
+            JobAction::Hold => println!(
+                "{object}: Nomad refused this job before; it will not be sent again until it changes"
+            ),
             JobAction::Refuse { reason } => println!("{object}: would not touch the job: {reason}"),
             JobAction::Register { .. } | JobAction::VerifyDrift { .. } => {
                 let planned = nomad

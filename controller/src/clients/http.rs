@@ -199,25 +199,7 @@ impl HttpApi {
             return Ok(response);
         }
         let body = response.text().await.unwrap_or_default();
-        let message = body.trim().to_string();
-        Err(match status {
-            StatusCode::NOT_FOUND => ApiError::NotFound(message),
-            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ApiError::Forbidden {
-                api: self.api,
-                message,
-            },
-            StatusCode::BAD_REQUEST => ApiError::BadRequest {
-                api: self.api,
-                message,
-            },
-            // Nomad answers a lost check-and-set with a 500 whose text says so.
-            _ if message.starts_with("Enforcing job modify index") => ApiError::Conflict(message),
-            _ => ApiError::Server {
-                api: self.api,
-                status: status.as_u16(),
-                message,
-            },
-        })
+        Err(answer_error(self.api, status, body.trim().to_string()))
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {
@@ -276,9 +258,46 @@ impl HttpApi {
     }
 }
 
+/// The error a non-success answer stands for.
+fn answer_error(api: &'static str, status: StatusCode, message: String) -> ApiError {
+    match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound(message),
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ApiError::Forbidden { api, message },
+        StatusCode::BAD_REQUEST => ApiError::BadRequest { api, message },
+        // Nomad answers a lost check-and-set with a 500 whose text says so; through a
+        // follower or a client agent the text arrives wrapped ("rpc error: Enforcing ...").
+        _ if message.contains("Enforcing job modify index") => ApiError::Conflict(message),
+        _ => ApiError::Server {
+            api,
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_check_and_set_is_a_conflict_however_it_was_forwarded() {
+        for text in [
+            "Enforcing job modify index 7: job exists with conflicting job modify index: 9",
+            "rpc error: Enforcing job modify index 7: job exists with conflicting job modify index: 9",
+        ] {
+            let error = answer_error("nomad", StatusCode::INTERNAL_SERVER_ERROR, text.into());
+            assert!(matches!(error, ApiError::Conflict(_)), "{text}: {error:?}");
+        }
+        let other = answer_error(
+            "nomad",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No cluster leader".into(),
+        );
+        assert!(
+            matches!(other, ApiError::Server { status: 500, .. }),
+            "{other:?}"
+        );
+    }
 
     #[test]
     fn a_blocking_query_is_given_up_after_its_wait_jitter_and_slack() {

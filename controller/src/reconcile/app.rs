@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crds::{App, Kind, ObjectRef, Resource, Status};
 use reconcilers::render::app::render_app;
-use reconcilers::status::Written;
+use reconcilers::status::{record_rejection, Written};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::workload::{keep_if_unchanged, observe, Workload};
@@ -56,7 +56,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         waiting_for(ctx, &app),
     )
     .await?;
-    let (status, heal_due) = observe_status(
+    let (mut status, heal_due) = observe_status(
         ctx,
         &app,
         ensured.job.as_ref(),
@@ -64,6 +64,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         previous.as_ref(),
     )
     .await?;
+    record_rejection(&mut status, ensured.rejected.as_ref(), chrono::Utc::now());
     let ready = status
         .condition("Ready")
         .is_some_and(|c| c.status == "True");
@@ -78,6 +79,10 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
             .map(|c| c.message.clone())
             .unwrap_or_default();
         ctx.event(key, EventType::Normal, "Ready", message).await;
+    }
+    // Refused by Nomad: nothing changes until the App does, and that queues it again.
+    if ensured.rejected.is_some() {
+        return Ok(Outcome::Done);
     }
     // A check failing within its grace: look again when the grace runs out, not later.
     let recheck = heal_due.map_or(CONVERGING_RECHECK, |due| {

@@ -10,7 +10,7 @@ use reconcilers::meta::job_id;
 use reconcilers::render::cronjob::{render_cronjob, GROUP};
 use reconcilers::schedule::next_run;
 use reconcilers::status::set_condition;
-use reconcilers::status::{record_written, Written};
+use reconcilers::status::{record_rejection, record_written, Written};
 use serde_json::{json, Value};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
@@ -87,7 +87,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
     runs.sort_by_key(|r| std::cmp::Reverse(r.submitted));
     report_failures(ctx, key, previous.as_ref(), &runs).await;
     let now = Utc::now();
-    let status = cron_status(
+    let mut status = cron_status(
         &cron,
         previous.as_ref(),
         ensured.job.as_ref(),
@@ -95,6 +95,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         &runs,
         now,
     );
+    record_rejection(&mut status, ensured.rejected.as_ref(), now);
     save_status(ctx, key, previous.as_ref(), &status).await?;
     let active = runs.iter().any(|r| r.outcome == "Running");
     let until_next = next_run(&cron.spec.schedule, &cron.spec.time_zone, now)

@@ -5,7 +5,7 @@ use crds::{ObjectRef, Status};
 use reconcilers::fingerprint::fingerprint;
 use reconcilers::meta::owner_of;
 use reconcilers::plan::{plan, JobAction, LiveJob, Observation, RegisterReason};
-use reconcilers::status::{last_written, Written};
+use reconcilers::status::{last_written, rejection, Rejection, Written};
 
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
@@ -20,6 +20,8 @@ pub struct Ensured {
     pub job: Option<Job>,
     pub written: Option<Written>,
     pub waiting: Option<String>,
+    /// Nomad refused the desired job (now, or before): status shows it as `Invalid`.
+    pub rejected: Option<Rejection>,
 }
 
 /// What the plan reads, from the desired job, the live one, the object's status and its
@@ -40,6 +42,7 @@ pub fn observation(
             stopped: job.stop.unwrap_or(false),
         }),
         last_written: last_written(previous),
+        rejected: rejection(previous).map(|r| r.fingerprint),
         waiting_for,
     }
 }
@@ -105,6 +108,15 @@ pub async fn ensure_job(
                 job: live,
                 written,
                 waiting: Some(reason),
+                rejected: None,
+            });
+        }
+        JobAction::Hold => {
+            return Ok(Ensured {
+                job: live,
+                written,
+                waiting: None,
+                rejected: rejection(previous),
             });
         }
         JobAction::Nothing => None,
@@ -114,10 +126,39 @@ pub async fn ensure_job(
             job: live,
             written,
             waiting: None,
+            rejected: None,
         });
     };
     let response = match ctx.nomad.register(desired, Some(enforce_index)).await {
         Ok(response) => response,
+        // Refused for what the job is: not retried (the same job gets the same answer); one
+        // Warning, and status says why until the desired job changes.
+        Err(e) if e.refuses_the_job() => {
+            let message = match &e {
+                crate::clients::ApiError::Server { message, .. }
+                | crate::clients::ApiError::BadRequest { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            ctx.event(
+                key,
+                EventType::Warning,
+                "RegisterRefused",
+                format!(
+                    "Nomad refused job {} (generation {generation}): {message}",
+                    desired.id
+                ),
+            )
+            .await;
+            return Ok(Ensured {
+                job: live,
+                written,
+                waiting: None,
+                rejected: Some(Rejection {
+                    fingerprint: observation.desired_fingerprint.clone(),
+                    message,
+                }),
+            });
+        }
         Err(e) => {
             // A lost check-and-set means the cached job was stale: the retry reads Nomad.
             ctx.jobs.forget(&key.namespace, &desired.id);
@@ -134,6 +175,7 @@ pub async fn ensure_job(
         job: Some(registered),
         written: Some(written_now(response.job_modify_index)),
         waiting: None,
+        rejected: None,
     })
 }
 

@@ -12,7 +12,7 @@ use crds::{Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
 use reconcilers::render::pubs::render_pub;
 use reconcilers::status::set_condition;
-use reconcilers::status::Written;
+use reconcilers::status::{record_rejection, Written};
 use serde_json::{json, Value};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
@@ -161,8 +161,12 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         save_status(ctx, key, previous.as_ref(), &status).await?;
         return Ok(Outcome::RequeueAfter(UNSCHEDULABLE_RECHECK));
     };
-    let desired: Job =
-        serde_json::from_value(render_pub(&pub_, &hub_id)).expect("rendered jobs decode as jobs");
+    let hub_pool = hubs
+        .iter()
+        .find(|h| h.id == hub_id)
+        .map_or("", |h| h.pool.as_str());
+    let desired: Job = serde_json::from_value(render_pub(&pub_, &hub_id, hub_pool))
+        .expect("rendered jobs decode as jobs");
     let ensured = ensure_job(
         ctx,
         key,
@@ -172,8 +176,9 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         Vec::new(),
     )
     .await?;
-    let (observed, heal_due) =
+    let (mut observed, heal_due) =
         observe(ctx, &pub_, ensured.job.as_ref(), ensured.written, &status).await?;
+    record_rejection(&mut observed, ensured.rejected.as_ref(), Utc::now());
     save_status(ctx, key, previous.as_ref(), &observed).await?;
     let ready = observed
         .condition("Ready")

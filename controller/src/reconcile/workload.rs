@@ -7,8 +7,10 @@ use std::time::Duration;
 use chrono::Utc;
 use crds::workload::HealthCheck;
 use crds::{ObjectRef, Status};
-use reconcilers::status::Written;
-use reconcilers::status::{replicas, workload_status, AllocView, JobView};
+
+use reconcilers::status::{
+    mark_health_unknown, replicas, workload_status, AllocView, JobView, Written,
+};
 
 use super::app::checks_by_alloc;
 use super::heal::{heal, Healing};
@@ -50,8 +52,18 @@ pub async fn observe(
         None => Vec::new(),
     };
     let has_checks = workload.health.is_some();
+    // Consul failing does not stop the rest: the job is registered already, the allocations
+    // come from Nomad, and only health is unknown (nothing is healed on unknown health).
+    let mut health_unknown = None;
     let checks = if has_checks && allocs.iter().any(|a| a.is_live()) {
-        checks_by_alloc(ctx, workload.service).await?
+        match checks_by_alloc(ctx, workload.service).await {
+            Ok(checks) => checks,
+            Err(ReconcileError::Api(e)) if e.is_transient() => {
+                health_unknown = Some(e.to_string());
+                Default::default()
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         Default::default()
     };
@@ -93,6 +105,10 @@ pub async fn observe(
         Utc::now(),
     );
     let mut heal_due = None;
+    if let Some(detail) = &health_unknown {
+        mark_health_unknown(&mut status, &counts, detail, Utc::now());
+        return Ok((status, heal_due));
+    }
     if let Some(health) = workload.health {
         let node_names: BTreeMap<String, String> = allocs
             .iter()

@@ -101,7 +101,10 @@ impl JobCache {
     }
 
     /// A `Job` event: registered or updated jobs replace their entry; a deregistered one is
-    /// forgotten (stopped or purged, the next reader asks Nomad which).
+    /// forgotten, and the next reader asks Nomad. `JobDeregistered` is a stop or a purge;
+    /// `JobBatchDeregistered` is the garbage collector (or a batch deregister) deleting jobs,
+    /// and carries each job as it was before deletion (nomad/state/events.go), which must not
+    /// be mistaken for a job that still exists.
     pub fn on_event(&self, event_type: &str, namespace: &str, job: Option<Job>) {
         let Some(job) = job else { return };
         let key = key(namespace, &job.id);
@@ -109,7 +112,7 @@ impl JobCache {
         if !state.synced {
             return;
         }
-        if event_type == "JobDeregistered" {
+        if matches!(event_type, "JobDeregistered" | "JobBatchDeregistered") {
             state.jobs.remove(&key);
         } else {
             state.jobs.insert(key, Some(slim(job)));
@@ -163,6 +166,13 @@ mod tests {
         );
         cache.on_event("JobDeregistered", "default", Some(job(9)));
         assert!(cache.get("default", "web", None).is_none());
+        // The garbage collector's deletion carries the deleted job: forgotten, not cached.
+        cache.put("default", "web", Some(job(9)));
+        cache.on_event("JobBatchDeregistered", "default", Some(job(9)));
+        assert!(
+            cache.get("default", "web", None).is_none(),
+            "GC'd job forgotten"
+        );
         cache.put("default", "web", Some(job(9)));
         cache.forget("default", "web");
         assert!(cache.get("default", "web", None).is_none(), "forgotten");

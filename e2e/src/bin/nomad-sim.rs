@@ -144,6 +144,9 @@ enum Ctl {
     },
     /// Inject API latency, errors or an outage (0 clears)
     Chaos {
+        /// Consul's API instead of Nomad's
+        #[arg(long)]
+        consul: bool,
         #[arg(long)]
         latency_ms: Option<u64>,
         #[arg(long)]
@@ -294,6 +297,7 @@ async fn ctl(addr: &str, action: Ctl) -> anyhow::Result<()> {
             ),
         ),
         Ctl::Chaos {
+            consul,
             latency_ms,
             error_rate,
             unavailable_ms,
@@ -303,6 +307,7 @@ async fn ctl(addr: &str, action: Ctl) -> anyhow::Result<()> {
         } => {
             let mut body = serde_json::Map::new();
             for (key, value) in [
+                ("api", consul.then(|| Value::from("consul"))),
                 ("latency_ms", latency_ms.map(Value::from)),
                 ("error_rate", error_rate.map(Value::from)),
                 ("unavailable_ms", unavailable_ms.map(Value::from)),

@@ -86,7 +86,7 @@ impl CheckRule {
     }
 }
 
-/// Injected trouble for the API itself (`PUT /_sim/chaos`).
+/// Injected trouble for one API (`PUT /_sim/chaos`, with `"api": "consul"` for Consul's).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Chaos {
     pub latency_ms: u64,
@@ -133,7 +133,10 @@ pub struct Cluster {
     pub buffer: VecDeque<Frame>,
     pub pending_events: Vec<StreamEvent>,
     pub writes: Vec<WriteRecord>,
+    /// Nomad's API.
     pub chaos: Chaos,
+    /// Consul's API: an outage of Consul alone (its agent without servers) is a case of its own.
+    pub consul_chaos: Chaos,
     pub config: SimConfig,
     pub clock: Clock,
     pub last_gc: Option<chrono::DateTime<chrono::Utc>>,
@@ -162,6 +165,7 @@ impl Cluster {
             pending_events: Vec::new(),
             writes: Vec::new(),
             chaos: Chaos::default(),
+            consul_chaos: Chaos::default(),
             config,
             clock,
             last_gc: None,
@@ -434,10 +438,17 @@ mod tests {
         register(&mut cluster, "default", periodic);
         assert!(cluster.periodic_jobs.contains(&key("default", "backup")));
 
-        // Re-registered without its schedule: no longer a periodic parent.
+        // Re-registered without its schedule: Nomad refuses (job_endpoint.go
+        // validateJobUpdate), so it stays a periodic parent until it is purged.
         let plain = json!({"ID": "backup", "Type": "batch",
             "TaskGroups": [{"Name": "run", "Tasks": [{"Name": "t"}]}]});
-        register(&mut cluster, "default", plain);
+        let refused = cluster.register_job(Some("default"), &json!({ "Job": plain }), None);
+        assert_eq!(
+            refused.unwrap_err().message,
+            "cannot update periodic job to being non-periodic"
+        );
+        assert!(cluster.periodic_jobs.contains(&key("default", "backup")));
+        cluster.deregister_job("default", "backup", true);
         assert!(cluster.periodic_jobs.is_empty());
 
         let periodic = json!({"ID": "nightly", "Type": "batch",

@@ -467,6 +467,12 @@ impl Cluster {
         let spec = canonicalize(submitted, &namespace, &self.config.region.clone());
         let key = (namespace.clone(), id.clone());
         let existing = self.jobs.get(&key).cloned();
+        // nomad/job_endpoint.go Register: admission validators, then validateJobUpdate, both
+        // before the check-and-set.
+        super::validate::validate(&spec).map_err(ApiError::internal)?;
+        if let Some(existing) = &existing {
+            super::validate::validate_update(&existing.spec, &spec).map_err(ApiError::internal)?;
+        }
         if body
             .get("EnforceIndex")
             .and_then(Value::as_bool)
@@ -695,6 +701,8 @@ impl Cluster {
         let namespace = namespace_for(query_namespace, body, &submitted);
         let spec = canonicalize(submitted, &namespace, &self.config.region);
         let existing = self.job(&namespace, url_id);
+        // nomad/job_endpoint.go Plan runs the same admission validators as Register.
+        super::validate::validate(&spec).map_err(ApiError::internal)?;
         let mut desired = Map::new();
         let mut updates = Map::new();
         let mut failed = Map::new();

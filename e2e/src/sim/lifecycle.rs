@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::cluster::{Cluster, NextLaunch, StreamEvent};
 use super::config::{BatchOutcome, NodeSpec};
-use super::model::{Alloc, ClientStatus, Fault, Node, TaskEvent, TaskState};
+use super::model::{Alloc, ClientStatus, Fault, JobRecord, Node, TaskEvent, TaskState};
 use super::render;
 use super::scheduler::new_id;
 
@@ -371,6 +371,65 @@ impl Cluster {
             - chrono::Duration::from_std(self.config.gc_threshold).unwrap_or_default())
         .timestamp_nanos_opt()
         .unwrap_or(i64::MIN);
+        self.collect_allocs_and_evals(cutoff);
+    }
+
+    /// `PUT /v1/system/gc`: nomad/system_endpoint.go `GarbageCollect` enqueues a force-GC core
+    /// evaluation (nomad/core_sched.go `forceGC`), which collects with no age threshold: every
+    /// terminal allocation and evaluation, and every job `jobIsGCable` (nomad/state/schema.go)
+    /// allows whose allocations are all terminal. Jobs go in one `JobBatchDeregister` (core_sched.go
+    /// `jobReap`), so each produces a `JobBatchDeregistered` event carrying the job as it was
+    /// before deletion (nomad/state/events.go `eventFromChange`, table "jobs").
+    pub fn force_gc(&mut self) {
+        let gcable: Vec<(String, String)> = self
+            .jobs
+            .values()
+            .filter(|job| self.job_is_gcable(job))
+            .filter(|job| {
+                self.allocs_of_job(&job.namespace, &job.id)
+                    .all(|a| a.client_status.is_terminal())
+            })
+            .map(|job| (job.namespace.clone(), job.id.clone()))
+            .collect();
+        let index = if gcable.is_empty() {
+            self.index
+        } else {
+            self.bump()
+        };
+        for key in &gcable {
+            let Some(job) = self.jobs.get(key) else {
+                continue;
+            };
+            let last = render::job(self, job);
+            self.remove_job(key);
+            self.emit(StreamEvent {
+                topic: "Job",
+                type_: "JobBatchDeregistered",
+                key: key.1.clone(),
+                namespace: key.0.clone(),
+                filter_keys: None,
+                index,
+                payload: json!({"Job": last}),
+            });
+        }
+        if !gcable.is_empty() {
+            self.tables.jobs = index;
+        }
+        self.collect_allocs_and_evals(i64::MAX);
+    }
+
+    /// nomad/state/schema.go `jobIsGCable`: a periodic or parameterized parent once stopped;
+    /// any other job once dead and either stopped or a batch job (which finishes by itself).
+    fn job_is_gcable(&self, job: &JobRecord) -> bool {
+        if job.is_periodic() || job.is_parameterized() {
+            return job.stop;
+        }
+        render::job_status(self, job) == "dead"
+            && (job.stop || matches!(job.job_type(), "batch" | "sysbatch"))
+    }
+
+    /// Forgets terminal allocations and finished evaluations last modified before `cutoff`.
+    fn collect_allocs_and_evals(&mut self, cutoff: i64) {
         let dead_allocs: Vec<String> = self
             .allocs
             .values()

@@ -9,7 +9,8 @@
 //!   [`diff`]: job diffs in Nomad's shape.
 //! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: candidate nodes,
 //!   capacity and binpack; [`constraints`]: constraint operands and interpolation;
-//!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`).
+//!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`); [`validate`]:
+//!   the jobs Nomad refuses, in its words.
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
 //! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
@@ -31,6 +32,7 @@ pub mod render;
 pub mod scheduler;
 pub mod tls;
 pub mod updates;
+pub mod validate;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

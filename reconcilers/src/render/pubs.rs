@@ -9,7 +9,10 @@ use crate::meta::{job_id, job_meta};
 
 pub const GROUP: &str = "pub";
 
-pub fn render_pub(pub_: &Pub, hub_id: &str) -> Value {
+/// The pub's job pinned to `hub_id`, in the hub's node pool (`hub_pool`; empty for a Nomad
+/// without pools). Without the pool, Nomad would look for the hub only in the `default` pool
+/// and never place a pub on a hub in another one.
+pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Value {
     let resource = Resource::Pub(pub_.clone());
     let spec = &pub_.spec;
     let object = pub_.object_ref();
@@ -21,7 +24,7 @@ pub fn render_pub(pub_: &Pub, hub_id: &str) -> Value {
     );
     let mut meta = job_meta(&resource);
     meta.insert("nomarch.io/hub".to_string(), hub_id.to_string());
-    json!({
+    let mut job = json!({
         "ID": job_id(&object),
         "Name": object.name,
         "Namespace": object.namespace,
@@ -39,5 +42,9 @@ pub fn render_pub(pub_: &Pub, hub_id: &str) -> Value {
             "ReschedulePolicy": service_reschedule_policy(),
             "Tasks": [task(GROUP, &spec.image, spec.command.as_deref(), &spec.args, &spec.ports, &spec.resources, &spec.env)],
         }],
-    })
+    });
+    if !hub_pool.is_empty() {
+        job["NodePool"] = json!(hub_pool);
+    }
+    job
 }

@@ -96,24 +96,38 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         }
         (Method::PUT, ["chaos"]) => {
             let body: Value = req.json()?;
-            sim.write(|c| {
+            let consul = match body.get("api").and_then(Value::as_str) {
+                None | Some("nomad") => false,
+                Some("consul") => true,
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown api {other:?}: nomad or consul"
+                    )))
+                }
+            };
+            sim.write(|cluster| {
+                let c = if consul {
+                    &mut cluster.consul_chaos
+                } else {
+                    &mut cluster.chaos
+                };
                 if let Some(latency) = body.get("latency_ms").and_then(Value::as_u64) {
-                    c.chaos.latency_ms = latency;
+                    c.latency_ms = latency;
                 }
                 if let Some(rate) = body.get("error_rate").and_then(Value::as_f64) {
-                    c.chaos.error_rate = rate.clamp(0.0, 1.0);
+                    c.error_rate = rate.clamp(0.0, 1.0);
                 }
                 if let Some(stall) = body.get("stall_streams").and_then(Value::as_bool) {
-                    c.chaos.stall_streams = stall;
+                    c.stall_streams = stall;
                 }
                 if let Some(hang) = body.get("hang_blocking").and_then(Value::as_bool) {
-                    c.chaos.hang_blocking = hang;
+                    c.hang_blocking = hang;
                 }
                 if body.get("cut_streams").and_then(Value::as_bool) == Some(true) {
-                    c.chaos.stream_cuts += 1;
+                    c.stream_cuts += 1;
                 }
                 if let Some(ms) = body.get("unavailable_ms").and_then(Value::as_u64) {
-                    c.chaos.unavailable_until =
+                    c.unavailable_until =
                         (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
                 }
             });

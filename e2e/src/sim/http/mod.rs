@@ -249,9 +249,14 @@ fn render(result: ApiResult<Reply>, pretty: bool, api: Api) -> Response {
     }
 }
 
-/// Injected latency, errors and outages, applied before any real work.
-async fn chaos(sim: &Sim) -> Option<ApiError> {
-    let chaos = sim.read(|c| c.chaos);
+/// Injected latency, errors and outages of one API, applied before any real work. Both APIs
+/// answer an outage as their servers without a leader do: 500 "No cluster leader" (Nomad's
+/// `structs.ErrNoLeader`, and Consul's).
+async fn chaos(sim: &Sim, api: Api) -> Option<ApiError> {
+    let chaos = sim.read(|c| match api {
+        Api::Nomad => c.chaos,
+        Api::Consul => c.consul_chaos,
+    });
     if chaos.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(chaos.latency_ms)).await;
     }
@@ -281,7 +286,7 @@ async fn nomad_entry(
     if req.path.starts_with("/_sim/") {
         return render(admin::handle(&sim, &req).await, true, Api::Nomad);
     }
-    if let Some(error) = chaos(&sim).await {
+    if let Some(error) = chaos(&sim, Api::Nomad).await {
         return text(error.status, &error.message, None, Api::Nomad);
     }
     // The status endpoints (leader, peers) answer without a token, as Nomad's do.
@@ -328,7 +333,7 @@ async fn consul_entry(
 ) -> Response {
     let req = Req::new(method, &uri, headers, body);
     let pretty = req.query.contains_key("pretty");
-    if let Some(error) = chaos(&sim).await {
+    if let Some(error) = chaos(&sim, Api::Consul).await {
         return text(error.status, &error.message, None, Api::Consul);
     }
     if let Some(expected) = sim.read(|c| c.config.acl_token.clone()) {

@@ -128,6 +128,20 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
             .await;
         }
         "/v1/event/stream" => return stream::handle(sim, req),
+        // nomad/system_endpoint.go GarbageCollect; command/agent/system_endpoint.go answers
+        // with an empty body.
+        "/v1/system/gc" => {
+            write_only(req)?;
+            let index = sim.write(|c| {
+                c.force_gc();
+                c.index
+            });
+            return Ok(Reply::Text {
+                status: 200,
+                message: String::new(),
+                index,
+            });
+        }
         "/v1/status/leader" => return Ok(Reply::ok(json!("127.0.0.1:4647"))),
         "/v1/status/peers" => return Ok(Reply::ok(json!(["127.0.0.1:4647"]))),
         _ => {}
