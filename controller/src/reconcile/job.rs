@@ -84,7 +84,20 @@ pub async fn ensure_job(
             reason,
         } => Some((enforce_index, reason)),
         JobAction::VerifyDrift { enforce_index } => {
-            let planned = ctx.nomad.plan(desired).await?;
+            let planned = match ctx.nomad.plan(desired).await {
+                Ok(planned) => planned,
+                // Nomad's plan validates as its register does: the job itself is refused.
+                Err(e) if e.refuses_the_job() => {
+                    let rejected = refused(ctx, key, desired, generation, &e, &observation).await;
+                    return Ok(Ensured {
+                        job: live,
+                        written,
+                        waiting: None,
+                        rejected: Some(rejected),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
             let differs = planned
                 .diff
                 .as_ref()
@@ -134,29 +147,12 @@ pub async fn ensure_job(
         // Refused for what the job is: not retried (the same job gets the same answer); one
         // Warning, and status says why until the desired job changes.
         Err(e) if e.refuses_the_job() => {
-            let message = match &e {
-                crate::clients::ApiError::Server { message, .. }
-                | crate::clients::ApiError::BadRequest { message, .. } => message.clone(),
-                other => other.to_string(),
-            };
-            ctx.event(
-                key,
-                EventType::Warning,
-                "RegisterRefused",
-                format!(
-                    "Nomad refused job {} (generation {generation}): {message}",
-                    desired.id
-                ),
-            )
-            .await;
+            let rejected = refused(ctx, key, desired, generation, &e, &observation).await;
             return Ok(Ensured {
                 job: live,
                 written,
                 waiting: None,
-                rejected: Some(Rejection {
-                    fingerprint: observation.desired_fingerprint.clone(),
-                    message,
-                }),
+                rejected: Some(rejected),
             });
         }
         Err(e) => {
@@ -177,6 +173,37 @@ pub async fn ensure_job(
         waiting: None,
         rejected: None,
     })
+}
+
+/// Nomad refused the desired job for what it is: one Warning with Nomad's words, and the
+/// refusal to keep in status, so the same job is not sent again.
+async fn refused(
+    ctx: &Context,
+    key: &ObjectRef,
+    desired: &Job,
+    generation: i64,
+    error: &crate::clients::ApiError,
+    observation: &Observation,
+) -> Rejection {
+    let message = match error {
+        crate::clients::ApiError::Server { message, .. }
+        | crate::clients::ApiError::BadRequest { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    ctx.event(
+        key,
+        EventType::Warning,
+        "RegisterRefused",
+        format!(
+            "Nomad refused job {} (generation {generation}): {message}",
+            desired.id
+        ),
+    )
+    .await;
+    Rejection {
+        fingerprint: observation.desired_fingerprint.clone(),
+        message,
+    }
 }
 
 async fn announce(
