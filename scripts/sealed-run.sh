@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command (default: `make test`) in a copy of this repository made in an empty temporary
-# folder, so that nothing beside the repository (a `../shared/` folder, the checkout it came
+# folder, so that nothing beside the repository (a shared folder next to it, the checkout it came
 # from) can be found, under strace, and then fails if the run read anything outside the copy or
 # used a Debian package that `make deps` does not install (scripts/sealed_check.py says how).
 #

@@ -24,6 +24,18 @@ pub struct Ensured {
     pub rejected: Option<Rejection>,
 }
 
+impl Ensured {
+    /// Nothing written: Nomad refused the desired job.
+    fn refused(job: Option<Job>, written: Option<Written>, rejection: Rejection) -> Ensured {
+        Ensured {
+            job,
+            written,
+            waiting: None,
+            rejected: Some(rejection),
+        }
+    }
+}
+
 /// What the plan reads, from the desired job, the live one, the object's status and its
 /// dependencies. Shared with `nomarch diff`, so both decide alike.
 pub fn observation(
@@ -89,12 +101,7 @@ pub async fn ensure_job(
                 // Nomad's plan validates as its register does: the job itself is refused.
                 Err(e) if e.refuses_the_job() => {
                     let rejected = refused(ctx, key, desired, generation, &e, &observation).await;
-                    return Ok(Ensured {
-                        job: live,
-                        written,
-                        waiting: None,
-                        rejected: Some(rejected),
-                    });
+                    return Ok(Ensured::refused(live, written, rejected));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -148,12 +155,7 @@ pub async fn ensure_job(
         // Warning, and status says why until the desired job changes.
         Err(e) if e.refuses_the_job() => {
             let rejected = refused(ctx, key, desired, generation, &e, &observation).await;
-            return Ok(Ensured {
-                job: live,
-                written,
-                waiting: None,
-                rejected: Some(rejected),
-            });
+            return Ok(Ensured::refused(live, written, rejected));
         }
         Err(e) => {
             // A lost check-and-set means the cached job was stale: the retry reads Nomad.
