@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{eventually, git, sign, World};
+use support::{condition, eventually, git, sign, World};
 
 /// A bare "state repo" and a working clone that pushes to it.
 struct StateRepo {
@@ -99,16 +99,6 @@ fn running_commit(world: &World, name: &str) -> Value {
 
 fn source_status(world: &World) -> Value {
     world.object("gitsource", "state")["status"].clone()
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 #[test]

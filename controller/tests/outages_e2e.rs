@@ -107,15 +107,7 @@ fn consul_unavailable_leaves_registrations_converging_and_health_unknown() {
         200
     );
     world.apply(&checked("web"));
-    let ready = |world: &World| {
-        world.app("web")["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == "Ready")
-            .cloned()
-            .unwrap_or_default()
-    };
+    let ready = |world: &World| support::condition(&world.app("web")["status"], "Ready");
     eventually("registered, running, health unknown", || {
         let app = world.app("web");
         count(&world, "web") == json!(2)

@@ -264,10 +264,17 @@ pub fn git(dir: &Path, args: &[&str]) {
 
 /// Whether an object (as `nomarch get -o json` shows it) is Ready at its current generation.
 pub fn is_ready(object: &Value) -> bool {
-    object["status"]["conditions"]
+    condition(&object["status"], "Ready")["status"] == "True"
+        && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+}
+
+/// One condition of a status, null when it has none of that type.
+pub fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
