@@ -427,3 +427,67 @@ fn a_protected_job_is_kept_when_its_app_is_deleted() {
         "protected: neither the delete nor the orphan sweep stops it"
     );
 }
+
+/// Consul's catalog has no Nomad namespaces and Traefik serves every instance of a service
+/// name behind every router on it: two tenants' `web` get a service (and router) each, and
+/// each App reads its own health.
+#[test]
+fn apps_of_one_name_in_two_namespaces_get_their_own_consul_services() {
+    let world = World::start(&[]);
+    for ns in ["tenant-a", "tenant-b"] {
+        assert_eq!(
+            world.put_nomad(&format!("/v1/namespace/{ns}"), json!({"Name": ns})),
+            200
+        );
+        let manifest = format!(
+            "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  image: nginx:1.27\n  replicas: 1\n  ports:\n    - name: http\n      containerPort: 80\n  health:\n    port: http\n    path: /healthz\n    interval: 1s\n    timeout: 1s\n  route:\n    host: {ns}.example.com\n"
+        );
+        assert_eq!(world.apply(&manifest), format!("app/web -n {ns} created\n"));
+    }
+    let ready = |ns: &str| {
+        let out = world.nomarch(&["get", "app", "web", "-n", ns, "-o", "json"], None);
+        let app: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        support::is_ready(&app)
+    };
+    eventually("both Ready", || ready("tenant-a") && ready("tenant-b"));
+    let catalog: serde_json::Value = world
+        .http
+        .get(format!("{}/v1/catalog/services", world.sim.consul_url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let services: Vec<(&String, Vec<&str>)> = catalog
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("web"))
+        .map(|(name, tags)| {
+            let tags = tags
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|t| t.as_str())
+                .collect();
+            (name, tags)
+        })
+        .collect();
+    assert_eq!(services.len(), 2, "one service per tenant: {catalog}");
+    for (name, tags) in &services {
+        let rules: Vec<&&str> = tags.iter().filter(|t| t.contains(".rule=Host")).collect();
+        assert_eq!(rules.len(), 1, "{name}: {tags:?}");
+        assert!(
+            rules[0].starts_with(&format!("traefik.http.routers.{name}.rule=")),
+            "the router is named after the service: {rules:?}"
+        );
+    }
+    let hosts: std::collections::BTreeSet<bool> = services
+        .iter()
+        .map(|(_, tags)| tags.iter().any(|t| t.contains("tenant-a.example.com")))
+        .collect();
+    assert_eq!(
+        hosts.len(),
+        2,
+        "each service carries its own tenant's route"
+    );
+}

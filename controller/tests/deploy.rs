@@ -574,10 +574,14 @@ const NOMAD_NEEDS: &[(&str, &[&str])] = &[
     ),
     ("/v1/job/:x/plan", &["namespace:submit-job"]),
     ("/v1/job/:x/allocations", &["namespace:read-job"]),
+    ("/v1/job/:x/deployments", &["namespace:read-job"]),
     ("/v1/job/:x/periodic/force", &["namespace:submit-job"]),
     ("/v1/allocations", &["namespace:read-job"]),
     ("/v1/allocation/:x/stop", &["namespace:alloc-lifecycle"]),
     ("/v1/var/:x", &["variables:nomarch/*:read"]),
+    // The namespaces the token can see (namespace_endpoint.go ListNamespaces filters by any
+    // capability in them): the event stream reopens when one appears.
+    ("/v1/namespaces", &["namespace:read-job"]),
     ("/v1/nodes", &["node:read"]),
     ("/v1/node/:x", &["node:read"]),
     ("/v1/node/:x/eligibility", &["cordon:node:write"]),

@@ -114,8 +114,13 @@ fn critical_checks_are_healed_one_allocation_at_a_time_after_the_grace() {
 fn a_node_that_keeps_needing_heals_is_suspect_and_can_be_cordoned() {
     let mut world = World::start(&[]);
     world.restart_controller_with(&["--cordon-suspect-nodes"]);
-    world.apply(&app("flaky", 1, Some("node-2")));
-    eventually("flaky Ready", || world.is_ready("app", "flaky"));
+    // Three objects healed there: the node, not one application, is the common factor.
+    for name in ["flaky-a", "flaky-b", "flaky-c"] {
+        world.apply(&app(name, 1, Some("node-2")));
+    }
+    for name in ["flaky-a", "flaky-b", "flaky-c"] {
+        eventually("Ready", || world.is_ready("app", name));
+    }
     let set = world
         .http
         .put(format!("{}/_sim/checks", world.sim.nomad_url()))
@@ -143,46 +148,64 @@ fn a_node_that_keeps_needing_heals_is_suspect_and_can_be_cordoned() {
     });
 }
 
+/// Crash-loops one running allocation of `job` (not one already crashed) until Nomad gives up
+/// on it.
+fn crash_one(world: &World, job: &str, crashed: &mut Vec<Value>) {
+    let mut running = None;
+    eventually("a running allocation", || {
+        let allocs = world.nomad(&format!("/v1/job/{job}/allocations"));
+        running = allocs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| {
+                a["ClientStatus"] == "running"
+                    && a["DesiredStatus"] == "run"
+                    && !crashed.contains(&a["ID"])
+            })
+            .map(|a| a["ID"].clone());
+        running.is_some()
+    });
+    let id = running.unwrap();
+    let posted = world
+        .http
+        .post(format!(
+            "{}/_sim/allocations/{}/crashloop",
+            world.sim.nomad_url(),
+            id.as_str().unwrap()
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    eventually("the allocation failed", || {
+        world.nomad(&format!("/v1/allocation/{}", id.as_str().unwrap()))["ClientStatus"] == "failed"
+    });
+    crashed.push(id);
+}
+
+/// One application failing again and again on a node (it is pinned there) is that
+/// application's bug, not the node's; failures of three different objects there are.
 #[test]
-fn crash_looping_allocations_on_one_node_make_it_suspect() {
+fn failures_of_different_objects_on_one_node_make_it_suspect() {
     let world = World::start(&[]);
-    world.apply(&app("crashy", 1, Some("node-3")));
-    eventually("crashy Ready", || world.is_ready("app", "crashy"));
-    // Three allocations in a row crash-loop until Nomad gives up on them, all on node-3.
+    for name in ["crashy-a", "crashy-b", "crashy-c"] {
+        world.apply(&app(name, 1, Some("node-3")));
+    }
+    for name in ["crashy-a", "crashy-b", "crashy-c"] {
+        eventually("Ready", || world.is_ready("app", name));
+    }
     let mut crashed = Vec::new();
     for _ in 0..3 {
-        let mut running = None;
-        eventually("a running allocation", || {
-            let allocs = world.nomad("/v1/job/crashy/allocations");
-            running = allocs
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| {
-                    a["ClientStatus"] == "running"
-                        && a["DesiredStatus"] == "run"
-                        && !crashed.contains(&a["ID"])
-                })
-                .map(|a| a["ID"].clone());
-            running.is_some()
-        });
-        let id = running.unwrap();
-        let posted = world
-            .http
-            .post(format!(
-                "{}/_sim/allocations/{}/crashloop",
-                world.sim.nomad_url(),
-                id.as_str().unwrap()
-            ))
-            .send()
-            .unwrap();
-        assert_eq!(posted.status(), 200);
-        eventually("the allocation failed", || {
-            world.nomad(&format!("/v1/allocation/{}", id.as_str().unwrap()))["ClientStatus"]
-                == "failed"
-        });
-        crashed.push(id);
+        crash_one(&world, "crashy-a", &mut crashed);
     }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !events(&world).contains("NodeSuspect"),
+        "one object's failures: {}",
+        events(&world)
+    );
+    crash_one(&world, "crashy-b", &mut crashed);
+    crash_one(&world, "crashy-c", &mut crashed);
     eventually("NodeSuspect for node-3", || {
         events(&world)
             .lines()

@@ -286,6 +286,18 @@ fn cron_jobs_run_on_schedule_pause_resume_and_run_now() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(children(&world), paused, "no launches while suspended");
     assert!(paused > 0, "history is kept");
+    // Nomad refuses to force a disabled periodic job; nomarch says why before asking.
+    let nomad = world.sim.nomad_url();
+    let output = support::run_nomarch(
+        &world.etcd.endpoint(),
+        &[("NOMAD_ADDR", &nomad)],
+        &["run", "cronjob", "tick"],
+        None,
+    );
+    let text = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success());
+    assert!(text.contains("cronjob/tick is suspended"), "{text}");
+    assert_eq!(children(&world), paused, "nothing launched");
 
     world.apply(&cron_manifest(false));
     eventually("launches again", || children(&world) > paused);

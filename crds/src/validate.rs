@@ -445,19 +445,17 @@ fn validate_env(env: &[EnvVar], path: &str, p: &mut Problems) {
 }
 
 fn validate_secret_ref(secret: &crate::workload::SecretKeyRef, path: &str, p: &mut Problems) {
-    let name_ok = !secret.name.is_empty()
-        && !secret.name.starts_with('/')
+    // A Nomad variable path: 1 to 128 of `[a-zA-Z0-9-_~/]` (nomad/structs/variables.go
+    // `ValidatePath`); no empty parts, so no leading, trailing or doubled `/`.
+    let name_ok = (1..=128).contains(&secret.name.len())
         && secret
             .name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
-        && !secret
-            .name
-            .split('/')
-            .any(|part| part.is_empty() || part == "..");
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '~'))
+        && !secret.name.split('/').any(str::is_empty);
     p.check(name_ok, &format!("{path}.name"), || {
         format!(
-            "`{}` is not a secret path (letters, digits, `-`, `_`, `.` and `/` between parts)",
+            "`{}` is not a Nomad variable path (1 to 128 letters, digits, `-`, `_`, `~`, with `/` between parts)",
             printable(&secret.name)
         )
     });

@@ -15,8 +15,9 @@ namespace "*" {
   capabilities = [
     # GET /v1/jobs (job cache, orphan sweep): nomad/job_endpoint.go Job.List
     "list-jobs",
-    # GET /v1/job/:id, /v1/job/:id/allocations, /v1/allocations, the Job and Allocation event
-    # topics: Job.GetJob, Job.Allocations, Alloc.List, event_endpoint.go validateNsOp
+    # GET /v1/job/:id, /v1/job/:id/allocations, /v1/job/:id/deployments (was a rollout
+    # rolled back?), /v1/allocations, the Job and Allocation event topics: Job.GetJob,
+    # Job.Allocations, Job.Deployments, Alloc.List, event_endpoint.go validateNsOp
     "read-job",
     # PUT /v1/job/:id (register), /v1/job/:id/plan, DELETE /v1/job/:id, and
     # PUT /v1/job/:id/periodic/force (`nomarch run cronjob`): Job.Register, Job.Plan,

@@ -93,10 +93,15 @@ impl Api {
     }
 }
 
+/// One second in Nomad's durations (nanoseconds).
+const SECOND: u64 = 1_000_000_000;
+
 fn service_job(id: &str, count: u64, memory: u64) -> Value {
     json!({
         "ID": id,
         "Type": "service",
+        // Fast rollouts: an allocation counts as healthy after 100 ms of passing checks.
+        "Update": {"MaxParallel": 1, "MinHealthyTime": SECOND / 10, "HealthyDeadline": 5 * SECOND, "ProgressDeadline": 10 * SECOND, "AutoRevert": false},
         "TaskGroups": [{
             "Name": "web",
             "Count": count,
@@ -214,9 +219,11 @@ async fn blocking_queries_wake_on_change_and_time_out_with_unchanged_data() {
     let sim = start(fast_config()).await;
     let api = Api::new(&sim);
     api.register(service_job("web", 1, 64)).await;
-    // Let it settle: the job turning `running` is a change too.
-    eventually("web running", || async {
-        api.get("/v1/job/web").await.1["Status"] == "running"
+    // Let it settle: the job turning `running` is a change too, and so is its deployment
+    // completing (the version turns stable).
+    eventually("web running and stable", || async {
+        let job = api.get("/v1/job/web").await.1;
+        job["Status"] == "running" && job["Stable"] == true
     })
     .await;
     let response = api
@@ -1253,4 +1260,402 @@ async fn consul_chaos_is_separate_from_nomads() {
     assert_eq!(api.get("/v1/jobs").await.0, 500);
     let (status, _) = api.put("/_sim/chaos", json!({"api": "vault"})).await;
     assert_eq!(status, 400);
+}
+
+async fn deployments(api: &Api, job: &str) -> Vec<Value> {
+    api.get(&format!("/v1/job/{job}/deployments"))
+        .await
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn latest_deployment(api: &Api, job: &str) -> Value {
+    api.get(&format!("/v1/job/{job}/deployment")).await.1
+}
+
+/// scheduler/reconcile.go `computeUnderProvisionedBy` and deploymentwatcher: an image change
+/// replaces allocations `max_parallel` at a time, each new one waited for until healthy; the
+/// deployment then succeeds and its job version becomes stable
+/// (state_store.go `updateDeploymentStatusImpl`).
+#[tokio::test]
+async fn a_destructive_update_rolls_out_max_parallel_at_a_time() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 4, 64);
+    job["Update"]["MaxParallel"] = json!(2);
+    job["Update"]["MinHealthyTime"] = json!(SECOND / 2);
+    api.register(job.clone()).await;
+    eventually("the first deployment succeeds", || async {
+        latest_deployment(&api, "web").await["Status"] == "successful"
+    })
+    .await;
+    let (_, v0) = api.get("/v1/job/web").await;
+    assert_eq!(
+        v0["Stable"], true,
+        "a successful deployment marks its version stable"
+    );
+
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
+    api.register(job).await;
+    let mut most_in_flight = 0;
+    let mut saw_partial = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let allocs = api.allocs("web").await;
+        let live = |a: &&Value| a["DesiredStatus"] == "run" && a["ClientStatus"] != "failed";
+        let new: Vec<&Value> = allocs
+            .iter()
+            .filter(live)
+            .filter(|a| a["JobVersion"] == 1)
+            .collect();
+        let in_flight = new
+            .iter()
+            .filter(|a| a["DeploymentStatus"]["Healthy"] != true)
+            .count();
+        most_in_flight = most_in_flight.max(in_flight);
+        let old = allocs
+            .iter()
+            .filter(live)
+            .filter(|a| a["JobVersion"] == 0)
+            .count();
+        saw_partial |= old > 0 && !new.is_empty();
+        if latest_deployment(&api, "web").await["Status"] == "successful" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollout did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        saw_partial,
+        "old and new ran side by side during the rollout"
+    );
+    assert!(
+        (1..=2).contains(&most_in_flight),
+        "at most max_parallel new allocations waited for health at once: {most_in_flight}"
+    );
+    let d = latest_deployment(&api, "web").await;
+    assert_eq!(d["JobVersion"], 1);
+    assert_eq!(d["TaskGroups"]["web"]["DesiredTotal"], 4, "{d}");
+    assert_eq!(d["TaskGroups"]["web"]["HealthyAllocs"], 4, "{d}");
+    let running = api.running("web").await;
+    assert_eq!(running.len(), 4);
+    assert!(running.iter().all(|a| a["JobVersion"] == 1));
+}
+
+/// deployment_watcher.go `watch`: a version whose allocations never turn healthy fails at its
+/// progress deadline, and with `auto_revert` the last stable version is registered again
+/// ("Failed due to progress deadline - rolling back to job version 0"), which then rolls out.
+#[tokio::test]
+async fn a_failing_version_is_reverted_to_the_last_stable_one() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 2, 64);
+    job["Update"]["AutoRevert"] = json!(true);
+    job["Update"]["HealthyDeadline"] = json!(SECOND);
+    job["Update"]["ProgressDeadline"] = json!(2 * SECOND);
+    api.register(job.clone()).await;
+    eventually("version 0 is stable", || async {
+        api.get("/v1/job/web").await.1["Stable"] == true
+    })
+    .await;
+    let (status, _) = api
+        .put(
+            "/_sim/images",
+            json!({"image": "nginx:bad", "fault": "crashloop"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:bad");
+    api.register(job).await;
+    eventually(
+        "version 1's deployment fails and is rolled back",
+        || async {
+            deployments(&api, "web").await.iter().any(|d| {
+                d["JobVersion"] == 1
+                    && d["Status"] == "failed"
+                    && d["StatusDescription"]
+                        == "Failed due to progress deadline - rolling back to job version 0"
+            })
+        },
+    )
+    .await;
+    eventually("version 2 (version 0's spec) runs and succeeds", || async {
+        let (_, job) = api.get("/v1/job/web").await;
+        let latest = latest_deployment(&api, "web").await;
+        job["Version"] == 2
+            && job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "nginx"
+            && latest["JobVersion"] == 2
+            && latest["Status"] == "successful"
+    })
+    .await;
+    let running = api.running("web").await;
+    assert_eq!(running.len(), 2);
+    assert!(running.iter().all(|a| a["JobVersion"] == 2));
+}
+
+/// Without `auto_revert` a failed deployment stays failed: no revert, and nothing more is
+/// replaced (reconcile.go: `deploymentFailed` gives no destructive budget), so the old
+/// allocations keep running.
+#[tokio::test]
+async fn without_auto_revert_a_failed_deployment_leaves_the_old_allocations() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 3, 64);
+    job["Update"]["HealthyDeadline"] = json!(SECOND);
+    job["Update"]["ProgressDeadline"] = json!(2 * SECOND);
+    api.register(job.clone()).await;
+    eventually("version 0 is stable", || async {
+        api.get("/v1/job/web").await.1["Stable"] == true
+    })
+    .await;
+    api.put(
+        "/_sim/images",
+        json!({"image": "nginx:hangs", "fault": "hang"}),
+    )
+    .await;
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:hangs");
+    api.register(job).await;
+    eventually("the deployment fails at its progress deadline", || async {
+        latest_deployment(&api, "web").await["StatusDescription"]
+            == "Failed due to progress deadline"
+    })
+    .await;
+    let (_, current) = api.get("/v1/job/web").await;
+    assert_eq!(current["Version"], 1, "no revert without auto_revert");
+    let old = api
+        .running("web")
+        .await
+        .into_iter()
+        .filter(|a| a["JobVersion"] == 0)
+        .count();
+    assert_eq!(
+        old, 2,
+        "one old allocation was replaced (max_parallel 1), the rest kept"
+    );
+}
+
+/// reconcile.go `createDeployment`: a count change is an in-place update, and still gets a
+/// deployment (the allocations join it, their health judged again); no update block
+/// (`MaxParallel` 0, `UpdateStrategy.IsEmpty`) means no deployment at all.
+#[tokio::test]
+async fn scaling_keeps_allocations_and_no_update_block_means_no_deployment() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 2, 64);
+    api.register(job.clone()).await;
+    eventually("deployment 1 succeeds", || async {
+        latest_deployment(&api, "web").await["Status"] == "successful"
+    })
+    .await;
+    let before: Vec<Value> = api
+        .running("web")
+        .await
+        .iter()
+        .map(|a| a["ID"].clone())
+        .collect();
+    job["TaskGroups"][0]["Count"] = json!(3);
+    api.register(job).await;
+    eventually("the scaled version's deployment succeeds", || async {
+        let d = latest_deployment(&api, "web").await;
+        d["JobVersion"] == 1 && d["Status"] == "successful"
+    })
+    .await;
+    let after: Vec<Value> = api
+        .running("web")
+        .await
+        .iter()
+        .map(|a| a["ID"].clone())
+        .collect();
+    assert_eq!(after.len(), 3);
+    assert!(
+        before.iter().all(|id| after.contains(id)),
+        "{before:?} kept in {after:?}"
+    );
+
+    let mut plain = service_job("plain", 1, 64);
+    plain["Update"] = json!({"MaxParallel": 0});
+    api.register(plain).await;
+    eventually("plain runs", || async {
+        api.running("plain").await.len() == 1
+    })
+    .await;
+    assert!(deployments(&api, "plain").await.is_empty());
+    assert_eq!(latest_deployment(&api, "plain").await, Value::Null);
+}
+
+/// The deployment endpoints (nomad/deployment_endpoint.go): pause holds a rollout, fail ends
+/// it (with the rollback the group asks for), terminal ones refuse, unknown IDs are 404.
+#[tokio::test]
+async fn deployments_can_be_paused_and_failed_through_the_api() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 2, 64);
+    job["Update"]["MinHealthyTime"] = json!(SECOND);
+    api.register(job.clone()).await;
+    eventually("the first deployment succeeds", || async {
+        latest_deployment(&api, "web").await["Status"] == "successful"
+    })
+    .await;
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
+    api.register(job).await;
+    let id = latest_deployment(&api, "web").await["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = api
+        .put(
+            &format!("/v1/deployment/pause/{id}"),
+            json!({"DeploymentID": id, "Pause": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, d) = api.get(&format!("/v1/deployment/{id}")).await;
+    assert_eq!(d["Status"], "paused");
+    let (status, reply) = api
+        .put(
+            &format!("/v1/deployment/fail/{id}"),
+            json!({"DeploymentID": id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, d) = api.get(&format!("/v1/deployment/{id}")).await;
+    assert_eq!(d["Status"], "failed");
+    assert_eq!(d["StatusDescription"], "Deployment marked as failed");
+    let (status, reply) = api
+        .put(
+            &format!("/v1/deployment/fail/{id}"),
+            json!({"DeploymentID": id}),
+        )
+        .await;
+    assert_eq!(
+        (status, reply),
+        (500, json!("can't fail terminal deployment"))
+    );
+    let (status, _) = api
+        .get("/v1/deployment/00000000-0000-0000-0000-000000000000")
+        .await;
+    assert_eq!(status, 404);
+    let (_, members) = api.get(&format!("/v1/deployment/allocations/{id}")).await;
+    assert!(!members.as_array().unwrap().is_empty());
+}
+
+/// client/serviceregistration/watcher.go restarts a task whose check stays critical, as a
+/// failure: past the restart policy's attempts the allocation fails (and is replaced) instead
+/// of restarting forever.
+#[tokio::test]
+async fn check_restarts_count_against_the_restart_policy() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 1, 64);
+    job["TaskGroups"][0]["RestartPolicy"] =
+        json!({"Attempts": 2, "Interval": 300 * SECOND, "Delay": 0, "Mode": "fail"});
+    job["TaskGroups"][0]["Services"][0]["Checks"][0]["CheckRestart"] =
+        json!({"Limit": 1, "Grace": 0});
+    job["TaskGroups"][0]["Services"][0]["Checks"][0]["Interval"] = json!(SECOND / 10);
+    api.register(job).await;
+    eventually("running", || async { api.running("web").await.len() == 1 }).await;
+    let first = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.put(
+        "/_sim/checks",
+        json!({"allocation": first, "status": "critical"}),
+    )
+    .await;
+    eventually("the allocation fails after its restarts", || async {
+        let (_, alloc) = api.get(&format!("/v1/allocation/{first}")).await;
+        alloc["ClientStatus"] == "failed"
+    })
+    .await;
+    let (_, alloc) = api.get(&format!("/v1/allocation/{first}")).await;
+    assert_eq!(alloc["TaskStates"]["app"]["Restarts"], 2, "{alloc}");
+    eventually("a replacement runs", || async {
+        api.running("web")
+            .await
+            .iter()
+            .any(|a| a["ID"] != json!(first))
+    })
+    .await;
+}
+
+/// Smaller behaviours Nomad's source shows and samples do not: a check-and-set on a missing
+/// variable conflicts with a zero-valued variable (state_store_variables.go `varSetCASImpl`);
+/// variable paths are 1 to 128 of `[a-zA-Z0-9-_~/]` (structs/variables.go `ValidatePath`);
+/// stopping a stopped job writes another version (fsm.go `handleJobDeregister`); forcing a
+/// disabled periodic job is refused as untracked (periodic.go `ForceEval`).
+#[tokio::test]
+async fn variables_stops_and_forced_launches_answer_as_nomads_source_says() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let body = json!({"Path": "nomarch/missing", "Items": {"k": "v"}});
+    let (status, conflict) = api
+        .send(reqwest::Method::PUT, "/v1/var/nomarch/missing?cas=7", body)
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(conflict["Path"], "nomarch/missing");
+    assert_eq!(conflict["Namespace"], "default");
+    assert_eq!(
+        conflict["ModifyIndex"], 0,
+        "a zero value, not null: {conflict}"
+    );
+    for (path, why) in [
+        ("nomarch/has%20space", "a space"),
+        (
+            &*format!("nomarch/{}", "x".repeat(130)),
+            "over 128 characters",
+        ),
+        ("nomad", "the reserved top level"),
+        ("nomad/other", "outside nomad/jobs"),
+    ] {
+        let (status, text) = api
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/var/{path}"),
+                json!({"Items": {"k": "v"}}),
+            )
+            .await;
+        assert_eq!(status, 500, "{why}: {text}");
+    }
+    let (status, _) = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/var/nomad/jobs/web/db",
+            json!({"Items": {"k": "v"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "nomad/jobs/... is allowed");
+
+    api.register(service_job("web", 1, 64)).await;
+    for expected in [1, 2] {
+        let (status, _) = api
+            .send(reqwest::Method::DELETE, "/v1/job/web", json!(null))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(api.get("/v1/job/web").await.1["Version"], expected);
+    }
+
+    let mut nightly = service_job("nightly", 1, 64);
+    nightly["Type"] = json!("batch");
+    nightly["Update"] = Value::Null;
+    nightly["Periodic"] = json!({"Enabled": false, "SpecType": "cron", "Spec": "0 3 * * *"});
+    api.register(nightly).await;
+    let (status, text) = api.put("/v1/job/nightly/periodic/force", json!({})).await;
+    assert_eq!(
+        (status, text),
+        (
+            500,
+            json!("force launch for job \"nightly\" failed: can't force run non-tracked job \"nightly\" (default)")
+        )
+    );
+    let (status, text) = api.put("/v1/job/web/periodic/force", json!({})).await;
+    assert_eq!(
+        (status, text),
+        (500, json!("can't force launch non-periodic job"))
+    );
 }

@@ -17,51 +17,20 @@ fn sample(name: &str) -> Value {
 /// Samples nomad-sim does not simulate, and why. Everything else must have a case below.
 const NOT_SIMULATED: &[(&str, &str)] = &[
     (
-        "nomad-deployment-allocation-health-request",
-        "deployments are not simulated",
-    ),
-    (
-        "nomad-deployment-allocation-health-response",
-        "deployments are not simulated",
-    ),
-    (
-        "nomad-deployment-allocations",
-        "deployments are not simulated",
-    ),
-    (
-        "nomad-deployment-fail-response",
-        "deployments are not simulated",
-    ),
-    (
-        "nomad-deployment-pause-request",
-        "deployments are not simulated",
-    ),
-    (
-        "nomad-deployment-pause-response",
-        "deployments are not simulated",
-    ),
-    (
         "nomad-deployment-promote-request-all",
-        "deployments are not simulated",
+        "canaries are not simulated, so there is nothing to promote",
     ),
     (
         "nomad-deployment-promote-request-groups",
-        "deployments are not simulated",
+        "canaries are not simulated, so there is nothing to promote",
     ),
     (
         "nomad-deployment-promote-response",
-        "deployments are not simulated",
+        "canaries are not simulated, so there is nothing to promote",
     ),
-    ("nomad-deployment-read", "deployments are not simulated"),
     (
         "nomad-deployment-unblock-response",
-        "deployments are not simulated",
-    ),
-    ("nomad-deployments-list", "deployments are not simulated"),
-    ("nomad-job-deployments", "deployments are not simulated"),
-    (
-        "nomad-job-deployment-latest",
-        "deployments are not simulated",
+        "multiregion deployments are not simulated",
     ),
     (
         "nomad-job-dispatch-request",
@@ -170,6 +139,10 @@ const NULLABLE: &[&str] = &[
     "RelatedEvals",
     "RescheduleTracker",
     "ReservedPorts",
+    "RevertedJobVersion",
+    "PlacedCanaries",
+    // `AllocDeploymentStatus.Healthy` is a `*bool`: unset until the client judged health.
+    "Healthy",
     "Scaling",
     "ScalingPolicies",
     "Services",
@@ -530,6 +503,97 @@ async fn every_sample_matches_nomad_sims_answer() {
             root_free_form,
         })
     };
+
+    // A rollout that stays in progress (its allocations need a minute to count as healthy).
+    let mut rolling = nomad_service_job();
+    rolling["ID"] = json!("rolling");
+    rolling["Update"] = json!({"MaxParallel": 1, "MinHealthyTime": 60_000_000_000u64});
+    rolling["TaskGroups"][0]["Count"] = json!(2);
+    c.ok("PUT", "/v1/jobs", Some(json!({"Job": rolling}))).await;
+    let deployment = c.ok("GET", "/v1/job/rolling/deployment", None).await;
+    let deployment_id = deployment["ID"].as_str().expect("a deployment").to_string();
+    let (_, members) = c
+        .nomad(
+            "GET",
+            &format!("/v1/deployment/allocations/{deployment_id}"),
+            None,
+        )
+        .await;
+    let member = members[0]["ID"].as_str().expect("a member").to_string();
+    add(
+        "nomad-deployments-list",
+        c.nomad("GET", "/v1/deployments", None).await,
+        false,
+    );
+    add(
+        "nomad-deployment-read",
+        c.nomad("GET", &format!("/v1/deployment/{deployment_id}"), None)
+            .await,
+        false,
+    );
+    add(
+        "nomad-job-deployments",
+        c.nomad("GET", "/v1/job/rolling/deployments", None).await,
+        false,
+    );
+    add(
+        "nomad-job-deployment-latest",
+        c.nomad("GET", "/v1/job/rolling/deployment", None).await,
+        false,
+    );
+    add(
+        "nomad-deployment-allocations",
+        c.nomad(
+            "GET",
+            &format!("/v1/deployment/allocations/{deployment_id}"),
+            None,
+        )
+        .await,
+        false,
+    );
+    let mut pause = sample("nomad-deployment-pause-request");
+    pause["DeploymentID"] = json!(deployment_id);
+    let pause_path = format!("/v1/deployment/pause/{deployment_id}");
+    add(
+        "nomad-deployment-pause-request",
+        c.nomad("PUT", &pause_path, Some(pause)).await,
+        false,
+    );
+    let resume = json!({"DeploymentID": deployment_id, "Pause": false});
+    add(
+        "nomad-deployment-pause-response",
+        c.nomad("PUT", &pause_path, Some(resume)).await,
+        false,
+    );
+    let mut health = sample("nomad-deployment-allocation-health-request");
+    health["DeploymentID"] = json!(deployment_id);
+    health["HealthyAllocationIDs"] = json!([member]);
+    let health_path = format!("/v1/deployment/allocation-health/{deployment_id}");
+    add(
+        "nomad-deployment-allocation-health-request",
+        c.nomad("PUT", &health_path, Some(health)).await,
+        false,
+    );
+    add(
+        "nomad-deployment-allocation-health-response",
+        c.nomad(
+            "PUT",
+            &health_path,
+            Some(json!({"DeploymentID": deployment_id})),
+        )
+        .await,
+        false,
+    );
+    add(
+        "nomad-deployment-fail-response",
+        c.nomad(
+            "PUT",
+            &format!("/v1/deployment/fail/{deployment_id}"),
+            Some(json!({"DeploymentID": deployment_id})),
+        )
+        .await,
+        false,
+    );
 
     // An update Nomad makes in place (a priority is not among tasksUpdated's fields): a meta
     // change would replace the allocation the samples below read.

@@ -181,21 +181,86 @@ async fn a_hung_allocation_fails_its_checks() {
     );
 }
 
+async fn node_status(sim: &RunningSim, name: &str) -> Value {
+    let nodes = get(format!("{}/v1/nodes", sim.nomad_url())).await;
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["Name"] == name)
+        .map(|n| n["Status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+async fn post(url: String) {
+    e2e::http::client().post(url).send().await.unwrap();
+}
+
+/// nomad/heartbeat.go `invalidateHeartbeat`/`disconnectState`: a node that misses heartbeats
+/// is `down` (its allocations lost) unless an allocation on it tolerates disconnects.
+#[tokio::test]
+async fn a_silent_node_without_disconnect_tolerant_work_goes_down() {
+    let sim = start().await;
+    post(format!("{}/_sim/nodes/node-2/partition", sim.nomad_url())).await;
+    eventually("node-2 down", || async {
+        node_status(&sim, "node-2").await == "down"
+    })
+    .await;
+}
+
+/// With `disconnect.lost_after` the node goes `disconnected`, its allocation `unknown` and a
+/// replacement runs elsewhere; when the client is back the original runs on and the
+/// replacement is stopped (reconcile.go `reconcileReconnecting`).
 #[tokio::test]
 async fn a_partitioned_node_goes_disconnected() {
     let sim = start().await;
-    e2e::http::client()
-        .post(format!("{}/_sim/nodes/node-2/partition", sim.nomad_url()))
-        .send()
-        .await
-        .unwrap();
-    eventually("node-2 disconnected", || async {
-        let nodes = get(format!("{}/v1/nodes", sim.nomad_url())).await;
-        nodes
+    let job = json!({"Job": {
+        "ID": "tolerant",
+        "Type": "service",
+        "Constraints": [{"LTarget": "${node.unique.name}", "RTarget": "node-2", "Operand": "="}],
+        "TaskGroups": [{
+            "Name": "web",
+            "Count": 1,
+            "Disconnect": {"LostAfter": 60_000_000_000u64},
+            "Tasks": [{"Name": "app", "Driver": "docker", "Config": {"image": "nginx"}, "Resources": {"CPU": 100, "MemoryMB": 64}}],
+        }],
+    }});
+    put(format!("{}/v1/jobs", sim.nomad_url()), job).await;
+    let allocs_url = format!("{}/v1/job/tolerant/allocations", sim.nomad_url());
+    eventually("running on node-2", || async {
+        get(allocs_url.clone())
+            .await
             .as_array()
             .unwrap()
             .iter()
-            .any(|n| n["Name"] == "node-2" && n["Status"] == "disconnected")
+            .any(|a| a["ClientStatus"] == "running")
+    })
+    .await;
+    let original = get(allocs_url.clone()).await[0]["ID"].clone();
+    post(format!("{}/_sim/nodes/node-2/partition", sim.nomad_url())).await;
+    eventually("node-2 disconnected", || async {
+        node_status(&sim, "node-2").await == "disconnected"
+    })
+    .await;
+    eventually("the original unknown", || async {
+        get(allocs_url.clone())
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["ID"] == original && a["ClientStatus"] == "unknown")
+    })
+    .await;
+    post(format!("{}/_sim/nodes/node-2/revive", sim.nomad_url())).await;
+    eventually("the original runs again, alone", || async {
+        let allocs = get(allocs_url.clone()).await;
+        let live: Vec<&Value> = allocs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["DesiredStatus"] == "run" && a["ClientStatus"] == "running")
+            .collect();
+        live.len() == 1 && live[0]["ID"] == original
     })
     .await;
     e2e::http::client()

@@ -63,14 +63,54 @@ pub fn plan_heals(
     }
 }
 
-/// Heals and failures per node within a window: three on one node make it suspect.
+/// Evidence against a node within a window: this much makes it suspect.
 pub const SUSPECT_AFTER: usize = 3;
 pub const SUSPECT_WINDOW: Duration = Duration::from_secs(600);
 
-/// Whether the node's recent troubles (times of heals and failures there) make it suspect.
-pub fn is_suspect(troubles: &[DateTime<Utc>], now: DateTime<Utc>) -> bool {
+/// What went wrong with one allocation on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TroubleKind {
+    /// nomarch stopped it: its checks stayed critical past the grace.
+    Healed,
+    /// Its tasks failed (a crash loop, or check restarts past the restart policy).
+    Failed,
+    /// The node stopped answering and Nomad declared it lost.
+    Lost,
+}
+
+/// One allocation's trouble on a node: when, which allocation, whose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trouble {
+    pub at: DateTime<Utc>,
+    pub alloc: String,
+    /// The object the allocation ran for (`kind/namespace/name`).
+    pub object: String,
+    pub kind: TroubleKind,
+}
+
+/// How much a node's recent troubles point at the node rather than at an application. A bug
+/// fails its own allocations wherever they run (and on one node over and over when it is
+/// pinned there), so failures and heals count once per object; a lost allocation is the node
+/// itself going silent, and each counts.
+pub fn evidence_against_node(troubles: &[Trouble], now: DateTime<Utc>) -> usize {
     let window = chrono::Duration::from_std(SUSPECT_WINDOW).unwrap_or_default();
-    troubles.iter().filter(|t| now - **t <= window).count() >= SUSPECT_AFTER
+    let recent = troubles.iter().filter(|t| now - t.at <= window);
+    let mut objects = std::collections::BTreeSet::new();
+    let mut lost = 0;
+    for trouble in recent {
+        match trouble.kind {
+            TroubleKind::Lost => lost += 1,
+            TroubleKind::Healed | TroubleKind::Failed => {
+                objects.insert(trouble.object.as_str());
+            }
+        }
+    }
+    lost + objects.len()
+}
+
+/// Whether the node's recent troubles make it suspect.
+pub fn is_suspect(troubles: &[Trouble], now: DateTime<Utc>) -> bool {
+    evidence_against_node(troubles, now) >= SUSPECT_AFTER
 }
 
 #[cfg(test)]
@@ -146,15 +186,62 @@ mod tests {
     }
 
     #[test]
-    fn three_troubles_in_ten_minutes_make_a_node_suspect() {
+    fn troubles_tied_to_the_node_make_it_suspect_one_apps_bug_does_not() {
         let now = Utc::now();
-        let at = |minutes: i64| now - chrono::Duration::minutes(minutes);
-        assert!(!is_suspect(&[at(1), at(2)], now));
-        assert!(is_suspect(&[at(1), at(2), at(9)], now));
-        assert!(
-            !is_suspect(&[at(1), at(2), at(11)], now),
-            "the third is too old"
-        );
+        let trouble = |minutes: i64, object: &str, kind| Trouble {
+            at: now - chrono::Duration::minutes(minutes),
+            alloc: format!("{object}-{minutes}"),
+            object: object.into(),
+            kind,
+        };
+        use TroubleKind::*;
+        let cases: Vec<(&str, Vec<Trouble>, bool)> = vec![
+            (
+                "two objects failing",
+                vec![trouble(1, "a", Failed), trouble(2, "b", Failed)],
+                false,
+            ),
+            (
+                "three objects failing or healed",
+                vec![
+                    trouble(1, "a", Failed),
+                    trouble(2, "b", Healed),
+                    trouble(9, "c", Failed),
+                ],
+                true,
+            ),
+            (
+                "one object failing over and over",
+                vec![
+                    trouble(1, "a", Failed),
+                    trouble(2, "a", Failed),
+                    trouble(3, "a", Healed),
+                    trouble(4, "a", Failed),
+                ],
+                false,
+            ),
+            (
+                "lost allocations count each",
+                vec![
+                    trouble(1, "a", Lost),
+                    trouble(2, "a", Lost),
+                    trouble(3, "a", Failed),
+                ],
+                true,
+            ),
+            (
+                "the third is too old",
+                vec![
+                    trouble(1, "a", Failed),
+                    trouble(2, "b", Failed),
+                    trouble(11, "c", Failed),
+                ],
+                false,
+            ),
+        ];
+        for (why, troubles, suspect) in cases {
+            assert_eq!(is_suspect(&troubles, now), suspect, "{why}");
+        }
     }
 
     proptest! {

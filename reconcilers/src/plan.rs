@@ -27,6 +27,9 @@ pub struct Observation {
     pub last_written: Option<Written>,
     /// The fingerprint of a job Nomad refused, from the object's status.
     pub rejected: Option<String>,
+    /// The fingerprint of a job whose rollout failed and that Nomad rolled back (its
+    /// deployment's `auto_revert`), unless a retry was asked for since.
+    pub rolled_back: Option<String>,
     /// Objects named in `dependsOn` that are not Ready yet.
     pub waiting_for: Vec<String>,
 }
@@ -79,8 +82,9 @@ pub enum JobAction {
     Wait {
         reason: String,
     },
-    /// Nomad refused this very job: sending it again would get the same answer. Held until
-    /// the desired job changes.
+    /// Nomad refused this very job, or rolled it back after its rollout failed: sending it
+    /// again would get the same answer (or the same failed rollout, every progress deadline).
+    /// Held until the desired job changes, or a retry is asked for.
     Hold,
     Nothing,
 }
@@ -99,6 +103,13 @@ const RULES: &[Rule] = &[
     // again; a change to what would be sent lifts the hold.
     ("refused by Nomad", |o| {
         (o.rejected.as_deref() == Some(o.desired_fingerprint.as_str())).then_some(JobAction::Hold)
+    }),
+    // Nomad rolled this very job back after its deployment failed: registering it again would
+    // fail the same way and loop (Nomad reverting, nomarch re-registering). A new desired job
+    // or an explicit retry lifts the hold.
+    ("rolled back by Nomad", |o| {
+        (o.rolled_back.as_deref() == Some(o.desired_fingerprint.as_str()))
+            .then_some(JobAction::Hold)
     }),
     // No job yet: create it, and only if nobody created it meanwhile.
     ("create", |o| {
@@ -202,6 +213,7 @@ mod tests {
             live,
             last_written: written,
             rejected: None,
+            rolled_back: None,
             waiting_for: vec![],
         }
     }
@@ -304,6 +316,29 @@ mod tests {
             JobAction::Register {
                 enforce_index: 5,
                 reason: RegisterReason::Stopped
+            }
+        );
+    }
+
+    /// A job Nomad rolled back is not registered again, though the live job moved (Nomad's
+    /// revert is a new version); a changed desired job is.
+    #[test]
+    fn a_rolled_back_job_is_held_until_the_desired_job_changes() {
+        let mut reverted = observe(live(Some(web()), 9, false), wrote(5, "f1"));
+        assert_eq!(
+            plan(&reverted),
+            JobAction::VerifyDrift { enforce_index: 9 },
+            "without the record, Nomad's revert looks like drift"
+        );
+        reverted.rolled_back = Some("f1".into());
+        assert_eq!(plan(&reverted), JobAction::Hold);
+        assert_eq!(deciding_rule(&reverted), "rolled back by Nomad");
+        reverted.desired_fingerprint = "f2".into();
+        assert_eq!(
+            plan(&reverted),
+            JobAction::Register {
+                enforce_index: 9,
+                reason: RegisterReason::SpecChanged
             }
         );
     }

@@ -277,6 +277,76 @@ pub fn record_rejection(status: &mut Status, rejection: Option<&Rejection>, now:
     }
 }
 
+/// A rollout Nomad rolled back (its deployment failed and `auto_revert` registered the last
+/// stable version): which job, which generation, Nomad's words, and the value of the retry
+/// annotation when it happened. Kept in status, so the failed job is not registered again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    pub fingerprint: String,
+    pub generation: i64,
+    pub message: String,
+    /// [`RETRY_ANNOTATION`]'s value when the rollback was seen; another value asks for a retry.
+    pub retry_token: String,
+}
+
+/// Setting this annotation to a new value (a time, a counter) asks nomarch to register a job
+/// that Nomad rolled back once more, without changing the spec.
+pub const RETRY_ANNOTATION: &str = "nomarch.io/retry";
+
+const ROLLBACK: &str = "rollback";
+
+/// The rollback on record in a status, if any.
+pub fn rollback(status: Option<&Status>) -> Option<Rollback> {
+    let record = status?.details.get(ROLLBACK)?;
+    Some(Rollback {
+        fingerprint: record.get("jobFingerprint")?.as_str()?.to_string(),
+        generation: record.get("generation")?.as_i64()?,
+        message: record.get("message")?.as_str()?.to_string(),
+        retry_token: record.get("retryToken")?.as_str()?.to_string(),
+    })
+}
+
+/// Shows a rollback in status (`Degraded` True, reason `RolledBack`, naming the generation and
+/// Nomad's reason), or forgets one that no longer applies. Call after the status is computed:
+/// it overrides `Degraded`, keeping the transition time `previous` had for the same rollback
+/// (so an unchanged hold writes no new status).
+pub fn record_rollback(
+    status: &mut Status,
+    previous: Option<&Status>,
+    rollback: Option<&Rollback>,
+    now: DateTime<Utc>,
+) {
+    let Some(rollback) = rollback else {
+        status.details.remove(ROLLBACK);
+        return;
+    };
+    let since = previous
+        .and_then(|p| p.condition("Degraded"))
+        .filter(|c| c.status == "True" && c.reason == "RolledBack")
+        .map_or(now, |c| c.last_transition_time);
+    status.details.insert(
+        ROLLBACK.into(),
+        json!({"jobFingerprint": rollback.fingerprint, "generation": rollback.generation, "message": rollback.message, "retryToken": rollback.retry_token}),
+    );
+    set_condition(
+        &mut status.conditions,
+        "Degraded",
+        true,
+        "RolledBack",
+        rollback.describe(),
+        since,
+    );
+}
+
+impl Rollback {
+    pub fn describe(&self) -> String {
+        format!(
+            "generation {} failed to roll out and Nomad rolled back: {}; held until the spec changes or the {RETRY_ANNOTATION} annotation does",
+            self.generation, self.message
+        )
+    }
+}
+
 /// Puts a write on record in a status's details.
 pub fn record_written(details: &mut serde_json::Map<String, Value>, written: &Written) {
     details.insert(WRITTEN_INDEX.into(), json!(written.job_modify_index));
@@ -372,6 +442,54 @@ mod tests {
             now,
         );
         assert_eq!(conditions[0].last_transition_time, now);
+    }
+
+    /// A rollback shows as `Degraded`/`RolledBack` over whatever the status computed, and an
+    /// unchanged one keeps its transition time, so holding it writes nothing new.
+    #[test]
+    fn a_rollback_overrides_degraded_and_keeps_its_time() {
+        let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
+        let t1 = DateTime::from_timestamp(2_000, 0).unwrap();
+        let rollback = Rollback {
+            fingerprint: "f1".into(),
+            generation: 2,
+            message: "Failed due to progress deadline - rolling back to job version 0".into(),
+            retry_token: String::new(),
+        };
+        let healthy = |now| {
+            let mut s = Status::default();
+            set_condition(
+                &mut s.conditions,
+                "Degraded",
+                false,
+                "Healthy",
+                "ok".into(),
+                now,
+            );
+            s
+        };
+        let mut first = healthy(t0);
+        record_rollback(&mut first, None, Some(&rollback), t0);
+        let degraded = first.condition("Degraded").unwrap().clone();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "RolledBack")
+        );
+        assert!(
+            degraded.message.contains("generation 2"),
+            "{}",
+            degraded.message
+        );
+        assert_eq!(super::rollback(Some(&first)), Some(rollback.clone()));
+
+        let mut again = healthy(t1);
+        record_rollback(&mut again, Some(&first), Some(&rollback), t1);
+        assert_eq!(again, first, "the same hold, the same status");
+
+        let mut cleared = healthy(t1);
+        cleared.details = first.details.clone();
+        record_rollback(&mut cleared, Some(&first), None, t1);
+        assert_eq!(super::rollback(Some(&cleared)), None);
     }
 
     #[test]

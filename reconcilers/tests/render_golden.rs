@@ -54,7 +54,7 @@ fn secrets_stay_references_and_literals_stay_literal() {
     let template = task["Templates"][0]["EmbeddedTmpl"].as_str().unwrap();
     assert!(
         template.contains(r#"nomadVar "nomad/jobs/api""#)
-            && template.contains("DATABASE_PASSWORD={{ .database_password }}"),
+            && template.contains(r#"DATABASE_PASSWORD={{ index . "database_password" }}"#),
         "{template}"
     );
 }

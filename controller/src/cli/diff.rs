@@ -67,6 +67,9 @@ pub async fn run(
             &desired,
             live.as_ref(),
             stored.as_ref().and_then(|s| s.status()),
+            stored
+                .as_ref()
+                .map_or("", |s| crate::reconcile::job::retry_token(s.metadata())),
             waiting_for,
         );
         let action = plan(&observation);
@@ -75,7 +78,7 @@ pub async fn run(
             JobAction::Nothing => println!("{object}: no changes"),
             JobAction::Wait { reason } => println!("{object}: would wait ({reason})"),
             JobAction::Hold => println!(
-                "{object}: Nomad refused this job before; it will not be sent again until it changes"
+                "{object}: held ({rule}): this job will not be sent again until it changes"
             ),
             JobAction::Refuse { reason } => println!("{object}: would not touch the job: {reason}"),
             JobAction::Register { .. } | JobAction::VerifyDrift { .. } => {

@@ -310,8 +310,17 @@ async fn run_now(
     }
     let object = crds::ObjectRef::new(crds::Kind::CronJob, namespace, name);
     let store = store_args.connect().await?;
-    if store.get(&object).await?.is_none() {
+    let Some(stored) = store.get(&object).await? else {
         return Err(crate::store::StoreError::NotFound(object.to_string()).into());
+    };
+    // A suspended cron job's periodic job is disabled, and Nomad refuses to force a launch of
+    // a disabled one ("can't force run non-tracked job"); say why in nomarch's words.
+    if let crds::Resource::CronJob(cron) = &stored {
+        if cron.spec.suspend {
+            return Err(CliError::Usage(format!(
+                "{object} is suspended (spec.suspend: true): Nomad does not launch a disabled periodic job; set suspend to false to run it"
+            )));
+        }
     }
     let nomad = nomad_args.client(|_| {})?;
     let reply = nomad

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::http::{HttpApi, Indexed, QueryOptions};
 use super::nomad_types::{
-    AllocStub, EventFrame, Job, JobStub, NodeStub, PlanResponse, RegisterResponse, Slim, SlimList,
+    AllocStub, Deployment, EventFrame, Job, JobStub, NamespaceStub, NodeStub, PlanResponse,
+    RegisterResponse, Slim, SlimList,
 };
 use super::secret::Secret;
 
@@ -159,6 +160,20 @@ impl NomadClient {
         self.http.decode(response).await
     }
 
+    /// A job's deployments, newest first.
+    pub async fn job_deployments(
+        &self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Vec<Deployment>, ApiError> {
+        let options = QueryOptions::namespace(namespace);
+        Ok(self
+            .http
+            .get(&job_path(id, "/deployments"), &options)
+            .await?
+            .value)
+    }
+
     pub async fn job_allocations(
         &self,
         namespace: &str,
@@ -240,6 +255,14 @@ impl NomadClient {
             )
             .await?;
         self.http.decode(response).await
+    }
+
+    /// The namespaces the token may see (a blocking query when asked).
+    pub async fn namespaces(
+        &self,
+        options: QueryOptions,
+    ) -> Result<Indexed<Vec<NamespaceStub>>, ApiError> {
+        self.http.get("/v1/namespaces", &options).await
     }
 
     pub async fn nodes(&self, options: QueryOptions) -> Result<Indexed<Vec<NodeStub>>, ApiError> {

@@ -245,3 +245,37 @@ pub struct EventFrame {
     #[serde(rename = "Events", default)]
     pub events: Vec<Event>,
 }
+
+/// A deployment (`GET /v1/job/:id/deployments`), reduced to what nomarch reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "JobVersion", default)]
+    pub job_version: u64,
+    /// The `JobModifyIndex` of the job version it rolls out: what a register answered.
+    #[serde(rename = "JobSpecModifyIndex", default)]
+    pub job_spec_modify_index: u64,
+    #[serde(rename = "Status", default)]
+    pub status: String,
+    #[serde(rename = "StatusDescription", default)]
+    pub status_description: String,
+}
+
+impl Deployment {
+    /// Nomad failed it and registered an earlier stable version again
+    /// (nomad/structs/structs.go `DeploymentStatusDescriptionRollback`).
+    pub fn rolled_back(&self) -> bool {
+        self.status == "failed"
+            && self
+                .status_description
+                .contains(" - rolling back to job version ")
+    }
+}
+
+/// A namespace (`GET /v1/namespaces`), reduced to its name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceStub {
+    #[serde(rename = "Name")]
+    pub name: String,
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crds::{App, Kind, ObjectRef, Resource, Status};
 use reconcilers::render::app::render_app;
-use reconcilers::status::{record_rejection, Written};
+use reconcilers::status::{record_rejection, record_rollback, Written};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::workload::{keep_if_unchanged, observe, Workload};
@@ -51,7 +51,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         ctx,
         key,
         &desired,
-        app.metadata.generation,
+        &app.metadata,
         previous.as_ref(),
         waiting_for(ctx, &app),
     )
@@ -65,6 +65,12 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
     )
     .await?;
     record_rejection(&mut status, ensured.rejected.as_ref(), chrono::Utc::now());
+    record_rollback(
+        &mut status,
+        previous.as_ref(),
+        ensured.rolled_back.as_ref(),
+        chrono::Utc::now(),
+    );
     let ready = status
         .condition("Ready")
         .is_some_and(|c| c.status == "True");
@@ -128,9 +134,10 @@ async fn observe_status(
     previous: Option<&Status>,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = app.object_ref();
+    let service = reconcilers::render::service_name(&key);
     let workload = Workload {
         object: &key,
-        service: &app.metadata.name,
+        service: &service,
         desired: app.spec.replicas,
         generation: app.metadata.generation,
         health: app.spec.health.as_ref(),

@@ -72,7 +72,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         ctx,
         key,
         &desired,
-        cron.metadata.generation,
+        &cron.metadata,
         previous.as_ref(),
         Vec::new(),
     )

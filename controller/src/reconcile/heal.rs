@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crds::{ObjectRef, Status};
-use reconcilers::healing::{is_suspect, plan_heals};
+use reconcilers::healing::{
+    evidence_against_node, plan_heals, Trouble, TroubleKind, SUSPECT_AFTER,
+};
 use reconcilers::status::AllocView;
 use serde_json::{json, Value};
 
@@ -48,20 +50,13 @@ pub async fn heal(
     status: &mut Status,
 ) -> Result<Option<Duration>, ReconcileError> {
     let now = Utc::now();
-    for alloc in healing
-        .allocs
-        .iter()
-        .filter(|a| a.client_status == "failed")
-    {
-        note_trouble(
-            ctx,
-            healing.object,
-            &alloc.node_id,
-            &alloc.id,
-            healing.node_names,
-            now,
-        )
-        .await;
+    for alloc in healing.allocs {
+        let kind = match alloc.client_status.as_str() {
+            "failed" => TroubleKind::Failed,
+            "lost" => TroubleKind::Lost,
+            _ => continue,
+        };
+        note_trouble(ctx, &healing, &alloc.node_id, &alloc.id, kind, now).await;
     }
     let plan = plan_heals(
         healing.allocs,
@@ -103,7 +98,7 @@ pub async fn heal(
         let critical_for = (now - since).num_seconds();
         let short = id.get(..8).unwrap_or(id);
         ctx.event(healing.object, EventType::Normal, "Healed", format!("stopped allocation {short} on node {node_name}: checks critical for {critical_for}s; Nomad places a replacement")).await;
-        note_trouble(ctx, healing.object, &node, id, healing.node_names, now).await;
+        note_trouble(ctx, &healing, &node, id, TroubleKind::Healed, now).await;
     }
     let grace = chrono::Duration::from_std(healing.grace).unwrap_or_default();
     let next = plan
@@ -115,40 +110,46 @@ pub async fn heal(
     Ok(next)
 }
 
-/// Records a heal or failure on a node (once per allocation) and raises `NodeSuspect` when the
-/// node keeps having them; with `--cordon-suspect-nodes` the node is also made ineligible.
+/// Records a heal, failure or loss on a node (once per allocation) and raises `NodeSuspect`
+/// when the evidence points at the node (see [`evidence_against_node`]); with
+/// `--cordon-suspect-nodes` the node is also made ineligible.
 async fn note_trouble(
     ctx: &Context,
-    object: &ObjectRef,
+    healing: &Healing<'_>,
     node: &str,
     alloc: &str,
-    names: &BTreeMap<String, String>,
+    kind: TroubleKind,
     now: DateTime<Utc>,
 ) {
     if node.is_empty() {
         return;
     }
-    let suspect = {
+    let evidence = {
         let mut troubles = ctx.troubles.lock().unwrap_or_else(|p| p.into_inner());
         let list = troubles.entry(node.to_string()).or_default();
-        if list.iter().any(|(_, seen)| seen == alloc) {
+        if list.iter().any(|t| t.alloc == alloc) {
             return;
         }
-        list.push((now, alloc.to_string()));
+        list.push(Trouble {
+            at: now,
+            alloc: alloc.to_string(),
+            object: healing.object.to_string(),
+            kind,
+        });
         let window =
             chrono::Duration::from_std(reconcilers::healing::SUSPECT_WINDOW).unwrap_or_default();
-        list.retain(|(t, _)| now - *t <= window);
-        is_suspect(&list.iter().map(|(t, _)| *t).collect::<Vec<_>>(), now)
+        list.retain(|t| now - t.at <= window);
+        evidence_against_node(list, now)
     };
-    if !suspect {
+    if evidence < SUSPECT_AFTER {
         return;
     }
+    let names = healing.node_names;
     let name = names.get(node).cloned().unwrap_or_else(|| node.to_string());
     let message = format!(
-        "node {name} had {} or more heals or failed allocations within 10 minutes",
-        reconcilers::healing::SUSPECT_AFTER
+        "node {name} had {evidence} signs of trouble within 10 minutes: lost allocations, or failed and healed allocations of different objects"
     );
-    ctx.event(object, EventType::Warning, "NodeSuspect", message)
+    ctx.event(healing.object, EventType::Warning, "NodeSuspect", message)
         .await;
     if ctx.cordon_suspect_nodes {
         if let Err(e) = ctx.nomad.set_eligibility(node, false).await {

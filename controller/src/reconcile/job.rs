@@ -1,11 +1,13 @@
 //! The part every kind shares: keep one Nomad job equal to its rendered form, through the pure
 //! plan, with check-and-set registers, and say what was done.
 
-use crds::{ObjectRef, Status};
+use crds::{ObjectMeta, ObjectRef, Status};
 use reconcilers::fingerprint::fingerprint;
 use reconcilers::meta::owner_of;
 use reconcilers::plan::{plan, JobAction, LiveJob, Observation, RegisterReason};
-use reconcilers::status::{last_written, rejection, Rejection, Written};
+use reconcilers::status::{
+    last_written, rejection, rollback, Rejection, Rollback, Written, RETRY_ANNOTATION,
+};
 
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
@@ -22,6 +24,9 @@ pub struct Ensured {
     pub waiting: Option<String>,
     /// Nomad refused the desired job (now, or before): status shows it as `Invalid`.
     pub rejected: Option<Rejection>,
+    /// Nomad rolled the desired job back after its rollout failed (now, or before): status
+    /// shows it as `Degraded`, reason `RolledBack`.
+    pub rolled_back: Option<Rollback>,
 }
 
 impl Ensured {
@@ -32,17 +37,19 @@ impl Ensured {
             written,
             waiting: None,
             rejected: Some(rejection),
+            rolled_back: None,
         }
     }
 }
 
-/// What the plan reads, from the desired job, the live one, the object's status and its
-/// dependencies. Shared with `nomarch diff`, so both decide alike.
+/// What the plan reads, from the desired job, the live one, the object's status (and its
+/// retry annotation) and its dependencies. Shared with `nomarch diff`, so both decide alike.
 pub fn observation(
     key: &ObjectRef,
     desired: &Job,
     live: Option<&Job>,
     previous: Option<&Status>,
+    retry_token: &str,
     waiting_for: Vec<String>,
 ) -> Observation {
     Observation {
@@ -55,8 +62,18 @@ pub fn observation(
         }),
         last_written: last_written(previous),
         rejected: rejection(previous).map(|r| r.fingerprint),
+        rolled_back: rollback(previous)
+            .filter(|r| r.retry_token == retry_token)
+            .map(|r| r.fingerprint),
         waiting_for,
     }
+}
+
+/// The value of the object's retry annotation ("" without one).
+pub fn retry_token(meta: &ObjectMeta) -> &str {
+    meta.annotations
+        .get(RETRY_ANNOTATION)
+        .map_or("", String::as_str)
 }
 
 fn desired_fingerprint(desired: &Job) -> String {
@@ -67,10 +84,12 @@ pub async fn ensure_job(
     ctx: &Context,
     key: &ObjectRef,
     desired: &Job,
-    generation: i64,
+    meta: &ObjectMeta,
     previous: Option<&Status>,
     waiting_for: Vec<String>,
 ) -> Result<Ensured, ReconcileError> {
+    let generation = meta.generation;
+    let retry = retry_token(meta);
     let at_least = last_written(previous).map(|w| w.job_modify_index);
     let live = match ctx.jobs.get(&key.namespace, &desired.id, at_least) {
         Some(cached) => cached,
@@ -84,7 +103,22 @@ pub async fn ensure_job(
             read
         }
     };
-    let observation = observation(key, desired, live.as_ref(), previous, waiting_for);
+    let mut observation = observation(key, desired, live.as_ref(), previous, retry, waiting_for);
+    // The job moved since nomarch's write: if Nomad rolled that write back, hold it.
+    let mut rolled_back = observation
+        .rolled_back
+        .as_ref()
+        .and_then(|_| rollback(previous));
+    if matches!(plan(&observation), JobAction::VerifyDrift { .. }) {
+        if let Some(found) =
+            rolled_back_now(ctx, key, &observation, previous, generation, retry).await?
+        {
+            ctx.event(key, EventType::Warning, "RolledBack", found.describe())
+                .await;
+            observation.rolled_back = Some(found.fingerprint.clone());
+            rolled_back = Some(found);
+        }
+    }
     let written_now = |index: u64| Written {
         job_modify_index: index,
         fingerprint: observation.desired_fingerprint.clone(),
@@ -129,6 +163,7 @@ pub async fn ensure_job(
                 written,
                 waiting: Some(reason),
                 rejected: None,
+                rolled_back: None,
             });
         }
         JobAction::Hold => {
@@ -136,7 +171,8 @@ pub async fn ensure_job(
                 job: live,
                 written,
                 waiting: None,
-                rejected: rejection(previous),
+                rejected: rejection(previous).filter(|_| rolled_back.is_none()),
+                rolled_back,
             });
         }
         JobAction::Nothing => None,
@@ -147,6 +183,7 @@ pub async fn ensure_job(
             written,
             waiting: None,
             rejected: None,
+            rolled_back: None,
         });
     };
     let response = match ctx.nomad.register(desired, Some(enforce_index)).await {
@@ -174,7 +211,40 @@ pub async fn ensure_job(
         written: Some(written_now(response.job_modify_index)),
         waiting: None,
         rejected: None,
+        rolled_back: None,
     })
+}
+
+/// Whether Nomad rolled back nomarch's last write: a failed deployment of that very job version
+/// (its `JobSpecModifyIndex` is the index the register answered) whose description says Nomad
+/// is rolling back (deploymentwatcher `DeploymentStatusDescriptionRollback`). A rollback already
+/// on record for this job, with a retry asked for since, does not count again.
+async fn rolled_back_now(
+    ctx: &Context,
+    key: &ObjectRef,
+    observation: &Observation,
+    previous: Option<&Status>,
+    generation: i64,
+    retry: &str,
+) -> Result<Option<Rollback>, ReconcileError> {
+    let Some(written) = &observation.last_written else {
+        return Ok(None);
+    };
+    let retried = rollback(previous).is_some_and(|r| r.fingerprint == written.fingerprint);
+    if retried {
+        return Ok(None);
+    }
+    let id = reconcilers::meta::job_id(key);
+    let deployments = ctx.nomad.job_deployments(&key.namespace, &id).await?;
+    Ok(deployments
+        .iter()
+        .find(|d| d.job_spec_modify_index == written.job_modify_index && d.rolled_back())
+        .map(|d| Rollback {
+            fingerprint: written.fingerprint.clone(),
+            generation,
+            message: d.status_description.clone(),
+            retry_token: retry.to_string(),
+        }))
 }
 
 /// Nomad refused the desired job for what it is: one Warning with Nomad's words, and the

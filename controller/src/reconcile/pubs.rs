@@ -12,7 +12,7 @@ use crds::{Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
 use reconcilers::render::pubs::render_pub;
 use reconcilers::status::set_condition;
-use reconcilers::status::{record_rejection, Written};
+use reconcilers::status::{record_rejection, record_rollback, Written};
 use serde_json::{json, Value};
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
@@ -171,7 +171,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         ctx,
         key,
         &desired,
-        pub_.metadata.generation,
+        &pub_.metadata,
         Some(&status),
         Vec::new(),
     )
@@ -179,6 +179,12 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
     let (mut observed, heal_due) =
         observe(ctx, &pub_, ensured.job.as_ref(), ensured.written, &status).await?;
     record_rejection(&mut observed, ensured.rejected.as_ref(), Utc::now());
+    record_rollback(
+        &mut observed,
+        previous.as_ref(),
+        ensured.rolled_back.as_ref(),
+        Utc::now(),
+    );
     save_status(ctx, key, previous.as_ref(), &observed).await?;
     let ready = observed
         .condition("Ready")
@@ -291,9 +297,10 @@ async fn observe(
     current: &Status,
 ) -> Result<(Status, Option<Duration>), ReconcileError> {
     let key = pub_.object_ref();
+    let service = reconcilers::render::service_name(&key);
     let workload = Workload {
         object: &key,
-        service: &key.name,
+        service: &service,
         desired: 1,
         generation: pub_.metadata.generation,
         health: pub_.spec.health.as_ref(),

@@ -16,21 +16,36 @@ struct State {
     /// Refs by object name: every Nomad event names a job, and scanning 12,000 objects per
     /// event to find its owner was the largest cost of following the event stream.
     by_name: HashMap<String, Vec<ObjectRef>>,
+    /// Refs by Consul service name ([`reconcilers::render::service_name`]): a health change
+    /// names a service, which differs from the object's name outside `default`.
+    by_service: HashMap<String, Vec<ObjectRef>>,
 }
 
 impl State {
     fn index(&mut self, object: &ObjectRef) {
-        let refs = self.by_name.entry(object.name.clone()).or_default();
-        if !refs.contains(object) {
-            refs.push(object.clone());
+        let service = reconcilers::render::service_name(object);
+        for (map, key) in [
+            (&mut self.by_name, object.name.clone()),
+            (&mut self.by_service, service),
+        ] {
+            let refs = map.entry(key).or_default();
+            if !refs.contains(object) {
+                refs.push(object.clone());
+            }
         }
     }
 
     fn unindex(&mut self, object: &ObjectRef) {
-        if let Some(refs) = self.by_name.get_mut(&object.name) {
-            refs.retain(|r| r != object);
-            if refs.is_empty() {
-                self.by_name.remove(&object.name);
+        let service = reconcilers::render::service_name(object);
+        for (map, key) in [
+            (&mut self.by_name, object.name.clone()),
+            (&mut self.by_service, service),
+        ] {
+            if let Some(refs) = map.get_mut(&key) {
+                refs.retain(|r| r != object);
+                if refs.is_empty() {
+                    map.remove(&key);
+                }
             }
         }
     }
@@ -89,6 +104,17 @@ impl Cache {
             .into_iter()
             .flatten()
             .filter(|r| namespace.is_none_or(|ns| ns == r.namespace))
+            .cloned()
+            .collect()
+    }
+
+    /// The objects whose workload registers this Consul service.
+    pub fn serving(&self, service: &str) -> Vec<ObjectRef> {
+        self.read()
+            .by_service
+            .get(service)
+            .into_iter()
+            .flatten()
             .cloned()
             .collect()
     }
@@ -181,6 +207,7 @@ impl Cache {
         );
         state.objects = fresh;
         state.by_name.clear();
+        state.by_service.clear();
         let refs: Vec<ObjectRef> = state.objects.keys().cloned().collect();
         for object in &refs {
             state.index(object);

@@ -62,7 +62,7 @@ pub struct ParsedCommit {
 }
 
 /// Per node ID: when each recent heal or failure happened, and which allocation it was.
-pub type Troubles = std::collections::HashMap<String, Vec<(chrono::DateTime<chrono::Utc>, String)>>;
+pub type Troubles = std::collections::HashMap<String, Vec<reconcilers::healing::Trouble>>;
 
 /// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
 pub const REPINS_PER_SECOND: u32 = 50;

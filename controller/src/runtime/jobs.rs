@@ -7,8 +7,12 @@
 //! A reader also says the lowest `JobModifyIndex` it can accept (the one nomarch last wrote):
 //! an entry older than that is a miss, so the cache can never make nomarch re-register a job
 //! it just wrote.
+//!
+//! The stream carries the namespaces that existed when it was opened (Nomad resolves `*` once,
+//! nomad/event_endpoint.go `validateACL`): jobs in a namespace made later are misses until the
+//! stream is reopened.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use crate::clients::nomad_types::Job;
@@ -20,6 +24,8 @@ struct State {
     synced: bool,
     /// `None`: Nomad said there is no such job.
     jobs: HashMap<JobKey, Option<Job>>,
+    /// The namespaces the stream carries.
+    covered: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -46,9 +52,10 @@ impl JobCache {
     }
 
     /// The stream is (re)connected: start empty and trust events from here on.
-    pub fn restart(&self) {
+    pub fn restart(&self, covered: HashSet<String>) {
         let mut state = self.write();
         state.jobs.clear();
+        state.covered = covered;
         state.synced = true;
     }
 
@@ -62,7 +69,7 @@ impl JobCache {
     /// The job (or its absence), when cached and at least as new as `at_least`.
     pub fn get(&self, namespace: &str, id: &str, at_least: Option<u64>) -> Option<Option<Job>> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        if !state.synced {
+        if !state.synced || !state.covered.contains(namespace) {
             return None;
         }
         let entry = state.jobs.get(&key(namespace, id))?;
@@ -78,7 +85,7 @@ impl JobCache {
     /// What a read from Nomad returned; never replaces a newer entry.
     pub fn put(&self, namespace: &str, id: &str, job: Option<Job>) {
         let mut state = self.write();
-        if !state.synced {
+        if !state.synced || !state.covered.contains(namespace) {
             return;
         }
         let key = key(namespace, id);
@@ -124,6 +131,10 @@ impl JobCache {
 mod tests {
     use super::*;
 
+    fn default_only() -> HashSet<String> {
+        HashSet::from(["default".to_string()])
+    }
+
     fn job(index: u64) -> Job {
         serde_json::from_value(serde_json::json!({
             "ID": "web", "JobModifyIndex": index, "TaskGroups": [{"Name": "g"}], "Datacenters": ["dc1"],
@@ -139,7 +150,7 @@ mod tests {
             cache.get("default", "web", None).is_none(),
             "not synced yet"
         );
-        cache.restart();
+        cache.restart(default_only());
         assert!(
             cache.get("default", "web", None).is_none(),
             "not cached yet"

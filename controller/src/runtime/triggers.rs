@@ -1,7 +1,7 @@
 //! What else makes objects reconcile: Nomad's event stream (jobs and allocations), Consul
 //! health changes (blocking queries), and a periodic resync that also sweeps orphaned jobs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,17 +84,30 @@ pub fn pubs_concerned_by_node(ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
         .collect()
 }
 
-/// Follows Nomad's event stream. Each (re)connection first lists every allocation into the
-/// allocation cache and streams from that listing's index, so nothing that happened while the
-/// stream was down is missed; while it is down, the cache says so and readers ask Nomad.
+/// Follows Nomad's event stream. Each (re)connection first lists the namespaces and every
+/// allocation into the allocation cache and streams from that listing's index, so nothing that
+/// happened while the stream was down is missed; while it is down, the cache says so and
+/// readers ask Nomad. Nomad resolves the stream's `*` namespace once, when it opens
+/// (nomad/event_endpoint.go `validateACL`), so a namespace created later carries no events to
+/// it: a blocking query on the namespaces reopens the stream when one appears.
 pub async fn nomad_events(ctx: Arc<Context>) {
     let mut failures = 0u32;
     loop {
+        let namespaces = match ctx.nomad.namespaces(QueryOptions::default()).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                debug!(error = %e, "namespace listing failed");
+                failures += 1;
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        let covered: HashSet<String> = namespaces.value.into_iter().map(|n| n.name).collect();
         let listed = ctx.nomad.allocations(QueryOptions::namespace("*")).await;
         let index = match listed {
             Ok(listing) => {
-                ctx.allocs.replace(listing.value);
-                ctx.jobs.restart();
+                ctx.allocs.replace(listing.value, covered.clone());
+                ctx.jobs.restart(covered.clone());
                 listing.index
             }
             Err(e) => {
@@ -104,45 +117,78 @@ pub async fn nomad_events(ctx: Arc<Context>) {
                 continue;
             }
         };
+        let new_namespace = namespace_added(&ctx, &covered, namespaces.index);
+        tokio::pin!(new_namespace);
+        let mut reopen = false;
         match ctx
             .nomad
             .event_stream(&["Job", "Allocation"], "*", index)
             .await
         {
-            Ok(mut stream) => {
-                while let Some(frame) = stream.next().await {
-                    match frame {
-                        Ok(frame) => {
-                            failures = 0;
-                            for event in &frame.events {
-                                let payload = Payload::of(event);
-                                let owners = owners_of(&ctx, event, &payload);
-                                // Caches first, so the reconciles queued next read this event.
-                                match payload {
-                                    Payload::Allocation(Some(alloc)) => ctx.allocs.upsert(alloc),
-                                    Payload::Job(job) => {
-                                        ctx.jobs.on_event(&event.event_type, &event.namespace, job)
-                                    }
-                                    _ => {}
+            Ok(mut stream) => loop {
+                let frame = tokio::select! {
+                    frame = stream.next() => frame,
+                    () = &mut new_namespace => {
+                        debug!("a namespace appeared; reopening the event stream");
+                        reopen = true;
+                        break;
+                    }
+                };
+                let Some(frame) = frame else { break };
+                match frame {
+                    Ok(frame) => {
+                        failures = 0;
+                        for event in &frame.events {
+                            let payload = Payload::of(event);
+                            let owners = owners_of(&ctx, event, &payload);
+                            // Caches first, so the reconciles queued next read this event.
+                            match payload {
+                                Payload::Allocation(Some(alloc)) => ctx.allocs.upsert(alloc),
+                                Payload::Job(job) => {
+                                    ctx.jobs.on_event(&event.event_type, &event.namespace, job)
                                 }
-                                for owner in owners {
-                                    ctx.queue.add(owner);
-                                }
+                                _ => {}
+                            }
+                            for owner in owners {
+                                ctx.queue.add(owner);
                             }
                         }
-                        Err(e) => {
-                            debug!(error = %e, "event stream ended");
-                            break;
-                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "event stream ended");
+                        break;
                     }
                 }
-            }
+            },
             Err(e) => debug!(error = %e, "event stream unavailable"),
         }
         ctx.allocs.mark_unsynced();
         ctx.jobs.mark_unsynced();
+        if reopen {
+            continue;
+        }
         failures += 1;
         tokio::time::sleep(backoff(failures)).await;
+    }
+}
+
+/// Resolves when Nomad lists a namespace the stream does not carry (blocking queries from
+/// `index`); errors only wait and ask again, the stream itself reports Nomad being gone.
+async fn namespace_added(ctx: &Context, covered: &HashSet<String>, mut index: u64) {
+    loop {
+        let options = QueryOptions::default().blocking(index, ctx.blocking_wait);
+        match ctx.nomad.namespaces(options).await {
+            Ok(answer) => {
+                if answer.value.iter().any(|n| !covered.contains(&n.name)) {
+                    return;
+                }
+                index = answer.index.max(1);
+            }
+            Err(e) => {
+                debug!(error = %e, "namespace watch failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 
@@ -197,7 +243,7 @@ pub async fn consul_health(ctx: Arc<Context>) {
                 changed.sort();
                 changed.dedup();
                 for service in changed {
-                    for owner in ctx.cache.named(None, service) {
+                    for owner in ctx.cache.serving(service) {
                         ctx.queue.add(owner);
                     }
                 }

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use super::clock::Clock;
 use super::config::SimConfig;
-use super::model::{Alloc, Eval, JobRecord, KvEntry, Namespace, Node, VariableEntry, WriteRecord};
+use super::model::{
+    Alloc, Deployment, Eval, JobRecord, KvEntry, Namespace, Node, VariableEntry, WriteRecord,
+};
 
 /// Event-stream frames kept for resumption, as Nomad's `event_buffer_size` default.
 pub const EVENT_BUFFER_FRAMES: usize = 100;
@@ -23,6 +25,7 @@ pub struct TableIndex {
     pub namespaces: u64,
     pub consul: u64,
     pub kv: u64,
+    pub deployments: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +112,7 @@ pub struct Cluster {
     pub allocs: BTreeMap<String, Alloc>,
     pub nodes: BTreeMap<String, Node>,
     pub evals: BTreeMap<String, Eval>,
+    pub deployments: BTreeMap<String, Deployment>,
     /// Allocation and evaluation IDs per (namespace, job): the scheduler and status queries ask
     /// "what does this job have" constantly, and scanning 20,000 allocations each time does not
     /// scale.
@@ -130,6 +134,9 @@ pub struct Cluster {
     /// Check statuses set through `PUT /_sim/checks`; the newest matching rule wins, so a rule
     /// by service name also holds for replacement allocations.
     pub check_rules: Vec<CheckRule>,
+    /// Faults new allocations of a task image get (`PUT /_sim/images`); the newest rule for
+    /// an image wins.
+    pub image_faults: Vec<(String, super::model::Fault)>,
     pub buffer: VecDeque<Frame>,
     pub pending_events: Vec<StreamEvent>,
     pub writes: Vec<WriteRecord>,
@@ -151,6 +158,7 @@ impl Cluster {
             allocs: BTreeMap::new(),
             nodes: BTreeMap::new(),
             evals: BTreeMap::new(),
+            deployments: BTreeMap::new(),
             allocs_by_job: HashMap::new(),
             evals_by_job: HashMap::new(),
             allocs_by_node: HashMap::new(),
@@ -161,6 +169,7 @@ impl Cluster {
             kv: BTreeMap::new(),
             variables: BTreeMap::new(),
             check_rules: Vec::new(),
+            image_faults: Vec::new(),
             buffer: VecDeque::new(),
             pending_events: Vec::new(),
             writes: Vec::new(),
@@ -314,6 +323,9 @@ impl Cluster {
         self.unindex_child(key);
         self.next_launches.remove(key);
         self.periodic_jobs.remove(key);
+        // A purged job's deployments go with it (nomad/state/state_store.go `DeleteJobTxn`).
+        self.deployments
+            .retain(|_, d| (&d.namespace, &d.job_id) != (&key.0, &key.1));
         self.jobs.remove(key)
     }
 

@@ -569,7 +569,10 @@ impl Cluster {
                 index,
                 payload: json!({"Job": last, "Deleted": true}),
             });
-        } else if !job.stop {
+        } else {
+            // nomad/fsm.go `handleJobDeregister`: the current job is copied with `Stop` set and
+            // upserted, and `upsertJobImpl` gives every upsert a new version, so stopping an
+            // already stopped job writes one more.
             let previous = render::job(self, &job);
             job.versions.insert(0, previous);
             job.versions.truncate(MAX_VERSIONS - 1);
@@ -663,13 +666,20 @@ impl Cluster {
             .job(namespace, id)
             .cloned()
             .ok_or_else(|| ApiError::internal("job not found"))?;
-        // Nomad's IsPeriodicActive: a periodic block that is enabled, on a job not stopped.
+        // nomad/periodic_endpoint.go `Force`: only periodic jobs; then nomad/periodic.go
+        // `ForceEval` launches only what the dispatcher tracks, which `Add` limits to
+        // `IsPeriodicActive` jobs (enabled, not stopped).
+        if !parent.is_periodic() {
+            return Err(ApiError::internal("can't force launch non-periodic job"));
+        }
         let enabled = parent.spec["Periodic"]
             .get("Enabled")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        if !parent.is_periodic() || !enabled || parent.stop {
-            return Err(ApiError::internal("can't force launch non-periodic job"));
+        if !enabled || parent.stop {
+            return Err(ApiError::internal(format!(
+                "force launch for job {id:?} failed: can't force run non-tracked job {id:?} ({namespace})"
+            )));
         }
         let now = self.clock.now();
         let mut child_id = format!("{id}/periodic-{}", now.timestamp());
@@ -810,7 +820,7 @@ impl Cluster {
 }
 
 /// A stored version without the fields the server sets, ready to register again.
-fn strip_server_fields(mut job: Value) -> Value {
+pub fn strip_server_fields(mut job: Value) -> Value {
     if let Some(object) = job.as_object_mut() {
         for key in super::model::SERVER_SET_FIELDS {
             object.remove(*key);

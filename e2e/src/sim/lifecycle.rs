@@ -352,6 +352,7 @@ impl Cluster {
     pub fn tick(&mut self) {
         self.tick_nodes();
         self.tick_allocs();
+        self.tick_deployments();
         self.tick_periodic();
         self.collect_garbage();
     }
@@ -444,11 +445,29 @@ impl Cluster {
             })
             .map(|e| e.id.clone())
             .collect();
-        if dead_allocs.is_empty() && dead_evals.is_empty() {
-            return;
-        }
         for id in &dead_allocs {
             self.allocs.remove(id);
+        }
+        // nomad/core_sched.go `deploymentGC`: terminal deployments past the threshold that
+        // no allocation refers to any more.
+        let referenced: std::collections::HashSet<&str> = self
+            .allocs
+            .values()
+            .map(|a| a.deployment_id.as_str())
+            .collect();
+        let dead_deployments: Vec<String> = self
+            .deployments
+            .values()
+            .filter(|d| {
+                !d.active() && d.modify_time < cutoff && !referenced.contains(d.id.as_str())
+            })
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &dead_deployments {
+            self.deployments.remove(id);
+        }
+        if dead_allocs.is_empty() && dead_evals.is_empty() {
+            return;
         }
         for id in &dead_evals {
             self.evals.remove(id);
@@ -484,19 +503,123 @@ impl Cluster {
                 self.nodes.get_mut(&id).expect("exists").last_heartbeat = now;
                 if was_away {
                     self.set_node_status(&id, "ready");
+                    self.reconnect_allocs_on(&id);
                     self.unblock_evals();
                 }
                 continue;
             }
             if node.status == "ready" && now - node.last_heartbeat > limit {
-                let status = if node.partitioned {
-                    "disconnected"
-                } else {
-                    "down"
-                };
+                let status = self.missed_heartbeat_status(&id, now);
                 self.set_node_status(&id, status);
                 self.lose_allocs_on(&id);
+            } else if node.status == "disconnected" {
+                self.expire_unknown_allocs(&id, now);
             }
+        }
+    }
+
+    /// nomad/heartbeat.go `invalidateHeartbeat` with `disconnectState`: a node whose heartbeats
+    /// stopped is `down`, unless a live allocation on it tolerates disconnects (its group's
+    /// `disconnect.lost_after`, or the older `max_client_disconnect`) and has not expired; then
+    /// it is `disconnected`. The server cannot tell a dead client from a cut-off one.
+    fn missed_heartbeat_status(&self, node_id: &str, now: DateTime<Utc>) -> &'static str {
+        let tolerant = self.allocs_on_node(node_id).any(|a| {
+            a.desired_status == "run"
+                && !a.client_status.is_terminal()
+                && disconnect_timeout(a).is_some()
+                && !expired(a, now)
+        });
+        if tolerant {
+            "disconnected"
+        } else {
+            "down"
+        }
+    }
+
+    /// A disconnected client is back: its `unknown` allocations run again, and the replacements
+    /// made meanwhile are stopped (scheduler/reconcile.go `reconcileReconnecting`, keeping the
+    /// original as `best_score` does when scores tie).
+    fn reconnect_allocs_on(&mut self, node_id: &str) {
+        let back: Vec<Alloc> = self
+            .allocs_on_node(node_id)
+            .filter(|a| a.client_status == ClientStatus::Unknown && a.desired_status == "run")
+            .cloned()
+            .collect();
+        if back.is_empty() {
+            return;
+        }
+        let index = self.bump();
+        let now = self.clock.now();
+        for original in &back {
+            if let Some(alloc) = self.allocs.get_mut(&original.id) {
+                alloc.client_status = ClientStatus::Running;
+                alloc.client_description = "Tasks are running".into();
+                alloc.modify_index = index;
+                alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
+                for state in alloc.tasks.values_mut() {
+                    state.state = "running";
+                    state.finished_at = None;
+                }
+            }
+            self.emit_alloc(&original.id, "AllocationUpdated", index);
+            let replacements: Vec<String> = self
+                .allocs_of_job(&original.namespace, &original.job_id)
+                .filter(|a| {
+                    a.id != original.id
+                        && a.group == original.group
+                        && a.index == original.index
+                        && !a.is_terminal()
+                        && a.create_index > original.create_index
+                })
+                .map(|a| a.id.clone())
+                .collect();
+            for id in replacements {
+                self.stop_alloc(
+                    &id,
+                    "alloc not needed due to disconnected client reconnect",
+                    index,
+                );
+            }
+        }
+        self.tables.allocs = index;
+        self.tables.consul = index;
+    }
+
+    /// structs.go `Allocation.Expired`: an `unknown` allocation whose disconnect window ran
+    /// out is lost, and replaced for good; once none is left, the node is `down` (the next
+    /// heartbeat invalidation finds nothing that can wait).
+    fn expire_unknown_allocs(&mut self, node_id: &str, now: DateTime<Utc>) {
+        let expired_ids: Vec<String> = self
+            .allocs_on_node(node_id)
+            .filter(|a| a.client_status == ClientStatus::Unknown && expired(a, now))
+            .map(|a| a.id.clone())
+            .collect();
+        if expired_ids.is_empty() {
+            if !self
+                .allocs_on_node(node_id)
+                .any(|a| a.client_status == ClientStatus::Unknown)
+            {
+                self.set_node_status(node_id, "down");
+            }
+            return;
+        }
+        let index = self.bump();
+        let mut jobs = Vec::new();
+        for id in expired_ids {
+            let alloc = self.allocs.get_mut(&id).expect("exists");
+            alloc.client_status = ClientStatus::Lost;
+            alloc.desired_status = "stop";
+            alloc.desired_description = "alloc is lost since its node is down".into();
+            alloc.modify_index = index;
+            alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
+            jobs.push((alloc.namespace.clone(), alloc.job_id.clone()));
+            self.emit_alloc(&id, "AllocationUpdated", index);
+        }
+        self.tables.allocs = index;
+        jobs.sort();
+        jobs.dedup();
+        for (namespace, job_id) in jobs {
+            self.reevaluate(&namespace, &job_id, "max-disconnect-timeout");
         }
     }
 
@@ -505,7 +628,10 @@ impl Cluster {
     pub fn lose_allocs_on(&mut self, node_id: &str) {
         let index = self.bump();
         let now = self.clock.now();
-        let partitioned = self.nodes.get(node_id).is_some_and(|n| n.partitioned);
+        let disconnected = self
+            .nodes
+            .get(node_id)
+            .is_some_and(|n| n.status == "disconnected");
         let affected: Vec<String> = self
             .allocs_on_node(node_id)
             .filter(|a| !a.client_status.is_terminal())
@@ -514,20 +640,8 @@ impl Cluster {
         let mut jobs = Vec::new();
         for id in affected {
             let alloc = self.allocs.get_mut(&id).expect("exists");
-            let tolerates = alloc
-                .job
-                .get("TaskGroups")
-                .and_then(Value::as_array)
-                .and_then(|gs| {
-                    gs.iter().find(|g| {
-                        g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str())
-                    })
-                })
-                .is_some_and(|g| {
-                    g.get("Disconnect").is_some_and(|d| !d.is_null())
-                        || g.get("MaxClientDisconnect").is_some_and(|d| !d.is_null())
-                });
-            alloc.client_status = if partitioned && tolerates {
+            let tolerates = disconnect_timeout(alloc).is_some();
+            alloc.client_status = if disconnected && tolerates {
                 ClientStatus::Unknown
             } else {
                 ClientStatus::Lost
@@ -637,7 +751,10 @@ impl Cluster {
         alloc.client_description = "Tasks are running".into();
         alloc.modify_index = index;
         alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
-        alloc.healthy = Some(true);
+        // client/allocrunner/health_hook.go: the tracker starts with the tasks.
+        if !alloc.deployment_id.is_empty() {
+            alloc.health_watch_start = Some(now);
+        }
         if matches!(alloc.job_type.as_str(), "batch" | "sysbatch") {
             alloc.finish_at = Some(now + batch_duration);
         }
@@ -703,15 +820,24 @@ impl Cluster {
         // A run that ended on its own is the scheduler's business: replace a failed service
         // allocation, retry a failed batch run (within its policy).
         if desired == "run" && status == ClientStatus::Failed {
+            // client/allochealth/tracker.go: a failed task makes a deployment's allocation
+            // unhealthy before the servers see the failure.
+            let judged = self
+                .allocs
+                .get(id)
+                .is_some_and(|a| a.deployment_id.is_empty() || a.healthy.is_some());
+            if !judged {
+                let index = self.bump();
+                self.set_alloc_health(id, false, index);
+            }
             self.reevaluate(&namespace, &job_id, "alloc-failure");
         }
         self.unblock_evals();
     }
 
-    /// One crash of a crash-looping task: restart in place while the restart policy allows,
-    /// then fail the allocation.
-    fn crash(&mut self, id: &str) {
-        let now = self.clock.now();
+    /// Whether the tasks have restarted as often as the group's restart policy allows
+    /// (client/allocrunner/taskrunner/restarts/restarts.go: `Attempts`, mode `fail`).
+    fn restart_attempts_used(&self, id: &str) -> bool {
         let attempts = {
             let alloc = &self.allocs[id];
             alloc
@@ -734,7 +860,14 @@ impl Cluster {
             .map(|t| t.restarts)
             .max()
             .unwrap_or(0);
-        if restarts >= attempts {
+        restarts >= attempts
+    }
+
+    /// One crash of a crash-looping task: restart in place while the restart policy allows,
+    /// then fail the allocation.
+    fn crash(&mut self, id: &str) {
+        let now = self.clock.now();
+        if self.restart_attempts_used(id) {
             self.finish_alloc(
                 id,
                 ClientStatus::Failed,
@@ -810,6 +943,20 @@ impl Cluster {
             (true, None) => self.allocs.get_mut(id).expect("exists").critical_since = Some(now),
             (true, Some(since)) => {
                 if deadline.is_some_and(|d| now - since > d) {
+                    // client/serviceregistration/watcher.go restarts the task as a failure
+                    // (`Restart(..., failure=true)`), which restarts/restarts.go counts against
+                    // the group's restart policy: past its attempts the allocation fails
+                    // ("Exceeded allowed attempts") and the reschedule policy takes over.
+                    if self.restart_attempts_used(id) {
+                        self.finish_alloc(
+                            id,
+                            ClientStatus::Failed,
+                            "Not Restarting",
+                            "Exceeded allowed attempts",
+                            1,
+                        );
+                        return;
+                    }
                     self.restart_alloc(id, "Restart Signaled", "healthcheck: check unhealthy");
                     self.allocs.get_mut(id).expect("exists").critical_since = Some(now);
                 }
@@ -950,4 +1097,31 @@ pub fn next_launch(periodic: &Value, since: DateTime<Utc>) -> Option<DateTime<Ut
         .filter_map(|cron| cron.find_next_occurrence(&local, false).ok())
         .map(|t| t.with_timezone(&Utc))
         .min()
+}
+
+/// structs.go `TaskGroup.GetDisconnectLostTimeout`: how long an allocation of this group may be
+/// out of touch before it is lost (`disconnect.lost_after`, which `max_client_disconnect` is
+/// canonicalized into); `None` when the group does not tolerate disconnects.
+fn disconnect_timeout(alloc: &Alloc) -> Option<chrono::Duration> {
+    let group = super::deployments::group_of(alloc)?;
+    let nanos = group
+        .get("Disconnect")
+        .and_then(|d| d.get("LostAfter"))
+        .and_then(Value::as_i64)
+        .or_else(|| group.get("MaxClientDisconnect").and_then(Value::as_i64))
+        .filter(|n| *n > 0)?;
+    Some(chrono::Duration::nanoseconds(nanos))
+}
+
+/// structs.go `Allocation.Expired`: unknown for longer than its disconnect timeout (counted
+/// from when it turned unknown, its last modification).
+fn expired(alloc: &Alloc, now: DateTime<Utc>) -> bool {
+    if alloc.client_status != ClientStatus::Unknown {
+        return false;
+    }
+    let Some(timeout) = disconnect_timeout(alloc) else {
+        return false;
+    };
+    let since = DateTime::from_timestamp_nanos(alloc.modify_time);
+    now > since + timeout
 }

@@ -10,7 +10,8 @@
 //! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: candidate nodes,
 //!   capacity and binpack; [`constraints`]: constraint operands and interpolation;
 //!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`); [`validate`]:
-//!   the jobs Nomad refuses, in its words.
+//!   the jobs Nomad refuses, in its words; [`deployments`]: rollouts gated on health, progress
+//!   deadlines, auto-revert and stable versions.
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
 //! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod constraints;
 pub mod consul;
+pub mod deployments;
 pub mod diff;
 pub mod error;
 pub mod http;

@@ -175,7 +175,19 @@ pub struct Alloc {
     pub job: std::sync::Arc<Value>,
     /// When each service check last became critical (for check_restart and `Timestamp`).
     pub critical_since: Option<DateTime<Utc>>,
+    /// `DeploymentStatus.Healthy`: unset until the client's health tracker decides.
     pub healthy: Option<bool>,
+    /// `DeploymentStatus.Timestamp` (nanoseconds) of that decision.
+    pub health_timestamp: i64,
+    /// `DeploymentStatus.ModifyIndex`: the commit that set the health.
+    pub health_modify_index: u64,
+    /// When the health tracker started watching (the tasks started, or the allocation joined a
+    /// new deployment in place): `healthy_deadline` counts from here.
+    pub health_watch_start: Option<DateTime<Utc>>,
+    /// Since when every task has run and every check passed without a break.
+    pub healthy_since: Option<DateTime<Utc>>,
+    /// The deployment that placed (or in-place updated) it; empty when none.
+    pub deployment_id: String,
     /// How the scheduler chose the node (`AllocationMetric`).
     pub metrics: Value,
 }
@@ -189,6 +201,53 @@ impl Alloc {
     pub fn is_terminal(&self) -> bool {
         self.desired_status != "run" || self.client_status.is_terminal()
     }
+}
+
+/// nomad/structs/structs.go `Deployment`: one job version being rolled out.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub id: String,
+    pub namespace: String,
+    pub job_id: String,
+    pub job_version: u64,
+    pub job_modify_index: u64,
+    pub job_spec_modify_index: u64,
+    pub job_create_index: u64,
+    pub groups: BTreeMap<String, DeploymentState>,
+    pub status: &'static str,
+    pub status_description: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+    pub create_time: i64,
+    pub modify_time: i64,
+}
+
+impl Deployment {
+    /// structs.go `Deployment.Active`.
+    pub fn active(&self) -> bool {
+        matches!(
+            self.status,
+            "running" | "paused" | "blocked" | "unblocking" | "initializing" | "pending"
+        )
+    }
+}
+
+/// structs.go `DeploymentState`: one task group's progress in a deployment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeploymentState {
+    pub auto_revert: bool,
+    pub auto_promote: bool,
+    /// Nanoseconds; 0 means none.
+    pub progress_deadline: i64,
+    /// Nanoseconds since the epoch; `None` until the first placement.
+    pub require_progress_by: Option<i64>,
+    pub promoted: bool,
+    pub placed_canaries: Vec<String>,
+    pub desired_canaries: u64,
+    pub desired_total: u64,
+    pub placed_allocs: u64,
+    pub healthy_allocs: u64,
+    pub unhealthy_allocs: u64,
 }
 
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::cluster::Cluster;
-use super::model::{Alloc, ClientStatus, Eval, JobRecord, Node, TaskEvent, TaskState};
+use super::model::{Alloc, ClientStatus, Deployment, Eval, JobRecord, Node, TaskEvent, TaskState};
 
 /// Go's zero time, which Nomad prints for unset timestamps.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -197,8 +197,62 @@ fn task_states(alloc: &Alloc) -> Value {
     )
 }
 
+/// `AllocDeploymentStatus`: set once the client judged health, or the allocation joined a
+/// deployment; `null` before (a nil pointer in Nomad).
 fn deployment_status(alloc: &Alloc) -> Value {
-    json!({"Healthy": alloc.healthy, "Canary": false, "Timestamp": rfc3339(None), "ModifyIndex": alloc.modify_index})
+    if alloc.healthy.is_none() && alloc.deployment_id.is_empty() {
+        return Value::Null;
+    }
+    let timestamp = (alloc.health_timestamp != 0)
+        .then(|| chrono::DateTime::from_timestamp_nanos(alloc.health_timestamp));
+    json!({"Healthy": alloc.healthy, "Canary": false, "Timestamp": rfc3339(timestamp), "ModifyIndex": alloc.health_modify_index})
+}
+
+/// `Deployment`, as `GET /v1/deployment/:id` returns it.
+pub fn deployment(d: &Deployment) -> Value {
+    let groups: Map<String, Value> = d
+        .groups
+        .iter()
+        .map(|(name, s)| {
+            let by = s
+                .require_progress_by
+                .map(chrono::DateTime::from_timestamp_nanos);
+            (
+                name.clone(),
+                json!({
+                    "AutoRevert": s.auto_revert,
+                    "AutoPromote": s.auto_promote,
+                    "ProgressDeadline": s.progress_deadline,
+                    "RequireProgressBy": rfc3339(by),
+                    "Promoted": s.promoted,
+                    "PlacedCanaries": if s.placed_canaries.is_empty() { Value::Null } else { json!(s.placed_canaries) },
+                    "DesiredCanaries": s.desired_canaries,
+                    "DesiredTotal": s.desired_total,
+                    "PlacedAllocs": s.placed_allocs,
+                    "HealthyAllocs": s.healthy_allocs,
+                    "UnhealthyAllocs": s.unhealthy_allocs,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "ID": d.id,
+        "Namespace": d.namespace,
+        "JobID": d.job_id,
+        "JobVersion": d.job_version,
+        "JobModifyIndex": d.job_modify_index,
+        "JobSpecModifyIndex": d.job_spec_modify_index,
+        "JobCreateIndex": d.job_create_index,
+        "IsMultiregion": false,
+        "TaskGroups": groups,
+        "Status": d.status,
+        "StatusDescription": d.status_description,
+        "EvalPriority": 50,
+        "CreateIndex": d.create_index,
+        "ModifyIndex": d.modify_index,
+        "CreateTime": d.create_time,
+        "ModifyTime": d.modify_time,
+    })
 }
 
 fn desired_transition(alloc: &Alloc) -> Value {
@@ -288,7 +342,7 @@ pub fn alloc(alloc: &Alloc, with_job: bool) -> Value {
     );
     object.insert("Metrics".into(), alloc.metrics.clone());
     object.insert("AllocModifyIndex".into(), json!(alloc.alloc_modify_index));
-    object.insert("DeploymentID".into(), json!(""));
+    object.insert("DeploymentID".into(), json!(alloc.deployment_id));
     object.insert(
         "NetworkStatus".into(),
         json!({"InterfaceName": "", "Address": "", "DNS": null}),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::cluster::{Cluster, StreamEvent};
+use super::deployments::{destructive_budget, Strategy};
 use super::model::{Alloc, ClientStatus, Eval, Fault, JobRecord};
 use super::placement::{group_resources, Ask, Placer};
 use super::render;
@@ -218,6 +219,8 @@ impl Cluster {
             .job(namespace, job_id)
             .filter(|job| !(job.stop || job.is_periodic() || job.is_parameterized()))
             .cloned();
+        // reconcile.go `cancelUnneededDeployments` runs first, for stopped jobs too.
+        let mut deployment = self.current_deployment((namespace, job_id), index);
         let Some(job) = runnable else {
             self.stop_allocs(
                 namespace,
@@ -244,6 +247,7 @@ impl Cluster {
             self.stop_alloc(&id, "alloc not needed due to job update", index);
         }
         let mut placer = Placer::new(self, rendered.as_ref(), eval_id);
+        let mut open_work = false;
         for group in job.groups() {
             let name = group
                 .get("Name")
@@ -252,11 +256,18 @@ impl Cluster {
                 .to_string();
             let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1) as usize;
             let batch = matches!(job.job_type(), "batch" | "sysbatch");
-            self.update_group_in_place_or_stop(&job, &rendered, &name, index);
+            let strategy = Strategy::of(job.job_type(), group);
+            // reconcile.go `createDeployment`'s `hadRunning`: this version ran here before.
+            let had_running = self
+                .allocs_of_job(namespace, job_id)
+                .any(|a| a.group == name && a.job_version == job.version);
             // Live allocations (and, for batch work, finished successful runs) count as placed.
+            // An `unknown` one (its node disconnected) gets a replacement meanwhile
+            // (reconcile.go: disconnecting allocations join `rescheduleNow`).
             let mut keep: Vec<Alloc> = self
                 .allocs_of_job(namespace, job_id)
                 .filter(|a| a.group == name && a.desired_status == "run")
+                .filter(|a| a.client_status != ClientStatus::Unknown)
                 .filter(|a| {
                     !a.client_status.is_terminal()
                         || (batch && a.client_status == ClientStatus::Complete)
@@ -264,19 +275,78 @@ impl Cluster {
                 .cloned()
                 .collect();
             keep.sort_by_key(|a| a.index);
+            // reconcile.go `computeStop` before `computeUpdates`: extras go first.
             while keep.len() > count {
                 let extra = keep.pop().expect("more than count");
                 self.stop_alloc(&extra.id, "alloc not needed due to job update", index);
             }
-            let used: Vec<usize> = keep.iter().map(|a| a.index).collect();
-            let mut free = (0..).filter(|i| !used.contains(i));
+            let (in_place, destructive) = self.classify_updates(&job, &rendered, &keep);
             let missing = count - keep.len();
+            let desired_total = (in_place.len() + destructive.len() + missing) as u64;
+            let wants_deployment = strategy.is_some()
+                && desired_total != 0
+                && (!had_running || !in_place.is_empty() || !destructive.is_empty());
+            let group_in_deployment = deployment
+                .as_ref()
+                .is_some_and(|d| self.deployments[d].groups.contains_key(&name));
+            if wants_deployment && !group_in_deployment {
+                let strategy = strategy.as_ref().expect("wanted only with a strategy");
+                let id = match deployment.clone() {
+                    Some(id) => id,
+                    None => self
+                        .create_deployment((namespace, job_id), index)
+                        .expect("the job exists"),
+                };
+                self.add_deployment_group(&id, &name, strategy, desired_total);
+                deployment = Some(id);
+            }
+            let current = deployment
+                .as_ref()
+                .and_then(|d| self.deployments.get(d))
+                .cloned();
+            let current = current.as_ref();
+            let joining = current.filter(|d| d.active()).map(|d| d.id.clone());
+            let place_ready = current.is_none_or(|d| !matches!(d.status, "paused" | "failed"));
+            let health: Vec<Option<bool>> = current
+                .map(|d| {
+                    keep.iter()
+                        .filter(|a| a.deployment_id == d.id)
+                        .map(|a| a.healthy)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let budget = destructive_budget(
+                strategy.as_ref(),
+                count,
+                destructive.len(),
+                current,
+                &health,
+            );
+            for id in &in_place {
+                self.update_in_place(id, &job, &rendered, joining.as_deref(), index);
+            }
+            let replacing = budget.min(destructive.len());
+            for id in &destructive[..replacing] {
+                self.stop_alloc(id, "alloc is being updated due to job update", index);
+            }
+            open_work |= replacing < destructive.len();
+            let used: Vec<usize> = keep
+                .iter()
+                .filter(|a| !destructive[..replacing].contains(&a.id))
+                .map(|a| a.index)
+                .collect();
+            let free = (0..count).filter(|i| !used.contains(i));
             let (cpu, memory) = group_resources(group);
             let mut unplaced = 0;
             let mut metrics = None;
-            for _ in 0..missing {
-                let slot = free.next().expect("infinite range");
+            for slot in free {
                 if batch && self.batch_attempts_exhausted(&job, &name, slot) {
+                    continue;
+                }
+                // reconcile.go `computeReplacements`: a paused or failed deployment places
+                // nothing new, except for lost allocations and failures outside it.
+                if !place_ready && !self.replacement_allowed(&job, &name, slot, current) {
+                    open_work = true;
                     continue;
                 }
                 let ask = Ask {
@@ -297,15 +367,29 @@ impl Cluster {
                         if let Some(alloc) = self.allocs.get_mut(&placed) {
                             alloc.metrics = placement_metrics.to_json();
                         }
+                        if let Some(deployment) = &joining {
+                            self.join_deployment(&placed, deployment, index);
+                        }
                     }
                     Err(failure) => {
                         unplaced += 1;
+                        open_work = true;
                         metrics = Some(failure.to_json());
                     }
                 }
             }
             if unplaced > 0 {
                 failures.insert(name, (metrics.unwrap_or(Value::Null), unplaced));
+            }
+        }
+        // reconcile.go `computeDeploymentComplete`: nothing left to do and every group healthy.
+        if let Some(id) = deployment {
+            let done = self
+                .deployments
+                .get(&id)
+                .is_some_and(|d| d.status == "running" && super::deployments::groups_complete(d));
+            if done && !open_work {
+                self.complete_deployment(&id, index);
             }
         }
         failures
@@ -330,37 +414,89 @@ impl Cluster {
         failed > attempts
     }
 
-    /// Allocations of an older version: updated in place unless a field that Nomad's
-    /// `scheduler/util.go tasksUpdated` watches changed (see [`super::updates`]), in which case
-    /// they are stopped and replaced (a destructive update).
-    fn update_group_in_place_or_stop(
+    /// reconcile.go `computeUpdates`: live allocations of an older version, split into those
+    /// updated in place and those replaced (destructive), as Nomad's `scheduler/util.go
+    /// tasksUpdated` decides (see [`super::updates`]). Destructive ones in name order.
+    fn classify_updates(
+        &self,
+        job: &JobRecord,
+        rendered: &Value,
+        live: &[Alloc],
+    ) -> (Vec<String>, Vec<String>) {
+        let mut in_place = Vec::new();
+        let mut destructive = Vec::new();
+        for alloc in live.iter().filter(|a| a.job_version != job.version) {
+            if super::updates::tasks_updated(&alloc.job, rendered, &alloc.group).is_destructive() {
+                destructive.push(alloc.id.clone());
+            } else {
+                in_place.push(alloc.id.clone());
+            }
+        }
+        (in_place, destructive)
+    }
+
+    /// An in-place update: the allocation runs the new version as it is; with an active
+    /// deployment it joins it and its health is judged again (generic_sched.go
+    /// `computeJobAllocs`: `DeploymentID` set, `DeploymentStatus` cleared).
+    fn update_in_place(
         &mut self,
+        id: &str,
         job: &JobRecord,
         rendered: &std::sync::Arc<Value>,
-        name: &str,
+        deployment: Option<&str>,
         index: u64,
     ) {
-        let outdated: Vec<(String, bool)> = self
+        if let Some(alloc) = self.allocs.get_mut(id) {
+            alloc.job_version = job.version;
+            alloc.job = std::sync::Arc::clone(rendered);
+            alloc.modify_index = index;
+            alloc.alloc_modify_index = index;
+        }
+        match deployment {
+            Some(deployment) => self.join_deployment(id, deployment, index),
+            None => self.emit_alloc(id, "PlanResult", index),
+        }
+    }
+
+    /// An allocation becomes part of a deployment: counted as placed, health unknown again,
+    /// and the tracker starts over if its tasks already run.
+    fn join_deployment(&mut self, id: &str, deployment: &str, index: u64) {
+        let now = self.clock.now();
+        let Some(alloc) = self.allocs.get_mut(id) else {
+            return;
+        };
+        if alloc.deployment_id == deployment {
+            return;
+        }
+        alloc.deployment_id = deployment.to_string();
+        alloc.healthy = None;
+        alloc.healthy_since = None;
+        alloc.health_watch_start = (alloc.client_status == ClientStatus::Running).then_some(now);
+        let group = alloc.group.clone();
+        self.emit_alloc(id, "PlanResult", index);
+        self.count_placement(deployment, &group, index);
+    }
+
+    /// reconcile.go `computeReplacements` when the deployment is paused or failed: a slot is
+    /// refilled only for a lost or migrated allocation, or a failed one that is not part of
+    /// that deployment.
+    fn replacement_allowed(
+        &self,
+        job: &JobRecord,
+        group: &str,
+        slot: usize,
+        deployment: Option<&super::model::Deployment>,
+    ) -> bool {
+        let previous = self
             .allocs_of_job(&job.namespace, &job.id)
-            .filter(|a| a.group == name && !a.is_terminal() && a.job_version != job.version)
-            .map(|a| {
-                let in_place =
-                    !super::updates::tasks_updated(&a.job, rendered, name).is_destructive();
-                (a.id.clone(), in_place)
-            })
-            .collect();
-        for (id, in_place) in outdated {
-            if in_place {
-                if let Some(alloc) = self.allocs.get_mut(&id) {
-                    alloc.job_version = job.version;
-                    alloc.job = std::sync::Arc::clone(rendered);
-                    alloc.modify_index = index;
-                    alloc.alloc_modify_index = index;
-                }
-                self.emit_alloc(&id, "PlanResult", index);
-            } else {
-                self.stop_alloc(&id, "alloc is being updated due to job update", index);
+            .filter(|a| a.group == group && a.index == slot && a.is_terminal())
+            .max_by_key(|a| a.create_index);
+        match previous {
+            Some(a) if a.client_status == ClientStatus::Lost || a.migrate => true,
+            Some(a) if a.client_status == ClientStatus::Failed => {
+                deployment.is_none_or(|d| a.deployment_id != d.id)
             }
+            _ => false,
         }
     }
 
@@ -461,19 +597,41 @@ impl Cluster {
             modify_time: self.clock.now_nanos(),
             start_at: now + start_delay,
             finish_at: None,
-            fault: Fault::None,
+            fault: self.image_fault(group),
             cpu,
             memory,
             ports,
             job: std::sync::Arc::clone(rendered),
             critical_since: None,
-            healthy: Some(false),
+            healthy: None,
+            health_timestamp: 0,
+            health_modify_index: 0,
+            health_watch_start: None,
+            healthy_since: None,
+            deployment_id: String::new(),
             metrics: Value::Null,
         };
         self.insert_alloc(alloc);
         self.tables.allocs = index;
         self.emit_alloc(&id, "PlanResult", index);
         id
+    }
+
+    /// The fault `PUT /_sim/images` attached to an image one of the group's tasks runs (a bad
+    /// image: its tasks exit as soon as they start).
+    fn image_fault(&self, group: &Value) -> Fault {
+        let images: Vec<&str> = group
+            .get("Tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("Config")?.get("image")?.as_str())
+            .collect();
+        self.image_faults
+            .iter()
+            .rev()
+            .find(|(image, _)| images.contains(&image.as_str()))
+            .map_or(Fault::None, |(_, fault)| *fault)
     }
 
     /// Static ports as asked; dynamic ones from the node's range, avoiding ports in use there.

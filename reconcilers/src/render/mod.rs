@@ -15,6 +15,7 @@ use crds::workload::{
 };
 use crds::ObjectRef;
 use serde_json::{json, Map, Value};
+use sha2::Digest;
 
 /// Nomad durations are integer nanoseconds.
 pub fn nanos(duration: Duration) -> u64 {
@@ -81,14 +82,32 @@ pub fn services(
     service(object, ports, health, route).into_iter().collect()
 }
 
+/// The Consul service name of an object's workload, unique per namespace and name. Consul's
+/// catalog has no Nomad namespaces, and Traefik's Consul catalog provider serves every instance
+/// registered under a name behind every router on it: two tenants' `web` must not share one.
+/// The `default` namespace keeps the plain name; elsewhere the name gets 8 hex digits of a
+/// hash of namespace and name, kept within the 63-character DNS label Nomad requires of
+/// service names (nomad/structs/services.go `validServiceName`).
+pub fn service_name(object: &ObjectRef) -> String {
+    if object.namespace == "default" {
+        return object.name.clone();
+    }
+    let digest = sha2::Sha256::digest(format!("{}/{}", object.namespace, object.name));
+    let suffix: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let head = &object.name[..object.name.len().min(63 - 9)];
+    format!("{}-{suffix}", head.trim_end_matches('-'))
+}
+
 fn service(
     object: &ObjectRef,
     ports: &[Port],
     health: Option<&HealthCheck>,
     route: Option<&Route>,
 ) -> Option<Value> {
-    // Router names are global in Traefik; the namespace keeps two tenants' `web` apart.
-    let router = format!("{}-{}", object.namespace, object.name);
+    // Router names are global in Traefik too: the unique service name keeps two tenants'
+    // `web` apart.
+    let name = service_name(object);
+    let router = name.clone();
     let http_port = || {
         ports
             .iter()
@@ -102,7 +121,7 @@ fn service(
     let tags = route.map(|r| traefik_tags(&router, r)).unwrap_or_default();
     let checks: Vec<Value> = health.map(check).into_iter().collect();
     Some(json!({
-        "Name": object.name,
+        "Name": name,
         "PortLabel": port_label,
         "Provider": "consul",
         "Tags": tags,
@@ -141,7 +160,8 @@ pub fn env_and_templates(env: &[EnvVar]) -> (Value, Value) {
             }
             (None, Some(secret)) => {
                 secret_lines.push(format!(
-                    "{{{{ with nomadVar \"{}\" }}}}{}={{{{ .{} }}}}{{{{ end }}}}",
+                    // `index`, not `.key`: a key with `-` is not a Go template field name.
+                    "{{{{ with nomadVar \"{}\" }}}}{}={{{{ index . \"{}\" }}}}{{{{ end }}}}",
                     secret.name, var.name, secret.key
                 ));
             }
@@ -213,4 +233,30 @@ pub fn placement(placement: &Placement) -> (Value, Option<String>, Value) {
 
 fn constraint(c: &Constraint) -> Value {
     json!({"LTarget": c.attribute, "Operand": c.operator, "RTarget": c.value})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::Kind;
+
+    /// Two tenants' `web` get different Consul services (and so different Traefik routers),
+    /// every name is a DNS label of at most 63 characters, and `default` keeps plain names.
+    #[test]
+    fn service_names_are_unique_per_namespace() {
+        let web = |ns: &str, name: &str| service_name(&ObjectRef::new(Kind::App, ns, name));
+        assert_eq!(web("default", "web"), "web");
+        let a = web("tenant-a", "web");
+        let b = web("tenant-b", "web");
+        assert_ne!(a, b);
+        assert_ne!(a, "web");
+        assert!(a.starts_with("web-") && a.len() == "web-".len() + 8, "{a}");
+        assert_eq!(a, web("tenant-a", "web"), "stable");
+        // Splitting differently around a dash does not collide either.
+        assert_ne!(web("a-b", "c"), web("a", "b-c"));
+        let long = "x".repeat(62) + "-y";
+        for name in [web("tenant-a", &long), web("tenant-a", &"z".repeat(63))] {
+            assert!(crds::validate::dns_label_problem(&name).is_none(), "{name}");
+        }
+    }
 }

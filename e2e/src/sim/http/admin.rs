@@ -63,6 +63,26 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
             })?;
             Ok(Reply::ok(json!({"ID": id, "Action": action})))
         }
+        (Method::PUT, ["images"]) => {
+            let body: Value = req.json()?;
+            let image = body
+                .get("image")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("image is required"))?
+                .to_string();
+            let fault = match body.get("fault").and_then(Value::as_str) {
+                Some("crashloop") => Fault::CrashLoop,
+                Some("hang") => Fault::Hang,
+                Some("none") => Fault::None,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "fault must be crashloop, hang or none",
+                    ))
+                }
+            };
+            sim.write(|c| c.image_faults.push((image.clone(), fault)));
+            Ok(Reply::ok(json!({"Image": image})))
+        }
         (Method::PUT, ["checks"]) => {
             let body: Value = req.json()?;
             let status: &'static str = match body.get("status").and_then(Value::as_str) {

@@ -98,7 +98,20 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         }
         "/v1/deployments" => {
             get_only(req)?;
-            return blocking_table(sim, req, |t| t.jobs, |_| Ok(json!([]))).await;
+            let prefix = id_prefix(req)?;
+            return blocking_table(
+                sim,
+                req,
+                |t| t.deployments,
+                |c| {
+                    let list: Vec<Value> = with_prefix(&c.deployments, &prefix)
+                        .filter(|d| namespace_matches(req, &d.namespace))
+                        .map(render::deployment)
+                        .collect();
+                    Ok(json!(list))
+                },
+            )
+            .await;
         }
         "/v1/namespaces" => {
             get_only(req)?;
@@ -154,6 +167,9 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         .or_else(|| path.strip_prefix("/v1/client/allocation/"))
     {
         return allocation(sim, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix("/v1/deployment/") {
+        return deployment(sim, req, rest).await;
     }
     if let Some(rest) = path.strip_prefix("/v1/node/") {
         return node(sim, req, rest).await;
@@ -383,13 +399,37 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
             )
             .await
         }
+        // nomad/job_endpoint.go `Deployments` (newest first) and `LatestDeployment`.
         "/deployments" => {
             get_only(req)?;
-            blocking_table(sim, req, |t| t.jobs, |_| Ok(json!([]))).await
+            blocking_table(
+                sim,
+                req,
+                |t| t.deployments,
+                |c| {
+                    let mut list: Vec<&crate::sim::model::Deployment> =
+                        c.deployments_of_job(&namespace, id).collect();
+                    list.sort_by_key(|d| std::cmp::Reverse(d.create_index));
+                    Ok(json!(list
+                        .into_iter()
+                        .map(render::deployment)
+                        .collect::<Vec<_>>()))
+                },
+            )
+            .await
         }
         "/deployment" => {
             get_only(req)?;
-            blocking_table(sim, req, |t| t.jobs, |_| Ok(Value::Null)).await
+            blocking_table(
+                sim,
+                req,
+                |t| t.deployments,
+                |c| {
+                    Ok(c.latest_deployment(&namespace, id)
+                        .map_or(Value::Null, render::deployment))
+                },
+            )
+            .await
         }
         "/summary" => {
             get_only(req)?;
@@ -790,5 +830,74 @@ async fn evaluation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
             .await
         }
         _ => Err(ApiError::not_found("Invalid URL path")),
+    }
+}
+
+/// `/v1/deployment/...` (nomad/command/agent/deployment_endpoint.go).
+async fn deployment(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
+    let (action, id) = match rest.split_once('/') {
+        Some((action, id)) => (action, id),
+        None => ("", rest),
+    };
+    let id = id.to_string();
+    match action {
+        "" => {
+            get_only(req)?;
+            blocking(sim, req, |c| match c.deployments.get(&id) {
+                Some(d) => (Ok(render::deployment(d)), d.modify_index),
+                None => (
+                    Err(ApiError::not_found("deployment not found")),
+                    table(c, |t| t.deployments),
+                ),
+            })
+            .await
+        }
+        "allocations" => {
+            get_only(req)?;
+            blocking_table(
+                sim,
+                req,
+                |t| t.allocs,
+                |c| {
+                    let list: Vec<Value> = c
+                        .allocs
+                        .values()
+                        .filter(|a| a.deployment_id == id)
+                        .map(render::alloc_stub)
+                        .collect();
+                    Ok(json!(list))
+                },
+            )
+            .await
+        }
+        "fail" | "pause" | "promote" | "allocation-health" => {
+            write_only(req)?;
+            let body: Value = if req.body.is_empty() {
+                json!({})
+            } else {
+                req.json()?
+            };
+            let ids = |key: &str| -> Vec<String> {
+                body.get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            };
+            let (healthy, unhealthy) = (ids("HealthyAllocationIDs"), ids("UnhealthyAllocationIDs"));
+            let pause = body.get("Pause").and_then(Value::as_bool).unwrap_or(false);
+            let reply = sim.write(|c| match action {
+                "fail" => c.fail_deployment_by_user(&id),
+                "pause" => c.pause_deployment(&id, pause),
+                "promote" => c.promote_deployment(&id),
+                _ => c.deployment_alloc_health(&id, &healthy, &unhealthy),
+            });
+            reply.map(Reply::ok).map_err(ApiError::internal)
+        }
+        _ => Err(ApiError::not_found(format!(
+            "unknown deployment route {rest}"
+        ))),
     }
 }

@@ -40,6 +40,7 @@ pub async fn handle(sim: &Sim, req: &Req, path: &str) -> ApiResult<Reply> {
             }
         }
         Method::PUT | Method::POST => {
+            validate_path(path)?;
             let body = req.json()?;
             let items: Map<String, Value> = match body.get("Items") {
                 Some(Value::Object(items)) if items.values().all(Value::is_string) => items.clone(),
@@ -58,7 +59,13 @@ pub async fn handle(sim: &Sim, req: &Req, path: &str) -> ApiResult<Reply> {
                     (Some(_), _) => false,
                 };
                 if !allowed {
-                    let body = current.map_or(Value::Null, |e| variable_json(&namespace, path, &e));
+                    // nomad/state/state_store_variables.go `varSetCASImpl`: a check-and-set on a
+                    // path that does not exist conflicts with "a plausible zero value" (the
+                    // namespace and path, nothing else), not with nothing.
+                    let body = current.map_or_else(
+                        || json!({"Namespace": namespace, "Path": path, "CreateIndex": 0, "CreateTime": 0, "ModifyIndex": 0, "ModifyTime": 0, "Items": null}),
+                        |e| variable_json(&namespace, path, &e),
+                    );
                     return Ok(Reply::Json {
                         status: 409,
                         body,
@@ -80,5 +87,33 @@ pub async fn handle(sim: &Sim, req: &Req, path: &str) -> ApiResult<Reply> {
             })
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// nomad/structs/variables.go `ValidatePath`: 1 to 128 of `[a-zA-Z0-9-_~/]`, and under
+/// `nomad/` only `nomad/jobs...` and `nomad/job-templates/<name>`.
+fn validate_path(path: &str) -> ApiResult<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_~/".contains(c);
+    if path.is_empty() {
+        return Err(ApiError::internal("variable requires path"));
+    }
+    if path.len() > 128 || !path.chars().all(allowed) {
+        return Err(ApiError::internal(format!("invalid path {path:?}")));
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts[0] != "nomad" {
+        return Ok(());
+    }
+    match parts.as_slice() {
+        ["nomad"] => Err(ApiError::internal(
+            "\"nomad\" is a reserved top-level directory path, but you may write variables to \"nomad/jobs\", \"nomad/job-templates\", or below",
+        )),
+        ["nomad", "jobs", ..] | ["nomad", "job-templates", _] => Ok(()),
+        ["nomad", "job-templates", ..] => Err(ApiError::internal(
+            "\"nomad/job-templates\" is a reserved directory path, but you may write variables at the level below it, for example, \"nomad/job-templates/template-name\"",
+        )),
+        _ => Err(ApiError::internal(
+            "only paths at \"nomad/jobs\" or \"nomad/job-templates\" and below are valid paths under the top-level \"nomad\" directory",
+        )),
     }
 }

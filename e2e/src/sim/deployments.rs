@@ -1,0 +1,914 @@
+//! Deployments, as Nomad runs them: a service job version with an update block rolls out
+//! under a deployment; destructive updates go `max_parallel` at a time, gated on each new
+//! allocation's health; a deployment that misses its progress deadline (or whose allocations
+//! fail with no deadline to wait for) fails, and with `auto_revert` the last stable version is
+//! registered again. A deployment that completes marks its job version stable.
+//!
+//! The decisions are pure functions of a snapshot (tested by table below); [`Cluster`] methods
+//! apply them. Canaries are not simulated: `DesiredCanaries` stays 0 and promotion answers as
+//! Nomad does for a deployment without canaries.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::cluster::{Cluster, StreamEvent};
+use super::model::{Alloc, ClientStatus, Deployment, DeploymentState};
+use super::render;
+use super::scheduler::new_id;
+
+/// A group's update block, read from the job as registered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Strategy {
+    pub max_parallel: usize,
+    /// `checks`, `task_states` or `manual`.
+    pub health_check: String,
+    pub min_healthy_time: i64,
+    pub healthy_deadline: i64,
+    pub progress_deadline: i64,
+    pub auto_revert: bool,
+    pub auto_promote: bool,
+}
+
+impl Strategy {
+    /// nomad/structs/structs.go `UpdateStrategy.IsEmpty`: an update block with `MaxParallel`
+    /// 0 is no update block. Batch jobs never roll out (reconcile.go builds no deployment for
+    /// them; their canonical update block is zeroed).
+    pub fn of(job_type: &str, group: &Value) -> Option<Strategy> {
+        if job_type != "service" {
+            return None;
+        }
+        let update = group.get("Update").filter(|u| u.is_object())?;
+        let int = |key: &str| update.get(key).and_then(Value::as_i64).unwrap_or(0);
+        let max_parallel = int("MaxParallel");
+        if max_parallel <= 0 {
+            return None;
+        }
+        Some(Strategy {
+            max_parallel: max_parallel as usize,
+            health_check: update
+                .get("HealthCheck")
+                .and_then(Value::as_str)
+                .unwrap_or("checks")
+                .to_string(),
+            min_healthy_time: int("MinHealthyTime"),
+            healthy_deadline: int("HealthyDeadline"),
+            progress_deadline: int("ProgressDeadline"),
+            auto_revert: update
+                .get("AutoRevert")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            auto_promote: update
+                .get("AutoPromote")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// scheduler/reconcile.go `computeUnderProvisionedBy`: how many allocations may be replaced
+/// destructively now. `health` is the health of each live allocation of the current
+/// deployment in this group.
+pub fn destructive_budget(
+    strategy: Option<&Strategy>,
+    count: usize,
+    changing: usize,
+    deployment: Option<&Deployment>,
+    health: &[Option<bool>],
+) -> usize {
+    let Some(strategy) = strategy else {
+        // No update strategy: everything at once.
+        return count;
+    };
+    if changing == 0 {
+        return count;
+    }
+    let Some(deployment) = deployment else {
+        // The first evaluation of a new version: the deployment is made by this very plan.
+        return strategy.max_parallel;
+    };
+    // Paused or failed: nothing more is replaced.
+    if matches!(deployment.status, "paused" | "failed") {
+        return 0;
+    }
+    // An unhealthy allocation stops the rollout; one not yet judged takes a slot.
+    if health.contains(&Some(false)) {
+        return 0;
+    }
+    let waiting = health.iter().filter(|h| h.is_none()).count();
+    strategy.max_parallel.saturating_sub(waiting)
+}
+
+/// What the client's health tracker concludes about one allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Undecided,
+    Healthy,
+    Unhealthy,
+}
+
+/// What the tracker looks at, at one instant.
+#[derive(Clone, Debug)]
+pub struct HealthInput {
+    pub now: DateTime<Utc>,
+    /// When watching began; `healthy_deadline` counts from here.
+    pub watch_start: DateTime<Utc>,
+    /// Since when all tasks have run and (for `checks`) all checks passed, unbroken.
+    pub healthy_since: Option<DateTime<Utc>>,
+    /// A task failed (the allocation is failed).
+    pub failed: bool,
+    pub min_healthy_time: i64,
+    pub healthy_deadline: i64,
+}
+
+type HealthRule = (&'static str, fn(&HealthInput) -> Option<Verdict>);
+
+/// client/allochealth/tracker.go, as an ordered rule table (first match wins).
+const HEALTH_RULES: &[HealthRule] = &[
+    // `watchTaskEvents`: a failed task makes the allocation unhealthy at once.
+    ("task failed", |i| i.failed.then_some(Verdict::Unhealthy)),
+    // `watch`: the healthy deadline passed before health was reached.
+    ("healthy deadline passed", |i| {
+        let deadline = i.watch_start + chrono::Duration::nanoseconds(i.healthy_deadline);
+        (i.healthy_deadline > 0 && i.now >= deadline).then_some(Verdict::Unhealthy)
+    }),
+    // `setTaskHealth`/`setCheckHealth`: healthy once both held for `min_healthy_time`.
+    ("healthy for min_healthy_time", |i| {
+        let since = i.healthy_since?;
+        (i.now - since >= chrono::Duration::nanoseconds(i.min_healthy_time))
+            .then_some(Verdict::Healthy)
+    }),
+];
+
+pub fn judge(input: &HealthInput) -> Verdict {
+    HEALTH_RULES
+        .iter()
+        .find_map(|(_, rule)| rule(input))
+        .unwrap_or(Verdict::Undecided)
+}
+
+/// nomad/deploymentwatcher/deployment_watcher.go `shouldFail`: (fail, roll back). A group
+/// fails when it has fewer healthy allocations than it wants; it rolls back when its update
+/// block says `auto_revert`.
+pub fn should_fail(deployment: &Deployment) -> (bool, bool) {
+    let mut fail = false;
+    for state in deployment.groups.values() {
+        let enough = if state.desired_canaries > 0 && !state.promoted {
+            state.healthy_allocs >= state.desired_canaries
+        } else {
+            state.healthy_allocs >= state.desired_total
+        };
+        if enough {
+            continue;
+        }
+        fail = true;
+        if state.auto_revert {
+            return (true, true);
+        }
+    }
+    (fail, false)
+}
+
+/// deployment_watcher.go `getDeploymentProgressCutoff`: the earliest `RequireProgressBy` of
+/// the groups that are not done (`doneGroups`: as many healthy allocations as wanted).
+pub fn progress_cutoff(deployment: &Deployment) -> Option<i64> {
+    deployment
+        .groups
+        .values()
+        .filter(|s| s.healthy_allocs < s.desired_total.max(s.desired_canaries))
+        .filter_map(|s| s.require_progress_by)
+        .min()
+}
+
+/// reconcile.go `isDeploymentComplete`, for the group states: enough healthy allocations and,
+/// with canaries, promoted.
+pub fn groups_complete(deployment: &Deployment) -> bool {
+    deployment.groups.values().all(|s| {
+        s.healthy_allocs >= s.desired_total.max(s.desired_canaries)
+            && (s.desired_canaries == 0 || s.promoted)
+    })
+}
+
+const RUNNING: &str = "Deployment is running";
+const SUCCESSFUL: &str = "Deployment completed successfully";
+const NEWER_JOB: &str = "Cancelled due to newer version of job";
+const STOPPED_JOB: &str = "Cancelled because job is stopped";
+const FAILED_ALLOCATIONS: &str = "Failed due to unhealthy allocations";
+const PROGRESS_DEADLINE: &str = "Failed due to progress deadline";
+const FAILED_BY_USER: &str = "Deployment marked as failed";
+const PAUSED: &str = "Deployment is paused";
+
+impl Cluster {
+    /// The newest deployment of a job (`DeploymentsByJobID`, latest by create index).
+    pub fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<&Deployment> {
+        self.deployments
+            .values()
+            .filter(|d| d.namespace == namespace && d.job_id == job_id)
+            .max_by_key(|d| d.create_index)
+    }
+
+    pub fn deployments_of_job<'a>(
+        &'a self,
+        namespace: &'a str,
+        job_id: &'a str,
+    ) -> impl Iterator<Item = &'a Deployment> + 'a {
+        self.deployments
+            .values()
+            .filter(move |d| d.namespace == namespace && d.job_id == job_id)
+    }
+
+    /// The deployment the scheduler works under for this job, after reconcile.go
+    /// `cancelUnneededDeployments`: an active deployment of another version (or of a stopped
+    /// job) is cancelled; one of this version is kept, whatever its status.
+    pub fn current_deployment(&mut self, job_key: (&str, &str), index: u64) -> Option<String> {
+        let (namespace, job_id) = job_key;
+        let job = self.job(namespace, job_id)?.clone();
+        let stale: Vec<String> = self
+            .deployments_of_job(namespace, job_id)
+            .filter(|d| d.active())
+            .filter(|d| job.stop || d.job_version != job.version)
+            .map(|d| d.id.clone())
+            .collect();
+        for id in stale {
+            let why = if job.stop { STOPPED_JOB } else { NEWER_JOB };
+            self.set_deployment_status(&id, "cancelled", why.to_string(), index);
+        }
+        if job.stop {
+            return None;
+        }
+        self.latest_deployment(namespace, job_id)
+            .filter(|d| d.job_version == job.version && d.job_create_index == job.create_index)
+            .map(|d| d.id.clone())
+    }
+
+    /// reconcile.go `createDeployment` with structs.go `NewDeployment`.
+    pub fn create_deployment(&mut self, job_key: (&str, &str), index: u64) -> Option<String> {
+        let job = self.job(job_key.0, job_key.1)?.clone();
+        let now = self.clock.now_nanos();
+        let deployment = Deployment {
+            id: new_id(),
+            namespace: job.namespace.clone(),
+            job_id: job.id.clone(),
+            job_version: job.version,
+            job_modify_index: job.modify_index,
+            job_spec_modify_index: job.job_modify_index,
+            job_create_index: job.create_index,
+            groups: Default::default(),
+            status: "running",
+            status_description: RUNNING.into(),
+            create_index: index,
+            modify_index: index,
+            create_time: now,
+            modify_time: now,
+        };
+        let id = deployment.id.clone();
+        self.deployments.insert(id.clone(), deployment);
+        self.tables.deployments = index;
+        Some(id)
+    }
+
+    /// reconcile.go `initializeDeploymentState`: a group joins the deployment with its
+    /// strategy's revert, promote and deadline settings.
+    pub fn add_deployment_group(
+        &mut self,
+        deployment_id: &str,
+        group: &str,
+        strategy: &Strategy,
+        desired_total: u64,
+    ) {
+        if let Some(d) = self.deployments.get_mut(deployment_id) {
+            d.groups
+                .entry(group.to_string())
+                .or_insert_with(|| DeploymentState {
+                    auto_revert: strategy.auto_revert,
+                    auto_promote: strategy.auto_promote,
+                    progress_deadline: strategy.progress_deadline,
+                    desired_total,
+                    ..DeploymentState::default()
+                });
+        }
+    }
+
+    /// nomad/state/state_store.go `updateDeploymentWithAlloc`, for a placement (or an
+    /// allocation joining the deployment in place): `PlacedAllocs` + 1, and the first one
+    /// starts the progress deadline.
+    pub fn count_placement(&mut self, deployment_id: &str, group: &str, index: u64) {
+        let now = self.clock.now_nanos();
+        let Some(d) = self.deployments.get_mut(deployment_id) else {
+            return;
+        };
+        let Some(state) = d.groups.get_mut(group) else {
+            return;
+        };
+        state.placed_allocs += 1;
+        if state.progress_deadline != 0 && state.require_progress_by.is_none() {
+            state.require_progress_by = Some(now + state.progress_deadline);
+        }
+        d.modify_index = index;
+        d.modify_time = now;
+        self.tables.deployments = index;
+        self.emit_deployment(deployment_id, "DeploymentStatusUpdate", index);
+    }
+
+    pub fn set_deployment_status(
+        &mut self,
+        id: &str,
+        status: &'static str,
+        description: String,
+        index: u64,
+    ) {
+        let now = self.clock.now_nanos();
+        let Some(d) = self.deployments.get_mut(id) else {
+            return;
+        };
+        d.status = status;
+        d.status_description = description;
+        d.modify_index = index;
+        d.modify_time = now;
+        self.tables.deployments = index;
+        self.emit_deployment(id, "DeploymentStatusUpdate", index);
+    }
+
+    /// state_store.go `updateDeploymentStatusImpl`: a successful deployment marks its job
+    /// version stable (`updateJobStabilityImpl`).
+    pub fn complete_deployment(&mut self, id: &str, index: u64) {
+        self.set_deployment_status(id, "successful", SUCCESSFUL.into(), index);
+        let Some(d) = self.deployments.get(id).cloned() else {
+            return;
+        };
+        let body = json!({"JobVersion": d.job_version, "Stable": true});
+        let _ = self.set_stability(&d.namespace, &d.job_id, &body);
+        if let Some(job) = self.jobs.get_mut(&(d.namespace.clone(), d.job_id.clone())) {
+            job.modify_index = index;
+        }
+        self.tables.jobs = index;
+        self.emit_job(&d.namespace, &d.job_id, "DeploymentStatusUpdate", index);
+    }
+
+    pub fn emit_deployment(&mut self, id: &str, event_type: &'static str, index: u64) {
+        let Some(d) = self.deployments.get(id) else {
+            return;
+        };
+        let event = StreamEvent {
+            topic: "Deployment",
+            type_: event_type,
+            key: d.id.clone(),
+            namespace: d.namespace.clone(),
+            filter_keys: Some(vec![d.job_id.clone()]),
+            index,
+            payload: json!({"Deployment": render::deployment(d)}),
+        };
+        self.emit(event);
+    }
+
+    /// Sets an allocation's deployment health (client/allocrunner/health_hook.go reports
+    /// it; the servers count it in `updateDeploymentWithAlloc`), then does what the deployment
+    /// watcher does with it (`handleAllocUpdate`): a healthy allocation gets the job evaluated
+    /// so the rollout moves on; an unhealthy one fails the deployment at once when there is no
+    /// progress deadline to wait for (`shouldFailEarly`).
+    pub fn set_alloc_health(&mut self, alloc_id: &str, healthy: bool, index: u64) {
+        let now = self.clock.now_nanos();
+        let Some(alloc) = self.allocs.get_mut(alloc_id) else {
+            return;
+        };
+        if alloc.healthy.is_some() {
+            return;
+        }
+        alloc.healthy = Some(healthy);
+        alloc.health_timestamp = now;
+        alloc.health_modify_index = index;
+        alloc.modify_index = index;
+        let (deployment_id, group) = (alloc.deployment_id.clone(), alloc.group.clone());
+        let (namespace, job_id) = (alloc.namespace.clone(), alloc.job_id.clone());
+        self.tables.allocs = index;
+        self.emit_alloc(alloc_id, "AllocationUpdated", index);
+        let mut fail_now = false;
+        if let Some(d) = self.deployments.get_mut(&deployment_id) {
+            if let Some(state) = d.groups.get_mut(&group) {
+                if healthy {
+                    state.healthy_allocs += 1;
+                    if state.progress_deadline != 0 {
+                        let by = now + state.progress_deadline;
+                        if state.require_progress_by.is_none_or(|old| by > old) {
+                            state.require_progress_by = Some(by);
+                        }
+                    }
+                } else {
+                    state.unhealthy_allocs += 1;
+                    fail_now = state.progress_deadline == 0 && d.active();
+                }
+                d.modify_index = index;
+                d.modify_time = now;
+                self.tables.deployments = index;
+                self.emit_deployment(&deployment_id, "DeploymentAllocHealth", index);
+            }
+        }
+        if fail_now {
+            let rollback = self.deployments[&deployment_id]
+                .groups
+                .values()
+                .any(|s| s.auto_revert);
+            self.fail_deployment(&deployment_id, FAILED_ALLOCATIONS, rollback);
+        } else if healthy {
+            self.reevaluate(&namespace, &job_id, "deployment-watcher");
+        }
+    }
+
+    /// The end of deployment_watcher.go `watch`: the deployment fails; with a rollback, the
+    /// latest stable version (`latestStableJob`) is registered again, unless its spec is the
+    /// current one (`handleRollbackValidity`); an evaluation follows either way.
+    pub fn fail_deployment(&mut self, id: &str, base: &str, rollback: bool) -> Option<u64> {
+        let d = self.deployments.get(id)?.clone();
+        let mut description = base.to_string();
+        let mut revert_to = None;
+        if rollback {
+            match self.latest_stable_spec(&d.namespace, &d.job_id) {
+                Some((version, spec)) => {
+                    // structs.go `Job.SpecChanged`: the server-set fields aside (a version's
+                    // stored form without them is its spec).
+                    let current = self.job(&d.namespace, &d.job_id).map(|j| &j.spec);
+                    if current.is_some_and(|c| *c != spec) {
+                        description = format!("{base} - rolling back to job version {version}");
+                        revert_to = Some((version, spec));
+                    } else {
+                        description = format!(
+                            "{base} - not rolling back to stable job version {version} as current job has same specification"
+                        );
+                    }
+                }
+                None => description = format!("{base} - no stable job version to auto revert to"),
+            }
+        }
+        let index = self.bump();
+        self.set_deployment_status(id, "failed", description, index);
+        match revert_to {
+            Some((version, spec)) => {
+                let _ = self.register_job(Some(&d.namespace), &json!({"Job": spec}), None);
+                Some(version)
+            }
+            None => {
+                self.reevaluate(&d.namespace, &d.job_id, "deployment-watcher");
+                None
+            }
+        }
+    }
+
+    /// The newest stable version of a job, current one included, as a submittable spec.
+    fn latest_stable_spec(&self, namespace: &str, job_id: &str) -> Option<(u64, Value)> {
+        let job = self.job(namespace, job_id)?;
+        if job.stable {
+            return Some((job.version, job.spec.clone()));
+        }
+        job.versions
+            .iter()
+            .find(|v| v.get("Stable").and_then(Value::as_bool) == Some(true))
+            .map(|v| {
+                let version = v.get("Version").and_then(Value::as_u64).unwrap_or(0);
+                (version, super::jobs::strip_server_fields(v.clone()))
+            })
+    }
+
+    /// What time does to deployments: the client health trackers judge new allocations, and
+    /// each active deployment's watcher checks its progress deadline.
+    pub fn tick_deployments(&mut self) {
+        if !self.deployments.values().any(Deployment::active) {
+            return;
+        }
+        let now = self.clock.now();
+        let watched: Vec<String> = self
+            .allocs
+            .values()
+            .filter(|a| !a.deployment_id.is_empty() && a.healthy.is_none())
+            .filter(|a| a.desired_status == "run")
+            .map(|a| a.id.clone())
+            .collect();
+        for id in watched {
+            self.track_health(&id, now);
+        }
+        let nanos = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let due: Vec<String> = self
+            .deployments
+            .values()
+            .filter(|d| d.status == "running")
+            .filter(|d| progress_cutoff(d).is_some_and(|cutoff| nanos >= cutoff))
+            .map(|d| d.id.clone())
+            .collect();
+        for id in due {
+            let (fail, rollback) = should_fail(&self.deployments[&id]);
+            if fail {
+                self.fail_deployment(&id, PROGRESS_DEADLINE, rollback);
+            }
+        }
+    }
+
+    /// client/allochealth/tracker.go for one allocation of a deployment.
+    fn track_health(&mut self, id: &str, now: DateTime<Utc>) {
+        let Some(alloc) = self.allocs.get(id) else {
+            return;
+        };
+        let Some(strategy) = group_of(alloc).and_then(|g| Strategy::of(&alloc.job_type, g)) else {
+            return;
+        };
+        // `manual`: the operator sets health through the API.
+        if strategy.health_check == "manual" {
+            return;
+        }
+        let Some(watch_start) = alloc.health_watch_start else {
+            // Not started yet: the tracker starts with the tasks.
+            return;
+        };
+        let all_running = alloc.client_status == ClientStatus::Running
+            && alloc.tasks.values().all(|t| t.state == "running");
+        let checks_pass = strategy.health_check != "checks" || self.checks_passing(alloc);
+        let good = all_running && checks_pass;
+        // tracker.go `watchTaskEvents`: a restart starts the wait over (`LastRestart`).
+        let last_restart = alloc.tasks.values().filter_map(|t| t.last_restart).max();
+        let healthy_since = match (good, alloc.healthy_since) {
+            (true, Some(since)) => Some(last_restart.map_or(since, |r| since.max(r))),
+            (true, None) => Some(now),
+            (false, _) => None,
+        };
+        let input = HealthInput {
+            now,
+            watch_start,
+            healthy_since,
+            failed: alloc.client_status == ClientStatus::Failed,
+            min_healthy_time: strategy.min_healthy_time,
+            healthy_deadline: strategy.healthy_deadline,
+        };
+        let verdict = judge(&input);
+        if let Some(alloc) = self.allocs.get_mut(id) {
+            alloc.healthy_since = healthy_since;
+        }
+        match verdict {
+            Verdict::Undecided => {}
+            Verdict::Healthy | Verdict::Unhealthy => {
+                let index = self.bump();
+                self.set_alloc_health(id, verdict == Verdict::Healthy, index);
+            }
+        }
+    }
+
+    /// Every check of every service of the allocation passes (Consul's view, after overrides).
+    fn checks_passing(&self, alloc: &Alloc) -> bool {
+        super::lifecycle::services_of(alloc)
+            .iter()
+            .filter(|(_, service)| {
+                service
+                    .get("Checks")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| !c.is_empty())
+            })
+            .all(|(_, service)| {
+                let name = service
+                    .get("Name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                super::lifecycle::check_status(self, alloc, name) == "passing"
+            })
+    }
+
+    /// `PUT /v1/deployment/fail/:id` (nomad/deployment_endpoint.go `Fail`, deployment_watcher.go
+    /// `FailDeployment`): an active deployment fails as marked by the user, rolling back when
+    /// a group asks for it.
+    pub fn fail_deployment_by_user(&mut self, id: &str) -> Result<Value, String> {
+        let d = self
+            .deployments
+            .get(id)
+            .ok_or_else(|| format!("deployment not found: {id}"))?;
+        if !d.active() {
+            return Err("can't fail terminal deployment".into());
+        }
+        let rollback = d.groups.values().any(|s| s.auto_revert);
+        let reverted = self.fail_deployment(id, FAILED_BY_USER, rollback);
+        Ok(self.deployment_update_reply(id, reverted))
+    }
+
+    /// `PUT /v1/deployment/pause/:id` (deployment_watcher.go `PauseDeployment`).
+    pub fn pause_deployment(&mut self, id: &str, pause: bool) -> Result<Value, String> {
+        let d = self
+            .deployments
+            .get(id)
+            .ok_or_else(|| format!("deployment not found: {id}"))?;
+        if !d.active() {
+            let verb = if pause { "pause" } else { "resume" };
+            return Err(format!("can't {verb} terminal deployment"));
+        }
+        let (namespace, job_id) = (d.namespace.clone(), d.job_id.clone());
+        let index = self.bump();
+        if pause {
+            self.set_deployment_status(id, "paused", PAUSED.into(), index);
+        } else {
+            self.set_deployment_status(id, "running", RUNNING.into(), index);
+            self.reevaluate(&namespace, &job_id, "deployment-watcher");
+        }
+        Ok(self.deployment_update_reply(id, None))
+    }
+
+    /// `PUT /v1/deployment/promote/:id` (deployment_watcher.go `PromoteDeployment`, state
+    /// store `UpsertDeploymentPromotion`): without canaries there is nothing to promote.
+    pub fn promote_deployment(&mut self, id: &str) -> Result<Value, String> {
+        let d = self
+            .deployments
+            .get(id)
+            .ok_or_else(|| format!("deployment not found: {id}"))?;
+        if !d.active() {
+            return Err("can't promote terminal deployment".into());
+        }
+        if d.groups.values().all(|s| s.desired_canaries == 0) {
+            return Err(format!("no canaries to promote in deployment \"{}\"", d.id));
+        }
+        Ok(self.deployment_update_reply(id, None))
+    }
+
+    /// `PUT /v1/deployment/allocation-health/:id` (state store
+    /// `UpdateDeploymentAllocHealth`): the operator's verdict for allocations of an active
+    /// deployment, used with `health_check = "manual"`.
+    pub fn deployment_alloc_health(
+        &mut self,
+        id: &str,
+        healthy: &[String],
+        unhealthy: &[String],
+    ) -> Result<Value, String> {
+        let d = self
+            .deployments
+            .get(id)
+            .ok_or_else(|| format!("deployment not found: {id}"))?;
+        if !d.active() {
+            return Err("can't set health of allocations for a terminal deployment".into());
+        }
+        for alloc in healthy.iter().chain(unhealthy) {
+            let member = self
+                .allocs
+                .get(alloc)
+                .is_some_and(|a| a.deployment_id == id);
+            if !member {
+                return Err(format!(
+                    "Deployment {id} does not contain allocation {alloc}"
+                ));
+            }
+        }
+        for alloc in healthy {
+            let index = self.bump();
+            self.set_alloc_health(alloc, true, index);
+        }
+        for alloc in unhealthy {
+            let index = self.bump();
+            self.set_alloc_health(alloc, false, index);
+        }
+        Ok(self.deployment_update_reply(id, None))
+    }
+
+    /// `DeploymentUpdateResponse`.
+    fn deployment_update_reply(&self, id: &str, reverted: Option<u64>) -> Value {
+        let d = &self.deployments[id];
+        let eval = self
+            .evals_of_job(&d.namespace, &d.job_id)
+            .max_by_key(|e| e.create_index);
+        json!({
+            "EvalID": eval.map(|e| e.id.clone()).unwrap_or_default(),
+            "EvalCreateIndex": eval.map_or(0, |e| e.create_index),
+            "DeploymentModifyIndex": d.modify_index,
+            "RevertedJobVersion": reverted,
+            "Index": self.index,
+        })
+    }
+}
+
+/// The allocation's task group in the job it runs.
+pub fn group_of(alloc: &Alloc) -> Option<&Value> {
+    alloc
+        .job
+        .get("TaskGroups")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|g| g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strategy(max_parallel: usize) -> Strategy {
+        Strategy {
+            max_parallel,
+            health_check: "checks".into(),
+            min_healthy_time: 10,
+            healthy_deadline: 100,
+            progress_deadline: 1000,
+            auto_revert: true,
+            auto_promote: false,
+        }
+    }
+
+    fn deployment(status: &'static str, groups: &[(&str, DeploymentState)]) -> Deployment {
+        Deployment {
+            id: "d".into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            job_version: 1,
+            job_modify_index: 1,
+            job_spec_modify_index: 1,
+            job_create_index: 1,
+            groups: groups
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.clone()))
+                .collect(),
+            status,
+            status_description: String::new(),
+            create_index: 1,
+            modify_index: 1,
+            create_time: 0,
+            modify_time: 0,
+        }
+    }
+
+    /// scheduler/reconcile_test.go's update-limit cases, in the simulator's terms.
+    #[test]
+    fn destructive_budget_follows_compute_under_provisioned_by() {
+        let s = strategy(2);
+        let running = deployment("running", &[]);
+        let failed = deployment("failed", &[]);
+        let paused = deployment("paused", &[]);
+        // (why, strategy, allocations changing, deployment, health of its allocations, budget)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a Strategy>,
+            usize,
+            Option<&'a Deployment>,
+            Vec<Option<bool>>,
+            usize,
+        );
+        let cases: Vec<Case> = vec![
+            ("no update block: all at once", None, 5, None, vec![], 5),
+            (
+                "nothing changing: no limit",
+                Some(&s),
+                0,
+                Some(&running),
+                vec![],
+                5,
+            ),
+            (
+                "new version, no deployment yet: max_parallel",
+                Some(&s),
+                5,
+                None,
+                vec![],
+                2,
+            ),
+            (
+                "failed deployment: nothing",
+                Some(&s),
+                5,
+                Some(&failed),
+                vec![],
+                0,
+            ),
+            (
+                "paused deployment: nothing",
+                Some(&s),
+                5,
+                Some(&paused),
+                vec![],
+                0,
+            ),
+            (
+                "one unhealthy stops the rollout",
+                Some(&s),
+                5,
+                Some(&running),
+                vec![Some(true), Some(false)],
+                0,
+            ),
+            (
+                "one undecided takes a slot",
+                Some(&s),
+                5,
+                Some(&running),
+                vec![Some(true), None],
+                1,
+            ),
+            (
+                "healthy ones free their slots",
+                Some(&s),
+                5,
+                Some(&running),
+                vec![Some(true), Some(true)],
+                2,
+            ),
+            (
+                "never below zero",
+                Some(&s),
+                5,
+                Some(&running),
+                vec![None, None, None],
+                0,
+            ),
+        ];
+        for (why, strategy, changing, deployment, health, want) in cases {
+            assert_eq!(
+                destructive_budget(strategy, 5, changing, deployment, &health),
+                want,
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn health_verdicts_follow_the_tracker() {
+        let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
+        let at = |nanos: i64| t0 + chrono::Duration::nanoseconds(nanos);
+        let input = |now, since: Option<i64>, failed| HealthInput {
+            now: at(now),
+            watch_start: t0,
+            healthy_since: since.map(at),
+            failed,
+            min_healthy_time: 10,
+            healthy_deadline: 100,
+        };
+        let cases = [
+            ("just started", input(1, None, false), Verdict::Undecided),
+            (
+                "healthy, not long enough",
+                input(15, Some(10), false),
+                Verdict::Undecided,
+            ),
+            (
+                "healthy long enough",
+                input(20, Some(10), false),
+                Verdict::Healthy,
+            ),
+            (
+                "a failed task wins",
+                input(20, Some(10), true),
+                Verdict::Unhealthy,
+            ),
+            (
+                "deadline passed",
+                input(100, None, false),
+                Verdict::Unhealthy,
+            ),
+            (
+                "deadline beats a late start",
+                input(105, Some(99), false),
+                Verdict::Unhealthy,
+            ),
+        ];
+        for (why, input, want) in cases {
+            assert_eq!(judge(&input), want, "{why}");
+        }
+    }
+
+    #[test]
+    fn a_group_short_of_healthy_fails_and_reverts_only_with_auto_revert() {
+        let short = |auto_revert| DeploymentState {
+            auto_revert,
+            desired_total: 3,
+            healthy_allocs: 1,
+            ..DeploymentState::default()
+        };
+        let done = DeploymentState {
+            desired_total: 3,
+            healthy_allocs: 3,
+            ..DeploymentState::default()
+        };
+        let cases = [
+            ("all groups done", vec![("a", done.clone())], (false, false)),
+            ("short, no revert", vec![("a", short(false))], (true, false)),
+            ("short, revert", vec![("a", short(true))], (true, true)),
+            (
+                "one of two short",
+                vec![("a", done.clone()), ("b", short(true))],
+                (true, true),
+            ),
+        ];
+        for (why, groups, want) in cases {
+            assert_eq!(should_fail(&deployment("running", &groups)), want, "{why}");
+        }
+    }
+
+    #[test]
+    fn the_progress_cutoff_ignores_done_groups() {
+        let group = |healthy, by| DeploymentState {
+            desired_total: 2,
+            healthy_allocs: healthy,
+            require_progress_by: by,
+            ..DeploymentState::default()
+        };
+        let d = deployment(
+            "running",
+            &[("a", group(2, Some(5))), ("b", group(1, Some(9)))],
+        );
+        assert_eq!(progress_cutoff(&d), Some(9));
+        let d = deployment("running", &[("a", group(1, None))]);
+        assert_eq!(progress_cutoff(&d), None, "no placement yet, no deadline");
+        assert!(!groups_complete(&deployment(
+            "running",
+            &[("a", group(1, None))]
+        )));
+        assert!(groups_complete(&deployment(
+            "running",
+            &[("a", group(2, None))]
+        )));
+    }
+}
