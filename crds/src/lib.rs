@@ -8,7 +8,8 @@
 //! - [`yaml`]: YAML text → JSON documents that remember the line and column of every field.
 //! - [`manifest`]: files, directories and streams → validated objects, or every error with
 //!   `file:line:col: field: message`.
-//! - [`validate`]: semantic rules a type cannot express.
+//! - [`validate`]: semantic rules a type cannot express; [`nomad_rules`]: Nomad's own rules
+//!   (constraint operands) in Nomad's words, shared with nomad-sim.
 //! - [`suggest`]: "did you mean" for misspelt names.
 //! - [`schema`]: JSON Schema per kind (checked in under `crds/schemas/`).
 //! - [`reference`]: the Markdown manifest reference rendered from those schemas.
@@ -20,6 +21,7 @@ pub mod fuzz_checks;
 pub mod kinds;
 pub mod manifest;
 pub mod meta;
+pub mod nomad_rules;
 pub mod reference;
 pub mod schema;
 pub mod suggest;

@@ -652,6 +652,22 @@ fn validate_constraint(c: &Constraint, path: &str, p: &mut Problems) {
         &format!("{path}.value"),
         || "must not contain control characters".into(),
     );
+    // What Nomad itself refuses of the value (`Constraint.Validate`): a value where none is
+    // taken, a regexp that does not compile, a malformed version or semver constraint, a
+    // distinct_property count that is not a positive integer. Nomad's words.
+    if matches!(
+        c.operator.as_str(),
+        "is_set" | "is_not_set" | "regexp" | "version" | "semver" | "distinct_property"
+    ) {
+        let refused =
+            crate::nomad_rules::constraint_operand_errors(&c.operator, &c.attribute, &c.value);
+        for problem in refused.into_iter().filter(|e| !e.contains("LTarget")) {
+            p.add(
+                format!("{path}.value"),
+                format!("Nomad refuses this: {problem}"),
+            );
+        }
+    }
 }
 
 fn validate_update(u: &UpdateStrategy, p: &mut Problems) {

@@ -106,7 +106,7 @@ fn service_job(id: &str, count: u64, memory: u64) -> Value {
             "Name": "web",
             "Count": count,
             "Networks": [{"DynamicPorts": [{"Label": "http", "To": 80}]}],
-            "Services": [{"Name": id, "PortLabel": "http", "Checks": [{"Name": "alive", "Type": "http", "Path": "/", "Interval": 1_000_000_000u64, "Timeout": 500_000_000u64}]}],
+            "Services": [{"Name": id, "PortLabel": "http", "Checks": [{"Name": "alive", "Type": "http", "Path": "/", "Interval": 1_000_000_000u64, "Timeout": 1_000_000_000u64}]}],
             "Tasks": [{"Name": "app", "Driver": "docker", "Config": {"image": "nginx"}, "Resources": {"CPU": 100, "MemoryMB": memory}}],
         }],
     })
@@ -1233,6 +1233,54 @@ async fn invalid_jobs_are_refused_with_nomads_text() {
         reply,
         json!("cannot update job from type \"service\" to \"batch\"")
     );
+
+    // The other refusals nomarch's validation mirrors, each over the register endpoint.
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "check timeout",
+            |j| j["TaskGroups"][0]["Services"][0]["Checks"][0]["Timeout"] = json!(SECOND / 2),
+            "Check alive invalid: timeout (500ms) is lower than required minimum timeout 1s",
+        ),
+        (
+            "is_set with a value",
+            |j| {
+                j["Constraints"] =
+                    json!([{"LTarget": "${meta.rack}", "RTarget": "r1", "Operand": "is_set"}])
+            },
+            "Operator \"is_set\" does not support an RTarget",
+        ),
+        (
+            "distinct_property count",
+            |j| j["Constraints"] = json!([{"LTarget": "${meta.rack}", "RTarget": "two", "Operand": "distinct_property"}]),
+            "Failed to convert RTarget \"two\" to uint64",
+        ),
+        (
+            "@midnight",
+            |j| {
+                j["Type"] = json!("batch");
+                j["Update"] = Value::Null;
+                j["Periodic"] = json!({"Enabled": true, "SpecType": "cron", "Spec": "@midnight"});
+            },
+            "Invalid cron spec \"@midnight\": missing field(s)",
+        ),
+        (
+            "a node pool nobody registered",
+            |j| j["NodePool"] = json!("gpu"),
+            "job \"bad\" is in nonexistent node pool \"gpu\"",
+        ),
+    ];
+    for (why, edit, expected) in cases {
+        let mut job = service_job("bad", 1, 64);
+        edit(&mut job);
+        let (status, reply) = api.put("/v1/jobs", json!({"Job": job})).await;
+        assert_eq!(status, 500, "{why}: {reply}");
+        let text = reply.as_str().unwrap();
+        assert!(
+            text.contains(" error occurred:") && text.contains(expected),
+            "{why}: {text:?}"
+        );
+    }
 }
 
 /// Consul's API has its own faults: an outage of Consul leaves Nomad answering, and the
@@ -1556,7 +1604,6 @@ async fn check_restarts_count_against_the_restart_policy() {
         json!({"Attempts": 2, "Interval": 300 * SECOND, "Delay": 0, "Mode": "fail"});
     job["TaskGroups"][0]["Services"][0]["Checks"][0]["CheckRestart"] =
         json!({"Limit": 1, "Grace": 0});
-    job["TaskGroups"][0]["Services"][0]["Checks"][0]["Interval"] = json!(SECOND / 10);
     api.register(job).await;
     eventually("running", || async { api.running("web").await.len() == 1 }).await;
     let first = api.running("web").await[0]["ID"]

@@ -356,7 +356,7 @@ fn nomad_service_job() -> Value {
             "Name": "cache", "Count": 1,
             "Networks": [{"DynamicPorts": [{"Label": "db", "To": 6379}]}],
             "Services": [{"Name": "example-cache-redis", "PortLabel": "db", "Provider": "nomad", "Tags": ["db", "cache"],
-                          "Checks": [{"Name": "redis_probe", "Type": "http", "Path": "/", "Interval": 1_000_000_000u64, "Timeout": 500_000_000u64}]}],
+                          "Checks": [{"Name": "redis_probe", "Type": "http", "Path": "/", "Interval": 1_000_000_000u64, "Timeout": 1_000_000_000u64}]}],
             "Tasks": [{"Name": "redis", "Driver": "docker", "Config": {"image": "redis:7"}, "Resources": {"CPU": 100, "MemoryMB": 64}}],
         }],
     })
@@ -419,6 +419,17 @@ async fn every_sample_matches_nomad_sims_answer() {
         "PUT",
         "/v1/namespace/apps",
         Some(json!({"Description": "the documented job's namespace"})),
+    )
+    .await;
+    // Its node pool exists once a client registers into it, as on a real cluster.
+    let pool = doc_job["NodePool"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    c.ok(
+        "POST",
+        "/_sim/nodes",
+        Some(json!({"name": "pool-client", "pool": pool})),
     )
     .await;
     c.ok("PUT", "/v1/jobs", Some(json!({"Job": doc_job}))).await;
@@ -634,6 +645,9 @@ async fn every_sample_matches_nomad_sims_answer() {
     with_periodic["ID"] = json!("with-periodic");
     with_periodic["Type"] = json!("batch");
     with_periodic["Periodic"] = sample("nomad-job-spec-periodic-fragment")["Periodic"].clone();
+    // The docs' fragment says "*/15 - *": three fields, which Nomad's cron parser refuses
+    // (hashicorp/cronexpr `Parse`: "missing field(s)"). Its shape, with a spec Nomad reads.
+    with_periodic["Periodic"]["Spec"] = json!("*/15 * * * *");
     add(
         "nomad-job-spec-periodic-fragment",
         c.nomad("PUT", "/v1/jobs", Some(json!({"Job": with_periodic})))

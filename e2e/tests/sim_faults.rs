@@ -38,7 +38,7 @@ fn checked_job(id: &str) -> Value {
             "RestartPolicy": {"Attempts": 2, "Interval": 60_000_000_000u64, "Delay": 0, "Mode": "fail"},
             "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
             "Services": [{"Name": id, "PortLabel": "http", "Checks": [{
-                "Name": "alive", "Type": "http", "Path": "/", "Interval": 100_000_000u64, "Timeout": 50_000_000u64,
+                "Name": "alive", "Type": "http", "Path": "/", "Interval": 1_000_000_000u64, "Timeout": 1_000_000_000u64,
                 "CheckRestart": {"Limit": 1, "Grace": 0, "IgnoreWarnings": false}
             }]}],
             "Tasks": [{"Name": "app", "Driver": "docker", "Config": {"image": "nginx"}, "Resources": {"CPU": 100, "MemoryMB": 64}}],

@@ -194,6 +194,15 @@ impl Cluster {
         cluster
     }
 
+    /// The node pools that exist: the built-in `default` and `all`, and each pool a client
+    /// registered into (nomad/node_endpoint.go `Register` creates a client's pool).
+    pub fn node_pools(&self) -> BTreeSet<String> {
+        let mut pools: BTreeSet<String> =
+            ["default", "all"].iter().map(|p| p.to_string()).collect();
+        pools.extend(self.nodes.values().map(|n| n.pool.clone()));
+        pools
+    }
+
     /// Starts a commit: the index every object written in it carries.
     pub fn bump(&mut self) -> u64 {
         self.index += 1;

@@ -469,7 +469,7 @@ impl Cluster {
         let existing = self.jobs.get(&key).cloned();
         // nomad/job_endpoint.go Register: admission validators, then validateJobUpdate, both
         // before the check-and-set.
-        super::validate::validate(&spec).map_err(ApiError::internal)?;
+        super::validate::validate(&spec, &self.node_pools()).map_err(ApiError::internal)?;
         if let Some(existing) = &existing {
             super::validate::validate_update(&existing.spec, &spec).map_err(ApiError::internal)?;
         }
@@ -712,7 +712,7 @@ impl Cluster {
         let spec = canonicalize(submitted, &namespace, &self.config.region);
         let existing = self.job(&namespace, url_id);
         // nomad/job_endpoint.go Plan runs the same admission validators as Register.
-        super::validate::validate(&spec).map_err(ApiError::internal)?;
+        super::validate::validate(&spec, &self.node_pools()).map_err(ApiError::internal)?;
         let mut desired = Map::new();
         let mut updates = Map::new();
         let mut failed = Map::new();

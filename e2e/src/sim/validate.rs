@@ -3,9 +3,13 @@
 //!
 //! Modelled: task resources below Nomad's minimum (nomad/structs/structs.go
 //! `Resources.MeetsMinResources`, reached through `Job.Validate` → `TaskGroup.Validate` →
-//! `Task.Validate` → `Resources.Validate`), and the updates `validateJobUpdate`
-//! (nomad/job_endpoint.go) refuses: a type change, periodic or parameterized added or removed.
-//! Not modelled yet: service check timeouts, constraint operands, cron specs, node pools.
+//! `Task.Validate` → `Resources.Validate`); constraint operands (`Constraint.Validate`, at job,
+//! group and task level); service check intervals and timeouts (structs/services.go
+//! `ServiceCheck.validateCommon`, through `TaskGroup.validateServices`); cron specs that
+//! hashicorp/cronexpr cannot read as fields (`PeriodicConfig.Validate`); a node pool that
+//! does not exist (job_endpoint_hook_node_pool.go `jobNodePoolValidatingHook`); and the updates
+//! `validateJobUpdate` (nomad/job_endpoint.go) refuses: a type change, periodic or
+//! parameterized added or removed.
 
 use serde_json::Value;
 
@@ -75,14 +79,161 @@ fn resources_errors(resources: &Value) -> Vec<Item> {
     }
 }
 
+/// `Constraint.Validate` for each constraint of a list, wrapped as `Job.Validate`,
+/// `TaskGroup.Validate` and `Task.Validate` all wrap it.
+fn constraint_errors(holder: &Value) -> Vec<Item> {
+    let mut items = Vec::new();
+    for (idx, constraint) in list(holder, "Constraints").iter().enumerate() {
+        let field = |key: &str| constraint.get(key).and_then(Value::as_str).unwrap_or("");
+        let errors: Vec<Item> = crds::nomad_rules::constraint_operand_errors(
+            field("Operand"),
+            field("LTarget"),
+            field("RTarget"),
+        )
+        .into_iter()
+        .map(Item::Text)
+        .collect();
+        if !errors.is_empty() {
+            items.push(Item::Text(format!(
+                "Constraint {} validation failed: {}",
+                idx + 1,
+                list_format(&errors)
+            )));
+        }
+    }
+    items
+}
+
+/// nomad/structs/services.go `ServiceCheck.validateCommon`: an interval and a timeout of at
+/// least a second (`minCheckInterval`, `minCheckTimeout`; the timeout message names the
+/// interval's minimum, as Nomad's does).
+fn check_error(check: &Value) -> Option<String> {
+    const MIN: i64 = 1_000_000_000;
+    let nanos = |key: &str| check.get(key).and_then(Value::as_i64).unwrap_or(0);
+    let (interval, timeout) = (nanos("Interval"), nanos("Timeout"));
+    let problem = if interval == 0 {
+        "missing required value interval. Interval cannot be less than 1s".to_string()
+    } else if interval < MIN {
+        format!(
+            "interval ({}) cannot be lower than 1s",
+            go_duration(interval)
+        )
+    } else if timeout == 0 {
+        "missing required value timeout. Timeout cannot be less than 1s".to_string()
+    } else if timeout < MIN {
+        format!(
+            "timeout ({}) is lower than required minimum timeout 1s",
+            go_duration(timeout)
+        )
+    } else {
+        return None;
+    };
+    Some(format!("Check {} invalid: {problem}", name(check)))
+}
+
+/// `TaskGroup.validateServices` → `Service.Validate` → `validateConsulService`, for the
+/// checks: one "Service[i] ... validation failed" item per service with bad checks.
+fn service_errors(group: &Value) -> Vec<Item> {
+    let mut items = Vec::new();
+    for (i, service) in list(group, "Services").iter().enumerate() {
+        let checks: Vec<Item> = list(service, "Checks")
+            .iter()
+            .filter_map(check_error)
+            .map(Item::Text)
+            .collect();
+        if !checks.is_empty() {
+            items.push(Item::Text(format!(
+                "Service[{i}] {} validation failed: {}",
+                name(service),
+                list_format(&checks)
+            )));
+        }
+    }
+    items
+}
+
+/// `PeriodicConfig.Validate` for cron specs: hashicorp/cronexpr `Parse` expands only its own
+/// macros (`@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@hourly`; not
+/// `@midnight`) and wants at least five fields ("missing field(s)").
+fn periodic_errors(job: &Value) -> Vec<Item> {
+    let Some(periodic) = job.get("Periodic").filter(|p| p.is_object()) else {
+        return Vec::new();
+    };
+    let mut specs: Vec<&str> = periodic
+        .get("Spec")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .into_iter()
+        .collect();
+    specs.extend(list(periodic, "Specs").iter().filter_map(Value::as_str));
+    const MACROS: &[&str] = &[
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@hourly",
+    ];
+    let errors: Vec<Item> = specs
+        .into_iter()
+        .filter(|spec| {
+            let expanded = if MACROS.contains(&spec.trim()) {
+                7
+            } else {
+                spec.split_whitespace().count()
+            };
+            expanded < 5
+        })
+        .map(|spec| Item::Text(format!("Invalid cron spec {spec:?}: missing field(s)")))
+        .collect();
+    if errors.is_empty() {
+        Vec::new()
+    } else {
+        vec![Item::List(errors)]
+    }
+}
+
+/// Go's `time.Duration.String` for the durations checks carry.
+pub fn go_duration(nanos: i64) -> String {
+    let trim = |value: f64, unit: &str| {
+        let text = format!("{value:.9}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        format!("{text}{unit}")
+    };
+    match nanos {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => trim(n as f64 / 1e3, "µs"),
+        n if n < 1_000_000_000 => trim(n as f64 / 1e6, "ms"),
+        n => {
+            let (hours, rest) = (n / 3_600_000_000_000, n % 3_600_000_000_000);
+            let (minutes, rest) = (rest / 60_000_000_000, rest % 60_000_000_000);
+            let seconds = trim(rest as f64 / 1e9, "s");
+            match (hours, minutes) {
+                (0, 0) => seconds,
+                (0, m) => format!("{m}m{seconds}"),
+                (h, m) => format!("{h}h{m}m{seconds}"),
+            }
+        }
+    }
+}
+
 /// `Job.Validate` for what the sim models, as the list the register answer prints
 /// (`jobValidate.Validate` and `admissionValidators` flatten it into their own lists).
 fn job_errors(job: &Value) -> Vec<Item> {
-    let mut job_items = Vec::new();
+    let mut job_items = constraint_errors(job);
+    job_items.extend(periodic_errors(job));
     for group in list(job, "TaskGroups") {
-        let mut group_items = Vec::new();
+        let mut group_items = constraint_errors(group);
+        let services = service_errors(group);
+        if !services.is_empty() {
+            group_items.push(Item::Text(format!(
+                "Task group service validation failed: {}",
+                list_format(&services)
+            )));
+        }
         for task in list(group, "Tasks") {
-            let mut task_items = Vec::new();
+            let mut task_items = constraint_errors(task);
             if let Some(resources) = task.get("Resources").filter(|r| r.is_object()) {
                 let errors = resources_errors(resources);
                 if !errors.is_empty() {
@@ -108,9 +259,23 @@ fn job_errors(job: &Value) -> Vec<Item> {
     job_items
 }
 
-/// What `Job.Register` (and `Job.Plan`) answer for an invalid job, or `Ok`.
-pub fn validate(job: &Value) -> Result<(), String> {
-    let errors = job_errors(job);
+/// What `Job.Register` (and `Job.Plan`) answer for an invalid job, or `Ok`. `pools` are the
+/// node pools that exist: `default`, `all`, and those clients registered into.
+pub fn validate(job: &Value, pools: &std::collections::BTreeSet<String>) -> Result<(), String> {
+    // job_endpoint.go `admissionValidators`: each validator's errors appended to one list,
+    // the node pool hook's before `jobValidate`'s.
+    let mut errors = Vec::new();
+    let pool = job
+        .get("NodePool")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    if !pool.is_empty() && !pools.contains(pool) {
+        errors.push(Item::Text(format!(
+            "job {:?} is in nonexistent node pool {pool:?}",
+            job.get("ID").and_then(Value::as_str).unwrap_or("")
+        )));
+    }
+    errors.extend(job_errors(job));
     if errors.is_empty() {
         Ok(())
     } else {
@@ -147,6 +312,94 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn pools() -> std::collections::BTreeSet<String> {
+        ["default", "all"].iter().map(|p| p.to_string()).collect()
+    }
+
+    fn valid() -> Value {
+        job(128, 100)
+    }
+
+    /// Each refusal as the register answer prints it: Nomad's nesting of go-multierror lists
+    /// (job, task group, service, check), texts from nomad/structs and the hooks.
+    #[test]
+    fn constraints_checks_cron_and_pools_are_refused_in_nomads_words() {
+        let with = |edit: &dyn Fn(&mut Value)| {
+            let mut j = valid();
+            edit(&mut j);
+            validate(&j, &pools()).unwrap_err()
+        };
+        let is_set = with(&|j| {
+            j["Constraints"] =
+                json!([{"LTarget": "${meta.rack}", "RTarget": "r1", "Operand": "is_set"}]);
+        });
+        assert_eq!(
+            is_set,
+            "1 error occurred:\n\t* Constraint 1 validation failed: 1 error occurred:\n\t* Operator \"is_set\" does not support an RTarget\n\n\n\n"
+        );
+        let group = with(&|j| {
+            j["TaskGroups"][0]["Constraints"] = json!([
+                {"LTarget": "${attr.os.version}", "RTarget": ">= 1.0, banana", "Operand": "version"},
+                {"LTarget": "${meta.rack}", "RTarget": "two", "Operand": "distinct_property"},
+                {"LTarget": "${attr.kernel.version}", "RTarget": "1.2.x", "Operand": "semver"},
+                {"LTarget": "${node.class}", "RTarget": "(", "Operand": "regexp"},
+            ]);
+        });
+        for expected in [
+            "Constraint 1 validation failed: 1 error occurred:\n\t* Version constraint is invalid: Malformed constraint:  banana",
+            "Constraint 2 validation failed: 1 error occurred:\n\t* Failed to convert RTarget \"two\" to uint64: strconv.ParseUint: parsing \"two\": invalid syntax",
+            "Constraint 3 validation failed: 1 error occurred:\n\t* Semver constraint is invalid: Malformed constraint: 1.2.x",
+            "Constraint 4 validation failed: 1 error occurred:\n\t* Regular expression failed to compile: ",
+        ] {
+            assert!(group.contains(expected), "{expected:?} in {group}");
+        }
+        assert!(
+            group.starts_with(
+                "1 error occurred:\n\t* Task group web validation failed: 4 errors occurred:"
+            ),
+            "{group}"
+        );
+        let check = with(&|j| {
+            j["TaskGroups"][0]["Services"] = json!([{"Name": "web", "Checks": [{"Name": "alive", "Interval": 10_000_000_000u64, "Timeout": 500_000_000u64}]}]);
+        });
+        assert!(
+            check.contains("Task group service validation failed: 1 error occurred:\n\t* Service[0] web validation failed: 1 error occurred:\n\t* Check alive invalid: timeout (500ms) is lower than required minimum timeout 1s"),
+            "{check}"
+        );
+        let cron = with(&|j| {
+            j["Type"] = json!("batch");
+            j["Periodic"] = json!({"Enabled": true, "SpecType": "cron", "Spec": "@midnight"});
+        });
+        assert_eq!(
+            cron,
+            "1 error occurred:\n\t* 1 error occurred:\n\t* Invalid cron spec \"@midnight\": missing field(s)\n\n\n\n"
+        );
+        let daily = {
+            let mut j = valid();
+            j["Periodic"] = json!({"Enabled": true, "SpecType": "cron", "Spec": "@daily"});
+            validate(&j, &pools())
+        };
+        assert_eq!(daily, Ok(()), "cronexpr's own macros are fine");
+        let pool = with(&|j| j["NodePool"] = json!("gpu"));
+        assert_eq!(
+            pool,
+            "1 error occurred:\n\t* job \"web\" is in nonexistent node pool \"gpu\"\n\n"
+        );
+    }
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        for (nanos, text) in [
+            (0, "0s"),
+            (500_000_000, "500ms"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (250_000, "250µs"),
+        ] {
+            assert_eq!(go_duration(nanos), text);
+        }
+    }
+
     fn job(memory: u64, cpu: u64) -> Value {
         json!({"ID": "web", "Type": "service", "TaskGroups": [{"Name": "web", "Tasks": [
             {"Name": "app", "Resources": {"CPU": cpu, "MemoryMB": memory}}]}]})
@@ -157,15 +410,15 @@ mod tests {
     /// Resources.Validate, MeetsMinResources).
     #[test]
     fn memory_below_the_minimum_is_refused_in_nomads_words() {
-        assert_eq!(validate(&job(128, 100)), Ok(()));
-        let refused = validate(&job(5, 100)).unwrap_err();
+        assert_eq!(validate(&job(128, 100), &pools()), Ok(()));
+        let refused = validate(&job(5, 100), &pools()).unwrap_err();
         assert_eq!(
             refused,
             "1 error occurred:\n\t* Task group web validation failed: 1 error occurred:\n\t* \
              Task app validation failed: 1 error occurred:\n\t* 1 error occurred:\n\t* \
              1 error occurred:\n\t* minimum MemoryMB value is 10; got 5\n\n\n\n\n\n\n\n\n\n"
         );
-        let both = validate(&job(5, 0)).unwrap_err();
+        let both = validate(&job(5, 0), &pools()).unwrap_err();
         assert!(
             both.contains("2 errors occurred:\n\t* minimum CPU value is 1; got 0\n\t* minimum MemoryMB value is 10; got 5"),
             "{both:?}"
