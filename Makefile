@@ -36,11 +36,11 @@ demo: build
 
 # nomad-sim on the default ports with the default cluster (3 workers, 2 hubs).
 sim: deps
-	$(CARGO) run --locked -p e2e --bin nomad-sim
+	$(CARGO) run --locked -p nomad-sim
 
 # Benchmarks: figures next to a floor measured in the same run; never pass/fail.
 bench: deps
-	$(CARGO) build --release --locked -p bench -p e2e -p controller
+	$(CARGO) build --release --locked -p bench -p nomad-sim -p controller
 	./target/release/bench --out bench/results.json
 
 # Fuzzes the manifest and webhook parsers (FUZZ_SECONDS each; nightly toolchain and

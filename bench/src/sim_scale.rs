@@ -25,7 +25,7 @@ impl Drop for Sim {
 }
 
 fn start_sim(nodes: usize) -> anyhow::Result<Sim> {
-    let binary = e2e::procs::binary("nomad-sim", "e2e");
+    let binary = e2e::procs::binary("nomad-sim", "nomad-sim");
     let (nomad_port, consul_port) = (e2e::ports::free_port(), e2e::ports::free_port());
     let child = Command::new(&binary)
         .args([

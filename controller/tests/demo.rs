@@ -29,7 +29,10 @@ fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
     demo.arg(root.join("scripts/demo.sh"))
         .env("NOMARCH_BIN", env!("CARGO_BIN_EXE_nomarch"))
         .env("NOMARCH_DEMO_ETCD_PORT", port.to_string())
-        .env("NOMAD_SIM_BIN", e2e::procs::binary("nomad-sim", "e2e"))
+        .env(
+            "NOMAD_SIM_BIN",
+            e2e::procs::binary("nomad-sim", "nomad-sim"),
+        )
         .env(
             "NOMARCH_DEMO_NOMAD_PORT",
             e2e::ports::free_port().to_string(),

@@ -1,19 +1,7 @@
-//! HTTP clients for tests and tools. The workspace builds reqwest with rustls but without a
-//! bundled crypto provider (the default one needs a C toolchain with cmake); every client is
-//! made here, after rustls' ring provider is installed.
+//! HTTP clients for tests and tools, made after rustls' ring provider is installed (the async
+//! client and the installer are nomad-sim's, which its binary needs too).
 
-/// Installs the ring provider once per process.
-pub fn install_tls() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-pub fn client() -> reqwest::Client {
-    install_tls();
-    reqwest::Client::new()
-}
+pub use nomad_sim::net::{client, install_tls, scheme};
 
 pub fn blocking_client() -> reqwest::blocking::Client {
     install_tls();
@@ -40,13 +28,4 @@ pub fn blocking_client_tls(
         builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("client PEM"));
     }
     builder.build().expect("TLS client")
-}
-
-/// `https` or `http`, for the URLs of a server that does or does not speak TLS.
-pub fn scheme(tls: bool) -> &'static str {
-    if tls {
-        "https"
-    } else {
-        "http"
-    }
 }

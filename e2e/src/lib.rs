@@ -1,7 +1,8 @@
-//! nomad-sim, and harnesses that run real processes for integration and end-to-end tests.
+//! Harnesses that run real processes for integration and end-to-end tests, and nomad-sim's
+//! tests (the simulator itself is the `nomad-sim` crate, re-exported here as [`sim`]).
 //!
 //! # Layout
-//! - [`sim`]: the Nomad + Consul API simulator (binary `nomad-sim`).
+//! - [`sim`]: the `nomad-sim` crate (the Nomad + Consul API simulator, binary `nomad-sim`).
 //! - [`etcd`]: a private etcd server on free loopback ports with a temporary data dir, which a
 //!   test can stop and restart on the same ports and data, and which is killed on drop; and a
 //!   cluster of several such members.
@@ -17,6 +18,6 @@ pub mod http;
 pub mod ports;
 pub mod procs;
 pub mod samples;
-pub mod sim;
+pub use nomad_sim as sim;
 pub mod testing;
 pub mod tls;

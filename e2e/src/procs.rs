@@ -189,7 +189,7 @@ impl SimProcess {
 
     fn launch(extra: &[&str], tls: bool) -> SimProcess {
         let (nomad_port, consul_port) = (free_port(), free_port());
-        let mut command = Command::new(binary("nomad-sim", "e2e"));
+        let mut command = Command::new(binary("nomad-sim", "nomad-sim"));
         command
             .args([
                 "--nomad-addr",

@@ -15,7 +15,7 @@ impl Drop for Running {
 }
 
 fn ctl(nomad: &str, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_nomad-sim"))
+    let output = Command::new(e2e::procs::binary("nomad-sim", "nomad-sim"))
         .args(["ctl", "--addr", nomad])
         .args(args)
         .output()
@@ -46,7 +46,7 @@ fn config_file_cluster_and_ctl_faults() {
     .unwrap();
     let (nomad_port, consul_port) = (e2e::ports::free_port(), e2e::ports::free_port());
     let nomad = format!("http://127.0.0.1:{nomad_port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_nomad-sim"))
+    let child = Command::new(e2e::procs::binary("nomad-sim", "nomad-sim"))
         .arg("--config")
         .arg(&config)
         .args([

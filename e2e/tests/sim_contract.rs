@@ -978,6 +978,15 @@ async fn every_sample_matches_nomad_sims_answer() {
         .nomad("PUT", &format!("/v1/allocation/{alloc_id}/stop"), None)
         .await;
     add("nomad-allocation-stop-response", stop, false);
+    // Consul's answers below read the replacement's service: wait until it runs.
+    e2e::testing::eventually("the stopped allocation's replacement runs", || async {
+        let (_, allocs) = c.nomad("GET", "/v1/job/example/allocations", None).await;
+        allocs.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|a| a["DesiredStatus"] == "run" && a["ClientStatus"] == "running")
+        })
+    })
+    .await;
 
     let node_frame = first_frame(&c, "/v1/event/stream?topic=Node").await;
     add(

@@ -3,10 +3,10 @@
 //! Nomad's GC, so its size (and the cost of each status observation) grew with every update
 //! (the apply-latency benchmark showed it). The cache is refilled by one listing each time the
 //! stream (re)connects, so a gap in the stream never leaves it stale, and it says when it is
-//! not synced, so readers fall back to asking Nomad. Only the namespaces the stream carries
-//! (those that existed when it opened) are answered from here.
+//! not synced, so readers fall back to asking Nomad. The stream carries the namespaces that
+//! existed when it opened; it is reopened (and this cache refilled) when one appears.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use crate::clients::nomad_types::{AllocStub, Slim};
@@ -17,8 +17,6 @@ type JobKey = (String, String);
 struct State {
     synced: bool,
     by_job: HashMap<JobKey, BTreeMap<String, AllocStub>>,
-    /// The namespaces the stream carries.
-    covered: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -36,9 +34,8 @@ impl AllocCache {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces everything with a fresh listing and marks the cache synced for the namespaces
-    /// the stream carries.
-    pub fn replace(&self, allocs: Vec<AllocStub>, covered: HashSet<String>) {
+    /// Replaces everything with a fresh listing and marks the cache synced.
+    pub fn replace(&self, allocs: Vec<AllocStub>) {
         let mut by_job: HashMap<JobKey, BTreeMap<String, AllocStub>> = HashMap::new();
         for alloc in allocs {
             let key = (alloc.namespace.clone(), alloc.job_id.clone());
@@ -52,7 +49,6 @@ impl AllocCache {
         }
         let mut state = self.write();
         state.by_job = by_job;
-        state.covered = covered;
         state.synced = true;
     }
 
@@ -92,7 +88,7 @@ impl AllocCache {
     /// A job's allocations, or `None` when the cache is not synced.
     pub fn of_job(&self, namespace: &str, job_id: &str) -> Option<Vec<AllocStub>> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        if !state.synced || !state.covered.contains(namespace) {
+        if !state.synced {
             return None;
         }
         let key = (namespace.to_string(), job_id.to_string());
@@ -130,10 +126,6 @@ fn prune_superseded(allocs: &mut BTreeMap<String, AllocStub>) {
 mod tests {
     use super::*;
 
-    fn default_only() -> HashSet<String> {
-        HashSet::from(["default".to_string()])
-    }
-
     fn alloc(id: &str, version: u64, client: &str, modify_index: u64) -> AllocStub {
         serde_json::from_value(serde_json::json!({
             "ID": id, "JobID": "web", "Namespace": "default", "ClientStatus": client,
@@ -158,10 +150,8 @@ mod tests {
     fn unsynced_means_ask_nomad() {
         let cache = AllocCache::default();
         assert!(cache.of_job("default", "web").is_none());
-        cache.replace(vec![alloc("a", 0, "running", 1)], default_only());
+        cache.replace(vec![alloc("a", 0, "running", 1)]);
         assert_eq!(ids(&cache), ["a"]);
-        // A namespace made after the stream opened carries no events here: ask Nomad.
-        assert!(cache.of_job("tenant-a", "web").is_none());
         cache.mark_unsynced();
         assert!(cache.of_job("default", "web").is_none());
     }
@@ -169,7 +159,7 @@ mod tests {
     #[test]
     fn events_update_in_order_and_superseded_finished_allocations_go() {
         let cache = AllocCache::default();
-        cache.replace(vec![alloc("a", 0, "running", 5)], default_only());
+        cache.replace(vec![alloc("a", 0, "running", 5)]);
         // A late, older copy of `a` changes nothing.
         cache.upsert(alloc("a", 0, "pending", 3));
         assert_eq!(

@@ -9,10 +9,10 @@
 //! it just wrote.
 //!
 //! The stream carries the namespaces that existed when it was opened (Nomad resolves `*` once,
-//! nomad/event_endpoint.go `validateACL`): jobs in a namespace made later are misses until the
-//! stream is reopened.
+//! nomad/event_endpoint.go `validateACL`); the stream is reopened, and this cache restarted,
+//! as soon as a namespace appears (`triggers::nomad_events`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use crate::clients::nomad_types::Job;
@@ -24,8 +24,6 @@ struct State {
     synced: bool,
     /// `None`: Nomad said there is no such job.
     jobs: HashMap<JobKey, Option<Job>>,
-    /// The namespaces the stream carries.
-    covered: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -52,10 +50,9 @@ impl JobCache {
     }
 
     /// The stream is (re)connected: start empty and trust events from here on.
-    pub fn restart(&self, covered: HashSet<String>) {
+    pub fn restart(&self) {
         let mut state = self.write();
         state.jobs.clear();
-        state.covered = covered;
         state.synced = true;
     }
 
@@ -69,7 +66,7 @@ impl JobCache {
     /// The job (or its absence), when cached and at least as new as `at_least`.
     pub fn get(&self, namespace: &str, id: &str, at_least: Option<u64>) -> Option<Option<Job>> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        if !state.synced || !state.covered.contains(namespace) {
+        if !state.synced {
             return None;
         }
         let entry = state.jobs.get(&key(namespace, id))?;
@@ -85,7 +82,7 @@ impl JobCache {
     /// What a read from Nomad returned; never replaces a newer entry.
     pub fn put(&self, namespace: &str, id: &str, job: Option<Job>) {
         let mut state = self.write();
-        if !state.synced || !state.covered.contains(namespace) {
+        if !state.synced {
             return;
         }
         let key = key(namespace, id);
@@ -131,10 +128,6 @@ impl JobCache {
 mod tests {
     use super::*;
 
-    fn default_only() -> HashSet<String> {
-        HashSet::from(["default".to_string()])
-    }
-
     fn job(index: u64) -> Job {
         serde_json::from_value(serde_json::json!({
             "ID": "web", "JobModifyIndex": index, "TaskGroups": [{"Name": "g"}], "Datacenters": ["dc1"],
@@ -150,7 +143,7 @@ mod tests {
             cache.get("default", "web", None).is_none(),
             "not synced yet"
         );
-        cache.restart(default_only());
+        cache.restart();
         assert!(
             cache.get("default", "web", None).is_none(),
             "not cached yet"

@@ -106,8 +106,8 @@ pub async fn nomad_events(ctx: Arc<Context>) {
         let listed = ctx.nomad.allocations(QueryOptions::namespace("*")).await;
         let index = match listed {
             Ok(listing) => {
-                ctx.allocs.replace(listing.value, covered.clone());
-                ctx.jobs.restart(covered.clone());
+                ctx.allocs.replace(listing.value);
+                ctx.jobs.restart();
                 listing.index
             }
             Err(e) => {
@@ -128,6 +128,8 @@ pub async fn nomad_events(ctx: Arc<Context>) {
             Ok(mut stream) => loop {
                 let frame = tokio::select! {
                     frame = stream.next() => frame,
+                    // Until the reopen, the caches are marked unsynced (below), so reads of
+                    // the new namespace go to Nomad.
                     () = &mut new_namespace => {
                         debug!("a namespace appeared; reopening the event stream");
                         reopen = true;

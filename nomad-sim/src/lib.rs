@@ -1,5 +1,8 @@
 //! nomad-sim: a Nomad + Consul API simulator with simulated client nodes, a placement
-//! scheduler, health checks and fault injection. Faithful to `e2e/nomad-api/`.
+//! scheduler, deployments, health checks and fault injection. Its answers have the shapes of
+//! the samples in `e2e/nomad-api/`; its behaviour follows Nomad's source, and each simulated
+//! behaviour names the Nomad file and function it follows. The test harness that runs it as a
+//! process lives apart, in the `e2e` crate; the binary is `nomad-sim` (`src/main.rs`).
 //!
 //! # Layout
 //! - [`config`]: cluster shape and timings; [`clock`]: the (possibly fast) simulated clock.
@@ -15,7 +18,7 @@
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
 //! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
-//!   with client certificates when asked.
+//!   with client certificates when asked; [`net`]: HTTP clients (the binary's `ctl`, tests).
 
 pub mod clock;
 pub mod cluster;
@@ -29,6 +32,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod model;
+pub mod net;
 pub mod placement;
 pub mod render;
 pub mod scheduler;
@@ -194,11 +198,11 @@ impl RunningSim {
     }
 
     pub fn nomad_url(&self) -> String {
-        format!("{}://{}", crate::http::scheme(self.tls), self.nomad_addr)
+        format!("{}://{}", net::scheme(self.tls), self.nomad_addr)
     }
 
     pub fn consul_url(&self) -> String {
-        format!("{}://{}", crate::http::scheme(self.tls), self.consul_addr)
+        format!("{}://{}", net::scheme(self.tls), self.consul_addr)
     }
 }
 

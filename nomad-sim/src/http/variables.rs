@@ -8,9 +8,9 @@ use axum::http::Method;
 use serde_json::{json, Map, Value};
 
 use super::{Reply, Req};
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::model::VariableEntry;
-use crate::sim::Sim;
+use crate::error::{ApiError, ApiResult};
+use crate::model::VariableEntry;
+use crate::Sim;
 
 fn variable_json(namespace: &str, path: &str, entry: &VariableEntry) -> Value {
     json!({

@@ -5,11 +5,11 @@ use base64_lite::encode;
 use serde_json::{json, Value};
 
 use super::{blocking, blocking_table, table, Reply, Req};
-use crate::sim::cluster::TableIndex;
-use crate::sim::consul;
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::model::KvEntry;
-use crate::sim::Sim;
+use crate::cluster::TableIndex;
+use crate::consul;
+use crate::error::{ApiError, ApiResult};
+use crate::model::KvEntry;
+use crate::Sim;
 
 pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     let path = req.path.as_str();

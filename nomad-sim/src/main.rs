@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use e2e::sim::config::{default_nodes, BatchOutcome, ConfigFile, NodeSpec, SimConfig};
-use e2e::sim::http::parse_go_duration;
-use e2e::sim::RunningSim;
+use nomad_sim::config::{default_nodes, BatchOutcome, ConfigFile, NodeSpec, SimConfig};
+use nomad_sim::http::parse_go_duration;
+use nomad_sim::RunningSim;
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -226,7 +226,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = sim_config(&args)?;
     let node_count = config.nodes.len();
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(e2e::sim::tls::ServerTls {
+        (Some(cert), Some(key)) => Some(nomad_sim::tls::ServerTls {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: args.tls_client_ca.clone(),
@@ -322,7 +322,7 @@ async fn ctl(addr: &str, action: Ctl) -> anyhow::Result<()> {
             ("PUT", "/_sim/chaos".to_string(), Some(Value::Object(body)))
         }
     };
-    let client = e2e::http::client();
+    let client = nomad_sim::net::client();
     let url = format!("{base}{path}");
     let mut request = match method {
         "GET" => client.get(&url),

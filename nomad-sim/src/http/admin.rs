@@ -6,11 +6,11 @@ use axum::http::Method;
 use serde_json::{json, Value};
 
 use super::{Reply, Req};
-use crate::sim::config::NodeSpec;
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::model::Fault;
-use crate::sim::render;
-use crate::sim::Sim;
+use crate::config::NodeSpec;
+use crate::error::{ApiError, ApiResult};
+use crate::model::Fault;
+use crate::render;
+use crate::Sim;
 
 pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     let path = req.path.trim_start_matches("/_sim");
@@ -161,9 +161,9 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
 }
 
 /// Everything, for tests to assert on: nodes, jobs, allocations, checks and the write log.
-fn state(c: &crate::sim::cluster::Cluster) -> Value {
+fn state(c: &crate::cluster::Cluster) -> Value {
     let now = c.clock.now();
-    let checks: Vec<Value> = crate::sim::consul::instances(c)
+    let checks: Vec<Value> = crate::consul::instances(c)
         .iter()
         .map(|i| json!({"allocation": i.alloc.id, "node": i.node.name, "service": i.name, "status": i.status}))
         .collect();

@@ -437,8 +437,8 @@ mod tests {
     use serde_json::json;
 
     use super::{Cluster, Namespace};
-    use crate::sim::clock::Clock;
-    use crate::sim::config::SimConfig;
+    use crate::clock::Clock;
+    use crate::config::SimConfig;
 
     fn key(namespace: &str, id: &str) -> (String, String) {
         (namespace.to_string(), id.to_string())

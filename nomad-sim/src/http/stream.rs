@@ -11,9 +11,9 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{Reply, Req};
-use crate::sim::cluster::{Frame, StreamEvent};
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::Sim;
+use crate::cluster::{Frame, StreamEvent};
+use crate::error::{ApiError, ApiResult};
+use crate::Sim;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
 

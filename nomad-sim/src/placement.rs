@@ -349,9 +349,9 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::{Ask, Placer};
-    use crate::sim::clock::Clock;
-    use crate::sim::cluster::Cluster;
-    use crate::sim::config::{NodeSpec, SimConfig};
+    use crate::clock::Clock;
+    use crate::cluster::Cluster;
+    use crate::config::{NodeSpec, SimConfig};
 
     fn cluster_of(nodes: usize) -> Cluster {
         let mut cluster = Cluster::new(SimConfig::default(), Clock::new(1.0));

@@ -7,11 +7,11 @@ use axum::http::Method;
 use serde_json::{json, Value};
 
 use super::{blocking, blocking_table, stream, table, variables, Reply, Req};
-use crate::sim::cluster::Cluster;
-use crate::sim::consul;
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::render;
-use crate::sim::Sim;
+use crate::cluster::Cluster;
+use crate::consul;
+use crate::error::{ApiError, ApiResult};
+use crate::render;
+use crate::Sim;
 
 /// Sub-paths of `/v1/job/<id>`, longest first so `periodic/force` wins over a job named `force`.
 const JOB_SUFFIXES: &[&str] = &[
@@ -214,7 +214,7 @@ fn node_update_reply(sim: &Sim, index: u64, evals: &[String], node_modify_index:
     })
 }
 
-fn namespace_json(ns: &crate::sim::model::Namespace) -> Value {
+fn namespace_json(ns: &crate::model::Namespace) -> Value {
     json!({
         "Name": ns.name,
         "Description": ns.description,
@@ -258,7 +258,7 @@ async fn namespace(sim: &Sim, req: &Req, name: &str) -> ApiResult<Reply> {
                 let entry =
                     c.namespaces
                         .entry(name.to_string())
-                        .or_insert(crate::sim::model::Namespace {
+                        .or_insert(crate::model::Namespace {
                             name: name.to_string(),
                             description: String::new(),
                             meta: None,
@@ -353,7 +353,7 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
                     versions.extend(job.versions.iter().cloned());
                     // Each version against the one before it, newest first, as Nomad lists them.
                     let diffs = if req.flag("diffs") {
-                        let pairs = versions.windows(2).map(|pair| crate::sim::diff::job_diff(Some(&pair[1]), &pair[0], &serde_json::Map::new()));
+                        let pairs = versions.windows(2).map(|pair| crate::diff::job_diff(Some(&pair[1]), &pair[0], &serde_json::Map::new()));
                         json!(pairs.collect::<Vec<_>>())
                     } else {
                         Value::Null
@@ -407,7 +407,7 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
                 req,
                 |t| t.deployments,
                 |c| {
-                    let mut list: Vec<&crate::sim::model::Deployment> =
+                    let mut list: Vec<&crate::model::Deployment> =
                         c.deployments_of_job(&namespace, id).collect();
                     list.sort_by_key(|d| std::cmp::Reverse(d.create_index));
                     Ok(json!(list
