@@ -68,27 +68,6 @@ pub struct NextLaunch {
     pub next: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// A check status forced by the admin API for the allocations it selects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckRule {
-    pub service: Option<String>,
-    pub allocation: Option<String>,
-    /// Node ID or name.
-    pub node: Option<String>,
-    pub status: &'static str,
-}
-
-impl CheckRule {
-    pub fn selects(&self, alloc: &super::model::Alloc, service: &str) -> bool {
-        self.service.as_deref().is_none_or(|s| s == service)
-            && self.allocation.as_deref().is_none_or(|a| a == alloc.id)
-            && self
-                .node
-                .as_deref()
-                .is_none_or(|n| n == alloc.node_id || n == alloc.node_name)
-    }
-}
-
 /// Injected trouble for one API (`PUT /_sim/chaos`, with `"api": "consul"` for Consul's).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Chaos {
@@ -133,7 +112,7 @@ pub struct Cluster {
     pub variables: BTreeMap<(String, String), VariableEntry>,
     /// Check statuses set through `PUT /_sim/checks`; the newest matching rule wins, so a rule
     /// by service name also holds for replacement allocations.
-    pub check_rules: Vec<CheckRule>,
+    pub check_rules: Vec<super::health::CheckRule>,
     /// Faults new allocations of a task image get (`PUT /_sim/images`); the newest rule for
     /// an image wins.
     pub image_faults: Vec<(String, super::model::Fault)>,
@@ -251,34 +230,6 @@ impl Cluster {
             agent,
         };
         self.writes.push(record);
-    }
-
-    /// Records a check rule (replacing one with the same selector) and returns how many
-    /// registered service instances it now covers.
-    pub fn set_check_status(
-        &mut self,
-        service: Option<&str>,
-        allocation: Option<&str>,
-        node: Option<&str>,
-        status: &'static str,
-    ) -> usize {
-        let rule = CheckRule {
-            service: service.map(String::from),
-            allocation: allocation.map(String::from),
-            node: node.map(String::from),
-            status,
-        };
-        self.check_rules.retain(|r| {
-            (&r.service, &r.allocation, &r.node) != (&rule.service, &rule.allocation, &rule.node)
-        });
-        self.check_rules.push(rule.clone());
-        let index = self.bump();
-        self.tables.consul = index;
-        self.tables.services = index;
-        super::consul::instances(self)
-            .iter()
-            .filter(|i| rule.selects(i.alloc, &i.name))
-            .count()
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {

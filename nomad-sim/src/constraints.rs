@@ -5,7 +5,6 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::model::Node;
-use super::placement::Ask;
 
 pub fn datacenter_matches(patterns: &[&str], datacenter: &str) -> bool {
     patterns.is_empty()
@@ -77,7 +76,8 @@ fn interpolate(target: &str, node: &Node) -> Option<String> {
     value
 }
 
-pub fn constraint_holds(cluster: &Cluster, c: &Value, node: &Node, ask: &Ask) -> bool {
+/// Whether a node satisfies one constraint of the job `(namespace, job_id)` being placed.
+pub fn constraint_holds(cluster: &Cluster, c: &Value, node: &Node, job: (&str, &str)) -> bool {
     let field = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
     let operand = field("Operand");
     let left = interpolate(field("LTarget"), node);
@@ -88,7 +88,7 @@ pub fn constraint_holds(cluster: &Cluster, c: &Value, node: &Node, ask: &Ask) ->
                 return true;
             }
             !cluster
-                .allocs_of_job(ask.namespace, ask.job_id)
+                .allocs_of_job(job.0, job.1)
                 .any(|a| a.node_id == node.id && !a.is_terminal())
         }
         "is_set" => left.is_some(),

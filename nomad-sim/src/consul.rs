@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::cluster::Cluster;
-use super::lifecycle::{check_status, services_of};
+use super::health::{check_status, CheckRule};
 use super::model::{Alloc, ClientStatus, Node};
 
 /// One registered service instance.
@@ -96,7 +96,7 @@ fn instances_of<'c>(
         let Some(node) = cluster.nodes.get(&alloc.node_id) else {
             continue;
         };
-        for (task, service) in services_of(alloc) {
+        for (task, service) in alloc.services() {
             let name = service
                 .get("Name")
                 .and_then(Value::as_str)
@@ -121,7 +121,7 @@ fn instances_of<'c>(
                 .filter_map(Value::as_str)
                 .map(String::from)
                 .collect();
-            let status = check_status(cluster, alloc, &name);
+            let status = check_status(&cluster.check_rules, alloc, &name);
             let checks = service
                 .get("Checks")
                 .and_then(Value::as_array)
@@ -455,7 +455,7 @@ pub fn nomad_services_of(cluster: &Cluster, filter: impl Fn(&Alloc) -> bool) -> 
 pub fn allocation_checks(cluster: &Cluster, alloc: &Alloc) -> Value {
     let mut results = Map::new();
     let now = cluster.clock.now().timestamp();
-    for (task, service) in services_of(alloc) {
+    for (task, service) in alloc.services() {
         if service.get("Provider").and_then(Value::as_str) != Some("nomad") {
             continue;
         }
@@ -474,7 +474,10 @@ pub fn allocation_checks(cluster: &Cluster, alloc: &Alloc) -> Value {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let id = check_id(alloc, name, check_name);
-            let status = match (alloc.client_status, check_status(cluster, alloc, name)) {
+            let status = match (
+                alloc.client_status,
+                check_status(&cluster.check_rules, alloc, name),
+            ) {
                 (ClientStatus::Running, "passing") => "success",
                 (ClientStatus::Running, _) => "failure",
                 _ => "pending",
@@ -504,4 +507,34 @@ pub fn allocation_checks(cluster: &Cluster, alloc: &Alloc) -> Value {
         }
     }
     Value::Object(results)
+}
+
+impl Cluster {
+    /// Records a check rule (replacing one with the same selector) and returns how many
+    /// registered service instances it now covers.
+    pub fn set_check_status(
+        &mut self,
+        service: Option<&str>,
+        allocation: Option<&str>,
+        node: Option<&str>,
+        status: &'static str,
+    ) -> usize {
+        let rule = CheckRule {
+            service: service.map(String::from),
+            allocation: allocation.map(String::from),
+            node: node.map(String::from),
+            status,
+        };
+        self.check_rules.retain(|r| {
+            (&r.service, &r.allocation, &r.node) != (&rule.service, &rule.allocation, &rule.node)
+        });
+        self.check_rules.push(rule.clone());
+        let index = self.bump();
+        self.tables.consul = index;
+        self.tables.services = index;
+        instances(self)
+            .iter()
+            .filter(|i| rule.selects(i.alloc, &i.name))
+            .count()
+    }
 }

@@ -12,9 +12,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::cluster::{Cluster, StreamEvent};
-use super::model::{Alloc, ClientStatus, Deployment, DeploymentState};
+use super::model::{new_id, strip_server_fields, Alloc, ClientStatus, Deployment, DeploymentState};
 use super::render;
-use super::scheduler::new_id;
 
 /// A group's update block, read from the job as registered.
 #[derive(Clone, Debug, PartialEq)]
@@ -463,7 +462,7 @@ impl Cluster {
             .find(|v| v.get("Stable").and_then(Value::as_bool) == Some(true))
             .map(|v| {
                 let version = v.get("Version").and_then(Value::as_u64).unwrap_or(0);
-                (version, super::jobs::strip_server_fields(v.clone()))
+                (version, strip_server_fields(v.clone()))
             })
     }
 
@@ -505,7 +504,10 @@ impl Cluster {
         let Some(alloc) = self.allocs.get(id) else {
             return;
         };
-        let Some(strategy) = group_of(alloc).and_then(|g| Strategy::of(&alloc.job_type, g)) else {
+        let Some(strategy) = alloc
+            .group_spec()
+            .and_then(|g| Strategy::of(&alloc.job_type, g))
+        else {
             return;
         };
         // `manual`: the operator sets health through the API.
@@ -550,7 +552,8 @@ impl Cluster {
 
     /// Every check of every service of the allocation passes (Consul's view, after overrides).
     fn checks_passing(&self, alloc: &Alloc) -> bool {
-        super::lifecycle::services_of(alloc)
+        alloc
+            .services()
             .iter()
             .filter(|(_, service)| {
                 service
@@ -563,7 +566,7 @@ impl Cluster {
                     .get("Name")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                super::lifecycle::check_status(self, alloc, name) == "passing"
+                super::health::check_status(&self.check_rules, alloc, name) == "passing"
             })
     }
 
@@ -672,16 +675,6 @@ impl Cluster {
             "Index": self.index,
         })
     }
-}
-
-/// The allocation's task group in the job it runs.
-pub fn group_of(alloc: &Alloc) -> Option<&Value> {
-    alloc
-        .job
-        .get("TaskGroups")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|g| g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str()))
 }
 
 #[cfg(test)]

@@ -634,7 +634,7 @@ impl Cluster {
                     "job \"{id}\" in namespace \"{namespace}\" at version {target} not found"
                 ))
             })?;
-        let spec = strip_server_fields(old);
+        let spec = super::model::strip_server_fields(old);
         let body = json!({"Job": spec});
         self.register_job(Some(namespace), &body, None)
     }
@@ -788,7 +788,7 @@ impl Cluster {
             Value::Null
         } else {
             json!([{
-                "ID": super::scheduler::new_id(), "Namespace": namespace, "Priority": spec.get("Priority").cloned().unwrap_or(json!(50)),
+                "ID": super::model::new_id(), "Namespace": namespace, "Priority": spec.get("Priority").cloned().unwrap_or(json!(50)),
                 "Type": spec.get("Type").cloned().unwrap_or(json!("service")), "TriggeredBy": "queued-allocs", "JobID": url_id,
                 "JobModifyIndex": existing.map_or(0, |j| j.job_modify_index), "NodeID": "", "NodeModifyIndex": 0, "Status": "blocked",
                 "StatusDescription": "created to place remaining allocations", "Wait": 0, "NextEval": "", "PreviousEval": "", "BlockedEval": "",
@@ -817,14 +817,4 @@ impl Cluster {
             "Index": self.index,
         }))
     }
-}
-
-/// A stored version without the fields the server sets, ready to register again.
-pub fn strip_server_fields(mut job: Value) -> Value {
-    if let Some(object) = job.as_object_mut() {
-        for key in super::model::SERVER_SET_FIELDS {
-            object.remove(*key);
-        }
-    }
-    job
 }

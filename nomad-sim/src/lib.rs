@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`config`]: cluster shape and timings; [`clock`]: the (possibly fast) simulated clock.
-//! - [`model`]: the records (jobs as canonical JSON, allocations, nodes, evaluations).
+//! - [`model`]: the records (jobs as canonical JSON, allocations, nodes, evaluations,
+//!   deployments) and what they can tell of themselves; [`health`]: what a check reports.
 //! - [`cluster`]: the state, its raft-like index, per-table indexes and event frames.
 //! - [`jobs`]: register (check-and-set), stop/purge, revert, stability, plan, periodic force;
 //!   [`diff`]: job diffs in Nomad's shape.
@@ -28,6 +29,7 @@ pub mod consul;
 pub mod deployments;
 pub mod diff;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod jobs;
 pub mod lifecycle;

@@ -10,92 +10,14 @@ use serde_json::{json, Value};
 
 use super::cluster::{Cluster, NextLaunch, StreamEvent};
 use super::config::{BatchOutcome, NodeSpec};
-use super::model::{Alloc, ClientStatus, Fault, JobRecord, Node, TaskEvent, TaskState};
+use super::model::{new_id, Alloc, ClientStatus, Fault, JobRecord, Node, TaskEvent, TaskState};
 use super::render;
-use super::scheduler::new_id;
-
-pub fn pending_task(now: DateTime<Utc>) -> TaskState {
-    TaskState {
-        state: "pending",
-        failed: false,
-        restarts: 0,
-        started_at: None,
-        finished_at: None,
-        last_restart: None,
-        events: vec![task_event("Received", now, "Task received by client", 0)],
-    }
-}
-
-fn task_event(type_: &'static str, now: DateTime<Utc>, message: &str, exit_code: i64) -> TaskEvent {
-    TaskEvent {
-        type_,
-        time: now.timestamp_nanos_opt().unwrap_or_default(),
-        message: message.into(),
-        exit_code,
-    }
-}
 
 fn push_event(state: &mut TaskState, event: TaskEvent) {
     state.events.push(event);
     // Nomad keeps the last 10 task events.
     let excess = state.events.len().saturating_sub(10);
     state.events.drain(..excess);
-}
-
-/// The health a check of this allocation reports, after the simulator's overrides.
-pub fn check_status(cluster: &Cluster, alloc: &Alloc, service: &str) -> &'static str {
-    if let Some(rule) = cluster
-        .check_rules
-        .iter()
-        .rev()
-        .find(|r| r.selects(alloc, service))
-    {
-        return rule.status;
-    }
-    if alloc.fault == Fault::Hang {
-        "critical"
-    } else {
-        "passing"
-    }
-}
-
-/// Services of an allocation's group and tasks: (task or `group-<name>`, service JSON).
-pub fn services_of(alloc: &Alloc) -> Vec<(String, Value)> {
-    let group = alloc
-        .job
-        .get("TaskGroups")
-        .and_then(Value::as_array)
-        .and_then(|gs| {
-            gs.iter()
-                .find(|g| g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str()))
-        });
-    let mut services = Vec::new();
-    let Some(group) = group else { return services };
-    for service in group
-        .get("Services")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        services.push((format!("group-{}", alloc.group), service.clone()));
-    }
-    for task in group
-        .get("Tasks")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let task_name = task.get("Name").and_then(Value::as_str).unwrap_or_default();
-        for service in task
-            .get("Services")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            services.push((task_name.to_string(), service.clone()));
-        }
-    }
-    services
 }
 
 impl Cluster {
@@ -763,11 +685,11 @@ impl Cluster {
             state.started_at = Some(now);
             push_event(
                 state,
-                task_event("Task Setup", now, "Building Task Directory", 0),
+                TaskEvent::new("Task Setup", now, "Building Task Directory", 0),
             );
             push_event(
                 state,
-                task_event("Started", now, "Task started by client", 0),
+                TaskEvent::new("Started", now, "Task started by client", 0),
             );
         }
         let (namespace, job_id) = (alloc.namespace.clone(), alloc.job_id.clone());
@@ -805,7 +727,7 @@ impl Cluster {
             state.state = "dead";
             state.failed = status == ClientStatus::Failed;
             state.finished_at = Some(now);
-            push_event(state, task_event(event, now, message, exit_code));
+            push_event(state, TaskEvent::new(event, now, message, exit_code));
         }
         let (namespace, job_id, desired) = (
             alloc.namespace.clone(),
@@ -882,10 +804,10 @@ impl Cluster {
         for state in alloc.tasks.values_mut() {
             state.restarts += 1;
             state.last_restart = Some(now);
-            push_event(state, task_event("Terminated", now, "Exit Code: 1", 1));
+            push_event(state, TaskEvent::new("Terminated", now, "Exit Code: 1", 1));
             push_event(
                 state,
-                task_event("Restarting", now, "Task restarting in 0s", 0),
+                TaskEvent::new("Restarting", now, "Task restarting in 0s", 0),
             );
         }
         alloc.modify_index = index;
@@ -907,12 +829,12 @@ impl Cluster {
         }
         let mut deadline = None;
         let mut any_critical = false;
-        for (_, service) in services_of(alloc) {
+        for (_, service) in alloc.services() {
             let name = service
                 .get("Name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if check_status(self, alloc, name) != "critical" {
+            if super::health::check_status(&self.check_rules, alloc, name) != "critical" {
                 continue;
             }
             any_critical = true;
@@ -973,7 +895,7 @@ impl Cluster {
             for state in alloc.tasks.values_mut() {
                 state.restarts += 1;
                 state.last_restart = Some(now);
-                push_event(state, task_event(event, now, message, 0));
+                push_event(state, TaskEvent::new(event, now, message, 0));
             }
             alloc.modify_index = index;
         }
@@ -1103,7 +1025,7 @@ pub fn next_launch(periodic: &Value, since: DateTime<Utc>) -> Option<DateTime<Ut
 /// out of touch before it is lost (`disconnect.lost_after`, which `max_client_disconnect` is
 /// canonicalized into); `None` when the group does not tolerate disconnects.
 fn disconnect_timeout(alloc: &Alloc) -> Option<chrono::Duration> {
-    let group = super::deployments::group_of(alloc)?;
+    let group = alloc.group_spec()?;
     let nanos = group
         .get("Disconnect")
         .and_then(|d| d.get("LostAfter"))

@@ -27,6 +27,21 @@ pub struct JobRecord {
 
 pub const MAX_VERSIONS: usize = 6;
 
+/// A new UUID, as Nomad gives every object.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A stored job version (rendered, with the server's fields) as a submittable spec.
+pub fn strip_server_fields(mut job: Value) -> Value {
+    if let Some(object) = job.as_object_mut() {
+        for key in SERVER_SET_FIELDS {
+            object.remove(*key);
+        }
+    }
+    job
+}
+
 /// Job fields the server sets: never part of a submitted spec or of a diff.
 pub const SERVER_SET_FIELDS: &[&str] = &[
     "Status",
@@ -135,6 +150,37 @@ pub struct TaskEvent {
     pub exit_code: i64,
 }
 
+impl TaskEvent {
+    pub fn new(type_: &'static str, now: DateTime<Utc>, message: &str, exit_code: i64) -> Self {
+        TaskEvent {
+            type_,
+            time: now.timestamp_nanos_opt().unwrap_or_default(),
+            message: message.into(),
+            exit_code,
+        }
+    }
+}
+
+impl TaskState {
+    /// A task the client has received and not started yet.
+    pub fn pending(now: DateTime<Utc>) -> Self {
+        TaskState {
+            state: "pending",
+            failed: false,
+            restarts: 0,
+            started_at: None,
+            finished_at: None,
+            last_restart: None,
+            events: vec![TaskEvent::new(
+                "Received",
+                now,
+                "Task received by client",
+                0,
+            )],
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Alloc {
     pub id: String,
@@ -193,6 +239,44 @@ pub struct Alloc {
 }
 
 impl Alloc {
+    /// The allocation's task group in the job version it runs.
+    pub fn group_spec(&self) -> Option<&Value> {
+        self.job
+            .get("TaskGroups")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|g| g.get("Name").and_then(Value::as_str) == Some(self.group.as_str()))
+    }
+
+    /// Services of the allocation's group and tasks: (task or `group-<name>`, service JSON).
+    pub fn services(&self) -> Vec<(String, Value)> {
+        let mut services = Vec::new();
+        let Some(group) = self.group_spec() else {
+            return services;
+        };
+        let list = |v: &Value| -> Vec<Value> {
+            v.get("Services")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        for service in list(group) {
+            services.push((format!("group-{}", self.group), service));
+        }
+        for task in group
+            .get("Tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let task_name = task.get("Name").and_then(Value::as_str).unwrap_or_default();
+            for service in list(task) {
+                services.push((task_name.to_string(), service));
+            }
+        }
+        services
+    }
+
     pub fn name(&self) -> String {
         format!("{}.{}[{}]", self.job_id, self.group, self.index)
     }
@@ -275,6 +359,20 @@ pub struct Node {
     pub heartbeat_stopped: bool,
     pub partitioned: bool,
     pub last_heartbeat: DateTime<Utc>,
+}
+
+impl Node {
+    /// Nomad's computed node class: a hash of what makes nodes interchangeable for placement.
+    pub fn computed_class(&self) -> String {
+        let text = format!(
+            "{}/{}/{}/{:?}",
+            self.datacenter, self.class, self.pool, self.meta
+        );
+        let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        format!("v1:{hash}")
+    }
 }
 
 #[derive(Clone, Debug)]

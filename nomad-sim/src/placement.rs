@@ -65,18 +65,6 @@ impl Metrics {
     }
 }
 
-/// Nomad's computed node class: a hash of what makes nodes interchangeable for placement.
-pub fn computed_class(node: &Node) -> String {
-    let text = format!(
-        "{}/{}/{}/{:?}",
-        node.datacenter, node.class, node.pool, node.meta
-    );
-    let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    format!("v1:{hash}")
-}
-
 /// CPU and memory a group asks for: the sum of its tasks' resources (Nomad's defaults when
 /// unset: 100 MHz, 300 MB).
 pub fn group_resources(group: &Value) -> (u64, u64) {
@@ -232,7 +220,7 @@ impl Placer {
             metrics.evaluated += 1;
             if let Some(failed) = constraints
                 .iter()
-                .find(|c| !constraint_holds(cluster, c, node, ask))
+                .find(|c| !constraint_holds(cluster, c, node, (ask.namespace, ask.job_id)))
             {
                 metrics.filtered += 1;
                 *metrics

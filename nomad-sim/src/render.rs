@@ -397,7 +397,7 @@ pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
         "Datacenter": node.datacenter,
         "NodePool": node.pool,
         "NodeClass": node.class,
-        "ComputedClass": super::placement::computed_class(node),
+        "ComputedClass": node.computed_class(),
         "HTTPAddr": format!("{}:4646", node.address),
         "TLSEnabled": false,
         "Attributes": node.attributes,

@@ -8,13 +8,9 @@ use serde_json::{json, Value};
 
 use super::cluster::{Cluster, StreamEvent};
 use super::deployments::{destructive_budget, Strategy};
-use super::model::{Alloc, ClientStatus, Eval, Fault, JobRecord};
+use super::model::{new_id, Alloc, ClientStatus, Eval, Fault, JobRecord, TaskState};
 use super::placement::{group_resources, Ask, Placer};
 use super::render;
-
-pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
 
 impl Cluster {
     /// Creates an evaluation for a job (status `pending`) and emits its event.
@@ -566,7 +562,7 @@ impl Cluster {
             .into_iter()
             .flatten()
             .filter_map(|t| t.get("Name").and_then(Value::as_str))
-            .map(|name| (name.to_string(), super::lifecycle::pending_task(now)))
+            .map(|name| (name.to_string(), TaskState::pending(now)))
             .collect();
         let ports = self.assign_ports(group, node_id);
         let start_delay = chrono::Duration::from_std(self.config.start_delay).unwrap_or_default();
@@ -729,7 +725,7 @@ impl Cluster {
             .values()
             .map(|n| {
                 (
-                    super::placement::computed_class(n),
+                    n.computed_class(),
                     json!(n.status == "ready" && n.eligibility == "eligible"),
                 )
             })
