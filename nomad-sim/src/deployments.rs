@@ -71,7 +71,7 @@ pub fn destructive_budget(
     strategy: Option<&Strategy>,
     count: usize,
     changing: usize,
-    deployment: Option<&Deployment>,
+    deployment_status: Option<&str>,
     health: &[Option<bool>],
 ) -> usize {
     let Some(strategy) = strategy else {
@@ -81,12 +81,12 @@ pub fn destructive_budget(
     if changing == 0 {
         return count;
     }
-    let Some(deployment) = deployment else {
+    let Some(status) = deployment_status else {
         // The first evaluation of a new version: the deployment is made by this very plan.
         return strategy.max_parallel;
     };
     // Paused or failed: nothing more is replaced.
-    if matches!(deployment.status, "paused" | "failed") {
+    if matches!(status, "paused" | "failed") {
         return 0;
     }
     // An unhealthy allocation stops the rollout; one not yet judged takes a slot.
@@ -719,15 +719,13 @@ mod tests {
     #[test]
     fn destructive_budget_follows_compute_under_provisioned_by() {
         let s = strategy(2);
-        let running = deployment("running", &[]);
-        let failed = deployment("failed", &[]);
-        let paused = deployment("paused", &[]);
+        let (running, failed, paused) = ("running", "failed", "paused");
         // (why, strategy, allocations changing, deployment, health of its allocations, budget)
         type Case<'a> = (
             &'a str,
             Option<&'a Strategy>,
             usize,
-            Option<&'a Deployment>,
+            Option<&'a str>,
             Vec<Option<bool>>,
             usize,
         );
@@ -737,7 +735,7 @@ mod tests {
                 "nothing changing: no limit",
                 Some(&s),
                 0,
-                Some(&running),
+                Some(running),
                 vec![],
                 5,
             ),
@@ -753,7 +751,7 @@ mod tests {
                 "failed deployment: nothing",
                 Some(&s),
                 5,
-                Some(&failed),
+                Some(failed),
                 vec![],
                 0,
             ),
@@ -761,7 +759,7 @@ mod tests {
                 "paused deployment: nothing",
                 Some(&s),
                 5,
-                Some(&paused),
+                Some(paused),
                 vec![],
                 0,
             ),
@@ -769,7 +767,7 @@ mod tests {
                 "one unhealthy stops the rollout",
                 Some(&s),
                 5,
-                Some(&running),
+                Some(running),
                 vec![Some(true), Some(false)],
                 0,
             ),
@@ -777,7 +775,7 @@ mod tests {
                 "one undecided takes a slot",
                 Some(&s),
                 5,
-                Some(&running),
+                Some(running),
                 vec![Some(true), None],
                 1,
             ),
@@ -785,7 +783,7 @@ mod tests {
                 "healthy ones free their slots",
                 Some(&s),
                 5,
-                Some(&running),
+                Some(running),
                 vec![Some(true), Some(true)],
                 2,
             ),
@@ -793,7 +791,7 @@ mod tests {
                 "never below zero",
                 Some(&s),
                 5,
-                Some(&running),
+                Some(running),
                 vec![None, None, None],
                 0,
             ),

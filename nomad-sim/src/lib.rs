@@ -11,7 +11,8 @@
 //! - [`cluster`]: the state, its raft-like index, per-table indexes and event frames.
 //! - [`jobs`]: register (check-and-set), stop/purge, revert, stability, plan, periodic force;
 //!   [`diff`]: job diffs in Nomad's shape.
-//! - [`scheduler`]: evaluations and the per-job reconcile; [`placement`]: candidate nodes,
+//! - [`scheduler`]: evaluations, and per job: a snapshot of each group, [`reconcile`]'s pure
+//!   plan for it (Nomad's `computeGroup`), then applying it; [`placement`]: candidate nodes,
 //!   capacity and binpack; [`constraints`]: constraint operands and interpolation;
 //!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`); [`validate`]:
 //!   the jobs Nomad refuses, in its words; [`deployments`]: rollouts gated on health, progress
@@ -36,6 +37,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod net;
 pub mod placement;
+pub mod reconcile;
 pub mod render;
 pub mod scheduler;
 pub mod tls;

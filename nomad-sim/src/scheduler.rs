@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::cluster::{Cluster, StreamEvent};
-use super::deployments::{destructive_budget, Strategy};
+use super::deployments::Strategy;
 use super::model::{new_id, Alloc, ClientStatus, Eval, Fault, JobRecord, TaskState};
 use super::placement::{group_resources, Ask, Placer};
+use super::reconcile::{
+    compute_group, DeploymentChange, DeploymentView, GroupSnapshot, LastInSlot, LiveAlloc,
+};
 use super::render;
 
 impl Cluster {
@@ -250,101 +253,41 @@ impl Cluster {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1) as usize;
-            let batch = matches!(job.job_type(), "batch" | "sysbatch");
-            let strategy = Strategy::of(job.job_type(), group);
-            // reconcile.go `createDeployment`'s `hadRunning`: this version ran here before.
-            let had_running = self
-                .allocs_of_job(namespace, job_id)
-                .any(|a| a.group == name && a.job_version == job.version);
-            // Live allocations (and, for batch work, finished successful runs) count as placed.
-            // An `unknown` one (its node disconnected) gets a replacement meanwhile
-            // (reconcile.go: disconnecting allocations join `rescheduleNow`).
-            let mut keep: Vec<Alloc> = self
-                .allocs_of_job(namespace, job_id)
-                .filter(|a| a.group == name && a.desired_status == "run")
-                .filter(|a| a.client_status != ClientStatus::Unknown)
-                .filter(|a| {
-                    !a.client_status.is_terminal()
-                        || (batch && a.client_status == ClientStatus::Complete)
-                })
-                .cloned()
-                .collect();
-            keep.sort_by_key(|a| a.index);
-            // reconcile.go `computeStop` before `computeUpdates`: extras go first.
-            while keep.len() > count {
-                let extra = keep.pop().expect("more than count");
-                self.stop_alloc(&extra.id, "alloc not needed due to job update", index);
+            let snapshot = self.group_snapshot(&job, &rendered, group, deployment.as_deref());
+            let plan = compute_group(&snapshot);
+            open_work |= plan.held_back;
+            // Apply, in reconcile.go's order: extras, the deployment, in-place updates,
+            // destructive stops, placements.
+            for id in &plan.stop_extra {
+                self.stop_alloc(id, "alloc not needed due to job update", index);
             }
-            let (in_place, destructive) = self.classify_updates(&job, &rendered, &keep);
-            let missing = count - keep.len();
-            let desired_total = (in_place.len() + destructive.len() + missing) as u64;
-            let wants_deployment = strategy.is_some()
-                && desired_total != 0
-                && (!had_running || !in_place.is_empty() || !destructive.is_empty());
-            let group_in_deployment = deployment
-                .as_ref()
-                .is_some_and(|d| self.deployments[d].groups.contains_key(&name));
-            if wants_deployment && !group_in_deployment {
-                let strategy = strategy.as_ref().expect("wanted only with a strategy");
-                let id = match deployment.clone() {
-                    Some(id) => id,
-                    None => self
-                        .create_deployment((namespace, job_id), index)
-                        .expect("the job exists"),
-                };
-                self.add_deployment_group(&id, &name, strategy, desired_total);
-                deployment = Some(id);
+            let (create, desired_total) = match plan.deployment {
+                DeploymentChange::None => (false, None),
+                DeploymentChange::Create { desired_total } => (true, Some(desired_total)),
+                DeploymentChange::AddGroup { desired_total } => (false, Some(desired_total)),
+            };
+            if create {
+                deployment = self.create_deployment((namespace, job_id), index);
             }
-            let current = deployment
+            if let (Some(total), Some(id), Some(strategy)) =
+                (desired_total, &deployment, &snapshot.strategy)
+            {
+                self.add_deployment_group(id, &name, strategy, total);
+            }
+            let joining = deployment
                 .as_ref()
-                .and_then(|d| self.deployments.get(d))
+                .filter(|d| self.deployments.get(*d).is_some_and(|d| d.active()))
                 .cloned();
-            let current = current.as_ref();
-            let joining = current.filter(|d| d.active()).map(|d| d.id.clone());
-            let place_ready = current.is_none_or(|d| !matches!(d.status, "paused" | "failed"));
-            let health: Vec<Option<bool>> = current
-                .map(|d| {
-                    keep.iter()
-                        .filter(|a| a.deployment_id == d.id)
-                        .map(|a| a.healthy)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let budget = destructive_budget(
-                strategy.as_ref(),
-                count,
-                destructive.len(),
-                current,
-                &health,
-            );
-            for id in &in_place {
+            for id in &plan.in_place {
                 self.update_in_place(id, &job, &rendered, joining.as_deref(), index);
             }
-            let replacing = budget.min(destructive.len());
-            for id in &destructive[..replacing] {
+            for id in &plan.destructive {
                 self.stop_alloc(id, "alloc is being updated due to job update", index);
             }
-            open_work |= replacing < destructive.len();
-            let used: Vec<usize> = keep
-                .iter()
-                .filter(|a| !destructive[..replacing].contains(&a.id))
-                .map(|a| a.index)
-                .collect();
-            let free = (0..count).filter(|i| !used.contains(i));
             let (cpu, memory) = group_resources(group);
             let mut unplaced = 0;
             let mut metrics = None;
-            for slot in free {
-                if batch && self.batch_attempts_exhausted(&job, &name, slot) {
-                    continue;
-                }
-                // reconcile.go `computeReplacements`: a paused or failed deployment places
-                // nothing new, except for lost allocations and failures outside it.
-                if !place_ready && !self.replacement_allowed(&job, &name, slot, current) {
-                    open_work = true;
-                    continue;
-                }
+            for slot in plan.place {
                 let ask = Ask {
                     namespace,
                     job_id,
@@ -410,25 +353,83 @@ impl Cluster {
         failed > attempts
     }
 
-    /// reconcile.go `computeUpdates`: live allocations of an older version, split into those
-    /// updated in place and those replaced (destructive), as Nomad's `scheduler/util.go
-    /// tasksUpdated` decides (see [`super::updates`]). Destructive ones in name order.
-    fn classify_updates(
+    /// What [`compute_group`] decides from, for one group: its live allocations (an `unknown`
+    /// one, its node disconnected, is not: it gets a replacement meanwhile, as reconcile.go's
+    /// disconnecting allocations join `rescheduleNow`), whether each would be updated in place
+    /// or replaced (scheduler/util.go `tasksUpdated`, see [`super::updates`]), the deployment,
+    /// how each slot's last allocation ended, and the batch slots out of attempts.
+    fn group_snapshot(
         &self,
         job: &JobRecord,
         rendered: &Value,
-        live: &[Alloc],
-    ) -> (Vec<String>, Vec<String>) {
-        let mut in_place = Vec::new();
-        let mut destructive = Vec::new();
-        for alloc in live.iter().filter(|a| a.job_version != job.version) {
-            if super::updates::tasks_updated(&alloc.job, rendered, &alloc.group).is_destructive() {
-                destructive.push(alloc.id.clone());
-            } else {
-                in_place.push(alloc.id.clone());
+        group: &Value,
+        deployment: Option<&str>,
+    ) -> GroupSnapshot {
+        let name = group
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1) as usize;
+        let batch = matches!(job.job_type(), "batch" | "sysbatch");
+        let of_group = || {
+            self.allocs_of_job(&job.namespace, &job.id)
+                .filter(move |a| a.group == name)
+        };
+        let live = of_group()
+            .filter(|a| a.desired_status == "run" && a.client_status != ClientStatus::Unknown)
+            .filter(|a| {
+                !a.client_status.is_terminal()
+                    || (batch && a.client_status == ClientStatus::Complete)
+            })
+            .map(|a| LiveAlloc {
+                id: a.id.clone(),
+                slot: a.index,
+                current_version: a.job_version == job.version,
+                destructive: a.job_version != job.version
+                    && super::updates::tasks_updated(&a.job, rendered, name).is_destructive(),
+                deployment_id: a.deployment_id.clone(),
+                healthy: a.healthy,
+            })
+            .collect();
+        let mut last_in_slot = BTreeMap::new();
+        let mut newest: BTreeMap<usize, u64> = BTreeMap::new();
+        for a in of_group().filter(|a| a.is_terminal()) {
+            if newest.get(&a.index).is_some_and(|n| *n > a.create_index) {
+                continue;
             }
+            newest.insert(a.index, a.create_index);
+            let last = match a.client_status {
+                ClientStatus::Lost => LastInSlot::LostOrMigrated,
+                _ if a.migrate => LastInSlot::LostOrMigrated,
+                ClientStatus::Failed => LastInSlot::Failed {
+                    deployment_id: a.deployment_id.clone(),
+                },
+                _ => LastInSlot::Stopped,
+            };
+            last_in_slot.insert(a.index, last);
         }
-        (in_place, destructive)
+        let exhausted_slots = if batch {
+            (0..count)
+                .filter(|slot| self.batch_attempts_exhausted(job, name, *slot))
+                .collect()
+        } else {
+            Default::default()
+        };
+        GroupSnapshot {
+            count,
+            strategy: Strategy::of(job.job_type(), group),
+            had_running: of_group().any(|a| a.job_version == job.version),
+            live,
+            deployment: deployment.and_then(|id| self.deployments.get(id)).map(|d| {
+                DeploymentView {
+                    id: d.id.clone(),
+                    status: d.status,
+                    has_group: d.groups.contains_key(name),
+                }
+            }),
+            last_in_slot,
+            exhausted_slots,
+        }
     }
 
     /// An in-place update: the allocation runs the new version as it is; with an active
@@ -471,29 +472,6 @@ impl Cluster {
         let group = alloc.group.clone();
         self.emit_alloc(id, "PlanResult", index);
         self.count_placement(deployment, &group, index);
-    }
-
-    /// reconcile.go `computeReplacements` when the deployment is paused or failed: a slot is
-    /// refilled only for a lost or migrated allocation, or a failed one that is not part of
-    /// that deployment.
-    fn replacement_allowed(
-        &self,
-        job: &JobRecord,
-        group: &str,
-        slot: usize,
-        deployment: Option<&super::model::Deployment>,
-    ) -> bool {
-        let previous = self
-            .allocs_of_job(&job.namespace, &job.id)
-            .filter(|a| a.group == group && a.index == slot && a.is_terminal())
-            .max_by_key(|a| a.create_index);
-        match previous {
-            Some(a) if a.client_status == ClientStatus::Lost || a.migrate => true,
-            Some(a) if a.client_status == ClientStatus::Failed => {
-                deployment.is_none_or(|d| a.deployment_id != d.id)
-            }
-            _ => false,
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
