@@ -698,7 +698,7 @@ fn validate_update(u: &UpdateStrategy, p: &mut Problems) {
 
 /// The macros Nomad's cron parser (hashicorp/cronexpr) knows. It has no `@midnight`, which
 /// classic cron has: Nomad refuses a job with it, so nomarch does too.
-const CRON_MACROS: &[&str] = &[
+pub const CRON_MACROS: &[&str] = &[
     "@yearly",
     "@annually",
     "@monthly",

@@ -1395,6 +1395,24 @@ async fn a_destructive_update_rolls_out_max_parallel_at_a_time() {
     assert!(running.iter().all(|a| a["JobVersion"] == 1));
 }
 
+/// Registers `job` with a 1 s healthy deadline and a 2 s progress deadline, waits until that
+/// version is stable, then rolls out `image`, whose allocations get `fault`.
+async fn roll_out_a_bad_image(api: &Api, mut job: Value, image: &str, fault: &str) {
+    job["Update"]["HealthyDeadline"] = json!(SECOND);
+    job["Update"]["ProgressDeadline"] = json!(2 * SECOND);
+    api.register(job.clone()).await;
+    eventually("version 0 is stable", || async {
+        api.get("/v1/job/web").await.1["Stable"] == true
+    })
+    .await;
+    let (status, _) = api
+        .put("/_sim/images", json!({"image": image, "fault": fault}))
+        .await;
+    assert_eq!(status, 200);
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!(image);
+    api.register(job).await;
+}
+
 /// deployment_watcher.go `watch`: a version whose allocations never turn healthy fails at its
 /// progress deadline, and with `auto_revert` the last stable version is registered again
 /// ("Failed due to progress deadline - rolling back to job version 0"), which then rolls out.
@@ -1404,22 +1422,7 @@ async fn a_failing_version_is_reverted_to_the_last_stable_one() {
     let api = Api::new(&sim);
     let mut job = service_job("web", 2, 64);
     job["Update"]["AutoRevert"] = json!(true);
-    job["Update"]["HealthyDeadline"] = json!(SECOND);
-    job["Update"]["ProgressDeadline"] = json!(2 * SECOND);
-    api.register(job.clone()).await;
-    eventually("version 0 is stable", || async {
-        api.get("/v1/job/web").await.1["Stable"] == true
-    })
-    .await;
-    let (status, _) = api
-        .put(
-            "/_sim/images",
-            json!({"image": "nginx:bad", "fault": "crashloop"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:bad");
-    api.register(job).await;
+    roll_out_a_bad_image(&api, job, "nginx:bad", "crashloop").await;
     eventually(
         "version 1's deployment fails and is rolled back",
         || async {
@@ -1453,21 +1456,7 @@ async fn a_failing_version_is_reverted_to_the_last_stable_one() {
 async fn without_auto_revert_a_failed_deployment_leaves_the_old_allocations() {
     let sim = start(fast_config()).await;
     let api = Api::new(&sim);
-    let mut job = service_job("web", 3, 64);
-    job["Update"]["HealthyDeadline"] = json!(SECOND);
-    job["Update"]["ProgressDeadline"] = json!(2 * SECOND);
-    api.register(job.clone()).await;
-    eventually("version 0 is stable", || async {
-        api.get("/v1/job/web").await.1["Stable"] == true
-    })
-    .await;
-    api.put(
-        "/_sim/images",
-        json!({"image": "nginx:hangs", "fault": "hang"}),
-    )
-    .await;
-    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:hangs");
-    api.register(job).await;
+    roll_out_a_bad_image(&api, service_job("web", 3, 64), "nginx:hangs", "hang").await;
     eventually("the deployment fails at its progress deadline", || async {
         latest_deployment(&api, "web").await["StatusDescription"]
             == "Failed due to progress deadline"

@@ -785,18 +785,27 @@ impl Cluster {
         restarts >= attempts
     }
 
+    /// Past the restart policy's attempts the allocation fails ("Exceeded allowed attempts",
+    /// restarts.go's mode `fail`) instead of restarting; says whether it did.
+    fn fail_if_out_of_restarts(&mut self, id: &str) -> bool {
+        if !self.restart_attempts_used(id) {
+            return false;
+        }
+        self.finish_alloc(
+            id,
+            ClientStatus::Failed,
+            "Not Restarting",
+            "Exceeded allowed attempts",
+            1,
+        );
+        true
+    }
+
     /// One crash of a crash-looping task: restart in place while the restart policy allows,
     /// then fail the allocation.
     fn crash(&mut self, id: &str) {
         let now = self.clock.now();
-        if self.restart_attempts_used(id) {
-            self.finish_alloc(
-                id,
-                ClientStatus::Failed,
-                "Not Restarting",
-                "Exceeded allowed attempts",
-                1,
-            );
+        if self.fail_if_out_of_restarts(id) {
             return;
         }
         let index = self.bump();
@@ -869,14 +878,7 @@ impl Cluster {
                     // (`Restart(..., failure=true)`), which restarts/restarts.go counts against
                     // the group's restart policy: past its attempts the allocation fails
                     // ("Exceeded allowed attempts") and the reschedule policy takes over.
-                    if self.restart_attempts_used(id) {
-                        self.finish_alloc(
-                            id,
-                            ClientStatus::Failed,
-                            "Not Restarting",
-                            "Exceeded allowed attempts",
-                            1,
-                        );
+                    if self.fail_if_out_of_restarts(id) {
                         return;
                     }
                     self.restart_alloc(id, "Restart Signaled", "healthcheck: check unhealthy");

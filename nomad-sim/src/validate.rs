@@ -166,18 +166,10 @@ fn periodic_errors(job: &Value) -> Vec<Item> {
         .into_iter()
         .collect();
     specs.extend(list(periodic, "Specs").iter().filter_map(Value::as_str));
-    const MACROS: &[&str] = &[
-        "@yearly",
-        "@annually",
-        "@monthly",
-        "@weekly",
-        "@daily",
-        "@hourly",
-    ];
     let errors: Vec<Item> = specs
         .into_iter()
         .filter(|spec| {
-            let expanded = if MACROS.contains(&spec.trim()) {
+            let expanded = if crds::validate::CRON_MACROS.contains(&spec.trim()) {
                 7
             } else {
                 spec.split_whitespace().count()

@@ -812,25 +812,32 @@ async fn evaluation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
             })
             .await
         }
-        "allocations" => {
-            blocking_table(
-                sim,
-                req,
-                |t| t.allocs,
-                |c| {
-                    let list: Vec<Value> = c
-                        .allocs
-                        .values()
-                        .filter(|a| a.eval_id == id)
-                        .map(render::alloc_stub)
-                        .collect();
-                    Ok(json!(list))
-                },
-            )
-            .await
-        }
+        "allocations" => alloc_stubs(sim, req, |a| a.eval_id == id).await,
         _ => Err(ApiError::not_found("Invalid URL path")),
     }
+}
+
+/// A blocking listing of the allocations `keep` selects, as `AllocListStub`s.
+async fn alloc_stubs(
+    sim: &Sim,
+    req: &Req,
+    keep: impl Fn(&crate::model::Alloc) -> bool,
+) -> ApiResult<Reply> {
+    blocking_table(
+        sim,
+        req,
+        |t| t.allocs,
+        |c| {
+            let list: Vec<Value> = c
+                .allocs
+                .values()
+                .filter(|a| keep(a))
+                .map(render::alloc_stub)
+                .collect();
+            Ok(json!(list))
+        },
+    )
+    .await
 }
 
 /// `/v1/deployment/...` (nomad/command/agent/deployment_endpoint.go).
@@ -854,21 +861,7 @@ async fn deployment(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         }
         "allocations" => {
             get_only(req)?;
-            blocking_table(
-                sim,
-                req,
-                |t| t.allocs,
-                |c| {
-                    let list: Vec<Value> = c
-                        .allocs
-                        .values()
-                        .filter(|a| a.deployment_id == id)
-                        .map(render::alloc_stub)
-                        .collect();
-                    Ok(json!(list))
-                },
-            )
-            .await
+            alloc_stubs(sim, req, |a| a.deployment_id == id).await
         }
         "fail" | "pause" | "promote" | "allocation-health" => {
             write_only(req)?;
