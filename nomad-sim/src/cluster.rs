@@ -92,6 +92,13 @@ pub struct Cluster {
     pub nodes: BTreeMap<String, Node>,
     pub evals: BTreeMap<String, Eval>,
     pub deployments: BTreeMap<String, Deployment>,
+    /// Deployment IDs per (namespace, job), oldest first: every evaluation asks for its job's.
+    pub deployments_by_job: HashMap<(String, String), Vec<String>>,
+    /// Deployments in `running`: the ticker checks their progress deadlines.
+    pub running_deployments: BTreeSet<String>,
+    /// Allocations of a deployment whose health the client has not judged yet: the ticker
+    /// watches these, not every allocation.
+    pub awaiting_health: BTreeSet<String>,
     /// Allocation and evaluation IDs per (namespace, job): the scheduler and status queries ask
     /// "what does this job have" constantly, and scanning 20,000 allocations each time does not
     /// scale.
@@ -138,6 +145,9 @@ impl Cluster {
             nodes: BTreeMap::new(),
             evals: BTreeMap::new(),
             deployments: BTreeMap::new(),
+            deployments_by_job: HashMap::new(),
+            running_deployments: BTreeSet::new(),
+            awaiting_health: BTreeSet::new(),
             allocs_by_job: HashMap::new(),
             evals_by_job: HashMap::new(),
             allocs_by_node: HashMap::new(),
@@ -284,8 +294,10 @@ impl Cluster {
         self.next_launches.remove(key);
         self.periodic_jobs.remove(key);
         // A purged job's deployments go with it (nomad/state/state_store.go `DeleteJobTxn`).
-        self.deployments
-            .retain(|_, d| (&d.namespace, &d.job_id) != (&key.0, &key.1));
+        for id in self.deployments_by_job.remove(key).unwrap_or_default() {
+            self.running_deployments.remove(&id);
+            self.deployments.remove(&id);
+        }
         self.jobs.remove(key)
     }
 

@@ -199,20 +199,20 @@ const PAUSED: &str = "Deployment is paused";
 impl Cluster {
     /// The newest deployment of a job (`DeploymentsByJobID`, latest by create index).
     pub fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<&Deployment> {
-        self.deployments
-            .values()
-            .filter(|d| d.namespace == namespace && d.job_id == job_id)
+        self.deployments_of_job(namespace, job_id)
             .max_by_key(|d| d.create_index)
     }
 
-    pub fn deployments_of_job<'a>(
-        &'a self,
-        namespace: &'a str,
-        job_id: &'a str,
-    ) -> impl Iterator<Item = &'a Deployment> + 'a {
-        self.deployments
-            .values()
-            .filter(move |d| d.namespace == namespace && d.job_id == job_id)
+    pub fn deployments_of_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+    ) -> impl Iterator<Item = &Deployment> + '_ {
+        self.deployments_by_job
+            .get(&(namespace.to_string(), job_id.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.deployments.get(id))
     }
 
     /// The deployment the scheduler works under for this job, after reconcile.go
@@ -260,6 +260,11 @@ impl Cluster {
             modify_time: now,
         };
         let id = deployment.id.clone();
+        self.deployments_by_job
+            .entry((job.namespace.clone(), job.id.clone()))
+            .or_default()
+            .push(id.clone());
+        self.running_deployments.insert(id.clone());
         self.deployments.insert(id.clone(), deployment);
         self.tables.deployments = index;
         Some(id)
@@ -321,6 +326,11 @@ impl Cluster {
         };
         d.status = status;
         d.status_description = description;
+        if status == "running" {
+            self.running_deployments.insert(id.to_string());
+        } else {
+            self.running_deployments.remove(id);
+        }
         d.modify_index = index;
         d.modify_time = now;
         self.tables.deployments = index;
@@ -372,6 +382,7 @@ impl Cluster {
         if alloc.healthy.is_some() {
             return;
         }
+        self.awaiting_health.remove(alloc_id);
         alloc.healthy = Some(healthy);
         alloc.health_timestamp = now;
         alloc.health_modify_index = index;
@@ -469,25 +480,26 @@ impl Cluster {
     /// What time does to deployments: the client health trackers judge new allocations, and
     /// each active deployment's watcher checks its progress deadline.
     pub fn tick_deployments(&mut self) {
-        if !self.deployments.values().any(Deployment::active) {
+        if self.awaiting_health.is_empty() && self.running_deployments.is_empty() {
             return;
         }
         let now = self.clock.now();
-        let watched: Vec<String> = self
-            .allocs
-            .values()
-            .filter(|a| !a.deployment_id.is_empty() && a.healthy.is_none())
-            .filter(|a| a.desired_status == "run")
-            .map(|a| a.id.clone())
-            .collect();
+        // Stopped or collected allocations are judged no more.
+        let allocs = &self.allocs;
+        self.awaiting_health.retain(|id| {
+            allocs
+                .get(id)
+                .is_some_and(|a| a.desired_status == "run" && a.healthy.is_none())
+        });
+        let watched: Vec<String> = self.awaiting_health.iter().cloned().collect();
         for id in watched {
             self.track_health(&id, now);
         }
         let nanos = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
         let due: Vec<String> = self
-            .deployments
-            .values()
-            .filter(|d| d.status == "running")
+            .running_deployments
+            .iter()
+            .filter_map(|id| self.deployments.get(id))
             .filter(|d| progress_cutoff(d).is_some_and(|cutoff| nanos >= cutoff))
             .map(|d| d.id.clone())
             .collect();

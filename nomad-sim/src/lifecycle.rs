@@ -386,7 +386,15 @@ impl Cluster {
             .map(|d| d.id.clone())
             .collect();
         for id in &dead_deployments {
-            self.deployments.remove(id);
+            if let Some(d) = self.deployments.remove(id) {
+                let key = (d.namespace, d.job_id);
+                if let Some(ids) = self.deployments_by_job.get_mut(&key) {
+                    ids.retain(|i| i != id);
+                    if ids.is_empty() {
+                        self.deployments_by_job.remove(&key);
+                    }
+                }
+            }
         }
         if dead_allocs.is_empty() && dead_evals.is_empty() {
             return;

@@ -467,6 +467,7 @@ impl Cluster {
         }
         alloc.deployment_id = deployment.to_string();
         alloc.healthy = None;
+        self.awaiting_health.insert(id.to_string());
         alloc.healthy_since = None;
         alloc.health_watch_start = (alloc.client_status == ClientStatus::Running).then_some(now);
         let group = alloc.group.clone();
