@@ -1395,11 +1395,11 @@ async fn a_destructive_update_rolls_out_max_parallel_at_a_time() {
     assert!(running.iter().all(|a| a["JobVersion"] == 1));
 }
 
-/// Registers `job` with a 1 s healthy deadline and a 2 s progress deadline, waits until that
+/// Registers `job` with a 2 s healthy deadline and a 4 s progress deadline, waits until that
 /// version is stable, then rolls out `image`, whose allocations get `fault`.
 async fn roll_out_a_bad_image(api: &Api, mut job: Value, image: &str, fault: &str) {
-    job["Update"]["HealthyDeadline"] = json!(SECOND);
-    job["Update"]["ProgressDeadline"] = json!(2 * SECOND);
+    job["Update"]["HealthyDeadline"] = json!(2 * SECOND);
+    job["Update"]["ProgressDeadline"] = json!(4 * SECOND);
     api.register(job.clone()).await;
     eventually("version 0 is stable", || async {
         api.get("/v1/job/web").await.1["Stable"] == true

@@ -99,6 +99,7 @@ pub struct Cluster {
     /// Allocations of a deployment whose health the client has not judged yet: the ticker
     /// watches these, not every allocation.
     pub awaiting_health: BTreeSet<String>,
+    pub last_health_lookup: Option<chrono::DateTime<chrono::Utc>>,
     /// Allocation and evaluation IDs per (namespace, job): the scheduler and status queries ask
     /// "what does this job have" constantly, and scanning 20,000 allocations each time does not
     /// scale.
@@ -148,6 +149,7 @@ impl Cluster {
             deployments_by_job: HashMap::new(),
             running_deployments: BTreeSet::new(),
             awaiting_health: BTreeSet::new(),
+            last_health_lookup: None,
             allocs_by_job: HashMap::new(),
             evals_by_job: HashMap::new(),
             allocs_by_node: HashMap::new(),

@@ -125,16 +125,19 @@ type HealthRule = (&'static str, fn(&HealthInput) -> Option<Verdict>);
 const HEALTH_RULES: &[HealthRule] = &[
     // `watchTaskEvents`: a failed task makes the allocation unhealthy at once.
     ("task failed", |i| i.failed.then_some(Verdict::Unhealthy)),
+    // `setTaskHealth`/`setCheckHealth`: healthy once both held for `min_healthy_time`, if
+    // that moment came before the deadline (Nomad's timer fires then; the simulator may look
+    // a little later).
+    ("healthy for min_healthy_time", |i| {
+        let healthy_at = i.healthy_since? + chrono::Duration::nanoseconds(i.min_healthy_time);
+        let deadline = i.watch_start + chrono::Duration::nanoseconds(i.healthy_deadline);
+        (i.now >= healthy_at && (i.healthy_deadline == 0 || healthy_at <= deadline))
+            .then_some(Verdict::Healthy)
+    }),
     // `watch`: the healthy deadline passed before health was reached.
     ("healthy deadline passed", |i| {
         let deadline = i.watch_start + chrono::Duration::nanoseconds(i.healthy_deadline);
         (i.healthy_deadline > 0 && i.now >= deadline).then_some(Verdict::Unhealthy)
-    }),
-    // `setTaskHealth`/`setCheckHealth`: healthy once both held for `min_healthy_time`.
-    ("healthy for min_healthy_time", |i| {
-        let since = i.healthy_since?;
-        (i.now - since >= chrono::Duration::nanoseconds(i.min_healthy_time))
-            .then_some(Verdict::Healthy)
     }),
 ];
 
@@ -294,7 +297,7 @@ impl Cluster {
 
     /// nomad/state/state_store.go `updateDeploymentWithAlloc`, for a placement (or an
     /// allocation joining the deployment in place): `PlacedAllocs` + 1, and the first one
-    /// starts the progress deadline.
+    /// starts the progress deadline. The plan's commit emits the deployment's event.
     pub fn count_placement(&mut self, deployment_id: &str, group: &str, index: u64) {
         let now = self.clock.now_nanos();
         let Some(d) = self.deployments.get_mut(deployment_id) else {
@@ -307,10 +310,10 @@ impl Cluster {
         if state.progress_deadline != 0 && state.require_progress_by.is_none() {
             state.require_progress_by = Some(now + state.progress_deadline);
         }
+        // The event goes out once per plan (the scheduler's), not once per placement.
         d.modify_index = index;
         d.modify_time = now;
         self.tables.deployments = index;
-        self.emit_deployment(deployment_id, "DeploymentStatusUpdate", index);
     }
 
     pub fn set_deployment_status(
@@ -375,12 +378,23 @@ impl Cluster {
     /// so the rollout moves on; an unhealthy one fails the deployment at once when there is no
     /// progress deadline to wait for (`shouldFailEarly`).
     pub fn set_alloc_health(&mut self, alloc_id: &str, healthy: bool, index: u64) {
+        if self.judge_alloc_health(alloc_id, healthy, index) {
+            if let Some(a) = self.allocs.get(alloc_id) {
+                let (namespace, job_id) = (a.namespace.clone(), a.job_id.clone());
+                self.reevaluate(&namespace, &job_id, "deployment-watcher");
+            }
+        }
+    }
+
+    /// [`Cluster::set_alloc_health`] without the evaluation: says whether the job wants one
+    /// (the ticker batches them per job, as the watcher's `createBatchedUpdate` does).
+    fn judge_alloc_health(&mut self, alloc_id: &str, healthy: bool, index: u64) -> bool {
         let now = self.clock.now_nanos();
         let Some(alloc) = self.allocs.get_mut(alloc_id) else {
-            return;
+            return false;
         };
         if alloc.healthy.is_some() {
-            return;
+            return false;
         }
         self.awaiting_health.remove(alloc_id);
         alloc.healthy = Some(healthy);
@@ -388,7 +402,6 @@ impl Cluster {
         alloc.health_modify_index = index;
         alloc.modify_index = index;
         let (deployment_id, group) = (alloc.deployment_id.clone(), alloc.group.clone());
-        let (namespace, job_id) = (alloc.namespace.clone(), alloc.job_id.clone());
         self.tables.allocs = index;
         self.emit_alloc(alloc_id, "AllocationUpdated", index);
         let mut fail_now = false;
@@ -418,9 +431,9 @@ impl Cluster {
                 .values()
                 .any(|s| s.auto_revert);
             self.fail_deployment(&deployment_id, FAILED_ALLOCATIONS, rollback);
-        } else if healthy {
-            self.reevaluate(&namespace, &job_id, "deployment-watcher");
+            return false;
         }
+        healthy
     }
 
     /// The end of deployment_watcher.go `watch`: the deployment fails; with a rollback, the
@@ -484,16 +497,34 @@ impl Cluster {
             return;
         }
         let now = self.clock.now();
-        // Stopped or collected allocations are judged no more.
-        let allocs = &self.allocs;
-        self.awaiting_health.retain(|id| {
-            allocs
-                .get(id)
-                .is_some_and(|a| a.desired_status == "run" && a.healthy.is_none())
-        });
-        let watched: Vec<String> = self.awaiting_health.iter().cloned().collect();
-        for id in watched {
-            self.track_health(&id, now);
+        // client/allochealth/tracker.go looks at checks every `checkLookupInterval` (500 ms).
+        let lookup = chrono::Duration::milliseconds(500);
+        if self
+            .last_health_lookup
+            .is_none_or(|last| now - last >= lookup)
+        {
+            self.last_health_lookup = Some(now);
+            // Stopped or collected allocations are judged no more.
+            let allocs = &self.allocs;
+            self.awaiting_health.retain(|id| {
+                allocs
+                    .get(id)
+                    .is_some_and(|a| a.desired_status == "run" && a.healthy.is_none())
+            });
+            let watched: Vec<String> = self.awaiting_health.iter().cloned().collect();
+            let mut evaluate = std::collections::BTreeSet::new();
+            for id in watched {
+                if self.track_health(&id, now) {
+                    if let Some(a) = self.allocs.get(&id) {
+                        evaluate.insert((a.namespace.clone(), a.job_id.clone()));
+                    }
+                }
+            }
+            // deployment_watcher.go `createBatchedUpdate`: one evaluation per job for the
+            // allocations that turned healthy together.
+            for (namespace, job_id) in evaluate {
+                self.reevaluate(&namespace, &job_id, "deployment-watcher");
+            }
         }
         let nanos = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
         let due: Vec<String> = self
@@ -512,24 +543,24 @@ impl Cluster {
     }
 
     /// client/allochealth/tracker.go for one allocation of a deployment.
-    fn track_health(&mut self, id: &str, now: DateTime<Utc>) {
+    fn track_health(&mut self, id: &str, now: DateTime<Utc>) -> bool {
         let Some(alloc) = self.allocs.get(id) else {
-            return;
+            return false;
+        };
+        let Some(watch_start) = alloc.health_watch_start else {
+            // Not started yet: the tracker starts with the tasks.
+            return false;
         };
         let Some(strategy) = alloc
             .group_spec()
             .and_then(|g| Strategy::of(&alloc.job_type, g))
         else {
-            return;
+            return false;
         };
         // `manual`: the operator sets health through the API.
         if strategy.health_check == "manual" {
-            return;
+            return false;
         }
-        let Some(watch_start) = alloc.health_watch_start else {
-            // Not started yet: the tracker starts with the tasks.
-            return;
-        };
         let all_running = alloc.client_status == ClientStatus::Running
             && alloc.tasks.values().all(|t| t.state == "running");
         let checks_pass = strategy.health_check != "checks" || self.checks_passing(alloc);
@@ -554,10 +585,10 @@ impl Cluster {
             alloc.healthy_since = healthy_since;
         }
         match verdict {
-            Verdict::Undecided => {}
+            Verdict::Undecided => false,
             Verdict::Healthy | Verdict::Unhealthy => {
                 let index = self.bump();
-                self.set_alloc_health(id, verdict == Verdict::Healthy, index);
+                self.judge_alloc_health(id, verdict == Verdict::Healthy, index)
             }
         }
     }
@@ -855,6 +886,11 @@ mod tests {
                 "deadline beats a late start",
                 input(105, Some(99), false),
                 Verdict::Unhealthy,
+            ),
+            (
+                "healthy before the deadline, seen after it",
+                input(130, Some(50), false),
+                Verdict::Healthy,
             ),
         ];
         for (why, input, want) in cases {

@@ -249,17 +249,17 @@ impl Alloc {
     }
 
     /// Services of the allocation's group and tasks: (task or `group-<name>`, service JSON).
-    pub fn services(&self) -> Vec<(String, Value)> {
+    pub fn services(&self) -> Vec<(String, &Value)> {
         let mut services = Vec::new();
         let Some(group) = self.group_spec() else {
             return services;
         };
-        let list = |v: &Value| -> Vec<Value> {
+        fn list(v: &Value) -> Vec<&Value> {
             v.get("Services")
                 .and_then(Value::as_array)
-                .cloned()
+                .map(|s| s.iter().collect())
                 .unwrap_or_default()
-        };
+        }
         for service in list(group) {
             services.push((format!("group-{}", self.group), service));
         }

@@ -321,6 +321,14 @@ impl Cluster {
                 failures.insert(name, (metrics.unwrap_or(Value::Null), unplaced));
             }
         }
+        // The plan applied: one event for the deployment it created or changed.
+        if let Some(id) = deployment.as_ref().filter(|id| {
+            self.deployments
+                .get(*id)
+                .is_some_and(|d| d.modify_index == index)
+        }) {
+            self.emit_deployment(id, "DeploymentStatusUpdate", index);
+        }
         // reconcile.go `computeDeploymentComplete`: nothing left to do and every group healthy.
         if let Some(id) = deployment {
             let done = self
