@@ -173,7 +173,7 @@ mod tests {
     fn strategy(max_parallel: usize) -> Option<Strategy> {
         Some(Strategy {
             max_parallel,
-            health_check: "checks".into(),
+            health_check: "checks",
             min_healthy_time: 1,
             healthy_deadline: 10,
             progress_deadline: 20,
