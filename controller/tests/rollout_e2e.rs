@@ -131,6 +131,14 @@ fn a_version_nomad_rolls_back_is_not_registered_again() {
     // An explicit retry registers the same job once more, and Nomad rolls it back again.
     world.apply(&web("nginx:broken", 2, "1"));
     eventually("the retry was written", || job_writes(&world, "web") == 3);
+    eventually("announced as a retry", || {
+        world.events().contains("Retried")
+    });
+    assert!(
+        !world.events().contains("DriftCorrected"),
+        "{}",
+        world.events()
+    );
     eventually("rolled back again", || {
         world.nomad("/v1/job/web")["Version"] == 4 && degraded(&world)["reason"] == "RolledBack"
     });

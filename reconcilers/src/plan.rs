@@ -42,6 +42,8 @@ pub enum RegisterReason {
     Stopped,
     /// Someone changed the job behind nomarch's back.
     Drifted,
+    /// A job Nomad rolled back, sent again because the retry annotation changed.
+    Retry,
 }
 
 impl RegisterReason {
@@ -51,6 +53,7 @@ impl RegisterReason {
             RegisterReason::SpecChanged => "spec changed",
             RegisterReason::Stopped => "job was stopped outside nomarch",
             RegisterReason::Drifted => "job was changed outside nomarch",
+            RegisterReason::Retry => "retry asked for after Nomad rolled it back",
         }
     }
 

@@ -148,7 +148,17 @@ pub async fn ensure_job(
             // Same content: our own write whose record was lost, or an edit that changed
             // nothing Nomad runs. Adopt it; write nothing.
             written = Some(written_now(enforce_index));
-            differs.then_some((enforce_index, RegisterReason::Drifted))
+            // A rollback on record for this very job, with the retry annotation changed since:
+            // the register is that retry, not a drift correction.
+            let retried = rollback(previous).is_some_and(|r| {
+                r.fingerprint == observation.desired_fingerprint && r.retry_token != retry
+            });
+            let reason = if retried {
+                RegisterReason::Retry
+            } else {
+                RegisterReason::Drifted
+            };
+            differs.then_some((enforce_index, reason))
         }
         JobAction::Refuse { reason } => {
             ctx.event(key, EventType::Warning, "JobConflict", reason.clone())
@@ -288,6 +298,7 @@ async fn announce(
     let (type_, label) = match reason {
         RegisterReason::Create => (EventType::Normal, "Registered"),
         RegisterReason::SpecChanged => (EventType::Normal, "Updated"),
+        RegisterReason::Retry => (EventType::Normal, "Retried"),
         RegisterReason::Stopped | RegisterReason::Drifted => (EventType::Warning, "DriftCorrected"),
     };
     if reason.is_drift() {
