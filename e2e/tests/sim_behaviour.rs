@@ -1395,6 +1395,213 @@ async fn a_destructive_update_rolls_out_max_parallel_at_a_time() {
     assert!(running.iter().all(|a| a["JobVersion"] == 1));
 }
 
+/// Canaries (scheduler/reconcile.go `requiresCanaries`, `computeCanaries`; state_store.go
+/// `UpdateDeploymentPromotion`): a destructive change first places the canaries beside the
+/// running allocations and replaces nothing; promotion is refused until every canary is
+/// healthy ("Task group \"web\" has 0/1 healthy allocations"); once promoted, the old
+/// allocation sharing the canary's slot stops (`computeStop`) and the rest roll on.
+#[tokio::test]
+async fn canaries_wait_for_promotion_then_the_rollout_continues() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 3, 64);
+    job["Update"]["Canary"] = json!(1);
+    api.register(job.clone()).await;
+    eventually("version 0 is deployed", || async {
+        latest_deployment(&api, "web").await["Status"] == "successful"
+    })
+    .await;
+    let old: Vec<Value> = api
+        .running("web")
+        .await
+        .iter()
+        .map(|a| a["ID"].clone())
+        .collect();
+    // The operator judges health from here on, so nothing turns healthy by itself.
+    job["Update"]["HealthCheck"] = json!("manual");
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
+    api.register(job).await;
+    eventually("a canary is placed", || async {
+        latest_deployment(&api, "web").await["TaskGroups"]["web"]["PlacedCanaries"]
+            .as_array()
+            .is_some_and(|c| c.len() == 1)
+    })
+    .await;
+    let d = latest_deployment(&api, "web").await;
+    let id = d["ID"].as_str().unwrap().to_string();
+    assert_eq!(d["JobVersion"], 1);
+    assert_eq!(
+        d["StatusDescription"],
+        "Deployment is running but requires manual promotion"
+    );
+    assert_eq!(d["TaskGroups"]["web"]["DesiredCanaries"], 1);
+    assert_eq!(d["TaskGroups"]["web"]["DesiredTotal"], 3);
+    let canary = d["TaskGroups"]["web"]["PlacedCanaries"][0].clone();
+    let (_, canary_alloc) = api
+        .get(&format!("/v1/allocation/{}", canary.as_str().unwrap()))
+        .await;
+    assert_eq!(canary_alloc["DeploymentStatus"]["Canary"], true);
+    assert_eq!(canary_alloc["JobVersion"], 1);
+
+    let promote = format!("/v1/deployment/promote/{id}");
+    let (status, reply) = api
+        .put(&promote, json!({"DeploymentID": id, "All": true}))
+        .await;
+    assert_eq!(
+        (status, reply),
+        (
+            500,
+            json!("1 error occurred:\n\t* Task group \"web\" has 0/1 healthy allocations\n\n")
+        ),
+        "an unhealthy canary is not promoted"
+    );
+    let health = format!("/v1/deployment/allocation-health/{id}");
+    let (status, reply) = api
+        .put(
+            &health,
+            json!({"DeploymentID": id, "HealthyAllocationIDs": [canary]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    // The healthy canary's evaluation runs; without promotion it changes nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running: Vec<Value> = api
+        .running("web")
+        .await
+        .iter()
+        .map(|a| a["ID"].clone())
+        .collect();
+    assert_eq!(
+        running.len(),
+        4,
+        "three old allocations and the canary: {running:?}"
+    );
+    assert!(
+        old.iter().all(|id| running.contains(id)),
+        "no old allocation replaced yet"
+    );
+
+    let (status, reply) = api
+        .put(&promote, json!({"DeploymentID": id, "All": true}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let d = latest_deployment(&api, "web").await;
+    assert_eq!(d["TaskGroups"]["web"]["Promoted"], true);
+    assert_eq!(d["StatusDescription"], "Deployment is running");
+    let (_, canary_alloc) = api
+        .get(&format!("/v1/allocation/{}", canary.as_str().unwrap()))
+        .await;
+    assert_eq!(
+        canary_alloc["DeploymentStatus"]["Canary"], false,
+        "promoted"
+    );
+    // The rest roll one at a time; the operator marks each new allocation healthy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while latest_deployment(&api, "web").await["Status"] != "successful" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollout did not finish: {} {:?}",
+            latest_deployment(&api, "web").await,
+            api.allocs("web")
+                .await
+                .iter()
+                .map(|a| (
+                    a["Name"].clone(),
+                    a["JobVersion"].clone(),
+                    a["DesiredStatus"].clone(),
+                    a["ClientStatus"].clone(),
+                    a["DeploymentStatus"].clone()
+                ))
+                .collect::<Vec<_>>()
+        );
+        let (_, members) = api.get(&format!("/v1/deployment/allocations/{id}")).await;
+        let waiting: Vec<Value> = members
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["ClientStatus"] == "running" && a["DeploymentStatus"]["Healthy"].is_null()
+            })
+            .map(|a| a["ID"].clone())
+            .collect();
+        if !waiting.is_empty() {
+            api.put(
+                &health,
+                json!({"DeploymentID": id, "HealthyAllocationIDs": waiting}),
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let running = api.running("web").await;
+    assert_eq!(running.len(), 3);
+    assert!(running.iter().all(|a| a["JobVersion"] == 1));
+    assert!(
+        running.iter().any(|a| a["ID"] == canary),
+        "the canary stays"
+    );
+    let mut names: Vec<&str> = running
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 3, "one allocation per name index: {names:?}");
+}
+
+/// Blue/green with `auto_promote` (deployment_watcher.go `autoPromoteDeployment`): as many
+/// canaries as the count run beside the old allocations; once all are healthy the deployment
+/// promotes itself and the old ones stop.
+#[tokio::test]
+async fn blue_green_with_auto_promote_swaps_all_at_once() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 2, 64);
+    job["Update"]["Canary"] = json!(2);
+    job["Update"]["AutoPromote"] = json!(true);
+    api.register(job.clone()).await;
+    eventually("version 0 is deployed", || async {
+        latest_deployment(&api, "web").await["Status"] == "successful"
+    })
+    .await;
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
+    api.register(job).await;
+    let mut most_running = 0;
+    let mut description = Value::Null;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        most_running = most_running.max(api.running("web").await.len());
+        let d = latest_deployment(&api, "web").await;
+        if d["JobVersion"] == 1 && description.is_null() {
+            description = d["StatusDescription"].clone();
+        }
+        if d["JobVersion"] == 1 && d["Status"] == "successful" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the swap did not finish: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        description, "Deployment is running pending automatic promotion",
+        "described as such when created"
+    );
+    assert_eq!(most_running, 4, "blue and green ran side by side");
+    let d = latest_deployment(&api, "web").await;
+    assert_eq!(d["TaskGroups"]["web"]["Promoted"], true);
+    let canaries = d["TaskGroups"]["web"]["PlacedCanaries"]
+        .as_array()
+        .unwrap()
+        .clone();
+    eventually("only the canaries run", || async {
+        let running = api.running("web").await;
+        running.len() == 2 && running.iter().all(|a| canaries.contains(&a["ID"]))
+    })
+    .await;
+}
+
 /// Registers `job` with a 2 s healthy deadline and a 4 s progress deadline, waits until that
 /// version is stable, then rolls out `image`, whose allocations get `fault`.
 async fn roll_out_a_bad_image(api: &Api, mut job: Value, image: &str, fault: &str) {

@@ -4,9 +4,12 @@
 //! fail with no deadline to wait for) fails, and with `auto_revert` the last stable version is
 //! registered again. A deployment that completes marks its job version stable.
 //!
+//! With `canary` set, a destructive change first places the canaries beside the running
+//! allocations; the rollout waits for their promotion (by the API, or `auto_promote` once all
+//! are healthy), then replaces the rest.
+//!
 //! The decisions are pure functions of a snapshot (tested by table below); [`Cluster`] methods
-//! apply them. Canaries are not simulated: `DesiredCanaries` stays 0 and promotion answers as
-//! Nomad does for a deployment without canaries.
+//! apply them.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -26,6 +29,8 @@ pub struct Strategy {
     pub progress_deadline: i64,
     pub auto_revert: bool,
     pub auto_promote: bool,
+    /// Canaries placed beside the running allocations before any is replaced.
+    pub canary: usize,
 }
 
 impl Strategy {
@@ -60,6 +65,7 @@ impl Strategy {
                 .get("AutoPromote")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            canary: int("Canary").max(0) as usize,
         })
     }
 }
@@ -198,6 +204,39 @@ const FAILED_ALLOCATIONS: &str = "Failed due to unhealthy allocations";
 const PROGRESS_DEADLINE: &str = "Failed due to progress deadline";
 const FAILED_BY_USER: &str = "Deployment marked as failed";
 const PAUSED: &str = "Deployment is paused";
+const NEEDS_PROMOTION: &str = "Deployment is running but requires manual promotion";
+const AUTO_PROMOTION: &str = "Deployment is running pending automatic promotion";
+
+/// structs.go `Deployment.RequiresPromotion`: running, with a group whose canaries are not
+/// promoted.
+pub fn requires_promotion(deployment: &Deployment) -> bool {
+    deployment.status == "running"
+        && deployment
+            .groups
+            .values()
+            .any(|s| s.desired_canaries > 0 && !s.promoted)
+}
+
+/// deployment_watcher.go `autoPromoteDeployment`: every group with canaries says
+/// `auto_promote`, has placed them all, and each is healthy.
+pub fn auto_promotable(deployment: &Deployment, healthy: &dyn Fn(&str) -> bool) -> bool {
+    let placed_some = deployment
+        .groups
+        .values()
+        .any(|s| !s.placed_canaries.is_empty());
+    placed_some
+        && requires_promotion(deployment)
+        && deployment
+            .groups
+            .values()
+            .filter(|s| s.desired_canaries >= 1)
+            .all(|s| {
+                s.auto_promote
+                    && s.placed_canaries.len() as u64 >= s.desired_canaries
+                    && s.placed_canaries.iter().filter(|c| healthy(c)).count() as u64
+                        == s.desired_canaries
+            })
+}
 
 impl Cluster {
     /// The newest deployment of a job (`DeploymentsByJobID`, latest by create index).
@@ -281,6 +320,7 @@ impl Cluster {
         group: &str,
         strategy: &Strategy,
         desired_total: u64,
+        desired_canaries: u64,
     ) {
         if let Some(d) = self.deployments.get_mut(deployment_id) {
             d.groups
@@ -290,9 +330,49 @@ impl Cluster {
                     auto_promote: strategy.auto_promote,
                     progress_deadline: strategy.progress_deadline,
                     desired_total,
+                    desired_canaries,
                     ..DeploymentState::default()
                 });
         }
+    }
+
+    /// A placed canary is listed in its group's `PlacedCanaries` (state_store.go
+    /// `updateDeploymentWithAlloc`) and carries `DeploymentStatus.Canary`.
+    pub fn count_canary(&mut self, alloc_id: &str, deployment_id: &str) {
+        let Some(alloc) = self.allocs.get_mut(alloc_id) else {
+            return;
+        };
+        alloc.canary = true;
+        let group = alloc.group.clone();
+        if let Some(state) = self
+            .deployments
+            .get_mut(deployment_id)
+            .and_then(|d| d.groups.get_mut(&group))
+        {
+            state.placed_canaries.push(alloc_id.to_string());
+        }
+    }
+
+    /// reconcile.go `computeDeploymentUpdates`: a deployment created waiting on canaries is
+    /// described as pending automatic or manual promotion (structs.go `RequiresPromotion`,
+    /// `HasAutoPromote`).
+    pub fn describe_promotion(&mut self, id: &str) {
+        let Some(d) = self.deployments.get_mut(id) else {
+            return;
+        };
+        if !requires_promotion(d) {
+            return;
+        }
+        let auto = d
+            .groups
+            .values()
+            .all(|s| s.desired_canaries == 0 || s.auto_promote);
+        d.status_description = if auto {
+            AUTO_PROMOTION
+        } else {
+            NEEDS_PROMOTION
+        }
+        .into();
     }
 
     /// nomad/state/state_store.go `updateDeploymentWithAlloc`, for a placement (or an
@@ -431,6 +511,19 @@ impl Cluster {
                 .values()
                 .any(|s| s.auto_revert);
             self.fail_deployment(&deployment_id, FAILED_ALLOCATIONS, rollback);
+            return false;
+        }
+        // deployment_watcher.go `watch`: after an allocation update, `autoPromoteDeployment`
+        // (the promotion brings its own evaluation).
+        let allocs = &self.allocs;
+        let promote = self.deployments.get(&deployment_id).is_some_and(|d| {
+            auto_promotable(d, &|id| {
+                allocs
+                    .get(id)
+                    .is_some_and(|a| !a.is_terminal() && a.healthy == Some(true))
+            })
+        });
+        if promote && self.promote_deployment(&deployment_id, true, &[]).is_ok() {
             return false;
         }
         healthy
@@ -653,19 +746,80 @@ impl Cluster {
         Ok(self.deployment_update_reply(id, None))
     }
 
-    /// `PUT /v1/deployment/promote/:id` (deployment_watcher.go `PromoteDeployment`, state
-    /// store `UpsertDeploymentPromotion`): without canaries there is nothing to promote.
-    pub fn promote_deployment(&mut self, id: &str) -> Result<Value, String> {
+    /// `PUT /v1/deployment/promote/:id` (nomad/deployment_endpoint.go `Promote`, then
+    /// state_store.go `UpdateDeploymentPromotion`): every promoted group (all, or those named)
+    /// needs as many healthy canaries as it desires; then the groups are promoted, their
+    /// progress deadline starts over, the canaries lose `DeploymentStatus.Canary`, and an
+    /// evaluation moves the rollout on.
+    pub fn promote_deployment(
+        &mut self,
+        id: &str,
+        all: bool,
+        groups: &[String],
+    ) -> Result<Value, String> {
         let d = self
             .deployments
             .get(id)
-            .ok_or_else(|| format!("deployment not found: {id}"))?;
+            .ok_or_else(|| "deployment not found".to_string())?;
         if !d.active() {
             return Err("can't promote terminal deployment".into());
         }
-        if d.groups.values().all(|s| s.desired_canaries == 0) {
-            return Err(format!("no canaries to promote in deployment \"{}\"", d.id));
+        let chosen = |group: &str| all || groups.iter().any(|g| g == group);
+        let mut promotable = Vec::new();
+        let mut short = Vec::new();
+        for (group, state) in d.groups.iter().filter(|(g, _)| chosen(g)) {
+            let healthy: Vec<&String> = state
+                .placed_canaries
+                .iter()
+                .filter(|c| {
+                    self.allocs
+                        .get(*c)
+                        .is_some_and(|a| !a.is_terminal() && a.healthy == Some(true))
+                })
+                .collect();
+            if (healthy.len() as u64) < state.desired_canaries {
+                short.push(format!(
+                    "Task group \"{group}\" has {}/{} healthy allocations",
+                    healthy.len(),
+                    state.desired_canaries
+                ));
+            }
+            promotable.extend(healthy.into_iter().cloned());
         }
+        if !short.is_empty() {
+            return Err(super::validate::multierror(&short));
+        }
+        let now = self.clock.now_nanos();
+        let index = self.bump();
+        let d = self.deployments.get_mut(id).expect("looked up above");
+        for (group, state) in d.groups.iter_mut() {
+            if !chosen(group) {
+                continue;
+            }
+            if state.progress_deadline > 0 && state.require_progress_by.is_some() {
+                state.require_progress_by = Some(now + state.progress_deadline);
+            }
+            state.promoted = true;
+        }
+        if !requires_promotion(d) && d.status == "running" {
+            d.status_description = RUNNING.into();
+        }
+        d.modify_index = index;
+        d.modify_time = now;
+        let (namespace, job_id) = (d.namespace.clone(), d.job_id.clone());
+        self.tables.deployments = index;
+        for alloc_id in promotable {
+            if let Some(alloc) = self.allocs.get_mut(&alloc_id) {
+                alloc.canary = false;
+                alloc.health_modify_index = index;
+                alloc.modify_index = index;
+                alloc.alloc_modify_index = index;
+            }
+            self.emit_alloc(&alloc_id, "AllocationUpdated", index);
+        }
+        self.tables.allocs = index;
+        self.emit_deployment(id, "DeploymentPromotion", index);
+        self.reevaluate(&namespace, &job_id, "deployment-watcher");
         Ok(self.deployment_update_reply(id, None))
     }
 
@@ -736,6 +890,7 @@ mod tests {
             progress_deadline: 1000,
             auto_revert: true,
             auto_promote: false,
+            canary: 0,
         }
     }
 

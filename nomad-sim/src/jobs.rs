@@ -747,16 +747,34 @@ impl Cluster {
             });
             let kept = live.min(count);
             let (place, stop) = (count.saturating_sub(live), live.saturating_sub(count));
-            let (destructive_updates, ignore) = if destructive { (kept, 0) } else { (0, kept) };
+            // A new version has no deployment yet: reconcile.go `computeCanaries` places the
+            // canaries and holds every replacement back; otherwise `computeUnderProvisionedBy`
+            // allows `max_parallel` replacements and ignores the rest for now.
+            let strategy = super::deployments::Strategy::of(
+                spec.get("Type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("service"),
+                group,
+            );
+            let (canaries, destructive_updates, ignore) = match (&strategy, destructive) {
+                (_, false) => (0, 0, kept),
+                (Some(s), true) if s.canary > 0 => (s.canary as u64, 0, kept),
+                (Some(s), true) => {
+                    let now = kept.min(s.max_parallel as u64);
+                    (0, now, kept - now)
+                }
+                (None, true) => (0, kept, 0),
+            };
             desired.insert(
                 name.to_string(),
-                json!({"Place": place, "Stop": stop, "Migrate": 0, "InPlaceUpdate": 0, "DestructiveUpdate": destructive_updates, "Ignore": ignore, "Canary": 0, "Preemptions": 0}),
+                json!({"Place": place, "Stop": stop, "Migrate": 0, "InPlaceUpdate": 0, "DestructiveUpdate": destructive_updates, "Ignore": ignore, "Canary": canaries, "Preemptions": 0}),
             );
             let mut counts = Map::new();
             for (label, n) in [
                 ("create", place),
                 ("destroy", stop),
                 ("create/destroy update", destructive_updates),
+                ("canary", canaries),
                 ("ignore", ignore),
             ] {
                 if n > 0 {
@@ -765,7 +783,7 @@ impl Cluster {
             }
             updates.insert(name.to_string(), Value::Object(counts));
             let (cpu, memory) = super::placement::group_resources(group);
-            for _ in 0..place + destructive_updates {
+            for _ in 0..place + destructive_updates + canaries {
                 let ask = super::placement::Ask {
                     namespace: &namespace,
                     job_id: url_id,

@@ -234,6 +234,8 @@ pub struct Alloc {
     pub healthy_since: Option<DateTime<Utc>>,
     /// The deployment that placed (or in-place updated) it; empty when none.
     pub deployment_id: String,
+    /// `DeploymentStatus.Canary`: placed as a canary and not promoted yet.
+    pub canary: bool,
     /// How the scheduler chose the node (`AllocationMetric`).
     pub metrics: Value,
 }

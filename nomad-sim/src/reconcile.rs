@@ -20,6 +20,15 @@ pub struct LiveAlloc {
     pub destructive: bool,
     pub deployment_id: String,
     pub healthy: Option<bool>,
+    /// It was placed as a canary (it is in its deployment's `PlacedCanaries`).
+    pub canary: Option<CanaryOf>,
+}
+
+/// The deployment a canary was placed for, and whether that group was promoted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanaryOf {
+    pub deployment_id: String,
+    pub promoted: bool,
 }
 
 /// How the newest finished allocation of a slot ended, for the replacement rules.
@@ -39,6 +48,9 @@ pub struct DeploymentView {
     pub id: String,
     pub status: &'static str,
     pub has_group: bool,
+    /// The group's `DesiredCanaries` and `Promoted` (0 and false when it has no state yet).
+    pub desired_canaries: usize,
+    pub promoted: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -60,24 +72,30 @@ pub enum DeploymentChange {
     /// A new deployment for this job version, starting with this group.
     Create {
         desired_total: u64,
+        desired_canaries: u64,
     },
     /// The group joins the version's existing deployment.
     AddGroup {
         desired_total: u64,
+        desired_canaries: u64,
     },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupPlan {
-    /// More allocations than the count: the highest slots go.
+    /// More allocations than the count (the highest slots, old ones sharing a promoted
+    /// canary's slot first), and canaries no deployment wants any more.
     pub stop_extra: Vec<String>,
     pub in_place: Vec<String>,
     /// Stopped now; their slots are among `place`.
     pub destructive: Vec<String>,
     /// Slots to place an allocation in.
     pub place: Vec<usize>,
+    /// Slots to place a canary in, beside the allocation that runs there.
+    pub canaries: Vec<usize>,
     pub deployment: DeploymentChange,
-    /// Work left for a later evaluation (replacements the deployment holds back).
+    /// Work left for a later evaluation (replacements the deployment holds back, canaries
+    /// waiting for promotion).
     pub held_back: bool,
 }
 
@@ -91,60 +109,170 @@ fn replacement_allowed(last: Option<&LastInSlot>, deployment_id: &str) -> bool {
     }
 }
 
+/// reconcile.go `cancelUnneededCanaries`: a canary not promoted is stopped when its
+/// deployment is an older one, or the current one failed.
+fn canary_unneeded(canary: &CanaryOf, deployment: Option<&DeploymentView>) -> bool {
+    !canary.promoted
+        && match deployment {
+            Some(d) => d.id != canary.deployment_id || d.status == "failed",
+            None => true,
+        }
+}
+
+/// reconcile_util.go `allocNameIndex.NextCanaries`: the slots of allocations being replaced
+/// first, then free slots below the count, then slots past it, skipping canaries' slots.
+fn next_canary_slots(
+    n: usize,
+    count: usize,
+    taken: &BTreeSet<usize>,
+    destructive: &[&LiveAlloc],
+    canary_slots: &BTreeSet<usize>,
+) -> Vec<usize> {
+    let mut destructive_slots: Vec<usize> = destructive.iter().map(|a| a.slot).collect();
+    destructive_slots.sort_unstable();
+    let preferred = destructive_slots.into_iter().filter(|s| *s < count);
+    let free = (0..count).filter(|s| !taken.contains(s));
+    let mut chosen: Vec<usize> = Vec::with_capacity(n);
+    for slot in preferred.chain(free) {
+        if chosen.len() == n {
+            return chosen;
+        }
+        if !canary_slots.contains(&slot) && !chosen.contains(&slot) {
+            chosen.push(slot);
+        }
+    }
+    let remainder = n - chosen.len();
+    chosen.extend(count..count + remainder);
+    chosen
+}
+
 pub fn compute_group(s: &GroupSnapshot) -> GroupPlan {
-    let mut live = s.live.clone();
-    live.sort_by_key(|a| a.slot);
-    // `computeStop` before `computeUpdates`: extras go first, from the highest slot.
-    let stop_extra: Vec<String> = live
-        .split_off(s.count.min(live.len()))
-        .into_iter()
-        .rev()
-        .map(|a| a.id)
+    let current = s.deployment.as_ref();
+    let deployment_id = current.map(|d| d.id.clone()).unwrap_or_default();
+    // `cancelUnneededCanaries` first: stale canaries leave the picture.
+    let (unneeded, mut live): (Vec<LiveAlloc>, Vec<LiveAlloc>) =
+        s.live.iter().cloned().partition(|a| {
+            a.canary
+                .as_ref()
+                .is_some_and(|c| canary_unneeded(c, current))
+        });
+    live.sort_by_key(|a| (a.slot, a.canary.is_some()));
+    let is_canary = |a: &LiveAlloc| {
+        a.canary
+            .as_ref()
+            .is_some_and(|c| !deployment_id.is_empty() && c.deployment_id == deployment_id)
+    };
+    let group_state = current.filter(|d| d.has_group);
+    let promoted = group_state.is_some_and(|d| d.promoted);
+    let canarying_before = group_state.is_some_and(|d| d.desired_canaries != 0 && !d.promoted);
+    let canaries: Vec<LiveAlloc> = live.iter().filter(|a| is_canary(a)).cloned().collect();
+    let canary_slots: BTreeSet<usize> = canaries.iter().map(|a| a.slot).collect();
+    // `computeStop`: while canarying the canaries are not counted; once promoted, an old
+    // allocation sharing a canary's slot goes first, then the highest slots.
+    let mut untainted: Vec<LiveAlloc> = live
+        .iter()
+        .filter(|a| !(canarying_before && is_canary(a)))
+        .cloned()
         .collect();
-    let outdated = live.iter().filter(|a| !a.current_version);
+    let mut stop_extra: Vec<String> = unneeded.into_iter().map(|a| a.id).collect();
+    let mut remove = untainted.len().saturating_sub(s.count);
+    if remove > 0 && !canarying_before && !canaries.is_empty() {
+        let shadowed: Vec<String> = untainted
+            .iter()
+            .filter(|a| !is_canary(a) && canary_slots.contains(&a.slot))
+            .take(remove)
+            .map(|a| a.id.clone())
+            .collect();
+        remove -= shadowed.len();
+        untainted.retain(|a| !shadowed.contains(&a.id));
+        stop_extra.extend(shadowed);
+    }
+    // The highest slots; of two in one slot, the old one (canaries sort after it).
+    let mut by_height: Vec<LiveAlloc> = untainted.clone();
+    by_height.sort_by_key(|a| (std::cmp::Reverse(a.slot), is_canary(a)));
+    let highest: Vec<String> = by_height.into_iter().take(remove).map(|a| a.id).collect();
+    untainted.retain(|a| !highest.contains(&a.id));
+    stop_extra.extend(highest);
+    // `computeUpdates`.
+    let outdated = untainted.iter().filter(|a| !a.current_version);
     let in_place: Vec<String> = outdated
         .clone()
         .filter(|a| !a.destructive)
         .map(|a| a.id.clone())
         .collect();
     let destructive: Vec<&LiveAlloc> = outdated.filter(|a| a.destructive).collect();
-    let missing = s.count - live.len();
+    // While the group canaries, its canaries are not among `untainted`: they fill no slot.
+    let occupied: BTreeSet<usize> = untainted.iter().map(|a| a.slot).collect();
+    let missing = s.count.saturating_sub(untainted.len());
+    // `requiresCanaries` / `computeCanaries`.
+    let wanted_canaries = s.strategy.as_ref().map_or(0, |st| st.canary);
+    let requires_canaries =
+        !destructive.is_empty() && canaries.len() < wanted_canaries && !promoted;
+    let desired_canaries = if requires_canaries {
+        wanted_canaries
+    } else {
+        group_state.map_or(0, |d| d.desired_canaries)
+    };
+    let status = current.map(|d| d.status);
+    let halted = matches!(status, Some("paused" | "failed"));
+    let canary_place = if requires_canaries && !halted {
+        next_canary_slots(
+            wanted_canaries - canaries.len(),
+            s.count,
+            &occupied,
+            &destructive,
+            &canary_slots,
+        )
+    } else {
+        Vec::new()
+    };
+    let is_canarying = desired_canaries != 0 && !promoted;
     let desired_total = (in_place.len() + destructive.len() + missing) as u64;
     // `createDeployment`: an update block, something to do, and a first run or a spec change.
     let wants_deployment = s.strategy.is_some()
         && desired_total != 0
         && (!s.had_running || !in_place.is_empty() || !destructive.is_empty());
-    let has_group = s.deployment.as_ref().is_some_and(|d| d.has_group);
-    let deployment = match (&s.deployment, wants_deployment && !has_group) {
+    let deployment = match (current, wants_deployment && group_state.is_none()) {
         (_, false) => DeploymentChange::None,
-        (None, true) => DeploymentChange::Create { desired_total },
-        (Some(_), true) => DeploymentChange::AddGroup { desired_total },
+        (None, true) => DeploymentChange::Create {
+            desired_total,
+            desired_canaries: desired_canaries as u64,
+        },
+        (Some(_), true) => DeploymentChange::AddGroup {
+            desired_total,
+            desired_canaries: desired_canaries as u64,
+        },
     };
-    let (deployment_id, status) = match (&s.deployment, &deployment) {
-        (_, DeploymentChange::Create { .. }) => (String::new(), Some("running")),
-        (Some(d), _) => (d.id.clone(), Some(d.status)),
-        (None, _) => (String::new(), None),
+    let status = match (&deployment, status) {
+        (DeploymentChange::Create { .. }, _) => Some("running"),
+        (_, status) => status,
     };
-    let health: Vec<Option<bool>> = live
+    // `computeUnderProvisionedBy`.
+    let health: Vec<Option<bool>> = untainted
         .iter()
         .filter(|a| !deployment_id.is_empty() && a.deployment_id == deployment_id)
         .map(|a| a.healthy)
         .collect();
-    let budget = destructive_budget(
-        s.strategy.as_ref(),
-        s.count,
-        destructive.len(),
-        status,
-        &health,
-    );
+    let budget = if is_canarying {
+        0
+    } else {
+        destructive_budget(
+            s.strategy.as_ref(),
+            s.count,
+            destructive.len(),
+            status,
+            &health,
+        )
+    };
     let replacing: Vec<&LiveAlloc> = destructive.iter().copied().take(budget).collect();
-    let mut held_back = replacing.len() < destructive.len();
-    let used: BTreeSet<usize> = live
+    let mut held_back = replacing.len() < destructive.len() || is_canarying;
+    let used: BTreeSet<usize> = untainted
         .iter()
         .filter(|a| !replacing.iter().any(|r| r.id == a.id))
         .map(|a| a.slot)
         .collect();
-    let place_ready = !matches!(status, Some("paused" | "failed"));
+    // `deploymentPlaceReady`: not paused, not failed, no canaries waiting for promotion.
+    let place_ready = !halted && !is_canarying;
     let mut place = Vec::new();
     for slot in (0..s.count).filter(|slot| !used.contains(slot)) {
         if s.exhausted_slots.contains(&slot) {
@@ -161,6 +289,7 @@ pub fn compute_group(s: &GroupSnapshot) -> GroupPlan {
         in_place,
         destructive: replacing.into_iter().map(|a| a.id.clone()).collect(),
         place,
+        canaries: canary_place,
         deployment,
         held_back,
     }
@@ -179,6 +308,7 @@ mod tests {
             progress_deadline: 20,
             auto_revert: true,
             auto_promote: false,
+            canary: 0,
         })
     }
 
@@ -190,6 +320,7 @@ mod tests {
             destructive,
             deployment_id: String::new(),
             healthy: None,
+            canary: None,
         }
     }
 
@@ -210,6 +341,8 @@ mod tests {
             id: "d1".into(),
             status,
             has_group: true,
+            desired_canaries: 0,
+            promoted: false,
         })
     }
 
@@ -229,7 +362,11 @@ mod tests {
                     in_place: vec![],
                     destructive: vec![],
                     place: vec![0, 1, 2],
-                    deployment: DeploymentChange::Create { desired_total: 3 },
+                    canaries: vec![],
+                    deployment: DeploymentChange::Create {
+                        desired_total: 3,
+                        desired_canaries: 0,
+                    },
                     held_back: false,
                 },
             ),
@@ -248,7 +385,11 @@ mod tests {
                     in_place: ids(&["a0", "a1", "a2"]),
                     destructive: vec![],
                     place: vec![3],
-                    deployment: DeploymentChange::Create { desired_total: 4 },
+                    canaries: vec![],
+                    deployment: DeploymentChange::Create {
+                        desired_total: 4,
+                        desired_canaries: 0,
+                    },
                     held_back: false,
                 },
             ),
@@ -267,6 +408,7 @@ mod tests {
                     in_place: vec![],
                     destructive: vec![],
                     place: vec![],
+                    canaries: vec![],
                     deployment: DeploymentChange::None,
                     held_back: false,
                 },
@@ -286,7 +428,11 @@ mod tests {
                     in_place: vec![],
                     destructive: ids(&["a0"]),
                     place: vec![0],
-                    deployment: DeploymentChange::Create { desired_total: 3 },
+                    canaries: vec![],
+                    deployment: DeploymentChange::Create {
+                        desired_total: 3,
+                        desired_canaries: 0,
+                    },
                     held_back: true,
                 },
             ),
@@ -301,6 +447,7 @@ mod tests {
                     in_place: vec![],
                     destructive: vec![],
                     place: vec![],
+                    canaries: vec![],
                     deployment: DeploymentChange::None,
                     held_back: true,
                 },
@@ -325,6 +472,7 @@ mod tests {
                     in_place: vec![],
                     destructive: vec![],
                     place: vec![2],
+                    canaries: vec![],
                     deployment: DeploymentChange::None,
                     held_back: true,
                 },
@@ -340,6 +488,7 @@ mod tests {
                     in_place: vec![],
                     destructive: ids(&["a0", "a1"]),
                     place: vec![0, 1],
+                    canaries: vec![],
                     deployment: DeploymentChange::None,
                     held_back: false,
                 },
@@ -356,6 +505,7 @@ mod tests {
                     in_place: vec![],
                     destructive: vec![],
                     place: vec![],
+                    canaries: vec![],
                     deployment: DeploymentChange::None,
                     held_back: false,
                 },
@@ -383,5 +533,199 @@ mod tests {
             ..snapshot(2, vec![waiting, alloc(1, false, true)])
         };
         assert_eq!(compute_group(&s).destructive, vec!["a1".to_string()]);
+    }
+
+    fn canary_strategy(canary: usize) -> Option<Strategy> {
+        strategy(1).map(|s| Strategy { canary, ..s })
+    }
+
+    fn canary_alloc(slot: usize, of: &str, promoted: bool, healthy: Option<bool>) -> LiveAlloc {
+        LiveAlloc {
+            id: format!("c{slot}"),
+            slot,
+            current_version: true,
+            destructive: false,
+            deployment_id: of.into(),
+            healthy,
+            canary: Some(CanaryOf {
+                deployment_id: of.into(),
+                promoted,
+            }),
+        }
+    }
+
+    fn canary_deployment(status: &'static str, promoted: bool) -> Option<DeploymentView> {
+        Some(DeploymentView {
+            id: "d1".into(),
+            status,
+            has_group: true,
+            desired_canaries: 1,
+            promoted,
+        })
+    }
+
+    fn three_old() -> Vec<LiveAlloc> {
+        (0..3).map(|slot| alloc(slot, false, true)).collect()
+    }
+
+    /// The canary rules of `computeGroup` (reconcile.go `requiresCanaries`, `computeCanaries`,
+    /// `cancelUnneededCanaries`, `computeStop`), as reconcile_test.go's canary cases.
+    #[test]
+    fn the_canary_rules() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let plan = |stop_extra: &[&str],
+                    destructive: &[&str],
+                    place: Vec<usize>,
+                    canaries: Vec<usize>,
+                    deployment,
+                    held_back| GroupPlan {
+            stop_extra: ids(stop_extra),
+            in_place: vec![],
+            destructive: ids(destructive),
+            place,
+            canaries,
+            deployment,
+            held_back,
+        };
+        let with_old_and = |extra: Vec<LiveAlloc>| {
+            let mut live = three_old();
+            live.extend(extra);
+            live
+        };
+        let cases: Vec<(&str, GroupSnapshot, GroupPlan)> = vec![
+            (
+                "a destructive change with canaries: canaries beside the old, nothing replaced",
+                GroupSnapshot {
+                    strategy: canary_strategy(1),
+                    ..snapshot(3, three_old())
+                },
+                plan(
+                    &[],
+                    &[],
+                    vec![],
+                    vec![0],
+                    DeploymentChange::Create {
+                        desired_total: 3,
+                        desired_canaries: 1,
+                    },
+                    true,
+                ),
+            ),
+            (
+                "blue/green: as many canaries as the count",
+                GroupSnapshot {
+                    strategy: canary_strategy(3),
+                    ..snapshot(3, three_old())
+                },
+                plan(
+                    &[],
+                    &[],
+                    vec![],
+                    vec![0, 1, 2],
+                    DeploymentChange::Create {
+                        desired_total: 3,
+                        desired_canaries: 3,
+                    },
+                    true,
+                ),
+            ),
+            (
+                "more canaries than the count: slots past it (`NextCanaries`)",
+                GroupSnapshot {
+                    strategy: canary_strategy(2),
+                    ..snapshot(1, vec![alloc(0, false, true)])
+                },
+                plan(
+                    &[],
+                    &[],
+                    vec![],
+                    vec![0, 1],
+                    DeploymentChange::Create {
+                        desired_total: 1,
+                        desired_canaries: 2,
+                    },
+                    true,
+                ),
+            ),
+            (
+                "a healthy canary not promoted: everything waits for promotion",
+                GroupSnapshot {
+                    strategy: canary_strategy(1),
+                    deployment: canary_deployment("running", false),
+                    ..snapshot(
+                        3,
+                        with_old_and(vec![canary_alloc(0, "d1", false, Some(true))]),
+                    )
+                },
+                plan(&[], &[], vec![], vec![], DeploymentChange::None, true),
+            ),
+            (
+                "promoted: the old allocation in the canary's slot stops, the rest roll on",
+                GroupSnapshot {
+                    strategy: canary_strategy(1),
+                    deployment: canary_deployment("running", true),
+                    ..snapshot(
+                        3,
+                        with_old_and(vec![canary_alloc(0, "d1", true, Some(true))]),
+                    )
+                },
+                plan(
+                    &["a0"],
+                    &["a1"],
+                    vec![1],
+                    vec![],
+                    DeploymentChange::None,
+                    true,
+                ),
+            ),
+            (
+                "a failed deployment's unpromoted canary stops, and nothing is replaced",
+                GroupSnapshot {
+                    strategy: canary_strategy(1),
+                    deployment: canary_deployment("failed", false),
+                    ..snapshot(
+                        3,
+                        with_old_and(vec![canary_alloc(0, "d1", false, Some(false))]),
+                    )
+                },
+                plan(&["c0"], &[], vec![], vec![], DeploymentChange::None, true),
+            ),
+            (
+                "an older deployment's unpromoted canary stops; the new version canaries again",
+                GroupSnapshot {
+                    strategy: canary_strategy(1),
+                    ..snapshot(
+                        3,
+                        with_old_and(vec![canary_alloc(0, "d0", false, Some(true))]),
+                    )
+                },
+                plan(
+                    &["c0"],
+                    &[],
+                    vec![],
+                    vec![0],
+                    DeploymentChange::Create {
+                        desired_total: 3,
+                        desired_canaries: 1,
+                    },
+                    true,
+                ),
+            ),
+            (
+                "a paused deployment places no canary",
+                GroupSnapshot {
+                    strategy: canary_strategy(1),
+                    deployment: Some(DeploymentView {
+                        desired_canaries: 0,
+                        ..canary_deployment("paused", false).unwrap()
+                    }),
+                    ..snapshot(3, three_old())
+                },
+                plan(&[], &[], vec![], vec![], DeploymentChange::None, true),
+            ),
+        ];
+        for (why, snapshot, expected) in cases {
+            assert_eq!(compute_group(&snapshot), expected, "{why}");
+        }
     }
 }

@@ -205,7 +205,7 @@ fn deployment_status(alloc: &Alloc) -> Value {
     }
     let timestamp = (alloc.health_timestamp != 0)
         .then(|| chrono::DateTime::from_timestamp_nanos(alloc.health_timestamp));
-    json!({"Healthy": alloc.healthy, "Canary": false, "Timestamp": rfc3339(timestamp), "ModifyIndex": alloc.health_modify_index})
+    json!({"Healthy": alloc.healthy, "Canary": alloc.canary, "Timestamp": rfc3339(timestamp), "ModifyIndex": alloc.health_modify_index})
 }
 
 /// `Deployment`, as `GET /v1/deployment/:id` returns it.

@@ -11,7 +11,7 @@ use super::deployments::Strategy;
 use super::model::{new_id, Alloc, ClientStatus, Eval, Fault, JobRecord, TaskState};
 use super::placement::{group_resources, Ask, Placer};
 use super::reconcile::{
-    compute_group, DeploymentChange, DeploymentView, GroupSnapshot, LastInSlot, LiveAlloc,
+    compute_group, CanaryOf, DeploymentChange, DeploymentView, GroupSnapshot, LastInSlot, LiveAlloc,
 };
 use super::render;
 
@@ -247,6 +247,7 @@ impl Cluster {
         }
         let mut placer = Placer::new(self, rendered.as_ref(), eval_id);
         let mut open_work = false;
+        let mut created = None;
         for group in job.groups() {
             let name = group
                 .get("Name")
@@ -261,18 +262,25 @@ impl Cluster {
             for id in &plan.stop_extra {
                 self.stop_alloc(id, "alloc not needed due to job update", index);
             }
-            let (create, desired_total) = match plan.deployment {
+            let (create, desired) = match plan.deployment {
                 DeploymentChange::None => (false, None),
-                DeploymentChange::Create { desired_total } => (true, Some(desired_total)),
-                DeploymentChange::AddGroup { desired_total } => (false, Some(desired_total)),
+                DeploymentChange::Create {
+                    desired_total,
+                    desired_canaries,
+                } => (true, Some((desired_total, desired_canaries))),
+                DeploymentChange::AddGroup {
+                    desired_total,
+                    desired_canaries,
+                } => (false, Some((desired_total, desired_canaries))),
             };
             if create {
                 deployment = self.create_deployment((namespace, job_id), index);
+                created = deployment.clone();
             }
-            if let (Some(total), Some(id), Some(strategy)) =
-                (desired_total, &deployment, &snapshot.strategy)
+            if let (Some((total, canaries)), Some(id), Some(strategy)) =
+                (desired, &deployment, &snapshot.strategy)
             {
-                self.add_deployment_group(id, &name, strategy, total);
+                self.add_deployment_group(id, &name, strategy, total, canaries);
             }
             let joining = deployment
                 .as_ref()
@@ -287,7 +295,12 @@ impl Cluster {
             let (cpu, memory) = group_resources(group);
             let mut unplaced = 0;
             let mut metrics = None;
-            for slot in plan.place {
+            let placements = plan
+                .canaries
+                .iter()
+                .map(|slot| (*slot, true))
+                .chain(plan.place.iter().map(|slot| (*slot, false)));
+            for (slot, canary) in placements {
                 let ask = Ask {
                     namespace,
                     job_id,
@@ -300,14 +313,27 @@ impl Cluster {
                     Ok((node_id, placement_metrics)) => {
                         placer.record(&node_id, &ask);
                         let placed = self.place(
-                            &job, &rendered, group, &name, slot, &node_id, eval_id, index, cpu,
-                            memory,
+                            &job,
+                            &rendered,
+                            group,
+                            Slot {
+                                group: &name,
+                                index: slot,
+                                canary,
+                            },
+                            &node_id,
+                            eval_id,
+                            index,
+                            (cpu, memory),
                         );
                         if let Some(alloc) = self.allocs.get_mut(&placed) {
                             alloc.metrics = placement_metrics.to_json();
                         }
                         if let Some(deployment) = &joining {
                             self.join_deployment(&placed, deployment, index);
+                            if canary {
+                                self.count_canary(&placed, deployment);
+                            }
                         }
                     }
                     Err(failure) => {
@@ -320,6 +346,11 @@ impl Cluster {
             if unplaced > 0 {
                 failures.insert(name, (metrics.unwrap_or(Value::Null), unplaced));
             }
+        }
+        // reconcile.go `computeDeploymentUpdates`: a new deployment waiting on canaries says
+        // how they will be promoted.
+        if let Some(id) = &created {
+            self.describe_promotion(id);
         }
         // The plan applied: one event for the deployment it created or changed.
         if let Some(id) = deployment.as_ref().filter(|id| {
@@ -397,6 +428,7 @@ impl Cluster {
                     && super::updates::tasks_updated(&a.job, rendered, name).is_destructive(),
                 deployment_id: a.deployment_id.clone(),
                 healthy: a.healthy,
+                canary: self.placed_canary(a),
             })
             .collect();
         let mut last_in_slot = BTreeMap::new();
@@ -429,10 +461,13 @@ impl Cluster {
             had_running: of_group().any(|a| a.job_version == job.version),
             live,
             deployment: deployment.and_then(|id| self.deployments.get(id)).map(|d| {
+                let state = d.groups.get(name);
                 DeploymentView {
                     id: d.id.clone(),
                     status: d.status,
-                    has_group: d.groups.contains_key(name),
+                    has_group: state.is_some(),
+                    desired_canaries: state.map_or(0, |s| s.desired_canaries as usize),
+                    promoted: state.is_some_and(|s| s.promoted),
                 }
             }),
             last_in_slot,
@@ -483,31 +518,46 @@ impl Cluster {
         self.count_placement(deployment, &group, index);
     }
 
+    /// The deployment an allocation was placed for as a canary (in its `PlacedCanaries`).
+    fn placed_canary(&self, alloc: &Alloc) -> Option<CanaryOf> {
+        let d = self.deployments.get(&alloc.deployment_id)?;
+        let state = d.groups.get(&alloc.group)?;
+        state.placed_canaries.contains(&alloc.id).then(|| CanaryOf {
+            deployment_id: d.id.clone(),
+            promoted: state.promoted,
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn place(
         &mut self,
         job: &JobRecord,
         rendered: &std::sync::Arc<Value>,
         group: &Value,
-        group_name: &str,
-        slot: usize,
+        slot: Slot,
         node_id: &str,
         eval_id: &str,
         index: u64,
-        cpu: u64,
-        memory: u64,
+        (cpu, memory): (u64, u64),
     ) -> String {
+        let Slot {
+            group: group_name,
+            index: slot,
+            canary,
+        } = slot;
         let now = self.clock.now();
         let node_name = self
             .nodes
             .get(node_id)
             .map(|n| n.name.clone())
             .unwrap_or_default();
-        // The newest terminal allocation in this slot is the one being replaced.
+        // The newest terminal allocation in this slot is the one being replaced (a canary
+        // replaces nothing: it runs beside the slot's allocation).
         let previous = self
             .allocs_of_job(&job.namespace, &job.id)
             .filter(|a| {
-                a.group == group_name
+                !canary
+                    && a.group == group_name
                     && a.index == slot
                     && a.is_terminal()
                     && a.next_allocation.is_empty()
@@ -592,6 +642,7 @@ impl Cluster {
             health_watch_start: None,
             healthy_since: None,
             deployment_id: String::new(),
+            canary: false,
             metrics: Value::Null,
         };
         self.insert_alloc(alloc);
@@ -781,4 +832,11 @@ fn past_reschedule_events(previous: &[Value], group: &Value, now: i64) -> Vec<Va
         })
         .cloned()
         .collect()
+}
+
+/// Where an allocation goes in its group: its name index, and whether it is a canary.
+struct Slot<'a> {
+    group: &'a str,
+    index: usize,
+    canary: bool,
 }

@@ -46,6 +46,12 @@ fn list_format(items: &[Item]) -> String {
     )
 }
 
+/// A flat go-multierror list of plain errors, as `multierror.Append` builds it.
+pub fn multierror(errors: &[String]) -> String {
+    let items: Vec<Item> = errors.iter().cloned().map(Item::Text).collect();
+    list_format(&items)
+}
+
 fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key)
         .and_then(Value::as_array)

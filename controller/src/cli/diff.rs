@@ -183,6 +183,7 @@ fn describe_updates(annotations: Option<&Value>) -> Vec<String> {
                 ("Stop", "to stop"),
                 ("DestructiveUpdate", "destructive update(s)"),
                 ("InPlaceUpdate", "in-place update(s)"),
+                ("Canary", "canary(ies)"),
             ]
             .iter()
             .filter_map(|(key, label)| {
@@ -217,6 +218,21 @@ mod tests {
             vec![
                 "~ TaskGroups[app].Count: \"1\" => \"3\"",
                 "~ TaskGroups[app].Tasks[app].Config.image: \"a:1\" => \"a:2\""
+            ]
+        );
+    }
+
+    #[test]
+    fn planned_updates_read_as_counts() {
+        let annotations = json!({"DesiredTGUpdates": {
+            "app": {"Place": 1, "Stop": 0, "DestructiveUpdate": 0, "InPlaceUpdate": 0, "Canary": 2, "Ignore": 3},
+            "db": {"Place": 0, "Stop": 0, "DestructiveUpdate": 0, "InPlaceUpdate": 0, "Canary": 0, "Ignore": 1},
+        }});
+        assert_eq!(
+            describe_updates(Some(&annotations)),
+            vec![
+                "group app: 1 to place, 2 canary(ies)",
+                "group db: no allocation changes"
             ]
         );
     }

@@ -881,10 +881,12 @@ async fn deployment(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
             };
             let (healthy, unhealthy) = (ids("HealthyAllocationIDs"), ids("UnhealthyAllocationIDs"));
             let pause = body.get("Pause").and_then(Value::as_bool).unwrap_or(false);
+            let all = body.get("All").and_then(Value::as_bool).unwrap_or(false);
+            let groups = ids("Groups");
             let reply = sim.write(|c| match action {
                 "fail" => c.fail_deployment_by_user(&id),
                 "pause" => c.pause_deployment(&id, pause),
-                "promote" => c.promote_deployment(&id),
+                "promote" => c.promote_deployment(&id, all, &groups),
                 _ => c.deployment_alloc_health(&id, &healthy, &unhealthy),
             });
             reply.map(Reply::ok).map_err(ApiError::internal)
