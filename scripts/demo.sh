@@ -59,6 +59,15 @@ secret=$(openssl rand -hex 16)
 curl -sf -X PUT "$NOMAD_ADDR/v1/var/nomarch/webhooks/state" -H 'Content-Type: application/json' \
   --data "{\"Path\":\"nomarch/webhooks/state\",\"Items\":{\"secret\":\"$secret\"}}" >/dev/null
 
+# The examples' secrets too: a task reads them through its template before it starts, and
+# waits (as on Nomad) while a variable is missing. Each sits under its job's own path, which
+# the task's workload identity may read without an ACL policy.
+for secret in "nomad/jobs/api database_password" "nomad/jobs/nightly-backup restic_password"; do
+  set -- $secret
+  curl -sf -X PUT "$NOMAD_ADDR/v1/var/$1" -H 'Content-Type: application/json' \
+    --data "{\"Path\":\"$1\",\"Items\":{\"$2\":\"$(openssl rand -hex 12)\"}}" >/dev/null
+done
+
 echo "== a bare state repository with a post-receive hook that calls the webhook"
 repo="$state/state.git"
 work="$state/work"

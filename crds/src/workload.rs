@@ -80,7 +80,11 @@ pub struct EnvVar {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
-    /// Secret name: a Nomad variable path such as `nomad/jobs/api`.
+    /// Secret name: a Nomad variable path such as `nomad/jobs/api`. In a workload the task
+    /// reads it when it starts, and waits while it does not exist; with ACLs on, its identity
+    /// may read `nomad/jobs/<object name>` (and that path's `/<group>` and `/<group>/<task>`)
+    /// in the object's namespace without a policy; any other path needs an ACL policy attached
+    /// to the job, or the read is denied and the task fails after about five minutes of retries.
     pub name: String,
     /// Key inside the secret.
     pub key: String,

@@ -41,6 +41,20 @@ impl Api {
         }
     }
 
+    /// For a simulator with ACLs on: every request carries the management token.
+    fn with_token(sim: &RunningSim, token: &str) -> Api {
+        e2e::http::install_tls();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("X-Nomad-Token", token.parse().unwrap());
+        Api {
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            ..Api::new(sim)
+        }
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         send(self.http.get(format!("{}{path}", self.nomad))).await
     }
@@ -1798,6 +1812,8 @@ async fn check_restarts_count_against_the_restart_policy() {
     let mut job = service_job("web", 1, 64);
     job["TaskGroups"][0]["RestartPolicy"] =
         json!({"Attempts": 2, "Interval": 300 * SECOND, "Delay": 0, "Mode": "fail"});
+    job["TaskGroups"][0]["ReschedulePolicy"] =
+        json!({"Delay": 0, "DelayFunction": "constant", "Unlimited": true});
     job["TaskGroups"][0]["Services"][0]["Checks"][0]["CheckRestart"] =
         json!({"Limit": 1, "Grace": 0});
     api.register(job).await;
@@ -1825,6 +1841,214 @@ async fn check_restarts_count_against_the_restart_policy() {
             .any(|a| a["ID"] != json!(first))
     })
     .await;
+}
+
+/// structs.go `Allocation.NextRescheduleTime` and reconcile.go `createRescheduleLaterEvals`:
+/// a failed allocation is replaced only after its reschedule delay, by a follow-up evaluation
+/// that waits until then (`WaitUntil`, the allocation's `FollowupEvalID`); with
+/// `delay_function = "exponential"` the next failure in the chain waits twice as long.
+#[tokio::test]
+async fn a_failed_allocation_is_replaced_after_its_reschedule_delay() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 1, 64);
+    job["TaskGroups"][0]["ReschedulePolicy"] = json!({
+        "Delay": 2 * SECOND, "DelayFunction": "exponential", "MaxDelay": 60 * SECOND, "Unlimited": true
+    });
+    api.register(job).await;
+    eventually("running", || async { api.running("web").await.len() == 1 }).await;
+    let first = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fail = |id: String| {
+        let api = &api;
+        async move {
+            let (status, _) = api
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/_sim/allocations/{id}/fail"),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, 200);
+        }
+    };
+    fail(first.clone()).await;
+    eventually(
+        "the failed allocation names its follow-up evaluation",
+        || async {
+            let failed = api.get(&format!("/v1/allocation/{first}")).await.1;
+            failed["FollowupEvalID"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        },
+    )
+    .await;
+    let failed = api.get(&format!("/v1/allocation/{first}")).await.1;
+    let followup = failed["FollowupEvalID"].as_str().unwrap().to_string();
+    let (_, eval) = api.get(&format!("/v1/evaluation/{followup}")).await;
+    assert_eq!(eval["TriggeredBy"], "alloc-failure");
+    assert_eq!(eval["Status"], "pending", "it waits: {eval}");
+    assert_eq!(
+        eval["StatusDescription"],
+        "created for delayed rescheduling"
+    );
+    let wait_until =
+        chrono::DateTime::parse_from_rfc3339(eval["WaitUntil"].as_str().unwrap()).unwrap();
+    let finished = failed["TaskStates"]["app"]["FinishedAt"].as_str().unwrap();
+    let finished = chrono::DateTime::parse_from_rfc3339(finished).unwrap();
+    assert_eq!(
+        (wait_until - finished).num_seconds(),
+        2,
+        "failure time plus the delay"
+    );
+    assert!(
+        api.running("web").await.is_empty(),
+        "no replacement before the delay"
+    );
+    eventually("the follow-up places the replacement", || async {
+        api.running("web")
+            .await
+            .iter()
+            .any(|a| a["PreviousAllocation"] == first.as_str())
+    })
+    .await;
+    let (_, eval) = api.get(&format!("/v1/evaluation/{followup}")).await;
+    assert_eq!(eval["Status"], "complete");
+    let second = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, replacement) = api.get(&format!("/v1/allocation/{second}")).await;
+    assert_eq!(
+        replacement["RescheduleTracker"]["Events"][0]["Delay"],
+        2 * SECOND
+    );
+
+    fail(second.clone()).await;
+    eventually("the second replacement runs", || async {
+        api.running("web")
+            .await
+            .iter()
+            .any(|a| a["PreviousAllocation"] == second.as_str())
+    })
+    .await;
+    let third = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, replacement) = api.get(&format!("/v1/allocation/{third}")).await;
+    let events = replacement["RescheduleTracker"]["Events"]
+        .as_array()
+        .unwrap();
+    assert_eq!(events.len(), 2, "the chain's events carried on");
+    assert_eq!(
+        events[1]["Delay"],
+        4 * SECOND,
+        "exponential: twice the last delay"
+    );
+}
+
+/// A job whose task reads `path` through a template, as nomarch's secret references do.
+fn job_reading_variable(id: &str, path: &str) -> Value {
+    let mut job = service_job(id, 1, 64);
+    job["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([{
+        "DestPath": "secrets/app.env", "Envvars": true, "ChangeMode": "restart",
+        "EmbeddedTmpl": format!("{{{{ with nomadVar \"{path}\" }}}}PASSWORD={{{{ index . \"password\" }}}}{{{{ end }}}}\n"),
+    }]);
+    job
+}
+
+/// template.go `handleFirstRender` with consul-template's blocking `nomadVar`: a task whose
+/// template reads a variable that does not exist waits, with a `Template` event naming it,
+/// and starts once the variable is written.
+#[tokio::test]
+async fn a_task_waits_for_the_variables_its_templates_read() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(job_reading_variable("web", "nomad/jobs/web"))
+        .await;
+    eventually("the task says what it waits for", || async {
+        api.allocs("web").await.iter().any(|a| {
+            a["TaskStates"]["app"]["Events"]
+                .as_array()
+                .is_some_and(|events| {
+                    events.iter().any(|e| {
+                        e["Type"] == "Template"
+                            && e["DisplayMessage"]
+                                == "Missing: nomad.var.block(nomad/jobs/web@default.global)"
+                    })
+                })
+        })
+    })
+    .await;
+    let waiting = api.allocs("web").await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["ClientStatus"], "pending");
+    let (status, _) = api
+        .put(
+            "/v1/var/nomad/jobs/web",
+            json!({"Path": "nomad/jobs/web", "Items": {"password": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually("it starts once the variable exists", || async {
+        api.running("web").await.len() == 1
+    })
+    .await;
+}
+
+/// acl/acl.go `matchingVariablesCapabilitySet`: with ACLs on, a task's identity reads its own
+/// job's paths without a policy; a read of any other path is denied, retried for about five
+/// minutes (client/config `NomadRetry`), then the template kills the task.
+#[tokio::test]
+async fn with_acls_a_task_reads_only_its_own_jobs_variables() {
+    let token = "s3cret";
+    // A hundred simulated seconds per second: the retries run out in about three.
+    let sim = RunningSim::start(
+        SimConfig {
+            acl_token: Some(token.into()),
+            ..fast_config()
+        },
+        100.0,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let api = Api::with_token(&sim, token);
+    for path in ["nomad/jobs/own", "shared/db"] {
+        let (status, _) = api
+            .put(
+                &format!("/v1/var/{path}"),
+                json!({"Path": path, "Items": {"password": "x"}}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    api.register(job_reading_variable("own", "nomad/jobs/own"))
+        .await;
+    api.register(job_reading_variable("other", "shared/db"))
+        .await;
+    eventually("the job's own variable is read and it runs", || async {
+        !api.running("own").await.is_empty()
+    })
+    .await;
+    eventually("the other's template gives up and kills the task", || async {
+        api.allocs("other").await.iter().any(|a| {
+            a["ClientStatus"] == "failed"
+                && a["TaskStates"]["app"]["Events"].as_array().is_some_and(|events| {
+                    events.iter().any(|e| {
+                        e["Type"] == "Killing"
+                            && e["DisplayMessage"]
+                                == "Template failed: nomad.var.block(shared/db@default.global): Unexpected response code: 403 (Permission denied)"
+                    })
+                })
+        })
+    })
+    .await;
+    assert!(api.running("other").await.is_empty(), "it never ran");
 }
 
 /// Smaller behaviours Nomad's source shows and samples do not: a check-and-set on a missing

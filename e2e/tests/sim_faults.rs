@@ -28,7 +28,8 @@ async fn put(url: String, body: Value) -> (u16, Value) {
     e2e::testing::send(e2e::http::client().put(url).json(&body)).await
 }
 
-/// A service job whose check restarts the task after one failed 100ms interval.
+/// A service job whose check restarts the task after one failed 100ms interval; restarts and
+/// replacements without delay.
 fn checked_job(id: &str) -> Value {
     json!({"Job": {
         "ID": id,
@@ -36,6 +37,7 @@ fn checked_job(id: &str) -> Value {
             "Name": "web",
             "Count": 1,
             "RestartPolicy": {"Attempts": 2, "Interval": 60_000_000_000u64, "Delay": 0, "Mode": "fail"},
+            "ReschedulePolicy": {"Delay": 0, "DelayFunction": "constant", "Unlimited": true},
             "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
             "Services": [{"Name": id, "PortLabel": "http", "Checks": [{
                 "Name": "alive", "Type": "http", "Path": "/", "Interval": 1_000_000_000u64, "Timeout": 1_000_000_000u64,
@@ -96,6 +98,65 @@ async fn check_restart_restarts_in_place_while_a_check_stays_critical() {
         .map(|e| e["Type"].as_str().unwrap())
         .collect();
     assert!(events.contains(&"Restart Signaled"), "{events:?}");
+}
+
+/// restarts/restarts.go `GetState`: within the policy a failed task waits out `delay` (plus
+/// up to 25% jitter) as `pending` before it starts again; past `attempts` in the interval,
+/// mode `fail` gives up with the policy named.
+#[tokio::test]
+async fn a_restart_waits_out_the_policy_delay_and_then_gives_up() {
+    let sim = start().await;
+    let mut job = checked_job("slow");
+    job["Job"]["TaskGroups"][0]["RestartPolicy"] = json!({"Attempts": 1, "Interval": 300_000_000_000u64, "Delay": 1_000_000_000u64, "Mode": "fail"});
+    put(format!("{}/v1/jobs", sim.nomad_url()), job).await;
+    eventually("running", || async {
+        running(&sim, "slow").await.len() == 1
+    })
+    .await;
+    let id = running(&sim, "slow").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/v1/allocation/{id}", sim.nomad_url());
+    e2e::http::client()
+        .post(format!(
+            "{}/_sim/allocations/{id}/crashloop",
+            sim.nomad_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    eventually("the crashed task waits to restart", || async {
+        let alloc = get(url.clone()).await;
+        alloc["ClientStatus"] == "pending" && alloc["TaskStates"]["app"]["State"] == "pending"
+    })
+    .await;
+    eventually("it gives up after its one attempt", || async {
+        get(url.clone()).await["ClientStatus"] == "failed"
+    })
+    .await;
+    let alloc = get(url).await;
+    let events = alloc["TaskStates"]["app"]["Events"].as_array().unwrap();
+    let of_type = |t: &str| {
+        events
+            .iter()
+            .filter(|e| e["Type"] == t)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let restarting = of_type("Restarting");
+    assert_eq!(restarting.len(), 1, "{events:?}");
+    let message = restarting[0]["DisplayMessage"].as_str().unwrap();
+    assert!(message.starts_with("Task restarting in 1"), "{message}");
+    let started = of_type("Started");
+    assert_eq!(started.len(), 2, "started, then restarted: {events:?}");
+    let waited = started[1]["Time"].as_i64().unwrap() - restarting[0]["Time"].as_i64().unwrap();
+    assert!(waited >= 1_000_000_000, "waited the delay: {waited}ns");
+    assert_eq!(
+        of_type("Not Restarting")[0]["DisplayMessage"],
+        "Exceeded allowed attempts 1 in interval 5m0s and mode is \"fail\""
+    );
+    assert_eq!(alloc["TaskStates"]["app"]["Restarts"], 1);
 }
 
 #[tokio::test]

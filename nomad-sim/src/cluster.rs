@@ -99,6 +99,9 @@ pub struct Cluster {
     /// Allocations of a deployment whose health the client has not judged yet: the ticker
     /// watches these, not every allocation.
     pub awaiting_health: BTreeSet<String>,
+    /// Follow-up evaluations by the time they wait for (a failed allocation's reschedule
+    /// delay): the ticker runs them when due.
+    pub delayed_evals: BTreeSet<(i64, String)>,
     pub last_health_lookup: Option<chrono::DateTime<chrono::Utc>>,
     /// Allocation and evaluation IDs per (namespace, job): the scheduler and status queries ask
     /// "what does this job have" constantly, and scanning 20,000 allocations each time does not
@@ -149,6 +152,7 @@ impl Cluster {
             deployments_by_job: HashMap::new(),
             running_deployments: BTreeSet::new(),
             awaiting_health: BTreeSet::new(),
+            delayed_evals: BTreeSet::new(),
             last_health_lookup: None,
             allocs_by_job: HashMap::new(),
             evals_by_job: HashMap::new(),

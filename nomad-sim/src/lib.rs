@@ -17,7 +17,9 @@
 //!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`); [`validate`]:
 //!   the jobs Nomad refuses, in its words; [`deployments`]: rollouts gated on health, progress
 //!   deadlines, auto-revert and stable versions.
-//! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches.
+//! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches;
+//!   [`restarts`]: what a failing task's restart policy decides; [`reschedule`]: when a failed
+//!   allocation may be replaced; [`templates`]: variables a task's templates must read first.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
 //! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
 //!   with client certificates when asked; [`net`]: HTTP clients (the binary's `ctl`, tests).
@@ -39,7 +41,10 @@ pub mod net;
 pub mod placement;
 pub mod reconcile;
 pub mod render;
+pub mod reschedule;
+pub mod restarts;
 pub mod scheduler;
+pub mod templates;
 pub mod tls;
 pub mod updates;
 pub mod validate;

@@ -275,6 +275,7 @@ impl Cluster {
         self.tick_nodes();
         self.tick_allocs();
         self.tick_deployments();
+        self.run_due_evals();
         self.tick_periodic();
         self.collect_garbage();
     }
@@ -667,6 +668,9 @@ impl Cluster {
     }
 
     fn start_alloc(&mut self, id: &str) {
+        if !self.allocs[id].restarting && self.templates_hold(id) {
+            return;
+        }
         let before = {
             let alloc = &self.allocs[id];
             self.job(&alloc.namespace, &alloc.job_id)
@@ -681,9 +685,14 @@ impl Cluster {
         alloc.client_description = "Tasks are running".into();
         alloc.modify_index = index;
         alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
-        // client/allocrunner/health_hook.go: the tracker starts with the tasks.
-        if !alloc.deployment_id.is_empty() {
-            alloc.health_watch_start = Some(now);
+        let restart = std::mem::take(&mut alloc.restarting);
+        if !restart {
+            // client/allocrunner/health_hook.go: the health tracker starts with the tasks;
+            // restarts.go `NewRestartTracker`: so does the restart interval.
+            if !alloc.deployment_id.is_empty() {
+                alloc.health_watch_start = Some(now);
+            }
+            alloc.restarts = Some(super::restarts::Tracker::new(now));
         }
         if matches!(alloc.job_type.as_str(), "batch" | "sysbatch") {
             alloc.finish_at = Some(now + batch_duration);
@@ -691,10 +700,12 @@ impl Cluster {
         for state in alloc.tasks.values_mut() {
             state.state = "running";
             state.started_at = Some(now);
-            push_event(
-                state,
-                TaskEvent::new("Task Setup", now, "Building Task Directory", 0),
-            );
+            if !restart {
+                push_event(
+                    state,
+                    TaskEvent::new("Task Setup", now, "Building Task Directory", 0),
+                );
+            }
             push_event(
                 state,
                 TaskEvent::new("Started", now, "Task started by client", 0),
@@ -706,6 +717,95 @@ impl Cluster {
         self.tables.consul = index;
         self.emit_alloc(id, "AllocationUpdated", index);
         self.touch_job(&namespace, &job_id, before, index, "AllocationUpdated");
+    }
+
+    /// The template hook before a first start ([`super::templates`]): says whether the tasks
+    /// must keep waiting. A task waiting on missing variables gets one `Template` event
+    /// naming them; one whose identity may not read a variable fails once the retries run out.
+    fn templates_hold(&mut self, id: &str) -> bool {
+        use super::templates::{render, var_reads, Claim, Render};
+        let now = self.clock.now();
+        let alloc = &self.allocs[id];
+        let blocked_for = alloc.template_blocked_since.map_or(0, |since| {
+            (now - since).num_nanoseconds().unwrap_or(i64::MAX)
+        });
+        let acl_enabled = self.config.acl_token.is_some();
+        let variables = &self.variables;
+        let exists = |r: &super::templates::VarRead| {
+            variables.contains_key(&(r.namespace.clone(), r.path.clone()))
+        };
+        let tasks = alloc
+            .group_spec()
+            .and_then(|g| g.get("Tasks"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        // structs.go `Job.GetIDforWorkloadIdentity`: a periodic or dispatched child reads as
+        // its parent.
+        let identity_job = alloc
+            .job
+            .get("ParentID")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(&alloc.job_id);
+        let outcome = tasks
+            .iter()
+            .map(|task| {
+                let claim = Claim {
+                    namespace: &alloc.namespace,
+                    job: identity_job,
+                    group: &alloc.group,
+                    task: task.get("Name").and_then(Value::as_str).unwrap_or(""),
+                };
+                let reads = var_reads(task, &alloc.namespace);
+                render(
+                    &reads,
+                    &claim,
+                    acl_enabled,
+                    &exists,
+                    blocked_for,
+                    &self.config.region,
+                )
+            })
+            .find(|outcome| *outcome != Render::Ready)
+            .unwrap_or(Render::Ready);
+        let first_block = alloc.template_blocked_since.is_none();
+        match outcome {
+            Render::Ready => {
+                self.allocs
+                    .get_mut(id)
+                    .expect("exists")
+                    .template_blocked_since = None;
+                false
+            }
+            Render::Denied {
+                dependency,
+                gave_up: true,
+            } => {
+                // template.go: the runner's error kills the task as failed.
+                let message = format!(
+                    "Template failed: {dependency}: Unexpected response code: 403 (Permission denied)"
+                );
+                self.finish_alloc(id, ClientStatus::Failed, "Killing", &message, 0);
+                true
+            }
+            Render::Denied { .. } | Render::Missing(_) if !first_block => true,
+            Render::Denied { .. } | Render::Missing(_) => {
+                let index = self.bump();
+                let alloc = self.allocs.get_mut(id).expect("exists");
+                alloc.template_blocked_since = Some(now);
+                if let Render::Missing(missing) = &outcome {
+                    let message = format!("Missing: {}", missing.join(", "));
+                    for state in alloc.tasks.values_mut() {
+                        push_event(state, TaskEvent::new("Template", now, &message, 0));
+                    }
+                }
+                alloc.modify_index = index;
+                self.tables.allocs = index;
+                self.emit_alloc(id, "AllocationUpdated", index);
+                true
+            }
+        }
     }
 
     fn finish_alloc(
@@ -765,71 +865,71 @@ impl Cluster {
         self.unblock_evals();
     }
 
-    /// Whether the tasks have restarted as often as the group's restart policy allows
-    /// (client/allocrunner/taskrunner/restarts/restarts.go: `Attempts`, mode `fail`).
-    fn restart_attempts_used(&self, id: &str) -> bool {
-        let attempts = {
-            let alloc = &self.allocs[id];
-            alloc
-                .job
-                .get("TaskGroups")
-                .and_then(Value::as_array)
-                .and_then(|gs| {
-                    gs.iter().find(|g| {
-                        g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str())
-                    })
-                })
-                .and_then(|g| g.get("RestartPolicy"))
-                .and_then(|p| p.get("Attempts"))
-                .and_then(Value::as_u64)
-                .unwrap_or(2)
-        };
-        let restarts = self.allocs[id]
-            .tasks
-            .values()
-            .map(|t| t.restarts)
-            .max()
-            .unwrap_or(0);
-        restarts >= attempts
-    }
-
-    /// Past the restart policy's attempts the allocation fails ("Exceeded allowed attempts",
-    /// restarts.go's mode `fail`) instead of restarting; says whether it did.
-    fn fail_if_out_of_restarts(&mut self, id: &str) -> bool {
-        if !self.restart_attempts_used(id) {
-            return false;
-        }
-        self.finish_alloc(
-            id,
-            ClientStatus::Failed,
-            "Not Restarting",
-            "Exceeded allowed attempts",
-            1,
-        );
-        true
-    }
-
-    /// One crash of a crash-looping task: restart in place while the restart policy allows,
-    /// then fail the allocation.
-    fn crash(&mut self, id: &str) {
+    /// A task failed (exited non-zero, or `check_restart` killed it as a failure): its restart
+    /// tracker ([`super::restarts`]) decides. Within the policy the tasks wait out the delay
+    /// as `pending` (task_runner.go `shouldRestart` sets `TaskStatePending`, and the
+    /// allocation with no running task is `pending`); past it the allocation fails ("Not
+    /// Restarting") and the reschedule policy takes over. Says whether it failed.
+    fn task_failed(&mut self, id: &str, exit_code: i64) -> bool {
         let now = self.clock.now();
-        if self.fail_if_out_of_restarts(id) {
-            return;
-        }
+        let decision = {
+            let Some(alloc) = self.allocs.get_mut(id) else {
+                return false;
+            };
+            let policy = super::restarts::RestartPolicy::of(&alloc.job_type, alloc.group_spec());
+            let tracker = alloc
+                .restarts
+                .get_or_insert_with(|| super::restarts::Tracker::new(now));
+            super::restarts::on_failure(&policy, tracker, now, rand::random::<f64>())
+        };
+        let delay_nanos = match &decision {
+            super::restarts::Decision::GiveUp { .. } => {
+                let message = decision.message();
+                self.finish_alloc(
+                    id,
+                    ClientStatus::Failed,
+                    "Not Restarting",
+                    &message,
+                    exit_code,
+                );
+                return true;
+            }
+            super::restarts::Decision::Restart { delay_nanos, .. } => *delay_nanos,
+        };
         let index = self.bump();
+        let message = decision.message();
         let alloc = self.allocs.get_mut(id).expect("exists");
         for state in alloc.tasks.values_mut() {
             state.restarts += 1;
             state.last_restart = Some(now);
-            push_event(state, TaskEvent::new("Terminated", now, "Exit Code: 1", 1));
+            state.state = "pending";
             push_event(
                 state,
-                TaskEvent::new("Restarting", now, "Task restarting in 0s", 0),
+                TaskEvent::new(
+                    "Terminated",
+                    now,
+                    &format!("Exit Code: {exit_code}"),
+                    exit_code,
+                ),
             );
+            push_event(state, TaskEvent::new("Restarting", now, &message, 0));
         }
+        alloc.client_status = ClientStatus::Pending;
+        alloc.client_description = "No tasks have started".into();
+        alloc.restarting = true;
+        alloc.start_at = now + chrono::Duration::nanoseconds(delay_nanos);
         alloc.modify_index = index;
+        alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
         self.tables.allocs = index;
+        self.tables.services = index;
+        self.tables.consul = index;
         self.emit_alloc(id, "AllocationUpdated", index);
+        false
+    }
+
+    /// One crash of a crash-looping task.
+    fn crash(&mut self, id: &str) {
+        self.task_failed(id, 1);
     }
 
     /// `check_restart`: a check critical for longer than its grace plus `limit` intervals gets
@@ -884,13 +984,23 @@ impl Cluster {
                 if deadline.is_some_and(|d| now - since > d) {
                     // client/serviceregistration/watcher.go restarts the task as a failure
                     // (`Restart(..., failure=true)`), which restarts/restarts.go counts against
-                    // the group's restart policy: past its attempts the allocation fails
-                    // ("Exceeded allowed attempts") and the reschedule policy takes over.
-                    if self.fail_if_out_of_restarts(id) {
-                        return;
+                    // the group's restart policy like an exit: a delayed restart within it,
+                    // past it the allocation fails and the reschedule policy takes over.
+                    if let Some(alloc) = self.allocs.get_mut(id) {
+                        alloc.critical_since = None;
+                        for state in alloc.tasks.values_mut() {
+                            push_event(
+                                state,
+                                TaskEvent::new(
+                                    "Restart Signaled",
+                                    now,
+                                    "healthcheck: check unhealthy",
+                                    0,
+                                ),
+                            );
+                        }
                     }
-                    self.restart_alloc(id, "Restart Signaled", "healthcheck: check unhealthy");
-                    self.allocs.get_mut(id).expect("exists").critical_since = Some(now);
+                    self.task_failed(id, 0);
                 }
             }
             (false, None) => {}

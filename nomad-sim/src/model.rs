@@ -236,11 +236,39 @@ pub struct Alloc {
     pub deployment_id: String,
     /// `DeploymentStatus.Canary`: placed as a canary and not promoted yet.
     pub canary: bool,
+    /// The tasks' restart tracker, from their first start.
+    pub restarts: Option<super::restarts::Tracker>,
+    /// Waiting out a restart delay: the next start is a restart, not a first start.
+    pub restarting: bool,
+    /// Since when its templates have kept the tasks from starting ([`super::templates`]).
+    pub template_blocked_since: Option<DateTime<Utc>>,
+    /// The evaluation that will replace this failed allocation once its reschedule delay
+    /// has passed (`FollowupEvalID`).
+    pub followup_eval_id: String,
     /// How the scheduler chose the node (`AllocationMetric`).
     pub metrics: Value,
 }
 
 impl Alloc {
+    /// Its `RescheduleTracker.Events`, as [`super::reschedule`] reads them.
+    pub fn reschedule_attempts(&self) -> Vec<super::reschedule::Attempt> {
+        self.reschedule_events
+            .iter()
+            .map(super::reschedule::Attempt::from_json)
+            .collect()
+    }
+
+    /// structs.go `Allocation.LastEventTime`: when its last task finished, else its last
+    /// change (nanoseconds).
+    pub fn failed_at(&self) -> i64 {
+        self.tasks
+            .values()
+            .filter_map(|t| t.finished_at)
+            .max()
+            .and_then(|t| t.timestamp_nanos_opt())
+            .unwrap_or(self.modify_time)
+    }
+
     /// The allocation's task group in the job version it runs.
     pub fn group_spec(&self) -> Option<&Value> {
         self.job
@@ -393,6 +421,8 @@ pub struct Eval {
     pub blocked_eval: String,
     pub failed_tg_allocs: Option<Value>,
     pub queued_allocations: BTreeMap<String, u64>,
+    /// A follow-up evaluation waits until then (nanoseconds) before the scheduler runs it.
+    pub wait_until: Option<i64>,
     pub create_index: u64,
     pub modify_index: u64,
     pub create_time: i64,

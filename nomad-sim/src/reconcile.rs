@@ -36,10 +36,28 @@ pub struct CanaryOf {
 pub enum LastInSlot {
     /// Its node was lost, or it was migrated off a draining node.
     LostOrMigrated,
-    /// It failed, as part of this deployment (or another).
-    Failed { deployment_id: String },
+    /// It failed, as part of this deployment (or another); its reschedule policy says when
+    /// it may be replaced.
+    Failed {
+        deployment_id: String,
+        reschedule: Reschedule,
+    },
     /// Stopped for an update, a scale-down or by a user.
     Stopped,
+}
+
+/// When a failed allocation's slot may be filled again (reconcile_util.go
+/// `updateByReschedulable`, with [`super::reschedule::next_reschedule`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reschedule {
+    /// Its time is within `rescheduleWindowSize`, or this is its follow-up evaluation.
+    Now,
+    /// Later, at `at`; `followup` says whether an evaluation already waits for it.
+    Later {
+        alloc_id: String,
+        at: i64,
+        followup: bool,
+    },
 }
 
 /// The job's current deployment as the group sees it.
@@ -62,7 +80,7 @@ pub struct GroupSnapshot {
     pub live: Vec<LiveAlloc>,
     pub deployment: Option<DeploymentView>,
     pub last_in_slot: BTreeMap<usize, LastInSlot>,
-    /// Batch slots whose runs failed more often than the reschedule policy allows.
+    /// Slots whose failed allocation the reschedule policy allows no more replacements.
     pub exhausted_slots: BTreeSet<usize>,
 }
 
@@ -94,8 +112,11 @@ pub struct GroupPlan {
     /// Slots to place a canary in, beside the allocation that runs there.
     pub canaries: Vec<usize>,
     pub deployment: DeploymentChange,
+    /// Failed allocations to replace later, and when: each needs a follow-up evaluation
+    /// (reconcile.go `createRescheduleLaterEvals`).
+    pub reschedule_later: Vec<(String, i64)>,
     /// Work left for a later evaluation (replacements the deployment holds back, canaries
-    /// waiting for promotion).
+    /// waiting for promotion, failed allocations waiting out their reschedule delay).
     pub held_back: bool,
 }
 
@@ -104,7 +125,9 @@ pub struct GroupPlan {
 fn replacement_allowed(last: Option<&LastInSlot>, deployment_id: &str) -> bool {
     match last {
         Some(LastInSlot::LostOrMigrated) => true,
-        Some(LastInSlot::Failed { deployment_id: of }) => of != deployment_id,
+        Some(LastInSlot::Failed {
+            deployment_id: of, ..
+        }) => of != deployment_id,
         Some(LastInSlot::Stopped) | None => false,
     }
 }
@@ -274,8 +297,25 @@ pub fn compute_group(s: &GroupSnapshot) -> GroupPlan {
     // `deploymentPlaceReady`: not paused, not failed, no canaries waiting for promotion.
     let place_ready = !halted && !is_canarying;
     let mut place = Vec::new();
+    let mut reschedule_later = Vec::new();
     for slot in (0..s.count).filter(|slot| !used.contains(slot)) {
         if s.exhausted_slots.contains(&slot) {
+            continue;
+        }
+        if let Some(LastInSlot::Failed {
+            reschedule:
+                Reschedule::Later {
+                    alloc_id,
+                    at,
+                    followup,
+                },
+            ..
+        }) = s.last_in_slot.get(&slot)
+        {
+            held_back = true;
+            if !followup {
+                reschedule_later.push((alloc_id.clone(), *at));
+            }
             continue;
         }
         if !place_ready && !replacement_allowed(s.last_in_slot.get(&slot), &deployment_id) {
@@ -291,6 +331,7 @@ pub fn compute_group(s: &GroupSnapshot) -> GroupPlan {
         place,
         canaries: canary_place,
         deployment,
+        reschedule_later,
         held_back,
     }
 }
@@ -363,6 +404,7 @@ mod tests {
                     destructive: vec![],
                     place: vec![0, 1, 2],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::Create {
                         desired_total: 3,
                         desired_canaries: 0,
@@ -386,6 +428,7 @@ mod tests {
                     destructive: vec![],
                     place: vec![3],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::Create {
                         desired_total: 4,
                         desired_canaries: 0,
@@ -409,6 +452,7 @@ mod tests {
                     destructive: vec![],
                     place: vec![],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::None,
                     held_back: false,
                 },
@@ -429,6 +473,7 @@ mod tests {
                     destructive: ids(&["a0"]),
                     place: vec![0],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::Create {
                         desired_total: 3,
                         desired_canaries: 0,
@@ -448,6 +493,7 @@ mod tests {
                     destructive: vec![],
                     place: vec![],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::None,
                     held_back: true,
                 },
@@ -462,6 +508,7 @@ mod tests {
                             1,
                             LastInSlot::Failed {
                                 deployment_id: "d1".into(),
+                                reschedule: Reschedule::Now,
                             },
                         ),
                     ]),
@@ -473,6 +520,7 @@ mod tests {
                     destructive: vec![],
                     place: vec![2],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::None,
                     held_back: true,
                 },
@@ -489,6 +537,7 @@ mod tests {
                     destructive: ids(&["a0", "a1"]),
                     place: vec![0, 1],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::None,
                     held_back: false,
                 },
@@ -506,6 +555,7 @@ mod tests {
                     destructive: vec![],
                     place: vec![],
                     canaries: vec![],
+                    reschedule_later: vec![],
                     deployment: DeploymentChange::None,
                     held_back: false,
                 },
@@ -585,6 +635,7 @@ mod tests {
             place,
             canaries,
             deployment,
+            reschedule_later: vec![],
             held_back,
         };
         let with_old_and = |extra: Vec<LiveAlloc>| {
@@ -727,5 +778,40 @@ mod tests {
         for (why, snapshot, expected) in cases {
             assert_eq!(compute_group(&snapshot), expected, "{why}");
         }
+    }
+
+    /// reconcile_util.go `updateByReschedulable`: a failed allocation whose reschedule time
+    /// is not near waits for a follow-up evaluation (one is asked for unless it exists).
+    #[test]
+    fn failed_allocations_wait_out_their_reschedule_delay() {
+        let later = |id: &str, followup| LastInSlot::Failed {
+            deployment_id: String::new(),
+            reschedule: Reschedule::Later {
+                alloc_id: id.into(),
+                at: 500,
+                followup,
+            },
+        };
+        let s = GroupSnapshot {
+            strategy: None,
+            last_in_slot: BTreeMap::from([(1, later("f1", false)), (2, later("f2", true))]),
+            ..snapshot(3, vec![alloc(0, true, false)])
+        };
+        let plan = compute_group(&s);
+        assert_eq!(plan.place, Vec::<usize>::new());
+        assert_eq!(plan.reschedule_later, vec![("f1".to_string(), 500)]);
+        assert!(plan.held_back);
+        let now = GroupSnapshot {
+            strategy: None,
+            last_in_slot: BTreeMap::from([(
+                1,
+                LastInSlot::Failed {
+                    deployment_id: String::new(),
+                    reschedule: Reschedule::Now,
+                },
+            )]),
+            ..snapshot(2, vec![alloc(0, true, false)])
+        };
+        assert_eq!(compute_group(&now).place, vec![1]);
     }
 }

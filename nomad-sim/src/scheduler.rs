@@ -11,9 +11,11 @@ use super::deployments::Strategy;
 use super::model::{new_id, Alloc, ClientStatus, Eval, Fault, JobRecord, TaskState};
 use super::placement::{group_resources, Ask, Placer};
 use super::reconcile::{
-    compute_group, CanaryOf, DeploymentChange, DeploymentView, GroupSnapshot, LastInSlot, LiveAlloc,
+    compute_group, CanaryOf, DeploymentChange, DeploymentView, GroupSnapshot, LastInSlot,
+    LiveAlloc, Reschedule,
 };
 use super::render;
+use super::reschedule::{next_reschedule, Next, ReschedulePolicy, WINDOW as RESCHEDULE_WINDOW};
 
 impl Cluster {
     /// Creates an evaluation for a job (status `pending`) and emits its event.
@@ -44,6 +46,7 @@ impl Cluster {
             blocked_eval: String::new(),
             failed_tg_allocs: None,
             queued_allocations: BTreeMap::new(),
+            wait_until: None,
             create_index: index,
             modify_index: index,
             create_time: now,
@@ -254,7 +257,8 @@ impl Cluster {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let snapshot = self.group_snapshot(&job, &rendered, group, deployment.as_deref());
+            let snapshot =
+                self.group_snapshot(&job, &rendered, group, deployment.as_deref(), eval_id);
             let plan = compute_group(&snapshot);
             open_work |= plan.held_back;
             // Apply, in reconcile.go's order: extras, the deployment, in-place updates,
@@ -292,6 +296,7 @@ impl Cluster {
             for id in &plan.destructive {
                 self.stop_alloc(id, "alloc is being updated due to job update", index);
             }
+            self.follow_up_later(&job, eval_id, plan.reschedule_later.clone(), index);
             let (cpu, memory) = group_resources(group);
             let mut unplaced = 0;
             let mut metrics = None;
@@ -373,36 +378,19 @@ impl Cluster {
         failures
     }
 
-    /// A batch slot whose runs failed more often than the reschedule policy allows is done.
-    fn batch_attempts_exhausted(&self, job: &JobRecord, group: &str, slot: usize) -> bool {
-        let attempts = job
-            .groups()
-            .iter()
-            .find(|g| g.get("Name").and_then(Value::as_str) == Some(group))
-            .and_then(|g| g.get("ReschedulePolicy"))
-            .and_then(|p| p.get("Attempts"))
-            .and_then(Value::as_u64)
-            .unwrap_or(1);
-        let failed = self
-            .allocs_of_job(&job.namespace, &job.id)
-            .filter(|a| {
-                a.group == group && a.index == slot && a.client_status == ClientStatus::Failed
-            })
-            .count() as u64;
-        failed > attempts
-    }
-
     /// What [`compute_group`] decides from, for one group: its live allocations (an `unknown`
     /// one, its node disconnected, is not: it gets a replacement meanwhile, as reconcile.go's
     /// disconnecting allocations join `rescheduleNow`), whether each would be updated in place
     /// or replaced (scheduler/util.go `tasksUpdated`, see [`super::updates`]), the deployment,
-    /// how each slot's last allocation ended, and the batch slots out of attempts.
+    /// how each slot's last allocation ended (a failed one: when its reschedule policy lets it
+    /// be replaced, [`super::reschedule`]), and the slots whose policy is spent.
     fn group_snapshot(
         &self,
         job: &JobRecord,
         rendered: &Value,
         group: &Value,
         deployment: Option<&str>,
+        eval_id: &str,
     ) -> GroupSnapshot {
         let name = group
             .get("Name")
@@ -431,30 +419,55 @@ impl Cluster {
                 canary: self.placed_canary(a),
             })
             .collect();
+        let now = self.clock.now_nanos();
+        let policy = ReschedulePolicy::of(job.job_type(), Some(group));
         let mut last_in_slot = BTreeMap::new();
+        let mut exhausted_slots = std::collections::BTreeSet::new();
         let mut newest: BTreeMap<usize, u64> = BTreeMap::new();
         for a in of_group().filter(|a| a.is_terminal()) {
             if newest.get(&a.index).is_some_and(|n| *n > a.create_index) {
                 continue;
             }
             newest.insert(a.index, a.create_index);
+            exhausted_slots.remove(&a.index);
             let last = match a.client_status {
                 ClientStatus::Lost => LastInSlot::LostOrMigrated,
                 _ if a.migrate => LastInSlot::LostOrMigrated,
-                ClientStatus::Failed => LastInSlot::Failed {
+                // Stopped on purpose (an update, a scale-down): no reschedule to wait for.
+                ClientStatus::Failed if a.desired_status != "run" => LastInSlot::Failed {
                     deployment_id: a.deployment_id.clone(),
+                    reschedule: Reschedule::Now,
                 },
+                ClientStatus::Failed => {
+                    let reschedule =
+                        match next_reschedule(&policy, &a.reschedule_attempts(), a.failed_at()) {
+                            Next::Never => {
+                                exhausted_slots.insert(a.index);
+                                Reschedule::Now
+                            }
+                            // reconcile_util.go `updateByReschedulable`: now when this is its
+                            // follow-up evaluation or the time is within the window.
+                            Next::At { time, .. }
+                                if a.followup_eval_id == eval_id
+                                    || time - now <= RESCHEDULE_WINDOW =>
+                            {
+                                Reschedule::Now
+                            }
+                            Next::At { time, .. } => Reschedule::Later {
+                                alloc_id: a.id.clone(),
+                                at: time,
+                                followup: !a.followup_eval_id.is_empty(),
+                            },
+                        };
+                    LastInSlot::Failed {
+                        deployment_id: a.deployment_id.clone(),
+                        reschedule,
+                    }
+                }
                 _ => LastInSlot::Stopped,
             };
             last_in_slot.insert(a.index, last);
         }
-        let exhausted_slots = if batch {
-            (0..count)
-                .filter(|slot| self.batch_attempts_exhausted(job, name, *slot))
-                .collect()
-        } else {
-            Default::default()
-        };
         GroupSnapshot {
             count,
             strategy: Strategy::of(job.job_type(), group),
@@ -518,6 +531,54 @@ impl Cluster {
         self.count_placement(deployment, &group, index);
     }
 
+    /// reconcile.go `createRescheduleLaterEvals`: failed allocations to replace later get
+    /// follow-up evaluations, `pending` until their time (`WaitUntil`), one per batch of
+    /// times within `batchedFailedAllocWindowSize`; each allocation names its own
+    /// (`FollowupEvalID`), so later evaluations do not ask again.
+    fn follow_up_later(
+        &mut self,
+        job: &JobRecord,
+        eval_id: &str,
+        mut later: Vec<(String, i64)>,
+        index: u64,
+    ) {
+        later.sort_by_key(|(_, at)| *at);
+        let mut batch: Option<(i64, String)> = None;
+        for (alloc_id, at) in later {
+            let follow_up = match &batch {
+                Some((start, id)) if at - start < super::reschedule::BATCH_WINDOW => id.clone(),
+                _ => {
+                    let id = self.create_eval(index, job, "alloc-failure", "EvaluationUpdated");
+                    if let Some(eval) = self.evals.get_mut(&id) {
+                        eval.wait_until = Some(at);
+                        eval.previous_eval = eval_id.to_string();
+                        eval.status_description = "created for delayed rescheduling".into();
+                    }
+                    self.delayed_evals.insert((at, id.clone()));
+                    batch = Some((at, id.clone()));
+                    id
+                }
+            };
+            if let Some(alloc) = self.allocs.get_mut(&alloc_id) {
+                alloc.followup_eval_id = follow_up;
+                alloc.modify_index = index;
+            }
+            self.emit_alloc(&alloc_id, "PlanResult", index);
+        }
+    }
+
+    /// The follow-up evaluations whose time has come run (the eval broker's delay heap).
+    pub fn run_due_evals(&mut self) {
+        let now = self.clock.now_nanos();
+        while let Some((at, id)) = self.delayed_evals.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.delayed_evals.pop_first();
+            self.process_eval(&id);
+        }
+    }
+
     /// The deployment an allocation was placed for as a canary (in its `PlacedCanaries`).
     fn placed_canary(&self, alloc: &Alloc) -> Option<CanaryOf> {
         let d = self.deployments.get(&alloc.deployment_id)?;
@@ -570,23 +631,24 @@ impl Cluster {
                     a.node_id.clone(),
                     a.reschedule_events.clone(),
                     rescheduled,
+                    a.reschedule_attempts(),
+                    a.failed_at(),
                 )
             });
         let id = new_id();
         let mut reschedule_events = Vec::new();
-        if let Some((prev_id, prev_node, prev_events, rescheduled)) = &previous {
+        if let Some((prev_id, prev_node, prev_events, rescheduled, attempts, failed_at)) = &previous
+        {
             // As Nomad's scheduler: only a failed allocation's replacement is a reschedule
             // (an update or a lost node's replacement is not), and the tracker keeps the
             // events inside the policy's interval, or the last five when unlimited.
             if *rescheduled {
                 let now = self.clock.now_nanos();
-                reschedule_events = past_reschedule_events(prev_events, group, now);
-                reschedule_events.push(json!({
-                    "PrevAllocID": prev_id,
-                    "PrevNodeID": prev_node,
-                    "RescheduleTime": now,
-                    "Delay": 0,
-                }));
+                let policy = ReschedulePolicy::of(job.job_type(), Some(group));
+                let delay = super::reschedule::next_delay(&policy, attempts, *failed_at);
+                let attempt = super::reschedule::event(prev_id, prev_node, now, delay);
+                reschedule_events =
+                    super::reschedule::carried_events(prev_events, &policy, now, attempt);
             }
             if let Some(prev) = self.allocs.get_mut(prev_id) {
                 prev.next_allocation = id.clone();
@@ -643,6 +705,10 @@ impl Cluster {
             healthy_since: None,
             deployment_id: String::new(),
             canary: false,
+            restarts: None,
+            restarting: false,
+            template_blocked_since: None,
+            followup_eval_id: String::new(),
             metrics: Value::Null,
         };
         self.insert_alloc(alloc);
@@ -803,35 +869,6 @@ fn port_label_and_target(port: &Value) -> (String, u16) {
         .unwrap_or_default();
     let to = port.get("To").and_then(Value::as_u64).unwrap_or(0) as u16;
     (label.to_string(), to)
-}
-
-/// Unlimited rescheduling keeps this many past events (Nomad's `maxPastRescheduleEvents`).
-const MAX_PAST_RESCHEDULE_EVENTS: usize = 5;
-
-/// The previous allocation's reschedule events that a replacement carries on.
-fn past_reschedule_events(previous: &[Value], group: &Value, now: i64) -> Vec<Value> {
-    let policy = group.get("ReschedulePolicy");
-    let unlimited = policy
-        .and_then(|p| p.get("Unlimited"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if unlimited {
-        let skip = previous.len().saturating_sub(MAX_PAST_RESCHEDULE_EVENTS);
-        return previous[skip..].to_vec();
-    }
-    let interval = policy
-        .and_then(|p| p.get("Interval"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    previous
-        .iter()
-        .filter(|e| {
-            e.get("RescheduleTime")
-                .and_then(Value::as_i64)
-                .is_some_and(|t| now - t < interval)
-        })
-        .cloned()
-        .collect()
 }
 
 /// Where an allocation goes in its group: its name index, and whether it is a canary.
