@@ -5,6 +5,10 @@
 //!   compare-and-swap transaction.
 //! - [`clients`]: typed Nomad and Consul HTTP clients (blocking queries, check-and-set, event stream).
 //! - [`git`]: per-source bare mirrors, fetching a branch and reading a commit's manifests.
+//! - [`runtime`]: what turns changes into reconciles (caches, triggers, the work queue, the
+//!   runner, leadership, metrics); it knows no kind and runs whatever `runtime::kinds::Kinds`
+//!   it is handed.
+//! - [`reconcile`]: the kinds, one module each, and `reconcile::AllKinds` for the runtime.
 //! - [`cli`]: the `nomarch` commands (`validate`, `apply`, `get`, `delete`, `events`, `schema`),
 //!   their output formats and exit codes.
 

@@ -10,7 +10,9 @@ use tracing::{info, warn};
 use super::connect::{ConsulArgs, NomadArgs};
 use super::{CliError, StoreArgs};
 use crate::clients::http::{HttpApi, WriteGuard};
+use crate::reconcile::AllKinds;
 use crate::runtime::context::Context;
+use crate::runtime::kinds::Kinds;
 use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{reflector, runner, server, triggers};
@@ -135,9 +137,10 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     });
     // Standbys keep these warm, so a takeover starts from full caches.
     tokio::spawn(reflector::run(ctx.clone()));
-    tokio::spawn(triggers::nomad_events(ctx.clone()));
+    let kinds: Arc<dyn Kinds> = Arc::new(AllKinds);
+    tokio::spawn(triggers::nomad_events(ctx.clone(), kinds.clone()));
     tokio::spawn(triggers::consul_health(ctx.clone()));
-    tokio::spawn(crate::runtime::nodes::follow(ctx.clone()));
+    tokio::spawn(triggers::follow_nodes(ctx.clone(), kinds.clone()));
     info!(identity, listen = %args.listen, nomad = %args.nomad.nomad_addr, consul = %args.consul.consul_addr,
         shard = args.shard_index, shards = args.shards, "controller started");
 
@@ -154,7 +157,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
             _ = interrupt.recv() => return Ok(()),
         };
         ctx.metrics.is_leader.set(1);
-        let mut runner = tokio::spawn(runner::run(ctx.clone(), args.concurrency));
+        let mut runner = tokio::spawn(runner::run(ctx.clone(), kinds.clone(), args.concurrency));
         let resync = tokio::spawn(triggers::resync(ctx.clone(), args.resync));
         let mut holder = {
             let (leadership, store) = (leadership.clone(), ctx.store.clone());

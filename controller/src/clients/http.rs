@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::secret::Secret;
-use crate::runtime::metrics::ApiStats;
+use super::stats::ApiStats;
 
 /// Deadline of a request that does not block.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);

@@ -7,6 +7,7 @@
 //! - [`nomad`] and [`nomad_types`]: jobs (lossless round trips), allocations, nodes, plans,
 //!   check-and-set registers, and the event stream.
 //! - [`consul`]: service health with blocking queries.
+//! - [`stats`]: the request counters each client feeds (registered by the runtime's metrics).
 
 pub mod consul;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod http;
 pub mod nomad;
 pub mod nomad_types;
 pub mod secret;
+pub mod stats;
 pub mod tls;
 
 pub use consul::ConsulClient;

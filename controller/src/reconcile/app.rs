@@ -1,7 +1,6 @@
 //! The App reconciler: keep one Nomad service job equal to the App, say what it did, and
 //! report replicas and conditions in status.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crds::{App, Kind, ObjectRef, Resource, Status};
@@ -11,9 +10,7 @@ use reconcilers::status::{record_rejection, record_rollback, Written};
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::workload::{keep_if_unchanged, observe, Workload};
 use super::ReconcileError;
-use crate::clients::consul::alloc_id_of_service;
 use crate::clients::nomad_types::Job;
-use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
 use crate::store::EventType;
@@ -98,31 +95,6 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         return Ok(Outcome::RequeueAfter(recheck));
     }
     Ok(Outcome::Done)
-}
-
-/// Whether each allocation's service checks pass, from Consul (the node's own check aside).
-pub async fn checks_by_alloc(
-    ctx: &Context,
-    service: &str,
-) -> Result<HashMap<String, bool>, ReconcileError> {
-    let entries = ctx
-        .consul
-        .health_service(service, false, QueryOptions::default())
-        .await?
-        .value;
-    let mut checks = HashMap::new();
-    for entry in entries {
-        let Some(alloc) = alloc_id_of_service(entry.service_id()) else {
-            continue;
-        };
-        let passing = entry
-            .checks
-            .iter()
-            .filter(|c| !c.service_id.is_empty())
-            .all(|c| c.status == "passing");
-        checks.insert(alloc.to_string(), passing);
-    }
-    Ok(checks)
 }
 
 /// Replicas, conditions and healing from the job's allocations and their checks.

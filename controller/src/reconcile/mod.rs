@@ -13,7 +13,10 @@ use crds::{Kind, ObjectRef};
 use tracing::warn;
 
 use crate::clients::ApiError;
+use futures::future::BoxFuture;
+
 use crate::runtime::context::Context;
+use crate::runtime::kinds::Kinds;
 use crate::runtime::queue::Outcome;
 use crate::store::{EventType, StoreError};
 
@@ -48,6 +51,24 @@ impl ReconcileError {
             ReconcileError::Source(e) => e.metric_label(),
             ReconcileError::Refused(_) => "refused",
         }
+    }
+}
+
+/// The four kinds, as the runtime runs them.
+pub struct AllKinds;
+
+impl Kinds for AllKinds {
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Context,
+        key: &'a ObjectRef,
+    ) -> BoxFuture<'a, (Outcome, &'static str)> {
+        Box::pin(reconcile(ctx, key))
+    }
+
+    /// Only pubs follow nodes: the one pinned there, and every pub still waiting for a hub.
+    fn concerned_by_node(&self, ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
+        pubs::concerned_by_node(ctx, node_id)
     }
 }
 

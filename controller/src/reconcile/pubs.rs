@@ -329,3 +329,16 @@ async fn observe(
         heal_due,
     ))
 }
+
+/// A node changed: the pubs pinned to it, and every pub still waiting for a hub.
+pub fn concerned_by_node(ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
+    ctx.cache
+        .refs()
+        .into_iter()
+        .filter(|r| r.kind == crds::Kind::Pub)
+        .filter(|r| {
+            let hub = hub_of_status(ctx.cache.status(r).as_ref());
+            hub.is_none_or(|(id, _)| id == node_id)
+        })
+        .collect()
+}

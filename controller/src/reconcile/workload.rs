@@ -1,7 +1,7 @@
 //! What Apps and Pubs share after their job is settled: read the job's allocations and their
 //! checks, count replicas, derive conditions, and run one round of healing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,9 +12,9 @@ use reconcilers::status::{
     mark_health_unknown, replicas, workload_status, AllocView, JobView, Written,
 };
 
-use super::app::checks_by_alloc;
 use super::heal::{heal, Healing};
 use super::ReconcileError;
+use crate::clients::consul::alloc_id_of_service;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
@@ -139,4 +139,29 @@ pub fn keep_if_unchanged(status: Status, previous: Option<&Status>, generation: 
         }
         _ => status,
     }
+}
+
+/// Whether each allocation's service checks pass, from Consul (the node's own check aside).
+pub async fn checks_by_alloc(
+    ctx: &Context,
+    service: &str,
+) -> Result<HashMap<String, bool>, ReconcileError> {
+    let entries = ctx
+        .consul
+        .health_service(service, false, QueryOptions::default())
+        .await?
+        .value;
+    let mut checks = HashMap::new();
+    for entry in entries {
+        let Some(alloc) = alloc_id_of_service(entry.service_id()) else {
+            continue;
+        };
+        let passing = entry
+            .checks
+            .iter()
+            .filter(|c| !c.service_id.is_empty())
+            .all(|c| c.status == "passing");
+        checks.insert(alloc.to_string(), passing);
+    }
+    Ok(checks)
 }

@@ -5,8 +5,10 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::clients::stats::{latency_histogram, ApiStats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindResult {
@@ -27,30 +29,6 @@ pub struct SourceLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabel {
     pub api: String,
-}
-
-/// Request counters of one remote API, shared with its client.
-#[derive(Clone, Debug)]
-pub struct ApiStats {
-    pub requests: Counter,
-    pub errors: Counter,
-    pub writes: Counter,
-    pub latency: Histogram,
-}
-
-impl Default for ApiStats {
-    fn default() -> Self {
-        ApiStats {
-            requests: Counter::default(),
-            errors: Counter::default(),
-            writes: Counter::default(),
-            latency: latency_histogram(),
-        }
-    }
-}
-
-fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
 pub struct Metrics {

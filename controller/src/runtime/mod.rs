@@ -7,7 +7,10 @@
 //!   [`nodes`]: the node list, kept by a blocking query.
 //! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue);
 //!   `due`: its waiting keys ordered by deadline.
-//! - [`triggers`]: Nomad's event stream, Consul health, periodic resync and the orphan sweep.
+//! - [`kinds`]: all the runtime asks of the kinds (reconcile one object; the objects a node
+//!   change concerns). The runtime imports nothing from them.
+//! - [`triggers`]: Nomad's event stream, the node list, Consul health, periodic resync and the
+//!   orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
 //! - [`leader`]: leader election on an etcd lease; shards.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`metrics`]: the Prometheus registry.
@@ -22,6 +25,7 @@ pub mod deliveries;
 mod due;
 pub mod event_stream;
 pub mod jobs;
+pub mod kinds;
 pub mod leader;
 pub mod metrics;
 pub mod nodes;

@@ -8,12 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use reconcilers::hubs::Hub;
 use serde_json::Value;
-use tracing::debug;
 
-use super::context::Context;
-use super::queue::backoff;
 use crate::clients::nomad_types::NodeStub;
-use crate::clients::QueryOptions;
 
 /// One answer of the node list, with the hubs derived from it: building 1,000 hubs for each of
 /// 1,000 pub reconciles was a fifth of the controller's CPU in a full resync.
@@ -35,7 +31,8 @@ impl NodeCache {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set(&self, nodes: Option<Vec<NodeStub>>) {
+    /// The latest answer, or `None` when the query failed (readers then ask Nomad).
+    pub fn set(&self, nodes: Option<Vec<NodeStub>>) {
         let nodes = nodes.map(|nodes| Nodes {
             hubs: Arc::new(nodes.iter().map(|n| hub_from(n, None)).collect()),
             nodes: Arc::new(nodes),
@@ -69,7 +66,7 @@ pub fn hub_from(node: &NodeStub, meta: Option<BTreeMap<String, String>>) -> Hub 
 }
 
 /// Nodes whose placement-relevant state differs between two listings (or that came or went).
-fn changed_nodes(before: Option<&Vec<NodeStub>>, after: &[NodeStub]) -> Vec<String> {
+pub fn changed_nodes(before: Option<&Vec<NodeStub>>, after: &[NodeStub]) -> Vec<String> {
     let state = |n: &NodeStub| (n.status.clone(), n.eligibility.clone(), n.drain);
     let Some(before) = before else {
         return Vec::new();
@@ -89,44 +86,6 @@ fn changed_nodes(before: Option<&Vec<NodeStub>>, after: &[NodeStub]) -> Vec<Stri
             .map(|id| id.to_string()),
     );
     changed
-}
-
-/// Keeps `ctx.nodes` current; a failure empties it, so readers ask Nomad themselves.
-pub async fn follow(ctx: Arc<Context>) {
-    let mut index = 0u64;
-    let mut failures = 0u32;
-    loop {
-        let options = QueryOptions::default()
-            .param("resources", "true")
-            .blocking(index, ctx.blocking_wait);
-        match ctx.nomad.nodes(options).await {
-            Ok(answer) => {
-                failures = 0;
-                // An index that went backwards means Nomad's state was reset: start over.
-                index = if answer.index < index {
-                    0
-                } else {
-                    answer.index
-                };
-                let changed =
-                    changed_nodes(ctx.nodes.get().map(|n| n.nodes).as_deref(), &answer.value);
-                ctx.nodes.set(Some(answer.value));
-                // After the cache holds the change, so the pubs' reconciles see it.
-                for node in changed {
-                    for pub_ in super::triggers::pubs_concerned_by_node(&ctx, &node) {
-                        ctx.queue.add(pub_);
-                    }
-                }
-            }
-            Err(e) => {
-                debug!(error = %e, "node query failed");
-                ctx.nodes.set(None);
-                index = 0;
-                failures += 1;
-                tokio::time::sleep(backoff(failures)).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use tokio::task::JoinSet;
 use tracing::{info_span, Instrument};
 
 use super::context::Context;
+use super::kinds::Kinds;
 use super::queue::Outcome;
-use crate::reconcile;
 
-pub async fn run(ctx: Arc<Context>, concurrency: usize) {
+pub async fn run(ctx: Arc<Context>, kinds: Arc<dyn Kinds>, concurrency: usize) {
     ctx.cache.wait_synced().await;
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut running = JoinSet::new();
@@ -31,12 +31,12 @@ pub async fn run(ctx: Arc<Context>, concurrency: usize) {
             continue;
         }
         ctx.metrics.queue_depth.set(ctx.queue.len() as i64);
-        let ctx = ctx.clone();
+        let (ctx, kinds) = (ctx.clone(), kinds.clone());
         let span = info_span!("reconcile", object = %key);
         running.spawn(
             async move {
                 let started = Instant::now();
-                let (outcome, result) = reconcile::reconcile(&ctx, &key).await;
+                let (outcome, result) = kinds.reconcile(&ctx, &key).await;
                 ctx.metrics.record_reconcile(
                     key.kind.as_str(),
                     result,

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use tracing::{debug, info, warn};
 
 use super::context::Context;
+use super::kinds::Kinds;
 use super::queue::backoff;
 use crate::clients::nomad_types::{AllocStub, Event, Job};
 use crate::clients::QueryOptions;
@@ -41,7 +42,7 @@ fn decoded<T: serde::de::DeserializeOwned>(value: Option<&serde_json::Value>) ->
 
 /// The objects a Nomad event concerns: a job's owner from its meta, an allocation's through
 /// its job ID.
-fn owners_of(ctx: &Context, event: &Event, payload: &Payload) -> Vec<ObjectRef> {
+fn owners_of(ctx: &Context, kinds: &dyn Kinds, event: &Event, payload: &Payload) -> Vec<ObjectRef> {
     match payload {
         Payload::Job(job) => {
             let owner = job
@@ -66,22 +67,50 @@ fn owners_of(ctx: &Context, event: &Event, payload: &Payload) -> Vec<ObjectRef> 
             };
             ctx.cache.named(Some(&event.namespace), job_id)
         }
-        Payload::Other if event.topic == "Node" => pubs_concerned_by_node(ctx, &event.key),
+        Payload::Other if event.topic == "Node" => kinds.concerned_by_node(ctx, &event.key),
         Payload::Other => Vec::new(),
     }
 }
 
-/// A node changed: the pubs pinned to it, and every pub still waiting for a hub.
-pub fn pubs_concerned_by_node(ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
-    ctx.cache
-        .refs()
-        .into_iter()
-        .filter(|r| r.kind == crds::Kind::Pub)
-        .filter(|r| {
-            let hub = crate::reconcile::pubs::hub_of_status(ctx.cache.status(r).as_ref());
-            hub.is_none_or(|(id, _)| id == node_id)
-        })
-        .collect()
+/// Keeps `ctx.nodes` current (one blocking query on the node list, see [`super::nodes`]) and
+/// wakes the objects a changed node concerns; a failure empties it, so readers ask Nomad themselves.
+pub async fn follow_nodes(ctx: Arc<Context>, kinds: Arc<dyn Kinds>) {
+    let mut index = 0u64;
+    let mut failures = 0u32;
+    loop {
+        let options = QueryOptions::default()
+            .param("resources", "true")
+            .blocking(index, ctx.blocking_wait);
+        match ctx.nomad.nodes(options).await {
+            Ok(answer) => {
+                failures = 0;
+                // An index that went backwards means Nomad's state was reset: start over.
+                index = if answer.index < index {
+                    0
+                } else {
+                    answer.index
+                };
+                let changed = super::nodes::changed_nodes(
+                    ctx.nodes.get().map(|n| n.nodes).as_deref(),
+                    &answer.value,
+                );
+                ctx.nodes.set(Some(answer.value));
+                // After the cache holds the change, so the reconciles it wakes see it.
+                for node in changed {
+                    for object in kinds.concerned_by_node(&ctx, &node) {
+                        ctx.queue.add(object);
+                    }
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "node query failed");
+                ctx.nodes.set(None);
+                index = 0;
+                failures += 1;
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+    }
 }
 
 /// Follows Nomad's event stream. Each (re)connection first lists the namespaces and every
@@ -90,7 +119,7 @@ pub fn pubs_concerned_by_node(ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
 /// readers ask Nomad. Nomad resolves the stream's `*` namespace once, when it opens
 /// (nomad/event_endpoint.go `validateACL`), so a namespace created later carries no events to
 /// it: a blocking query on the namespaces reopens the stream when one appears.
-pub async fn nomad_events(ctx: Arc<Context>) {
+pub async fn nomad_events(ctx: Arc<Context>, kinds: Arc<dyn Kinds>) {
     let mut failures = 0u32;
     loop {
         let namespaces = match ctx.nomad.namespaces(QueryOptions::default()).await {
@@ -142,7 +171,7 @@ pub async fn nomad_events(ctx: Arc<Context>) {
                         failures = 0;
                         for event in &frame.events {
                             let payload = Payload::of(event);
-                            let owners = owners_of(&ctx, event, &payload);
+                            let owners = owners_of(&ctx, kinds.as_ref(), event, &payload);
                             // Caches first, so the reconciles queued next read this event.
                             match payload {
                                 Payload::Allocation(Some(alloc)) => ctx.allocs.upsert(alloc),

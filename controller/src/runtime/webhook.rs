@@ -24,7 +24,6 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::context::Context;
-use crate::reconcile::gitsource::read_secret;
 
 /// Push payloads larger than this are refused (413); GitHub's own cap is 25 MB, but a push
 /// webhook's body is only read for its `ref`.
@@ -145,8 +144,19 @@ pub async fn git_push(
             &format!("{key} has no webhookSecretRef, so no webhook can be verified"),
         );
     };
-    let secret = match read_secret(&ctx, &key.namespace, secret_ref).await {
-        Ok(secret) => secret,
+    let read = ctx
+        .nomad
+        .variable_item(&key.namespace, &secret_ref.name, &secret_ref.key)
+        .await;
+    let secret = match read {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            tracing::warn!(source = %key, variable = %secret_ref.name, item = %secret_ref.key, "webhook secret missing");
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the webhook secret cannot be read",
+            );
+        }
         Err(e) => {
             tracing::warn!(source = %key, error = %e, "webhook secret unavailable");
             return reply(
