@@ -121,8 +121,6 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     nomad.stream_idle_limit = args.event_stream_idle;
     let consul = args.consul.client(prepare)?;
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
-    context.cordon_suspect_nodes = args.cordon_suspect_nodes;
-    context.git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);
     context.leadership = leadership.clone();
     context.shard = (args.shard_index, args.shards);
     context.blocking_wait = args.blocking_wait;
@@ -137,7 +135,10 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     });
     // Standbys keep these warm, so a takeover starts from full caches.
     tokio::spawn(reflector::run(ctx.clone()));
-    let kinds: Arc<dyn Kinds> = Arc::new(AllKinds);
+    let kinds: Arc<dyn Kinds> = Arc::new(AllKinds::new(
+        args.cordon_suspect_nodes,
+        args.git_cache.clone().unwrap_or_else(default_git_cache),
+    ));
     tokio::spawn(triggers::nomad_events(ctx.clone(), kinds.clone()));
     tokio::spawn(triggers::consul_health(ctx.clone()));
     tokio::spawn(triggers::follow_nodes(ctx.clone(), kinds.clone()));

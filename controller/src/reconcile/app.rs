@@ -7,6 +7,7 @@ use crds::{App, Kind, ObjectRef, Resource, Status};
 use reconcilers::render::app::render_app;
 use reconcilers::status::{record_rejection, record_rollback, Written};
 
+use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::workload::{keep_if_unchanged, observe, Workload};
 use super::ReconcileError;
@@ -36,7 +37,11 @@ fn waiting_for(ctx: &Context, app: &App) -> Vec<String> {
         .collect()
 }
 
-pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
+pub async fn reconcile(
+    ctx: &Context,
+    heal: &HealState,
+    key: &ObjectRef,
+) -> Result<Outcome, ReconcileError> {
     let Some(Resource::App(app)) = ctx.cache.get(key) else {
         deregister_if_ours(ctx, key).await?;
         return Ok(Outcome::Done);
@@ -55,6 +60,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
     .await?;
     let (mut status, heal_due) = observe_status(
         ctx,
+        heal,
         &app,
         ensured.job.as_ref(),
         ensured.written,
@@ -100,6 +106,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
 /// Replicas, conditions and healing from the job's allocations and their checks.
 async fn observe_status(
     ctx: &Context,
+    heal: &HealState,
     app: &App,
     job: Option<&Job>,
     written: Option<Written>,
@@ -109,6 +116,7 @@ async fn observe_status(
     let service = reconcilers::render::service_name(&key);
     let workload = Workload {
         object: &key,
+        heal,
         service: &service,
         desired: app.spec.replicas,
         generation: app.metadata.generation,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::job::save_status;
 use super::ReconcileError;
 use crate::git::{Credentials, GitError, Mirror};
-use crate::runtime::context::{Context, ParsedCommit};
+use crate::runtime::context::Context;
 use crate::runtime::metrics::SourceLabel;
 use crate::runtime::queue::Outcome;
 use crate::store::{Change, EventType};
@@ -25,8 +25,36 @@ use crate::store::{Change, EventType};
 /// Errors quoted in status and events; the rest are counted.
 const ERRORS_SHOWN: usize = 5;
 
-pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
-    match sync(ctx, key).await {
+/// What git sources keep across reconciles: where their bare mirrors live, and each source's
+/// last parsed commit, so a poll that finds no new commit parses nothing.
+pub struct GitState {
+    /// `--git-cache`.
+    pub cache_dir: std::path::PathBuf,
+    parsed_commits: std::sync::Mutex<std::collections::HashMap<ObjectRef, ParsedCommit>>,
+}
+
+/// One commit's manifests as parsed for one source (folder and namespace included in the key:
+/// a source whose `path` or `targetNamespace` changed parses again).
+struct ParsedCommit {
+    key: String,
+    manifests: Parsed,
+}
+
+impl GitState {
+    pub fn new(cache_dir: std::path::PathBuf) -> GitState {
+        GitState {
+            cache_dir,
+            parsed_commits: Default::default(),
+        }
+    }
+}
+
+pub async fn reconcile(
+    ctx: &Context,
+    git: &GitState,
+    key: &ObjectRef,
+) -> Result<Outcome, ReconcileError> {
+    match sync(ctx, git, key).await {
         // A source waits for someone to fix the repository, the branch or the secret; it still
         // looks again at every poll, not only when the source object changes.
         Err(ReconcileError::Source(e)) if !e.is_transient() => {
@@ -45,10 +73,10 @@ fn poll_interval(ctx: &Context, key: &ObjectRef) -> std::time::Duration {
     }
 }
 
-async fn sync(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
+async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
     let Some(Resource::GitSource(source)) = ctx.cache.get(key) else {
         // Objects it synced stay: deleting a source is not a request to delete what runs.
-        forget(ctx, key);
+        forget(ctx, git, key);
         return Ok(Outcome::Done);
     };
     let interval = source.spec.interval.get();
@@ -61,7 +89,7 @@ async fn sync(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError>
     status.observed_generation = Some(source.metadata.generation);
     status.details.insert("lastFetchTime".into(), json!(now));
 
-    let commit = match fetch(ctx, key, &source).await {
+    let commit = match fetch(ctx, git, key, &source).await {
         Ok(commit) => {
             set_condition(
                 &mut status.conditions,
@@ -84,7 +112,7 @@ async fn sync(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError>
         }
     };
 
-    let manifests = match parse(ctx, key, &source, &commit).await {
+    let manifests = match parse(git, key, &source, &commit).await {
         Ok(manifests) => manifests,
         Err(e) => {
             let failed = Failed::new(
@@ -239,8 +267,8 @@ impl Failed {
 
 /// Drops what the controller keeps in memory for a deleted source. The mirror on disk stays
 /// (it is a cache; a source created again under the same name fetches less).
-fn forget(ctx: &Context, key: &ObjectRef) {
-    lock(&ctx.parsed_commits).remove(key);
+fn forget(ctx: &Context, git: &GitState, key: &ObjectRef) {
+    lock(&git.parsed_commits).remove(key);
     let _ = ctx.metrics.git_last_sync.remove(&SourceLabel {
         source: key.to_string(),
     });
@@ -314,7 +342,12 @@ pub async fn read_secret(
         })
 }
 
-async fn fetch(ctx: &Context, key: &ObjectRef, source: &GitSource) -> Result<String, SourceError> {
+async fn fetch(
+    ctx: &Context,
+    git: &GitState,
+    key: &ObjectRef,
+    source: &GitSource,
+) -> Result<String, SourceError> {
     let credentials = match &source.spec.secret_ref {
         Some(secret) => Some(Credentials::for_url(
             &source.spec.url,
@@ -322,14 +355,14 @@ async fn fetch(ctx: &Context, key: &ObjectRef, source: &GitSource) -> Result<Str
         )),
         None => None,
     };
-    let mirror = Mirror::for_source(&ctx.git_cache, &key.namespace, &key.name, &source.spec.url);
+    let mirror = Mirror::for_source(&git.cache_dir, &key.namespace, &key.name, &source.spec.url);
     let (url, branch) = (source.spec.url.clone(), source.spec.branch.clone());
     let fetched =
         tokio::task::spawn_blocking(move || mirror.fetch(&url, &branch, credentials.as_ref()))
             .await
             .unwrap_or_else(|e| {
                 Err(GitError::Local {
-                    path: ctx.git_cache.display().to_string(),
+                    path: git.cache_dir.display().to_string(),
                     message: format!("the fetch task failed: {e}"),
                 })
             })?;
@@ -340,7 +373,7 @@ type Parsed = Arc<Result<Vec<Resource>, Vec<ManifestError>>>;
 
 /// The commit's objects (or every error), parsed once per commit, folder and namespace.
 async fn parse(
-    ctx: &Context,
+    git: &GitState,
     key: &ObjectRef,
     source: &GitSource,
     commit: &str,
@@ -351,12 +384,12 @@ async fn parse(
         source.spec.path,
         target.as_deref().unwrap_or("")
     );
-    if let Some(parsed) = lock(&ctx.parsed_commits).get(key) {
+    if let Some(parsed) = lock(&git.parsed_commits).get(key) {
         if parsed.key == cache_key {
             return Ok(parsed.manifests.clone());
         }
     }
-    let mirror = Mirror::for_source(&ctx.git_cache, &key.namespace, &key.name, &source.spec.url);
+    let mirror = Mirror::for_source(&git.cache_dir, &key.namespace, &key.name, &source.spec.url);
     let (commit_id, folder) = (commit.to_string(), source.spec.path.clone());
     let parsed: Parsed = tokio::task::spawn_blocking(move || {
         let repo = mirror.repository()?;
@@ -376,7 +409,7 @@ async fn parse(
             message: format!("the parse task failed: {e}"),
         })
     })?;
-    lock(&ctx.parsed_commits).insert(
+    lock(&git.parsed_commits).insert(
         key.clone(),
         ParsedCommit {
             key: cache_key,

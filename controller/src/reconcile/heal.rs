@@ -16,8 +16,30 @@ use super::ReconcileError;
 use crate::runtime::context::Context;
 use crate::store::EventType;
 
+/// Per node ID: when each recent heal or failure happened, and which allocation it was.
+pub type Troubles = std::collections::HashMap<String, Vec<reconcilers::healing::Trouble>>;
+
+/// What healing remembers across objects and reconciles: the troubles seen per node, to tell
+/// a suspect node from one application's bug; and whether to cordon a suspect node.
+#[derive(Default)]
+pub struct HealState {
+    troubles: std::sync::Mutex<Troubles>,
+    /// Mark nodes that keep failing ineligible (`--cordon-suspect-nodes`).
+    pub cordon_suspect_nodes: bool,
+}
+
+impl HealState {
+    pub fn new(cordon_suspect_nodes: bool) -> HealState {
+        HealState {
+            troubles: Default::default(),
+            cordon_suspect_nodes,
+        }
+    }
+}
+
 /// What healing needs to know about one object.
 pub struct Healing<'a> {
+    pub state: &'a HealState,
     pub object: &'a ObjectRef,
     pub allocs: &'a [AllocView],
     /// Node names by node ID, for messages.
@@ -125,7 +147,11 @@ async fn note_trouble(
         return;
     }
     let evidence = {
-        let mut troubles = ctx.troubles.lock().unwrap_or_else(|p| p.into_inner());
+        let mut troubles = healing
+            .state
+            .troubles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let list = troubles.entry(node.to_string()).or_default();
         if list.iter().any(|t| t.alloc == alloc) {
             return;
@@ -151,7 +177,7 @@ async fn note_trouble(
     );
     ctx.event(healing.object, EventType::Warning, "NodeSuspect", message)
         .await;
-    if ctx.cordon_suspect_nodes {
+    if healing.state.cordon_suspect_nodes {
         if let Err(e) = ctx.nomad.set_eligibility(node, false).await {
             tracing::warn!(node = %name, error = %e, "could not mark the suspect node ineligible");
         }

@@ -54,8 +54,22 @@ impl ReconcileError {
     }
 }
 
-/// The four kinds, as the runtime runs them.
-pub struct AllKinds;
+/// The four kinds, as the runtime runs them, with what each keeps across reconciles.
+pub struct AllKinds {
+    pub pubs: pubs::PubState,
+    pub heal: heal::HealState,
+    pub git: gitsource::GitState,
+}
+
+impl AllKinds {
+    pub fn new(cordon_suspect_nodes: bool, git_cache: std::path::PathBuf) -> AllKinds {
+        AllKinds {
+            pubs: pubs::PubState::default(),
+            heal: heal::HealState::new(cordon_suspect_nodes),
+            git: gitsource::GitState::new(git_cache),
+        }
+    }
+}
 
 impl Kinds for AllKinds {
     fn reconcile<'a>(
@@ -63,7 +77,7 @@ impl Kinds for AllKinds {
         ctx: &'a Context,
         key: &'a ObjectRef,
     ) -> BoxFuture<'a, (Outcome, &'static str)> {
-        Box::pin(reconcile(ctx, key))
+        Box::pin(reconcile(self, ctx, key))
     }
 
     /// Only pubs follow nodes: the one pinned there, and every pub still waiting for a hub.
@@ -73,12 +87,12 @@ impl Kinds for AllKinds {
 }
 
 /// Reconciles one object; returns what the queue should do next and a result label.
-pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> (Outcome, &'static str) {
+async fn reconcile(kinds: &AllKinds, ctx: &Context, key: &ObjectRef) -> (Outcome, &'static str) {
     let result = match key.kind {
-        Kind::App => app::reconcile(ctx, key).await,
-        Kind::Pub => pubs::reconcile(ctx, key).await,
+        Kind::App => app::reconcile(ctx, &kinds.heal, key).await,
+        Kind::Pub => pubs::reconcile(ctx, &kinds.pubs, &kinds.heal, key).await,
         Kind::CronJob => cronjob::reconcile(ctx, key).await,
-        Kind::GitSource => gitsource::reconcile(ctx, key).await,
+        Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, key).await,
     };
     match result {
         Ok(outcome) => (outcome, "success"),

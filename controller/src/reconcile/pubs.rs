@@ -15,6 +15,7 @@ use reconcilers::status::set_condition;
 use reconcilers::status::{record_rejection, record_rollback, Written};
 use serde_json::{json, Value};
 
+use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::workload::{keep_if_unchanged, observe as observe_workload, Workload};
 use super::ReconcileError;
@@ -30,6 +31,38 @@ const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
 /// The ID of the hub a status records, borrowed.
 fn hub_id_of_status(status: Option<&Status>) -> Option<&str> {
     status?.details.get("hub")?.get("id")?.as_str()
+}
+
+/// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
+pub const REPINS_PER_SECOND: u32 = 50;
+
+/// What pub placement keeps across reconciles.
+pub struct PubState {
+    /// Serializes placement, so two pubs never take the last room on a hub.
+    placement: tokio::sync::Mutex<()>,
+    /// When the next move may start: moves off a dead hub go at a bounded rate.
+    next_repin: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Default for PubState {
+    fn default() -> PubState {
+        PubState {
+            placement: tokio::sync::Mutex::new(()),
+            next_repin: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+}
+
+impl PubState {
+    /// Waits for this move's slot in the pace of [`REPINS_PER_SECOND`].
+    async fn pace_repin(&self) {
+        let mut next = self.next_repin.lock().await;
+        let now = tokio::time::Instant::now();
+        if *next > now {
+            tokio::time::sleep_until(*next).await;
+        }
+        *next = (*next).max(now) + std::time::Duration::from_secs(1) / REPINS_PER_SECOND;
+    }
 }
 
 /// The hub a status records: `{"id", "name"}`.
@@ -101,7 +134,12 @@ fn assigned_except(ctx: &Context, me: &ObjectRef) -> Assigned {
     assigned
 }
 
-pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
+pub async fn reconcile(
+    ctx: &Context,
+    state: &PubState,
+    heal: &HealState,
+    key: &ObjectRef,
+) -> Result<Outcome, ReconcileError> {
     let Some(Resource::Pub(pub_)) = ctx.cache.get(key) else {
         deregister_if_ours(ctx, key).await?;
         return Ok(Outcome::Done);
@@ -145,10 +183,11 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
             requeue = Some(rest + Duration::from_millis(200));
             current.map(|(id, _)| id)
         }
-        HubVerdict::Place => place(ctx, &pub_, &hubs, &mut status, None).await?,
+        HubVerdict::Place => place(ctx, state, &pub_, &hubs, &mut status, None).await?,
         HubVerdict::Move(reason) => {
             place(
                 ctx,
+                state,
                 &pub_,
                 &hubs,
                 &mut status,
@@ -176,8 +215,15 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         Vec::new(),
     )
     .await?;
-    let (mut observed, heal_due) =
-        observe(ctx, &pub_, ensured.job.as_ref(), ensured.written, &status).await?;
+    let (mut observed, heal_due) = observe(
+        ctx,
+        heal,
+        &pub_,
+        ensured.job.as_ref(),
+        ensured.written,
+        &status,
+    )
+    .await?;
     record_rejection(&mut observed, ensured.rejected.as_ref(), Utc::now());
     record_rollback(
         &mut observed,
@@ -205,15 +251,16 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
 /// room on a hub. Moves are paced. Returns the hub, or `None` (Unschedulable, in status).
 async fn place(
     ctx: &Context,
+    state: &PubState,
     pub_: &Pub,
     hubs: &[Hub],
     status: &mut Status,
     moving: Option<((String, String), String)>,
 ) -> Result<Option<String>, ReconcileError> {
     let key = pub_.object_ref();
-    let _serialized = ctx.placement.lock().await;
+    let _serialized = state.placement.lock().await;
     if moving.is_some() {
-        ctx.pace_repin().await;
+        state.pace_repin().await;
     }
     let need = (
         u64::from(pub_.spec.resources.cpu),
@@ -291,6 +338,7 @@ async fn place(
 
 async fn observe(
     ctx: &Context,
+    heal: &HealState,
     pub_: &Pub,
     job: Option<&Job>,
     written: Option<Written>,
@@ -300,6 +348,7 @@ async fn observe(
     let service = reconcilers::render::service_name(&key);
     let workload = Workload {
         object: &key,
+        heal,
         service: &service,
         desired: 1,
         generation: pub_.metadata.generation,

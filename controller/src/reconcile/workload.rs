@@ -12,7 +12,7 @@ use reconcilers::status::{
     mark_health_unknown, replicas, workload_status, AllocView, JobView, Written,
 };
 
-use super::heal::{heal, Healing};
+use super::heal::{heal, HealState, Healing};
 use super::ReconcileError;
 use crate::clients::consul::alloc_id_of_service;
 use crate::clients::nomad_types::Job;
@@ -22,6 +22,8 @@ use crate::runtime::context::Context;
 /// The workload being observed.
 pub struct Workload<'a> {
     pub object: &'a ObjectRef,
+    /// Healing's memory across objects.
+    pub heal: &'a HealState,
     /// Its Consul service name.
     pub service: &'a str,
     pub desired: u32,
@@ -115,6 +117,7 @@ pub async fn observe(
             .map(|a| (a.node_id.clone(), a.node_name.clone()))
             .collect();
         let healing = Healing {
+            state: workload.heal,
             object: workload.object,
             allocs: &views,
             node_names: &node_names,

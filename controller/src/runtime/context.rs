@@ -26,18 +26,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Who this controller is, on every event it records.
     pub identity: String,
-    /// Serializes pub placement, so two pubs never take the last room on a hub.
-    pub placement: tokio::sync::Mutex<()>,
-    /// When the next pub move may start: moves off a dead hub go at a bounded rate.
-    pub next_repin: tokio::sync::Mutex<tokio::time::Instant>,
-    /// Recent heals and failed allocations per node ID, with the allocation each was about.
-    pub troubles: std::sync::Mutex<Troubles>,
-    /// Mark nodes that keep failing ineligible (`--cordon-suspect-nodes`).
-    pub cordon_suspect_nodes: bool,
-    /// Where git sources keep their bare mirrors (`--git-cache`).
-    pub git_cache: std::path::PathBuf,
-    /// Each git source's last parsed commit, so a poll that finds no new commit parses nothing.
-    pub parsed_commits: std::sync::Mutex<std::collections::HashMap<ObjectRef, ParsedCommit>>,
     /// The leader lease this controller campaigns for; only its holder reconciles.
     pub leadership: Arc<super::leader::Leadership>,
     /// This controller's shard: (index, count). Objects hash to shards; see [`shard_of`].
@@ -53,19 +41,6 @@ pub struct Context {
 
 /// Nomad's and Consul's own default maximum is 10 minutes; 5 keeps a hung query short.
 pub const BLOCKING_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// One commit's manifests as parsed for one source (folder and namespace included in the key:
-/// a source whose `path` or `targetNamespace` changed parses again).
-pub struct ParsedCommit {
-    pub key: String,
-    pub manifests: Arc<Result<Vec<crds::Resource>, Vec<crds::ManifestError>>>,
-}
-
-/// Per node ID: when each recent heal or failure happened, and which allocation it was.
-pub type Troubles = std::collections::HashMap<String, Vec<reconcilers::healing::Trouble>>;
-
-/// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
-pub const REPINS_PER_SECOND: u32 = 50;
 
 /// Which of `shards` shards an object belongs to. Every Pub is in shard 0: hub placement is
 /// serialized inside one controller, and spreading pubs over shards would let two controllers
@@ -108,12 +83,6 @@ impl Context {
             queue: WorkQueue::new(),
             metrics,
             identity,
-            placement: tokio::sync::Mutex::new(()),
-            next_repin: tokio::sync::Mutex::new(tokio::time::Instant::now()),
-            troubles: std::sync::Mutex::default(),
-            cordon_suspect_nodes: false,
-            git_cache: std::env::temp_dir().join("nomarch-git"),
-            parsed_commits: std::sync::Mutex::default(),
             fetch_requests: std::sync::Mutex::default(),
             leadership: Arc::new(super::leader::Leadership::new(
                 String::new(),
@@ -124,16 +93,6 @@ impl Context {
             blocking_wait: BLOCKING_WAIT,
             deliveries: Default::default(),
         }
-    }
-
-    /// Waits for this move's slot in the pace of [`REPINS_PER_SECOND`].
-    pub async fn pace_repin(&self) {
-        let mut next = self.next_repin.lock().await;
-        let now = tokio::time::Instant::now();
-        if *next > now {
-            tokio::time::sleep_until(*next).await;
-        }
-        *next = (*next).max(now) + std::time::Duration::from_secs(1) / REPINS_PER_SECOND;
     }
 
     /// Records an event without holding up the reconcile: events are for people, and a
