@@ -349,3 +349,47 @@ fn a_hub_in_another_node_pool_gets_its_pub() {
         vec![hub.as_str().unwrap().to_string()]
     );
 }
+
+/// `nomarch diff` covers pubs and cron jobs with the plan the controller runs: nothing for an
+/// unchanged manifest, Nomad's diff for a changed one, a word for what only the controller
+/// decides (a pub's first hub) and for a GitSource; and it writes nothing.
+#[test]
+fn diff_covers_pubs_and_cron_jobs() {
+    let world = World::start(HUBS);
+    world.apply(&pub_manifest("diffed"));
+    world.apply(&cron_manifest(false));
+    eventually("the pub is Ready", || world.is_ready("pub", "diffed"));
+    eventually("the cron job is registered", || {
+        world.nomad("/v1/job/tick")["Periodic"]["Specs"][0] == "* * * * *"
+    });
+    settle();
+    let before = world.writes().len();
+    let diff = |manifest: &str| {
+        String::from_utf8_lossy(&world.nomarch(&["diff", "-f", "-"], Some(manifest)).stdout)
+            .to_string()
+    };
+    assert_eq!(diff(&pub_manifest("diffed")), "pub/diffed: no changes\n");
+    assert_eq!(diff(&cron_manifest(false)), "cronjob/tick: no changes\n");
+    let pub_changed = diff(&pub_manifest("diffed").replace("ssb/room:1", "ssb/room:2"));
+    assert!(
+        pub_changed.starts_with("pub/diffed: would register job diffed (desired job changed)")
+            && pub_changed.contains("ssb/room:2"),
+        "{pub_changed}"
+    );
+    let cron_changed = diff(&cron_manifest(false).replace("busybox:1", "busybox:2"));
+    assert!(
+        cron_changed.starts_with("cronjob/tick: would register job tick (desired job changed)")
+            && cron_changed.contains("busybox:2"),
+        "{cron_changed}"
+    );
+    assert_eq!(
+        diff(&pub_manifest("newcomer")),
+        "pub/newcomer: has no hub yet; the controller chooses one, then registers its job\n"
+    );
+    let source = "apiVersion: nomarch.io/v1alpha1\nkind: GitSource\nmetadata:\n  name: state\nspec:\n  url: https://git.example.com/state.git\n";
+    assert!(
+        diff(source).starts_with("gitsource/state: registers no Nomad job"),
+        "a GitSource is said, not diffed"
+    );
+    assert_eq!(world.writes().len(), before, "diff writes nothing to Nomad");
+}

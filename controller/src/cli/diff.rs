@@ -1,18 +1,32 @@
 //! `nomarch diff -f PATH`: what applying would change in Nomad, from the same plan the
-//! controller runs and Nomad's own plan diff. Changes nothing.
+//! controller runs and Nomad's own plan diff, for Apps, CronJobs and Pubs (a Pub on the hub its
+//! status records; placing or moving one is the controller's). Changes nothing.
 
 use std::path::PathBuf;
 
-use crds::{Kind, ObjectRef, Resource};
+use crds::{Kind, ObjectRef, Resource, Status};
+use reconcilers::hubs::{verdict, HubFacts, HubVerdict};
 use reconcilers::meta::job_id;
 use reconcilers::plan::{deciding_rule, plan, JobAction};
 use reconcilers::render::app::render_app;
+use reconcilers::render::cronjob::render_cronjob;
+use reconcilers::render::pubs::render_pub;
 use serde_json::Value;
 
 use super::connect::NomadArgs;
 use super::{CliError, StoreArgs};
 use crate::clients::nomad_types::Job;
-use crate::clients::QueryOptions;
+use crate::clients::{NomadClient, QueryOptions};
+
+/// What a manifest would make its kind register, or why there is nothing to diff.
+enum Desired {
+    Job {
+        job: Box<Job>,
+        /// `dependsOn` objects that are not Ready.
+        waiting_for: Vec<String>,
+    },
+    Note(String),
+}
 
 pub async fn run(
     store_args: &StoreArgs,
@@ -23,50 +37,35 @@ pub async fn run(
     let nomad = nomad_args.client(|_| {})?;
     let store = store_args.connect().await?;
     for manifest in manifests {
-        let object = manifest.resource.object_ref();
-        let Resource::App(mut app) = manifest.resource else {
-            println!(
-                "{object}: not diffed (no reconciler for {} yet)",
-                object.kind
-            );
-            continue;
-        };
+        let mut resource = manifest.resource;
+        let object = resource.object_ref();
         let stored = store.get(&object).await?;
         // The generation the store would give it.
-        app.metadata.generation = match &stored {
+        resource.metadata_mut().generation = match &stored {
             None => 1,
-            Some(current) if current.spec_json() == Resource::App(app.clone()).spec_json() => {
+            Some(current) if current.spec_json() == resource.spec_json() => {
                 current.metadata().generation
             }
             Some(current) => current.metadata().generation + 1,
         };
-        let desired: Job =
-            serde_json::from_value(render_app(&app)).expect("rendered jobs decode as jobs");
+        let previous = stored.as_ref().and_then(|s| s.status());
+        let (desired, waiting_for) = match desired(&store, &nomad, &resource, previous).await? {
+            Desired::Job { job, waiting_for } => (job, waiting_for),
+            Desired::Note(note) => {
+                println!("{object}: {note}");
+                continue;
+            }
+        };
         let live = nomad
             .job(&object.namespace, &job_id(&object), QueryOptions::default())
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?
             .value;
-        let mut waiting_for = Vec::new();
-        for dep in &app.spec.depends_on {
-            let dep_ref = ObjectRef::new(Kind::App, &object.namespace, dep.as_str());
-            let ready = store
-                .get(&dep_ref)
-                .await?
-                .and_then(|r| {
-                    r.status()
-                        .and_then(|s| s.condition("Ready").map(|c| c.status == "True"))
-                })
-                .unwrap_or(false);
-            if !ready {
-                waiting_for.push(dep.clone());
-            }
-        }
         let observation = crate::reconcile::job::observation(
             &object,
             &desired,
             live.as_ref(),
-            stored.as_ref().and_then(|s| s.status()),
+            previous,
             stored
                 .as_ref()
                 .map_or("", |s| crate::reconcile::job::retry_token(s.metadata())),
@@ -102,6 +101,96 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The job each kind would register now, rendered as its reconciler renders it.
+async fn desired(
+    store: &crate::store::Store,
+    nomad: &NomadClient,
+    resource: &Resource,
+    previous: Option<&Status>,
+) -> Result<Desired, CliError> {
+    let decode = |rendered: Value| -> Box<Job> {
+        Box::new(serde_json::from_value(rendered).expect("rendered jobs decode as jobs"))
+    };
+    match resource {
+        Resource::App(app) => {
+            let mut waiting_for = Vec::new();
+            for dep in &app.spec.depends_on {
+                let dep_ref = ObjectRef::new(Kind::App, &app.metadata.namespace, dep.as_str());
+                let ready = store
+                    .get(&dep_ref)
+                    .await?
+                    .and_then(|r| {
+                        r.status()
+                            .and_then(|s| s.condition("Ready").map(|c| c.status == "True"))
+                    })
+                    .unwrap_or(false);
+                if !ready {
+                    waiting_for.push(dep.clone());
+                }
+            }
+            Ok(Desired::Job {
+                job: decode(render_app(app)),
+                waiting_for,
+            })
+        }
+        Resource::CronJob(cron) => Ok(Desired::Job {
+            job: decode(render_cronjob(cron)),
+            waiting_for: Vec::new(),
+        }),
+        Resource::Pub(pub_) => pub_job(nomad, pub_, previous).await,
+        Resource::GitSource(_) => Ok(Desired::Note(
+            "registers no Nomad job (`nomarch get gitsource -o wide` shows its last sync)".into(),
+        )),
+    }
+}
+
+/// A pub's job is pinned to its hub: the one its status records, unless the hub rules
+/// (`reconcilers::hubs::verdict`, as the reconciler applies them) would place or move it,
+/// which only the controller does (it weighs every other pub's claim on each hub).
+async fn pub_job(
+    nomad: &NomadClient,
+    pub_: &crds::kinds::Pub,
+    previous: Option<&Status>,
+) -> Result<Desired, CliError> {
+    let nodes = nomad
+        .nodes(QueryOptions::default().param("resources", "true"))
+        .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?
+        .value;
+    let current = crate::reconcile::pubs::hub_of_status(previous);
+    let hub = current.as_ref().and_then(|(id, _)| {
+        nodes
+            .iter()
+            .find(|n| &n.id == id)
+            .map(|n| crate::runtime::nodes::hub_from(n, None))
+    });
+    let now = chrono::Utc::now();
+    let status = previous.cloned().unwrap_or_default();
+    let facts = HubFacts {
+        hub_id: current.as_ref().map(|(id, _)| id.as_str()),
+        hub: hub.as_ref(),
+        unhealthy_since: crate::reconcile::pubs::unhealthy_since(&status, hub.as_ref(), now),
+        grace: pub_.spec.reallocation.grace.get(),
+        now,
+    };
+    match (verdict(&facts), hub) {
+        (HubVerdict::Stay | HubVerdict::Wait(_), Some(hub)) => Ok(Desired::Job {
+            job: Box::new(
+                serde_json::from_value(render_pub(pub_, &hub.id, &hub.pool))
+                    .expect("rendered jobs decode as jobs"),
+            ),
+            waiting_for: Vec::new(),
+        }),
+        (HubVerdict::Move(reason), _) => Ok(Desired::Note(format!(
+            "would move off hub {} ({reason}); the controller chooses the new hub",
+            current.map(|(_, name)| name).unwrap_or_default()
+        ))),
+        _ => Ok(Desired::Note(
+            "has no hub yet; the controller chooses one, then registers its job".into(),
+        )),
+    }
 }
 
 fn marker(kind: &str) -> &'static str {

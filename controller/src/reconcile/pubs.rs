@@ -65,6 +65,26 @@ impl PubState {
     }
 }
 
+/// Since when the recorded hub has been seen not ready: from status, or from `now` when it
+/// was ready at the last look. `None` while it is ready.
+pub fn unhealthy_since(
+    status: &Status,
+    hub: Option<&Hub>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match hub {
+        Some(h) if !h.ready => Some(
+            status
+                .details
+                .get("hubUnhealthySince")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or(now, |t| t.with_timezone(&Utc)),
+        ),
+        _ => None,
+    }
+}
+
 /// The hub a status records: `{"id", "name"}`.
 pub fn hub_of_status(status: Option<&Status>) -> Option<(String, String)> {
     let hub = status?.details.get("hub")?;
@@ -152,17 +172,7 @@ pub async fn reconcile(
     let hub = current
         .as_ref()
         .and_then(|(id, _)| hubs.iter().find(|h| &h.id == id));
-    let unhealthy_since = match hub {
-        Some(h) if !h.ready => Some(
-            status
-                .details
-                .get("hubUnhealthySince")
-                .and_then(Value::as_str)
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map_or(now, |t| t.with_timezone(&Utc)),
-        ),
-        _ => None,
-    };
+    let unhealthy_since = unhealthy_since(&status, hub, now);
     match unhealthy_since {
         Some(since) => status
             .details
