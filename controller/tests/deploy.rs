@@ -485,6 +485,36 @@ fn the_controller_job_registers_on_nomad_sim_and_converges() {
         response.text().unwrap()
     );
     let get = |url: String| -> Value { http.get(url).send().unwrap().json().unwrap() };
+    // The task reads its settings from `nomad/jobs/nomarch` before it starts, and waits while
+    // the variable is missing, as the README's walk-through says (it writes it first).
+    eventually("the instances wait for their variable", || {
+        let allocs = get(format!("{}/v1/job/nomarch/allocations", sim.nomad_url()));
+        let waiting = allocs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["TaskStates"]["controller"]["Events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| {
+                        e["DisplayMessage"]
+                            == "Missing: nomad.var.block(nomad/jobs/nomarch@default.global)"
+                    })
+            })
+            .count();
+        waiting == 2
+    });
+    let variable = json!({"Path": "nomad/jobs/nomarch", "Items": {
+        "etcd_endpoints": "http://10.0.0.1:2379", "consul_addr": "http://127.0.0.1:8500"
+    }});
+    let written = http
+        .put(format!("{}/v1/var/nomad/jobs/nomarch", sim.nomad_url()))
+        .json(&variable)
+        .send()
+        .unwrap();
+    assert!(written.status().is_success());
     eventually("two controllers running on distinct nodes", || {
         let allocs = get(format!("{}/v1/job/nomarch/allocations", sim.nomad_url()));
         let running: BTreeSet<&str> = allocs

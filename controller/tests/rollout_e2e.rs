@@ -159,3 +159,141 @@ fn a_version_nomad_rolls_back_is_not_registered_again() {
     });
     assert_eq!(job_writes(&world, "web"), 4);
 }
+
+/// `web` with a rollout strategy in its update block, and a route (so its instances carry
+/// Traefik's tags).
+fn strategic_web(image: &str, replicas: u32, strategy: &str) -> String {
+    web(image, replicas, "").replace(
+        "  update:\n    maxParallel: 1\n",
+        &format!("  route:\n    host: web.example.com\n  update:\n{strategy}    maxParallel: 1\n"),
+    )
+}
+
+fn running_images(world: &World) -> Vec<String> {
+    allocs(world)
+        .iter()
+        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .map(|a| a["JobVersion"].to_string())
+        .collect()
+}
+
+/// `strategy: canary` with `autoPromote`: the new version starts one canary beside the three
+/// old instances, replaces nothing until it is healthy, promotes itself, then rolls the rest.
+#[test]
+fn a_canary_promotes_itself_once_healthy_then_the_rest_roll() {
+    let world = World::start(&[]);
+    let strategy = "    strategy: canary\n    canary: 1\n    autoPromote: true\n";
+    world.apply(&strategic_web("nginx:1", 3, strategy));
+    eventually("the first rollout succeeds", || {
+        latest_deployment(&world)["Status"] == "successful"
+    });
+    let update = &world.nomad("/v1/job/web")["TaskGroups"][0]["Update"];
+    assert_eq!(
+        (update["Canary"].as_u64(), update["AutoPromote"].as_bool()),
+        (Some(1), Some(true))
+    );
+    world.apply(&strategic_web("nginx:2", 3, strategy));
+    let mut four_running = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = latest_deployment(&world);
+        four_running |= running_images(&world).len() == 4;
+        if d["JobVersion"] == 1 && d["Status"] == "successful" {
+            assert_eq!(d["TaskGroups"]["app"]["Promoted"], true, "{d}");
+            assert_eq!(d["TaskGroups"]["app"]["DesiredCanaries"], 1, "{d}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the canary rollout did not finish: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        four_running,
+        "the canary ran beside the three old instances"
+    );
+    eventually("three new instances", || {
+        running_images(&world) == vec!["1".to_string(); 3]
+    });
+}
+
+/// `strategy: blueGreen`: a whole new set starts beside the old one and takes no traffic (its
+/// Consul registrations carry only the unpromoted tag) until promoted; then the old set stops.
+#[test]
+fn blue_green_switches_traffic_only_when_promoted() {
+    let world = World::start(&[]);
+    let strategy = "    strategy: blueGreen\n";
+    world.apply(&strategic_web("nginx:1", 2, strategy));
+    eventually("the first rollout succeeds", || {
+        latest_deployment(&world)["Status"] == "successful"
+    });
+    world.apply(&strategic_web("nginx:2", 2, strategy));
+    eventually("the green set is healthy and waits for promotion", || {
+        let d = latest_deployment(&world);
+        d["JobVersion"] == 1
+            && d["TaskGroups"]["app"]["HealthyAllocs"] == 2
+            && d["StatusDescription"] == "Deployment is running but requires manual promotion"
+    });
+    let consul = world.sim.consul_url();
+    let tags_by_version = |world: &World| -> Vec<(String, bool)> {
+        let entries: Value = world
+            .http
+            .get(format!("{consul}/v1/health/service/web"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let allocs = allocs(world);
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let id = e["Service"]["ID"].as_str().unwrap_or_default().to_string();
+                let version = allocs
+                    .iter()
+                    .find(|a| id.contains(a["ID"].as_str().unwrap()))
+                    .map(|a| a["JobVersion"].to_string())
+                    .unwrap_or_default();
+                let routed = e["Service"]["Tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t == "traefik.enable=true");
+                (version, routed)
+            })
+            .collect()
+    };
+    let mut before = tags_by_version(&world);
+    before.sort();
+    assert_eq!(
+        before,
+        vec![
+            ("0".to_string(), true),
+            ("0".to_string(), true),
+            ("1".to_string(), false),
+            ("1".to_string(), false)
+        ],
+        "blue routed, green not yet"
+    );
+    let id = latest_deployment(&world)["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        world.put_nomad(
+            &format!("/v1/deployment/promote/{id}"),
+            json!({"DeploymentID": id, "All": true})
+        ),
+        200
+    );
+    eventually("green alone runs, routed", || {
+        let mut after = tags_by_version(&world);
+        after.sort();
+        after == vec![("1".to_string(), true), ("1".to_string(), true)]
+    });
+    eventually("the rollout succeeds", || {
+        latest_deployment(&world)["Status"] == "successful"
+    });
+}

@@ -671,6 +671,40 @@ fn validate_constraint(c: &Constraint, path: &str, p: &mut Problems) {
 }
 
 fn validate_update(u: &UpdateStrategy, p: &mut Problems) {
+    use crate::workload::RolloutStrategy;
+    let canary_strategy = u.strategy == RolloutStrategy::Canary;
+    p.check(
+        !canary_strategy || (1..=MAX_REPLICAS).contains(&u.canary),
+        "spec.update.canary",
+        || format!("must be between 1 and {MAX_REPLICAS} with `strategy: canary`"),
+    );
+    p.check(
+        canary_strategy || u.canary == 0,
+        "spec.update.canary",
+        || "applies only to `strategy: canary` (blueGreen starts as many as `replicas`)".into(),
+    );
+    // structs.go `UpdateStrategy.Validate`: "Auto Promote requires a Canary count greater
+    // than zero".
+    p.check(
+        !u.auto_promote || u.strategy != RolloutStrategy::Rolling,
+        "spec.update.autoPromote",
+        || {
+            "needs `strategy: canary` or `blueGreen`: a rolling update has nothing to promote"
+                .into()
+        },
+    );
+    // "Healthy deadline must be less than progress deadline" (0 means no progress deadline).
+    let progress = u.progress_deadline();
+    p.check(
+        progress.is_zero() || progress > u.healthy_deadline.get(),
+        "spec.update.progressDeadline",
+        || {
+            format!(
+                "must be longer than healthyDeadline ({}), or 0s for none",
+                u.healthy_deadline
+            )
+        },
+    );
     p.check(
         (1..=MAX_REPLICAS).contains(&u.max_parallel),
         "spec.update.maxParallel",

@@ -227,6 +227,67 @@ pub struct UpdateStrategy {
     /// Roll back to the last stable version when a rollout fails.
     #[serde(default = "yes")]
     pub auto_revert: bool,
+    /// How a new version replaces the old one.
+    #[serde(default, skip_serializing_if = "RolloutStrategy::is_rolling")]
+    pub strategy: RolloutStrategy,
+    /// With `strategy: canary`: new instances started beside the old ones first; nothing is
+    /// replaced until they are healthy and promoted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub canary: u32,
+    /// Promote the canaries (or the new set of a blue/green rollout) by themselves once all
+    /// are healthy; otherwise `nomarch rollout promote` does.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto_promote: bool,
+    /// A rollout that makes no progress (no new instance turning healthy) for this long fails
+    /// (`0s`: never). Twice `healthyDeadline` unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<Duration>,
+}
+
+/// How a rollout replaces instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RolloutStrategy {
+    /// `maxParallel` instances at a time, each new one waited for until healthy.
+    #[default]
+    Rolling,
+    /// `canary` new instances beside the old ones; once promoted, the rest roll.
+    Canary,
+    /// A full new set beside the old one, taking no traffic until promoted; the old set stops
+    /// then.
+    BlueGreen,
+}
+
+impl RolloutStrategy {
+    fn is_rolling(&self) -> bool {
+        *self == RolloutStrategy::Rolling
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl UpdateStrategy {
+    /// The progress deadline in force: as set, or twice the healthy deadline.
+    pub fn progress_deadline(&self) -> std::time::Duration {
+        self.progress_deadline
+            .as_ref()
+            .map_or(self.healthy_deadline.get() * 2, Duration::get)
+    }
+
+    /// Nomad's `canary` count for `replicas` instances: none for a rolling update, the
+    /// canaries asked for, or a whole new set for blue/green.
+    pub fn nomad_canaries(&self, replicas: u32) -> u32 {
+        match self.strategy {
+            RolloutStrategy::Rolling => 0,
+            RolloutStrategy::Canary => self.canary,
+            RolloutStrategy::BlueGreen => replicas,
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -250,6 +311,10 @@ impl Default for UpdateStrategy {
             min_healthy_time: default_min_healthy(),
             healthy_deadline: default_healthy_deadline(),
             auto_revert: true,
+            strategy: RolloutStrategy::Rolling,
+            canary: 0,
+            auto_promote: false,
+            progress_deadline: None,
         }
     }
 }

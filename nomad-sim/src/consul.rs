@@ -113,9 +113,14 @@ fn instances_of<'c>(
                 .filter(|p| !p.is_empty())
                 .unwrap_or("consul")
                 .to_string();
-            let tags: Vec<String> = service
-                .get("Tags")
+            // command/agent/consul/service_client.go `serviceRegs`: a canary registers with
+            // `CanaryTags` when the service has any, else with its `Tags`.
+            let canary_tags = service
+                .get("CanaryTags")
                 .and_then(Value::as_array)
+                .filter(|tags| alloc.canary && !tags.is_empty());
+            let tags: Vec<String> = canary_tags
+                .or_else(|| service.get("Tags").and_then(Value::as_array))
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)

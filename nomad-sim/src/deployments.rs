@@ -818,6 +818,9 @@ impl Cluster {
             self.emit_alloc(&alloc_id, "AllocationUpdated", index);
         }
         self.tables.allocs = index;
+        // Promoted canaries register with their own tags now (`serviceRegs`).
+        self.tables.services = index;
+        self.tables.consul = index;
         self.emit_deployment(id, "DeploymentPromotion", index);
         self.reevaluate(&namespace, &job_id, "deployment-watcher");
         Ok(self.deployment_update_reply(id, None))

@@ -5,7 +5,8 @@ use crds::{App, Resource};
 use serde_json::{json, Value};
 
 use super::{
-    nanos, network, placement, service_reschedule_policy, service_restart_policy, services, task,
+    hold_traffic_from_canaries, network, placement, service_reschedule_policy,
+    service_restart_policy, services, task, update_block,
 };
 use crate::meta::{job_id, job_meta};
 
@@ -17,13 +18,14 @@ pub fn render_app(app: &App) -> Value {
     let spec = &app.spec;
     let object = app.object_ref();
     let (datacenters, node_pool, constraints) = placement(&spec.placement);
-    let services = services(
+    let mut services = services(
         &object,
         &spec.ports,
         spec.health.as_ref(),
         spec.route.as_ref(),
     );
     let update = &spec.update;
+    hold_traffic_from_canaries(&mut services, update);
     let mut job = json!({
         "ID": job_id(&object),
         "Name": object.name,
@@ -32,14 +34,7 @@ pub fn render_app(app: &App) -> Value {
         "Datacenters": datacenters,
         "Constraints": constraints,
         "Meta": job_meta(&resource),
-        "Update": {
-            "MaxParallel": update.max_parallel,
-            "HealthCheck": if spec.health.is_some() { "checks" } else { "task_states" },
-            "MinHealthyTime": nanos(update.min_healthy_time.get()),
-            "HealthyDeadline": nanos(update.healthy_deadline.get()),
-            "ProgressDeadline": nanos(update.healthy_deadline.get()) * 2,
-            "AutoRevert": update.auto_revert,
-        },
+        "Update": update_block(update, spec.replicas, spec.health.is_some()),
         "TaskGroups": [{
             "Name": GROUP,
             "Count": spec.replicas,

@@ -11,7 +11,8 @@ pub mod pubs;
 use std::time::Duration;
 
 use crds::workload::{
-    CheckType, Constraint, EnvVar, HealthCheck, Placement, Port, Protocol, Resources, Route,
+    CheckType, Constraint, EnvVar, HealthCheck, Placement, Port, Protocol, Resources,
+    RolloutStrategy, Route, UpdateStrategy,
 };
 use crds::ObjectRef;
 use serde_json::{json, Map, Value};
@@ -73,6 +74,39 @@ pub fn service_reschedule_policy() -> Value {
 
 /// The Consul service of a workload: its route as tags, its health check with `check_restart`
 /// so Nomad restarts a failing task in place before nomarch ever steps in.
+/// The tag a blue/green rollout's new instances carry instead of their routing tags until they
+/// are promoted: Nomad registers a canary with `CanaryTags` when it has any
+/// (command/agent/consul/service_client.go), and without `traefik.enable` Traefik routes
+/// nothing to it.
+pub const UNPROMOTED_TAG: &str = "nomarch-unpromoted";
+
+/// The job's update block. Canary and auto-promote keys only for the strategies that use
+/// them: a rolling update renders as it always has, so its fingerprint does not change.
+pub fn update_block(update: &UpdateStrategy, replicas: u32, checks: bool) -> Value {
+    let mut block = json!({
+        "MaxParallel": update.max_parallel,
+        "HealthCheck": if checks { "checks" } else { "task_states" },
+        "MinHealthyTime": nanos(update.min_healthy_time.get()),
+        "HealthyDeadline": nanos(update.healthy_deadline.get()),
+        "ProgressDeadline": nanos(update.progress_deadline()),
+        "AutoRevert": update.auto_revert,
+    });
+    if update.strategy != RolloutStrategy::Rolling {
+        block["Canary"] = json!(update.nomad_canaries(replicas));
+        block["AutoPromote"] = json!(update.auto_promote);
+    }
+    block
+}
+
+/// Blue/green: the new set takes no traffic before promotion.
+pub fn hold_traffic_from_canaries(services: &mut [Value], update: &UpdateStrategy) {
+    if update.strategy == RolloutStrategy::BlueGreen {
+        for service in services {
+            service["CanaryTags"] = json!([UNPROMOTED_TAG]);
+        }
+    }
+}
+
 pub fn services(
     object: &ObjectRef,
     ports: &[Port],
