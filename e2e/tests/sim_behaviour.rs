@@ -1337,6 +1337,25 @@ async fn latest_deployment(api: &Api, job: &str) -> Value {
     api.get(&format!("/v1/job/{job}/deployment")).await.1
 }
 
+/// Registers `job` and waits until its first deployment succeeds.
+async fn deploy(api: &Api, job: &Value) {
+    let id = job["ID"].as_str().unwrap().to_string();
+    api.register(job.clone()).await;
+    eventually("the first deployment succeeds", || async {
+        latest_deployment(api, &id).await["Status"] == "successful"
+    })
+    .await;
+}
+
+/// The IDs of a job's running allocations.
+async fn running_ids(api: &Api, job: &str) -> Vec<Value> {
+    api.running(job)
+        .await
+        .iter()
+        .map(|a| a["ID"].clone())
+        .collect()
+}
+
 /// scheduler/reconcile.go `computeUnderProvisionedBy` and deploymentwatcher: an image change
 /// replaces allocations `max_parallel` at a time, each new one waited for until healthy; the
 /// deployment then succeeds and its job version becomes stable
@@ -1348,11 +1367,7 @@ async fn a_destructive_update_rolls_out_max_parallel_at_a_time() {
     let mut job = service_job("web", 4, 64);
     job["Update"]["MaxParallel"] = json!(2);
     job["Update"]["MinHealthyTime"] = json!(SECOND / 2);
-    api.register(job.clone()).await;
-    eventually("the first deployment succeeds", || async {
-        latest_deployment(&api, "web").await["Status"] == "successful"
-    })
-    .await;
+    deploy(&api, &job).await;
     let (_, v0) = api.get("/v1/job/web").await;
     assert_eq!(
         v0["Stable"], true,
@@ -1420,17 +1435,8 @@ async fn canaries_wait_for_promotion_then_the_rollout_continues() {
     let api = Api::new(&sim);
     let mut job = service_job("web", 3, 64);
     job["Update"]["Canary"] = json!(1);
-    api.register(job.clone()).await;
-    eventually("version 0 is deployed", || async {
-        latest_deployment(&api, "web").await["Status"] == "successful"
-    })
-    .await;
-    let old: Vec<Value> = api
-        .running("web")
-        .await
-        .iter()
-        .map(|a| a["ID"].clone())
-        .collect();
+    deploy(&api, &job).await;
+    let old = running_ids(&api, "web").await;
     // The operator judges health from here on, so nothing turns healthy by itself.
     job["Update"]["HealthCheck"] = json!("manual");
     job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
@@ -1479,12 +1485,7 @@ async fn canaries_wait_for_promotion_then_the_rollout_continues() {
     assert_eq!(status, 200, "{reply}");
     // The healthy canary's evaluation runs; without promotion it changes nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let running: Vec<Value> = api
-        .running("web")
-        .await
-        .iter()
-        .map(|a| a["ID"].clone())
-        .collect();
+    let running = running_ids(&api, "web").await;
     assert_eq!(
         running.len(),
         4,
@@ -1573,11 +1574,7 @@ async fn blue_green_with_auto_promote_swaps_all_at_once() {
     let mut job = service_job("web", 2, 64);
     job["Update"]["Canary"] = json!(2);
     job["Update"]["AutoPromote"] = json!(true);
-    api.register(job.clone()).await;
-    eventually("version 0 is deployed", || async {
-        latest_deployment(&api, "web").await["Status"] == "successful"
-    })
-    .await;
+    deploy(&api, &job).await;
     job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
     api.register(job).await;
     let mut most_running = 0;
@@ -1705,17 +1702,8 @@ async fn scaling_keeps_allocations_and_no_update_block_means_no_deployment() {
     let sim = start(fast_config()).await;
     let api = Api::new(&sim);
     let mut job = service_job("web", 2, 64);
-    api.register(job.clone()).await;
-    eventually("deployment 1 succeeds", || async {
-        latest_deployment(&api, "web").await["Status"] == "successful"
-    })
-    .await;
-    let before: Vec<Value> = api
-        .running("web")
-        .await
-        .iter()
-        .map(|a| a["ID"].clone())
-        .collect();
+    deploy(&api, &job).await;
+    let before = running_ids(&api, "web").await;
     job["TaskGroups"][0]["Count"] = json!(3);
     api.register(job).await;
     eventually("the scaled version's deployment succeeds", || async {
@@ -1723,12 +1711,7 @@ async fn scaling_keeps_allocations_and_no_update_block_means_no_deployment() {
         d["JobVersion"] == 1 && d["Status"] == "successful"
     })
     .await;
-    let after: Vec<Value> = api
-        .running("web")
-        .await
-        .iter()
-        .map(|a| a["ID"].clone())
-        .collect();
+    let after = running_ids(&api, "web").await;
     assert_eq!(after.len(), 3);
     assert!(
         before.iter().all(|id| after.contains(id)),
@@ -1754,11 +1737,7 @@ async fn deployments_can_be_paused_and_failed_through_the_api() {
     let api = Api::new(&sim);
     let mut job = service_job("web", 2, 64);
     job["Update"]["MinHealthyTime"] = json!(SECOND);
-    api.register(job.clone()).await;
-    eventually("the first deployment succeeds", || async {
-        latest_deployment(&api, "web").await["Status"] == "successful"
-    })
-    .await;
+    deploy(&api, &job).await;
     job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
     api.register(job).await;
     let id = latest_deployment(&api, "web").await["ID"]

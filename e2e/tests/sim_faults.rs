@@ -56,6 +56,15 @@ async fn allocs(sim: &RunningSim, job: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Waits for the job's one allocation to run; its ID.
+async fn the_running_one(sim: &RunningSim, job: &str) -> String {
+    eventually("running", || async { running(sim, job).await.len() == 1 }).await;
+    running(sim, job).await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn running(sim: &RunningSim, job: &str) -> Vec<Value> {
     allocs(sim, job)
         .await
@@ -68,14 +77,7 @@ async fn running(sim: &RunningSim, job: &str) -> Vec<Value> {
 async fn check_restart_restarts_in_place_while_a_check_stays_critical() {
     let sim = start().await;
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("web")).await;
-    eventually("running", || async {
-        running(&sim, "web").await.len() == 1
-    })
-    .await;
-    let id = running(&sim, "web").await[0]["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = the_running_one(&sim, "web").await;
     put(
         format!("{}/_sim/checks", sim.nomad_url()),
         json!({"service": "web", "status": "critical"}),
@@ -109,14 +111,7 @@ async fn a_restart_waits_out_the_policy_delay_and_then_gives_up() {
     let mut job = checked_job("slow");
     job["Job"]["TaskGroups"][0]["RestartPolicy"] = json!({"Attempts": 1, "Interval": 300_000_000_000u64, "Delay": 1_000_000_000u64, "Mode": "fail"});
     put(format!("{}/v1/jobs", sim.nomad_url()), job).await;
-    eventually("running", || async {
-        running(&sim, "slow").await.len() == 1
-    })
-    .await;
-    let id = running(&sim, "slow").await[0]["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = the_running_one(&sim, "slow").await;
     let url = format!("{}/v1/allocation/{id}", sim.nomad_url());
     e2e::http::client()
         .post(format!(
@@ -163,14 +158,7 @@ async fn a_restart_waits_out_the_policy_delay_and_then_gives_up() {
 async fn a_crash_loop_fails_the_allocation_and_a_replacement_is_placed() {
     let sim = start().await;
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("loop")).await;
-    eventually("running", || async {
-        running(&sim, "loop").await.len() == 1
-    })
-    .await;
-    let id = running(&sim, "loop").await[0]["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = the_running_one(&sim, "loop").await;
     let response = e2e::http::client()
         .post(format!(
             "{}/_sim/allocations/{id}/crashloop",
@@ -497,14 +485,7 @@ async fn terminal_allocations_are_garbage_collected_after_the_threshold() {
         .await
         .unwrap();
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("web")).await;
-    eventually("running", || async {
-        running(&sim, "web").await.len() == 1
-    })
-    .await;
-    let id = running(&sim, "web").await[0]["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = the_running_one(&sim, "web").await;
     put(
         format!("{}/v1/allocation/{id}/stop", sim.nomad_url()),
         json!({}),

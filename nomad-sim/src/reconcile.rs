@@ -614,6 +614,13 @@ mod tests {
         })
     }
 
+    fn one_canary_of_three() -> DeploymentChange {
+        DeploymentChange::Create {
+            desired_total: 3,
+            desired_canaries: 1,
+        }
+    }
+
     fn three_old() -> Vec<LiveAlloc> {
         (0..3).map(|slot| alloc(slot, false, true)).collect()
     }
@@ -650,17 +657,7 @@ mod tests {
                     strategy: canary_strategy(1),
                     ..snapshot(3, three_old())
                 },
-                plan(
-                    &[],
-                    &[],
-                    vec![],
-                    vec![0],
-                    DeploymentChange::Create {
-                        desired_total: 3,
-                        desired_canaries: 1,
-                    },
-                    true,
-                ),
+                plan(&[], &[], vec![], vec![0], one_canary_of_three(), true),
             ),
             (
                 "blue/green: as many canaries as the count",
@@ -750,17 +747,7 @@ mod tests {
                         with_old_and(vec![canary_alloc(0, "d0", false, Some(true))]),
                     )
                 },
-                plan(
-                    &["c0"],
-                    &[],
-                    vec![],
-                    vec![0],
-                    DeploymentChange::Create {
-                        desired_total: 3,
-                        desired_canaries: 1,
-                    },
-                    true,
-                ),
+                plan(&["c0"], &[], vec![], vec![0], one_canary_of_three(), true),
             ),
             (
                 "a paused deployment places no canary",
