@@ -56,6 +56,19 @@ async fn allocs(sim: &RunningSim, job: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Makes an allocation's tasks crash as soon as they run (`/_sim/allocations/:id/crashloop`).
+async fn crashloop(sim: &RunningSim, id: &str) {
+    let response = e2e::http::client()
+        .post(format!(
+            "{}/_sim/allocations/{id}/crashloop",
+            sim.nomad_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 /// Waits for the job's one allocation to run; its ID.
 async fn the_running_one(sim: &RunningSim, job: &str) -> String {
     eventually("running", || async { running(sim, job).await.len() == 1 }).await;
@@ -113,14 +126,7 @@ async fn a_restart_waits_out_the_policy_delay_and_then_gives_up() {
     put(format!("{}/v1/jobs", sim.nomad_url()), job).await;
     let id = the_running_one(&sim, "slow").await;
     let url = format!("{}/v1/allocation/{id}", sim.nomad_url());
-    e2e::http::client()
-        .post(format!(
-            "{}/_sim/allocations/{id}/crashloop",
-            sim.nomad_url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    crashloop(&sim, &id).await;
     eventually("the crashed task waits to restart", || async {
         let alloc = get(url.clone()).await;
         alloc["ClientStatus"] == "pending" && alloc["TaskStates"]["app"]["State"] == "pending"
@@ -159,15 +165,7 @@ async fn a_crash_loop_fails_the_allocation_and_a_replacement_is_placed() {
     let sim = start().await;
     put(format!("{}/v1/jobs", sim.nomad_url()), checked_job("loop")).await;
     let id = the_running_one(&sim, "loop").await;
-    let response = e2e::http::client()
-        .post(format!(
-            "{}/_sim/allocations/{id}/crashloop",
-            sim.nomad_url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    crashloop(&sim, &id).await;
     eventually("the crash-looping allocation fails", || async {
         get(format!("{}/v1/allocation/{id}", sim.nomad_url())).await["ClientStatus"] == "failed"
     })
