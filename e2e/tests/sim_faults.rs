@@ -101,11 +101,14 @@ async fn check_restart_restarts_in_place_while_a_check_stays_critical() {
         alloc["TaskStates"]["app"]["Restarts"].as_u64().unwrap_or(0) >= 1
     })
     .await;
+    // The task waits out its restart delay as `pending` (restarts.go), then runs again: the
+    // same allocation, restarted in place.
+    eventually("the same allocation runs again", || async {
+        let alloc = get(format!("{}/v1/allocation/{id}", sim.nomad_url())).await;
+        alloc["ClientStatus"] == "running"
+    })
+    .await;
     let alloc = get(format!("{}/v1/allocation/{id}", sim.nomad_url())).await;
-    assert_eq!(
-        alloc["ClientStatus"], "running",
-        "check_restart restarts in place: same allocation"
-    );
     let events: Vec<&str> = alloc["TaskStates"]["app"]["Events"]
         .as_array()
         .unwrap()
