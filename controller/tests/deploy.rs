@@ -606,6 +606,8 @@ const NOMAD_NEEDS: &[(&str, &[&str])] = &[
     ("/v1/job/:x/allocations", &["namespace:read-job"]),
     ("/v1/job/:x/deployments", &["namespace:read-job"]),
     ("/v1/job/:x/periodic/force", &["namespace:submit-job"]),
+    // `nomarch rollout promote`: deployment_endpoint.go Promote checks submit-job.
+    ("/v1/deployment/promote/:x", &["namespace:submit-job"]),
     ("/v1/allocations", &["namespace:read-job"]),
     ("/v1/allocation/:x/stop", &["namespace:alloc-lifecycle"]),
     ("/v1/var/:x", &["variables:nomarch/*:read"]),

@@ -281,12 +281,11 @@ fn blue_green_switches_traffic_only_when_promoted() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        world.put_nomad(
-            &format!("/v1/deployment/promote/{id}"),
-            json!({"DeploymentID": id, "All": true})
-        ),
-        200
+    let promoted = world.nomarch(&["rollout", "promote", "app/web"], None);
+    let said = String::from_utf8_lossy(&promoted.stdout);
+    assert!(
+        said.starts_with(&format!("app/web promoted (deployment {id}, evaluation ")),
+        "{said}"
     );
     eventually("green alone runs, routed", || {
         let mut after = tags_by_version(&world);
@@ -296,4 +295,17 @@ fn blue_green_switches_traffic_only_when_promoted() {
     eventually("the rollout succeeds", || {
         latest_deployment(&world)["Status"] == "successful"
     });
+    let nomad = world.sim.nomad_url();
+    let again = support::run_nomarch(
+        &world.etcd.endpoint(),
+        &[("NOMAD_ADDR", &nomad)],
+        &["rollout", "promote", "app/web"],
+        None,
+    );
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("app/web has no rollout in progress"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

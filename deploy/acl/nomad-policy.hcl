@@ -19,9 +19,11 @@ namespace "*" {
     # rolled back?), /v1/allocations, the Job and Allocation event topics: Job.GetJob,
     # Job.Allocations, Job.Deployments, Alloc.List, event_endpoint.go validateNsOp
     "read-job",
-    # PUT /v1/job/:id (register), /v1/job/:id/plan, DELETE /v1/job/:id, and
-    # PUT /v1/job/:id/periodic/force (`nomarch run cronjob`): Job.Register, Job.Plan,
-    # Job.Deregister, periodic_endpoint.go Force (submit-job or dispatch-job)
+    # PUT /v1/job/:id (register), /v1/job/:id/plan, DELETE /v1/job/:id,
+    # PUT /v1/job/:id/periodic/force (`nomarch run cronjob`) and
+    # PUT /v1/deployment/promote/:id (`nomarch rollout promote`): Job.Register, Job.Plan,
+    # Job.Deregister, periodic_endpoint.go Force (submit-job or dispatch-job),
+    # deployment_endpoint.go Promote
     "submit-job",
     # PUT /v1/allocation/:id/stop (healing): nomad/alloc_endpoint.go Alloc.Stop
     "alloc-lifecycle",

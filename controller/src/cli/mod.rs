@@ -188,6 +188,11 @@ pub enum Command {
     },
     /// Print the JSON Schema of a kind
     Schema { kind: String },
+    /// Act on an object's rollout
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutAction,
+    },
     /// Launch a run of a cron job now (Nomad's periodic force)
     Run {
         /// cronjob
@@ -276,6 +281,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             nomad,
         } => run_now(&cli.store, &kind, &name, &namespace, &nomad).await,
         Command::Diff { files, nomad } => diff::run(&cli.store, &files, &nomad).await,
+        Command::Rollout {
+            action:
+                RolloutAction::Promote {
+                    object,
+                    namespace,
+                    nomad,
+                },
+        } => promote(&object, &namespace, &nomad).await,
         Command::Schema { kind } => {
             print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
             Ok(())
@@ -292,6 +305,64 @@ fn validate(files: &[PathBuf]) -> Result<(), CliError> {
             manifest.source
         );
     }
+    Ok(())
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutAction {
+    /// Promote the canaries (or the new set of a blue/green rollout) of the rollout in progress
+    Promote {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
+    },
+}
+
+/// `nomarch rollout promote KIND/NAME`: promotes the job's running deployment, as
+/// `nomad deployment promote` does; Nomad refuses while a canary is not healthy.
+async fn promote(
+    object: &str,
+    namespace: &str,
+    nomad_args: &connect::NomadArgs,
+) -> Result<(), CliError> {
+    let Some((kind, name)) = object.split_once('/') else {
+        return Err(CliError::Usage(format!(
+            "`{object}` is not KIND/NAME (for example app/web)"
+        )));
+    };
+    let object = crds::ObjectRef::new(parse_kind(kind)?, namespace, name);
+    if object.kind != crds::Kind::App {
+        return Err(CliError::Usage(format!(
+            "{object}: only apps roll out with canaries or blue/green"
+        )));
+    }
+    let nomad = nomad_args.client(|_| {})?;
+    let job = reconcilers::meta::job_id(&object);
+    let deployments = nomad
+        .job_deployments(namespace, &job)
+        .await
+        .map_err(|e| CliError::Runtime(format!("{object}: {e}")))?;
+    let Some(running) = deployments
+        .iter()
+        .filter(|d| d.status == "running")
+        .max_by_key(|d| d.job_version)
+    else {
+        return Err(CliError::Runtime(format!(
+            "{object} has no rollout in progress"
+        )));
+    };
+    let reply = nomad
+        .promote_deployment(namespace, &running.id)
+        .await
+        .map_err(|e| CliError::Runtime(format!("{object} could not be promoted: {e}")))?;
+    println!(
+        "{object} promoted (deployment {}, evaluation {})",
+        running.id,
+        reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")
+    );
     Ok(())
 }
 

@@ -301,6 +301,22 @@ impl NomadClient {
         self.http.decode(response).await
     }
 
+    /// Promotes every group of a deployment waiting on canaries (`nomarch rollout promote`).
+    /// Nomad refuses while a canary is not healthy, and says which group.
+    pub async fn promote_deployment(&self, namespace: &str, id: &str) -> Result<Value, ApiError> {
+        let body = json!({"DeploymentID": id, "All": true});
+        let request = self
+            .http
+            .request(
+                Method::PUT,
+                &format!("/v1/deployment/promote/{id}"),
+                &QueryOptions::namespace(namespace),
+            )
+            .json(&body);
+        let response = self.http.send(request, true).await?;
+        self.http.decode(response).await
+    }
+
     pub async fn periodic_force(&self, namespace: &str, id: &str) -> Result<Value, ApiError> {
         let request = self.http.request(
             Method::PUT,
