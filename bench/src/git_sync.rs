@@ -91,7 +91,7 @@ async fn converged(rig: &Rig, count: usize) -> anyhow::Result<()> {
             .filter(|a| {
                 a.status().is_some_and(|s| {
                     s.observed_generation == Some(a.metadata().generation)
-                        && s.condition("Ready").is_some_and(|c| c.status == "True")
+                        && s.is_true(crds::ConditionType::Ready)
                 })
             })
             .count();
@@ -160,7 +160,7 @@ async fn pushed(count: usize) -> anyhow::Result<(f64, f64)> {
         .iter()
         .any(|s| {
             s.status()
-                .is_some_and(|s| s.details.contains_key("lastAppliedCommit"))
+                .is_some_and(|s| s.git.last_applied_commit.is_some())
         })
     {
         if Instant::now() > deadline {

@@ -120,7 +120,7 @@ async fn ready(store: &Store) -> anyhow::Result<(usize, usize)> {
         .filter(|r| {
             r.status().is_some_and(|s| {
                 s.observed_generation == Some(r.metadata().generation)
-                    && s.condition("Ready").is_some_and(|c| c.status == "True")
+                    && s.is_true(crds::ConditionType::Ready)
             })
         })
         .count();

@@ -605,7 +605,10 @@ const NOMAD_NEEDS: &[(&str, &[&str])] = &[
     ("/v1/job/:x/plan", &["namespace:submit-job"]),
     ("/v1/job/:x/allocations", &["namespace:read-job"]),
     ("/v1/job/:x/deployments", &["namespace:read-job"]),
+    ("/v1/job/:x/deployment", &["namespace:read-job"]),
     ("/v1/job/:x/periodic/force", &["namespace:submit-job"]),
+    // A rollout replaced before it was seen to end: deployment_endpoint.go GetDeployment.
+    ("/v1/deployment/:x", &["namespace:read-job"]),
     // `nomarch rollout promote`: deployment_endpoint.go Promote checks submit-job.
     ("/v1/deployment/promote/:x", &["namespace:submit-job"]),
     ("/v1/allocations", &["namespace:read-job"]),
@@ -617,7 +620,7 @@ const NOMAD_NEEDS: &[(&str, &[&str])] = &[
     ("/v1/nodes", &["node:read"]),
     ("/v1/node/:x", &["node:read"]),
     ("/v1/node/:x/eligibility", &["cordon:node:write"]),
-    // Topics Job and Allocation (checked below) in namespace "*".
+    // Topics Job, Allocation and Deployment (checked below) in namespace "*".
     ("/v1/event/stream", &["namespace:read-job"]),
 ];
 
@@ -726,7 +729,8 @@ fn the_acl_policies_grant_exactly_what_the_clients_call() {
         "deploy/acl/nomad-policy*.hcl against the Nomad client's calls"
     );
 
-    // The event stream's topics decide what it needs: Job and Allocation are read-job.
+    // The event stream's topics decide what it needs: Job, Allocation and Deployment are
+    // read-job (event_endpoint.go validateNsOp).
     let triggers = read("controller/src/runtime/triggers.rs");
     let topics = Regex::new(r#"event_stream\(&\[([^\]]*)\]"#).unwrap();
     let subscribed: Vec<String> = topics
@@ -735,7 +739,7 @@ fn the_acl_policies_grant_exactly_what_the_clients_call() {
         .collect();
     assert_eq!(
         subscribed,
-        ["Job,Allocation"],
+        ["Job,Allocation,Deployment"],
         "new topics need their ACL in the policy"
     );
 

@@ -178,9 +178,10 @@ fn a_hub_chosen_before_a_crash_is_the_one_the_pub_runs_on() {
             .unwrap();
         let object = crds::ObjectRef::new(crds::Kind::Pub, "default", "alice");
         let mut status = crds::Status::default();
-        status
-            .details
-            .insert("hub".into(), json!({"id": chosen["ID"], "name": "node-3"}));
+        status.hub.hub = Some(crds::status::HubRecord {
+            id: chosen["ID"].as_str().unwrap().to_string(),
+            name: "node-3".into(),
+        });
         store.put_status(&object, &status).await.unwrap();
     });
     assert!(

@@ -127,6 +127,21 @@ fn a_version_nomad_rolls_back_is_not_registered_again() {
     assert_eq!(degraded(&world)["reason"], "RolledBack");
     let events = world.events();
     assert_eq!(events.matches("RolledBack").count(), 1, "{events}");
+    assert_eq!(
+        events
+            .matches(
+                "generation 2 (job version 1) failed to roll out: Failed due to progress deadline"
+            )
+            .count(),
+        1,
+        "{events}"
+    );
+    // What runs now is Nomad's revert (version 2 with version 0's spec), not nomarch's write.
+    eventually("status shows the revert's rollout", || {
+        let rollout = &world.app("web")["status"]["rollout"];
+        rollout["jobVersion"] == 2 && rollout["phase"] == "Succeeded"
+    });
+    assert!(world.app("web")["status"]["rollout"]["generation"].is_null());
 
     // An explicit retry registers the same job once more, and Nomad rolls it back again.
     world.apply(&web("nginx:broken", 2, "1"));
@@ -216,6 +231,35 @@ fn a_canary_promotes_itself_once_healthy_then_the_rest_roll() {
     eventually("three new instances", || {
         running_images(&world) == vec!["1".to_string(); 3]
     });
+    // Status and events tell the same story, each step once.
+    eventually("status shows the rollout succeeded", || {
+        world.app("web")["status"]["rollout"]["phase"] == "Succeeded"
+    });
+    let rollout = &world.app("web")["status"]["rollout"];
+    assert_eq!(
+        (&rollout["generation"], &rollout["jobVersion"]),
+        (&json!(2), &json!(1)),
+        "{rollout}"
+    );
+    let group = &rollout["groups"]["app"];
+    assert_eq!(
+        (
+            &group["desiredCanaries"],
+            &group["promoted"],
+            &group["healthy"]
+        ),
+        (&json!(1), &json!(true), &json!(3)),
+        "{rollout}"
+    );
+    let events = world.events();
+    for step in [
+        "rolling out generation 2 (job version 1)",
+        "1 canaries of generation 2 (job version 1) are healthy",
+        "generation 2 (job version 1) promoted",
+        "generation 2 (job version 1) rolled out",
+    ] {
+        assert_eq!(events.matches(step).count(), 1, "{step}: {events}");
+    }
 }
 
 /// `strategy: blueGreen`: a whole new set starts beside the old one and takes no traffic (its
@@ -235,6 +279,15 @@ fn blue_green_switches_traffic_only_when_promoted() {
             && d["TaskGroups"]["app"]["HealthyAllocs"] == 2
             && d["StatusDescription"] == "Deployment is running but requires manual promotion"
     });
+    eventually("status says the rollout awaits promotion", || {
+        let rollout = &world.app("web")["status"]["rollout"];
+        rollout["phase"] == "AwaitingPromotion"
+            && rollout["groups"]["app"]["desiredCanaries"] == 2
+            && rollout["groups"]["app"]["healthy"] == 2
+    });
+    assert!(world
+        .events()
+        .contains("2 canaries of generation 2 (job version 1) are healthy"));
     let consul = world.sim.consul_url();
     let tags_by_version = |world: &World| -> Vec<(String, bool)> {
         let entries: Value = world
@@ -295,17 +348,80 @@ fn blue_green_switches_traffic_only_when_promoted() {
     eventually("the rollout succeeds", || {
         latest_deployment(&world)["Status"] == "successful"
     });
-    let nomad = world.sim.nomad_url();
-    let again = support::run_nomarch(
-        &world.etcd.endpoint(),
-        &[("NOMAD_ADDR", &nomad)],
-        &["rollout", "promote", "app/web"],
-        None,
-    );
+    let again = world.nomarch_exit(&["rollout", "promote", "app/web"], None);
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("app/web has no rollout in progress"),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
+}
+
+/// `apply --wait` follows what it changed: exit 0 once the rollout succeeded, 7 when Nomad
+/// rolled it back, 8 when the time ran out first (a blue/green set nobody promotes).
+#[test]
+fn apply_wait_exits_by_how_the_rollout_ended() {
+    let world = World::start(&[]);
+    assert_eq!(
+        world.put_nomad(
+            "/_sim/images",
+            json!({"image": "nginx:broken", "fault": "crashloop"})
+        ),
+        200
+    );
+    let wait = ["apply", "-f", "-", "--wait", "--timeout", "60s"];
+    let said = |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).to_string();
+
+    let first = world.nomarch_exit(&wait, Some(&web("nginx:1", 2, "")));
+    assert_eq!(first.status.code(), Some(0), "{}", said(&first));
+    assert!(
+        said(&first).contains("app/web: succeeded: rolled out (job version 0)"),
+        "{}",
+        said(&first)
+    );
+    assert_eq!(
+        latest_deployment(&world)["Status"],
+        "successful",
+        "--wait returned only once Nomad's deployment succeeded"
+    );
+
+    let broken = world.nomarch_exit(&wait, Some(&web("nginx:broken", 2, "")));
+    assert_eq!(broken.status.code(), Some(7), "{}", said(&broken));
+    assert!(
+        said(&broken).contains("app/web: rolled back: "),
+        "{}",
+        said(&broken)
+    );
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("did not roll out: app/web"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+
+    let blue_green = strategic_web("nginx:2", 2, "    strategy: blueGreen\n");
+    let started = Instant::now();
+    let waiting = world.nomarch_exit(
+        &["apply", "-f", "-", "--wait", "--timeout", "8s"],
+        Some(&blue_green),
+    );
+    assert_eq!(waiting.status.code(), Some(8), "{}", said(&waiting));
+    assert!(started.elapsed() >= Duration::from_secs(8));
+    assert!(
+        said(&waiting).contains("AwaitingPromotion (nomarch rollout promote) 2/2 healthy"),
+        "{}",
+        said(&waiting)
+    );
+    let status = world.nomarch_exit(&["rollout", "status", "app/web"], None);
+    assert_eq!(status.status.code(), Some(0));
+    let shown = said(&status);
+    assert!(
+        shown.starts_with("app/web: AwaitingPromotion (nomarch rollout promote) 2/2 healthy\n")
+            && shown.contains("canaries 2/2 not promoted"),
+        "{shown}"
+    );
+
+    // Nothing changed: nothing to wait for.
+    let again = world.nomarch_exit(&wait, Some(&blue_green));
+    assert_eq!(again.status.code(), Some(0), "{}", said(&again));
+    assert_eq!(said(&again), "app/web unchanged\n");
 }

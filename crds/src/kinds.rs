@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
-use crate::meta::{Kind, Object, ObjectMeta, ObjectRef, Status};
+use crate::meta::{Kind, Object, ObjectMeta, ObjectRef};
+use crate::status::Status;
 use crate::workload::{
     Container, EnvVar, HealthCheck, Placement, Port, Resources, Route, UpdateStrategy,
 };

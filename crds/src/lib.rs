@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`meta`]: the Kubernetes-style envelope (`apiVersion`, `kind`, `metadata`, `status`).
+//! - [`status`]: what the controller observed, typed: conditions and one section per concern.
 //! - [`kinds`]: the App, Pub, CronJob and GitSource specs, and [`Resource`], any one of them.
 //! - [`workload`]: pieces the container kinds share (resources, ports, env, health, route, placement).
 //! - [`duration`]: durations as written (`10s`, `1m30s`).
@@ -24,6 +25,7 @@ pub mod meta;
 pub mod nomad_rules;
 pub mod reference;
 pub mod schema;
+pub mod status;
 pub mod suggest;
 pub mod validate;
 pub mod workload;
@@ -33,6 +35,5 @@ pub use kinds::{
     App, AppSpec, CronJob, CronJobSpec, GitSource, GitSourceSpec, Pub, PubSpec, Resource,
 };
 pub use manifest::{load_blobs, load_paths, parse_bytes, parse_str, Manifest, ManifestError};
-pub use meta::{
-    Condition, Kind, Object, ObjectMeta, ObjectRef, Status, API_VERSION, DEFAULT_NAMESPACE,
-};
+pub use meta::{Kind, Object, ObjectMeta, ObjectRef, API_VERSION, DEFAULT_NAMESPACE};
+pub use status::{Condition, ConditionStatus, ConditionType, Status};

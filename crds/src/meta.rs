@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::status::Status;
+
 pub const API_VERSION: &str = "nomarch.io/v1alpha1";
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -119,39 +121,6 @@ impl ObjectMeta {
             creation_timestamp: None,
         }
     }
-}
-
-/// What the controller last observed. Kinds add their own fields next to the common ones.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Status {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    /// Kind-specific fields (replicas, hub, last run, ...).
-    #[serde(flatten)]
-    pub details: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Status {
-    pub fn condition(&self, type_: &str) -> Option<&Condition> {
-        self.conditions.iter().find(|c| c.type_ == type_)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub message: String,
-    pub last_transition_time: DateTime<Utc>,
 }
 
 /// Points at one object: `app/web` in namespace `default`.

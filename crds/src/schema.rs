@@ -44,7 +44,50 @@ pub fn schema_for(kind: Kind) -> Value {
         "status".into(),
         json!({"description": "Written by the controller; ignored when applied."}),
     );
+    prune_unreferenced_definitions(root);
     schema
+}
+
+/// Drops the `$defs` nothing refers to any more (the status types, once `status` is replaced
+/// above), so the files hold only what a manifest may say.
+fn prune_unreferenced_definitions(root: &mut serde_json::Map<String, Value>) {
+    fn refs_in(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    if let Some(name) = target.strip_prefix("#/$defs/") {
+                        found.push(name.to_string());
+                    }
+                }
+                map.values().for_each(|v| refs_in(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs_in(v, found)),
+            _ => {}
+        }
+    }
+    let Some(Value::Object(definitions)) = root.get("$defs").cloned() else {
+        return;
+    };
+    let mut pending = Vec::new();
+    root.iter()
+        .filter(|(key, _)| *key != "$defs")
+        .for_each(|(_, value)| refs_in(value, &mut pending));
+    let mut kept = serde_json::Map::new();
+    while let Some(name) = pending.pop() {
+        if kept.contains_key(&name) {
+            continue;
+        }
+        if let Some(definition) = definitions.get(&name) {
+            refs_in(definition, &mut pending);
+            kept.insert(name, definition.clone());
+        }
+    }
+    // In the order schemars wrote them, so the files stay stable.
+    let ordered = definitions
+        .into_iter()
+        .filter(|(name, _)| kept.contains_key(name))
+        .collect();
+    root["$defs"] = Value::Object(ordered);
 }
 
 fn generate<T: JsonSchema>() -> Value {

@@ -16,8 +16,10 @@ namespace "*" {
     # GET /v1/jobs (job cache, orphan sweep): nomad/job_endpoint.go Job.List
     "list-jobs",
     # GET /v1/job/:id, /v1/job/:id/allocations, /v1/job/:id/deployments (was a rollout
-    # rolled back?), /v1/allocations, the Job and Allocation event topics: Job.GetJob,
-    # Job.Allocations, Job.Deployments, Alloc.List, event_endpoint.go validateNsOp
+    # rolled back?), /v1/job/:id/deployment and /v1/deployment/:id (the rollout in status),
+    # /v1/allocations, the Job, Allocation and Deployment event topics: Job.GetJob,
+    # Job.Allocations, Job.Deployments, Job.LatestDeployment, Deployment.GetDeployment,
+    # Alloc.List, event_endpoint.go validateNsOp
     "read-job",
     # PUT /v1/job/:id (register), /v1/job/:id/plan, DELETE /v1/job/:id,
     # PUT /v1/job/:id/periodic/force (`nomarch run cronjob`) and

@@ -7,6 +7,7 @@
 //! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
 //! - [`render`]: objects → Nomad job JSON (golden-tested).
+//! - [`rollout`]: Nomad's latest deployment → the typed rollout status and its events.
 //! - [`schedule`]: when a cron schedule fires next.
 //! - [`source_sync`]: one git commit's objects → create, update, prune, conflicts.
 //! - [`plan`]: observation → what to do with the job, as an ordered rule table.
@@ -18,6 +19,7 @@ pub mod hubs;
 pub mod meta;
 pub mod plan;
 pub mod render;
+pub mod rollout;
 pub mod schedule;
 pub mod source_sync;
 pub mod status;

@@ -2,8 +2,8 @@
 //! Pure; a condition's `lastTransitionTime` only moves when its status does.
 
 use chrono::{DateTime, Utc};
-use crds::{Condition, Status};
-use serde_json::{json, Value};
+use crds::status::{JobRecord, ReplicaCounts, RollbackRecord};
+use crds::{Condition, ConditionStatus, ConditionType, Status};
 
 /// One allocation, as status needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,26 +60,24 @@ pub fn replicas(desired: u32, allocs: &[AllocView], has_checks: bool) -> Replica
 /// Sets a condition, keeping its transition time when its status did not change.
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
-    type_: &str,
+    type_: ConditionType,
     status: bool,
     reason: &str,
     message: String,
     now: DateTime<Utc>,
 ) {
-    let status = if status { "True" } else { "False" };
-    set_condition_to(conditions, type_, status, reason, message, now);
+    set_condition_to(conditions, type_, status.into(), reason, message, now);
 }
 
-/// As [`set_condition`], with the status spelled out ("True", "False" or "Unknown").
+/// As [`set_condition`], for any status, `Unknown` included.
 fn set_condition_to(
     conditions: &mut Vec<Condition>,
-    type_: &str,
-    status: &str,
+    type_: ConditionType,
+    status: ConditionStatus,
     reason: &str,
     message: String,
     now: DateTime<Utc>,
 ) {
-    let status = status.to_string();
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(existing) => {
             if existing.status != status {
@@ -90,7 +88,7 @@ fn set_condition_to(
             existing.message = message;
         }
         None => conditions.push(Condition {
-            type_: type_.to_string(),
+            type_,
             status,
             reason: reason.to_string(),
             message,
@@ -129,7 +127,7 @@ pub fn workload_status(
     };
     set_condition(
         &mut status.conditions,
-        "Ready",
+        ConditionType::Ready,
         ready,
         ready_reason,
         ready_message,
@@ -139,7 +137,7 @@ pub fn workload_status(
     let progress_message = format!("{}/{} replicas running", replicas.running, replicas.desired);
     set_condition(
         &mut status.conditions,
-        "Progressing",
+        ConditionType::Progressing,
         progressing,
         if progressing { "Rollout" } else { "Stable" },
         progress_message,
@@ -151,23 +149,24 @@ pub fn workload_status(
     };
     set_condition(
         &mut status.conditions,
-        "Degraded",
+        ConditionType::Degraded,
         degraded,
         reason,
         message,
         now,
     );
-    status.details.insert("replicas".into(), json!({"desired": replicas.desired, "running": replicas.running, "healthy": replicas.healthy}));
-    match job {
-        Some(job) => {
-            status.details.insert("job".into(), json!({"id": job.id, "version": job.version, "jobModifyIndex": job.job_modify_index}));
-        }
-        None => {
-            status.details.remove("job");
-        }
-    }
+    status.workload.replicas = Some(ReplicaCounts {
+        desired: replicas.desired,
+        running: replicas.running,
+        healthy: replicas.healthy,
+    });
+    status.workload.job = job.map(|job| JobRecord {
+        id: job.id.clone(),
+        version: job.version,
+        job_modify_index: job.job_modify_index,
+    });
     if let Some(written) = last_written {
-        record_written(&mut status.details, written);
+        record_written(&mut status, written);
     }
     status
 }
@@ -183,8 +182,8 @@ pub fn mark_health_unknown(
 ) {
     set_condition_to(
         &mut status.conditions,
-        "Ready",
-        "Unknown",
+        ConditionType::Ready,
+        ConditionStatus::Unknown,
         "ConsulUnavailable",
         format!(
             "{}/{} replicas running; health unknown: {detail}",
@@ -203,16 +202,13 @@ pub struct Written {
     pub fingerprint: String,
 }
 
-const WRITTEN_INDEX: &str = "lastWrittenJobModifyIndex";
-const WRITTEN_FINGERPRINT: &str = "lastWrittenJobFingerprint";
-
 /// The last write recorded in a status. A status from before fingerprints were kept has none:
 /// then nothing is known, and the plan asks Nomad whether the job differs.
 pub fn last_written(status: Option<&Status>) -> Option<Written> {
-    let details = &status?.details;
+    let workload = &status?.workload;
     Some(Written {
-        job_modify_index: details.get(WRITTEN_INDEX)?.as_u64()?,
-        fingerprint: details.get(WRITTEN_FINGERPRINT)?.as_str()?.to_string(),
+        job_modify_index: workload.last_written_job_modify_index?,
+        fingerprint: workload.last_written_job_fingerprint.clone()?,
     })
 }
 
@@ -224,19 +220,13 @@ pub struct Rejection {
     pub message: String,
 }
 
-const REJECTED_FINGERPRINT: &str = "rejectedJobFingerprint";
-
 /// The refusal on record in a status, if any.
 pub fn rejection(status: Option<&Status>) -> Option<Rejection> {
     let status = status?;
-    let fingerprint = status
-        .details
-        .get(REJECTED_FINGERPRINT)?
-        .as_str()?
-        .to_string();
+    let fingerprint = status.workload.rejected_job_fingerprint.clone()?;
     let message = status
-        .condition("Invalid")
-        .filter(|c| c.status == "True")
+        .condition(ConditionType::Invalid)
+        .filter(|c| c.status == ConditionStatus::True)
         .map_or_else(String::new, |c| c.message.clone());
     Some(Rejection {
         fingerprint,
@@ -249,12 +239,10 @@ pub fn rejection(status: Option<&Status>) -> Option<Rejection> {
 pub fn record_rejection(status: &mut Status, rejection: Option<&Rejection>, now: DateTime<Utc>) {
     match rejection {
         Some(rejection) => {
-            status
-                .details
-                .insert(REJECTED_FINGERPRINT.into(), json!(rejection.fingerprint));
+            status.workload.rejected_job_fingerprint = Some(rejection.fingerprint.clone());
             set_condition(
                 &mut status.conditions,
-                "Invalid",
+                ConditionType::Invalid,
                 true,
                 "RefusedByNomad",
                 rejection.message.clone(),
@@ -262,11 +250,11 @@ pub fn record_rejection(status: &mut Status, rejection: Option<&Rejection>, now:
             );
         }
         None => {
-            status.details.remove(REJECTED_FINGERPRINT);
-            if status.condition("Invalid").is_some() {
+            status.workload.rejected_job_fingerprint = None;
+            if status.condition(ConditionType::Invalid).is_some() {
                 set_condition(
                     &mut status.conditions,
-                    "Invalid",
+                    ConditionType::Invalid,
                     false,
                     "Accepted",
                     "Nomad accepted the job".into(),
@@ -293,16 +281,14 @@ pub struct Rollback {
 /// that Nomad rolled back once more, without changing the spec.
 pub const RETRY_ANNOTATION: &str = "nomarch.io/retry";
 
-const ROLLBACK: &str = "rollback";
-
 /// The rollback on record in a status, if any.
 pub fn rollback(status: Option<&Status>) -> Option<Rollback> {
-    let record = status?.details.get(ROLLBACK)?;
+    let record = status?.workload.rollback.as_ref()?;
     Some(Rollback {
-        fingerprint: record.get("jobFingerprint")?.as_str()?.to_string(),
-        generation: record.get("generation")?.as_i64()?,
-        message: record.get("message")?.as_str()?.to_string(),
-        retry_token: record.get("retryToken")?.as_str()?.to_string(),
+        fingerprint: record.job_fingerprint.clone(),
+        generation: record.generation,
+        message: record.message.clone(),
+        retry_token: record.retry_token.clone(),
     })
 }
 
@@ -317,20 +303,22 @@ pub fn record_rollback(
     now: DateTime<Utc>,
 ) {
     let Some(rollback) = rollback else {
-        status.details.remove(ROLLBACK);
+        status.workload.rollback = None;
         return;
     };
     let since = previous
-        .and_then(|p| p.condition("Degraded"))
-        .filter(|c| c.status == "True" && c.reason == "RolledBack")
+        .and_then(|p| p.condition(ConditionType::Degraded))
+        .filter(|c| c.status == ConditionStatus::True && c.reason == "RolledBack")
         .map_or(now, |c| c.last_transition_time);
-    status.details.insert(
-        ROLLBACK.into(),
-        json!({"jobFingerprint": rollback.fingerprint, "generation": rollback.generation, "message": rollback.message, "retryToken": rollback.retry_token}),
-    );
+    status.workload.rollback = Some(RollbackRecord {
+        job_fingerprint: rollback.fingerprint.clone(),
+        generation: rollback.generation,
+        message: rollback.message.clone(),
+        retry_token: rollback.retry_token.clone(),
+    });
     set_condition(
         &mut status.conditions,
-        "Degraded",
+        ConditionType::Degraded,
         true,
         "RolledBack",
         rollback.describe(),
@@ -347,10 +335,10 @@ impl Rollback {
     }
 }
 
-/// Puts a write on record in a status's details.
-pub fn record_written(details: &mut serde_json::Map<String, Value>, written: &Written) {
-    details.insert(WRITTEN_INDEX.into(), json!(written.job_modify_index));
-    details.insert(WRITTEN_FINGERPRINT.into(), json!(written.fingerprint));
+/// Puts a write on record in a status.
+pub fn record_written(status: &mut Status, written: &Written) {
+    status.workload.last_written_job_modify_index = Some(written.job_modify_index);
+    status.workload.last_written_job_fingerprint = Some(written.fingerprint.clone());
 }
 
 #[cfg(test)]
@@ -394,16 +382,14 @@ mod tests {
             fingerprint: "0123456789abcdef".into(),
         };
         let status = workload_status(None, 2, Some(&job), Some(&written), &counts, None, now);
-        assert_eq!(status.condition("Ready").unwrap().status, "False");
-        assert_eq!(
-            status.condition("Ready").unwrap().message,
-            "1/3 replicas healthy"
-        );
-        assert_eq!(status.condition("Progressing").unwrap().status, "True");
+        let ready = status.condition(ConditionType::Ready).unwrap();
+        assert_eq!(ready.status, ConditionStatus::False);
+        assert_eq!(ready.message, "1/3 replicas healthy");
+        assert!(status.is_true(ConditionType::Progressing));
         assert_eq!(status.observed_generation, Some(2));
         assert_eq!(last_written(Some(&status)), Some(written));
         let mut older = status.clone();
-        older.details.remove("lastWrittenJobFingerprint");
+        older.workload.last_written_job_fingerprint = None;
         assert_eq!(
             last_written(Some(&older)),
             None,
@@ -418,7 +404,7 @@ mod tests {
         let mut conditions = Vec::new();
         set_condition(
             &mut conditions,
-            "Ready",
+            ConditionType::Ready,
             true,
             "ReplicasHealthy",
             "1/1".into(),
@@ -426,7 +412,7 @@ mod tests {
         );
         set_condition(
             &mut conditions,
-            "Ready",
+            ConditionType::Ready,
             true,
             "ReplicasHealthy",
             "1/1".into(),
@@ -435,7 +421,7 @@ mod tests {
         assert_eq!(conditions[0].last_transition_time, earlier);
         set_condition(
             &mut conditions,
-            "Ready",
+            ConditionType::Ready,
             false,
             "ReplicasNotReady",
             "0/1".into(),
@@ -460,7 +446,7 @@ mod tests {
             let mut s = Status::default();
             set_condition(
                 &mut s.conditions,
-                "Degraded",
+                ConditionType::Degraded,
                 false,
                 "Healthy",
                 "ok".into(),
@@ -470,10 +456,10 @@ mod tests {
         };
         let mut first = healthy(t0);
         record_rollback(&mut first, None, Some(&rollback), t0);
-        let degraded = first.condition("Degraded").unwrap().clone();
+        let degraded = first.condition(ConditionType::Degraded).unwrap().clone();
         assert_eq!(
-            (degraded.status.as_str(), degraded.reason.as_str()),
-            ("True", "RolledBack")
+            (degraded.status, degraded.reason.as_str()),
+            (ConditionStatus::True, "RolledBack")
         );
         assert!(
             degraded.message.contains("generation 2"),
@@ -487,7 +473,7 @@ mod tests {
         assert_eq!(again, first, "the same hold, the same status");
 
         let mut cleared = healthy(t1);
-        cleared.details = first.details.clone();
+        cleared.workload = first.workload.clone();
         record_rollback(&mut cleared, Some(&first), None, t1);
         assert_eq!(super::rollback(Some(&cleared)), None);
     }

@@ -1,12 +1,18 @@
 //! `nomarch apply -f`: every manifest valid, or nothing written.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::store::{ApplyOutcome, EventType, NewEvent, Store};
 
-use super::{CliError, StoreArgs};
+use super::{wait, CliError, StoreArgs};
 
-pub async fn run(store_args: &StoreArgs, files: &[PathBuf]) -> Result<(), CliError> {
+/// Applies the files; with `wait`, then follows what changed until it is done or the time is up.
+pub async fn run(
+    store_args: &StoreArgs,
+    files: &[PathBuf],
+    wait: Option<Duration>,
+) -> Result<(), CliError> {
     // Validate everything before touching etcd: one bad document means no writes at all.
     let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
     let store = store_args.connect().await?;
@@ -16,7 +22,23 @@ pub async fn run(store_args: &StoreArgs, files: &[PathBuf]) -> Result<(), CliErr
         println!("{object} {}", outcome.as_str());
     }
     record_events(&store, &outcomes).await;
-    Ok(())
+    let Some(timeout) = wait else {
+        return Ok(());
+    };
+    // The generation each change made, read back: what the controller must reach.
+    let mut targets = Vec::new();
+    for (object, outcome) in &outcomes {
+        if *outcome == ApplyOutcome::Unchanged {
+            continue;
+        }
+        if let Some(stored) = store.get(object).await? {
+            targets.push((object.clone(), stored.metadata().generation));
+        }
+    }
+    if targets.is_empty() {
+        return Ok(());
+    }
+    wait::follow(&store, &targets, timeout).await?.into_result()
 }
 
 /// Tells `nomarch events` readers what changed. The objects are already written, so a failure

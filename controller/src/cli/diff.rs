@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crds::{Kind, ObjectRef, Resource, Status};
+use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{verdict, HubFacts, HubVerdict};
 use reconcilers::meta::job_id;
 use reconcilers::plan::{deciding_rule, plan, JobAction};
@@ -121,10 +121,7 @@ async fn desired(
                 let ready = store
                     .get(&dep_ref)
                     .await?
-                    .and_then(|r| {
-                        r.status()
-                            .and_then(|s| s.condition("Ready").map(|c| c.status == "True"))
-                    })
+                    .and_then(|r| r.status().map(|s| s.is_true(ConditionType::Ready)))
                     .unwrap_or(false);
                 if !ready {
                     waiting_for.push(dep.clone());

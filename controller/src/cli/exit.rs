@@ -12,6 +12,10 @@ pub enum ExitStatus {
     Conflict = 4,
     NotFound = 5,
     Runtime = 6,
+    /// `--wait`: a rollout failed, was rolled back, or Nomad refused the job.
+    RolloutFailed = 7,
+    /// `--wait`: the timeout passed first.
+    Timeout = 8,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,10 @@ pub enum CliError {
     NotFound(String),
     #[error("{0}")]
     Runtime(String),
+    #[error("{0}")]
+    RolloutFailed(String),
+    #[error("{0}")]
+    Timeout(String),
 }
 
 fn render_manifest_errors(errors: &[ManifestError]) -> String {
@@ -42,6 +50,8 @@ impl CliError {
             CliError::Usage(_) => ExitStatus::Usage,
             CliError::NotFound(_) => ExitStatus::NotFound,
             CliError::Runtime(_) => ExitStatus::Runtime,
+            CliError::RolloutFailed(_) => ExitStatus::RolloutFailed,
+            CliError::Timeout(_) => ExitStatus::Timeout,
             CliError::Store(StoreError::Conflict { .. }) => ExitStatus::Conflict,
             CliError::Store(StoreError::NotFound(_)) => ExitStatus::NotFound,
             CliError::Store(_) => ExitStatus::Store,

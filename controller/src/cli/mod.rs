@@ -9,6 +9,8 @@ mod events;
 mod exit;
 mod get;
 mod output;
+mod rollout;
+mod wait;
 
 use std::path::PathBuf;
 
@@ -136,6 +138,13 @@ pub enum Command {
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+        /// Follow every object this changed until it is rolled out, failed or rolled back
+        /// (exit 0 only when all succeeded, 7 when one failed, 8 on timeout)
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
     /// Show what applying would change in Nomad; changes nothing
     Diff {
@@ -191,7 +200,7 @@ pub enum Command {
     /// Act on an object's rollout
     Rollout {
         #[command(subcommand)]
-        action: RolloutAction,
+        action: rollout::RolloutAction,
     },
     /// Launch a run of a cron job now (Nomad's periodic force)
     Run {
@@ -241,7 +250,11 @@ pub fn parse_kind(name: &str) -> Result<crds::Kind, CliError> {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Validate { files } => validate(&files),
-        Command::Apply { files } => apply::run(&cli.store, &files).await,
+        Command::Apply {
+            files,
+            wait,
+            timeout,
+        } => apply::run(&cli.store, &files, wait.then_some(timeout)).await,
         Command::Get {
             kind,
             name,
@@ -281,14 +294,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             nomad,
         } => run_now(&cli.store, &kind, &name, &namespace, &nomad).await,
         Command::Diff { files, nomad } => diff::run(&cli.store, &files, &nomad).await,
-        Command::Rollout {
-            action:
-                RolloutAction::Promote {
-                    object,
-                    namespace,
-                    nomad,
-                },
-        } => promote(&object, &namespace, &nomad).await,
+        Command::Rollout { action } => rollout::run(&cli.store, action).await,
         Command::Schema { kind } => {
             print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
             Ok(())
@@ -305,64 +311,6 @@ fn validate(files: &[PathBuf]) -> Result<(), CliError> {
             manifest.source
         );
     }
-    Ok(())
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum RolloutAction {
-    /// Promote the canaries (or the new set of a blue/green rollout) of the rollout in progress
-    Promote {
-        /// KIND/NAME, e.g. app/web
-        object: String,
-        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
-        namespace: String,
-        #[command(flatten)]
-        nomad: connect::NomadArgs,
-    },
-}
-
-/// `nomarch rollout promote KIND/NAME`: promotes the job's running deployment, as
-/// `nomad deployment promote` does; Nomad refuses while a canary is not healthy.
-async fn promote(
-    object: &str,
-    namespace: &str,
-    nomad_args: &connect::NomadArgs,
-) -> Result<(), CliError> {
-    let Some((kind, name)) = object.split_once('/') else {
-        return Err(CliError::Usage(format!(
-            "`{object}` is not KIND/NAME (for example app/web)"
-        )));
-    };
-    let object = crds::ObjectRef::new(parse_kind(kind)?, namespace, name);
-    if object.kind != crds::Kind::App {
-        return Err(CliError::Usage(format!(
-            "{object}: only apps roll out with canaries or blue/green"
-        )));
-    }
-    let nomad = nomad_args.client(|_| {})?;
-    let job = reconcilers::meta::job_id(&object);
-    let deployments = nomad
-        .job_deployments(namespace, &job)
-        .await
-        .map_err(|e| CliError::Runtime(format!("{object}: {e}")))?;
-    let Some(running) = deployments
-        .iter()
-        .filter(|d| d.status == "running")
-        .max_by_key(|d| d.job_version)
-    else {
-        return Err(CliError::Runtime(format!(
-            "{object} has no rollout in progress"
-        )));
-    };
-    let reply = nomad
-        .promote_deployment(namespace, &running.id)
-        .await
-        .map_err(|e| CliError::Runtime(format!("{object} could not be promoted: {e}")))?;
-    println!(
-        "{object} promoted (deployment {}, evaluation {})",
-        running.id,
-        reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")
-    );
     Ok(())
 }
 

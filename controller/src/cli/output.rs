@@ -1,7 +1,8 @@
 //! Tables, YAML and JSON for people and scripts.
 
 use chrono::{DateTime, Utc};
-use crds::Resource;
+use crds::status::ReplicaCounts;
+use crds::{ConditionType, Resource};
 
 /// One table row: (header, cell) pairs in column order.
 pub type Row = Vec<(&'static str, String)>;
@@ -35,13 +36,13 @@ pub fn print_table(rows: &[Row]) {
 /// The condition `get` shows: `Synced` for git sources, `Ready` for what runs.
 fn ready(resource: &Resource) -> (&'static str, String) {
     let (header, condition) = match resource {
-        Resource::GitSource(_) => ("SYNCED", "Synced"),
-        _ => ("READY", "Ready"),
+        Resource::GitSource(_) => ("SYNCED", ConditionType::Synced),
+        _ => ("READY", ConditionType::Ready),
     };
     let value = resource
         .status()
         .and_then(|s| s.condition(condition))
-        .map_or("-".to_string(), |c| c.status.clone());
+        .map_or("-".to_string(), |c| c.status.to_string());
     (header, value)
 }
 
@@ -99,8 +100,7 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
             let applied = g
                 .status
                 .as_ref()
-                .and_then(|s| s.details.get("lastAppliedCommit"))
-                .and_then(|c| c.as_str());
+                .and_then(|s| s.git.last_applied_commit.as_deref());
             row.push(("APPLIED", short_commit(applied)));
         } else {
             let source = match reconcilers::source_sync::Owner::of(resource) {
@@ -112,26 +112,16 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
             row.push(("COMMIT", short_commit(commit.map(String::as_str))));
         }
         if matches!(resource, Resource::App(_) | Resource::Pub(_)) {
-            let details = resource.status().map(|s| &s.details);
-            let replicas = details.and_then(|d| d.get("replicas"));
-            let count = |field: &str| {
-                replicas
-                    .and_then(|r| r.get(field))
-                    .and_then(|v| v.as_u64())
-                    .map_or("-".into(), |v| v.to_string())
+            let workload = resource.status().map(|s| &s.workload);
+            let replicas = workload.and_then(|w| w.replicas);
+            let count = |field: fn(&ReplicaCounts) -> u32| {
+                replicas.map_or("-".into(), |r| field(&r).to_string())
             };
-            row.push(("RUNNING", count("running")));
-            row.push(("HEALTHY", count("healthy")));
-            let job = details.and_then(|d| d.get("job"));
-            let job_text = job
-                .map(|j| {
-                    format!(
-                        "{} v{} @{}",
-                        j["id"].as_str().unwrap_or("?"),
-                        j["version"],
-                        j["jobModifyIndex"]
-                    )
-                })
+            row.push(("RUNNING", count(|r| r.running)));
+            row.push(("HEALTHY", count(|r| r.healthy)));
+            let job_text = workload
+                .and_then(|w| w.job.as_ref())
+                .map(|j| format!("{} v{} @{}", j.id, j.version, j.job_modify_index))
                 .unwrap_or_else(|| "-".into());
             row.push(("JOB", job_text));
         }

@@ -174,6 +174,38 @@ impl NomadClient {
             .value)
     }
 
+    /// A job's latest deployment (`GET /v1/job/:id/deployment`), `None` when it has none.
+    pub async fn latest_deployment(
+        &self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Option<Deployment>, ApiError> {
+        let options = QueryOptions::namespace(namespace);
+        Ok(self
+            .http
+            .get(&job_path(id, "/deployment"), &options)
+            .await?
+            .value)
+    }
+
+    /// One deployment (`GET /v1/deployment/:id`), `None` once Nomad garbage-collected it.
+    pub async fn deployment(
+        &self,
+        namespace: &str,
+        id: &str,
+    ) -> Result<Option<Deployment>, ApiError> {
+        let options = QueryOptions::namespace(namespace);
+        match self
+            .http
+            .get(&format!("/v1/deployment/{id}"), &options)
+            .await
+        {
+            Ok(found) => Ok(Some(found.value)),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn job_allocations(
         &self,
         namespace: &str,

@@ -260,9 +260,66 @@ pub struct Deployment {
     pub status: String,
     #[serde(rename = "StatusDescription", default)]
     pub status_description: String,
+    #[serde(rename = "TaskGroups", default)]
+    pub task_groups: BTreeMap<String, DeploymentGroup>,
+}
+
+/// A task group's progress in a deployment (structs.go `DeploymentState`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentGroup {
+    #[serde(rename = "AutoPromote", default)]
+    pub auto_promote: bool,
+    #[serde(rename = "Promoted", default)]
+    pub promoted: bool,
+    #[serde(rename = "DesiredCanaries", default)]
+    pub desired_canaries: u32,
+    /// Allocation IDs; `null` without canaries.
+    #[serde(rename = "PlacedCanaries", default)]
+    pub placed_canaries: Option<Vec<String>>,
+    #[serde(rename = "DesiredTotal", default)]
+    pub desired_total: u32,
+    #[serde(rename = "PlacedAllocs", default)]
+    pub placed_allocs: u32,
+    #[serde(rename = "HealthyAllocs", default)]
+    pub healthy_allocs: u32,
+    #[serde(rename = "UnhealthyAllocs", default)]
+    pub unhealthy_allocs: u32,
+    /// Go's zero time (`0001-01-01T00:00:00Z`) while no deadline runs.
+    #[serde(rename = "RequireProgressBy", default)]
+    pub require_progress_by: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Deployment {
+    /// As the pure rollout code reads it; Go's zero time is no deadline.
+    pub fn view(&self) -> reconcilers::rollout::DeploymentView {
+        let groups = self
+            .task_groups
+            .iter()
+            .map(|(name, g)| {
+                let group = reconcilers::rollout::GroupView {
+                    auto_promote: g.auto_promote,
+                    promoted: g.promoted,
+                    desired_canaries: g.desired_canaries,
+                    placed_canaries: g.placed_canaries.as_ref().map_or(0, |c| c.len() as u32),
+                    desired_total: g.desired_total,
+                    placed_allocs: g.placed_allocs,
+                    healthy_allocs: g.healthy_allocs,
+                    unhealthy_allocs: g.unhealthy_allocs,
+                    require_progress_by: g.require_progress_by.filter(|t| t.timestamp() > 0),
+                };
+                (name.clone(), group)
+            })
+            .collect();
+        reconcilers::rollout::DeploymentView {
+            id: self.id.clone(),
+            job_version: self.job_version,
+            job_spec_modify_index: self.job_spec_modify_index,
+            status: self.status.clone(),
+            status_description: self.status_description.clone(),
+            groups,
+        }
+    }
+
     /// Nomad failed it and registered an earlier stable version again
     /// (nomad/structs/structs.go `DeploymentStatusDescriptionRollback`).
     pub fn rolled_back(&self) -> bool {

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use crds::{App, Kind, ObjectRef, Resource, Status};
+use crds::{App, ConditionType, Kind, ObjectRef, Resource, Status};
 use reconcilers::render::app::render_app;
 use reconcilers::status::{record_rejection, record_rollback, Written};
 
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job, save_status};
-use super::workload::{keep_if_unchanged, observe, Workload};
+use super::workload::{announce_rollout, keep_if_unchanged, observe, Observed, Workload};
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::runtime::context::Context;
@@ -29,8 +29,7 @@ fn waiting_for(ctx: &Context, app: &App) -> Vec<String> {
             let ready = ctx
                 .cache
                 .status(&dep_ref)
-                .and_then(|s| s.condition("Ready").map(|c| c.status == "True"))
-                .unwrap_or(false);
+                .is_some_and(|s| s.is_true(ConditionType::Ready));
             !ready
         })
         .cloned()
@@ -58,7 +57,11 @@ pub async fn reconcile(
         waiting_for(ctx, &app),
     )
     .await?;
-    let (mut status, heal_due) = observe_status(
+    let Observed {
+        mut status,
+        heal_due,
+        rollout_steps,
+    } = observe_status(
         ctx,
         heal,
         &app,
@@ -74,17 +77,15 @@ pub async fn reconcile(
         ensured.rolled_back.as_ref(),
         chrono::Utc::now(),
     );
-    let ready = status
-        .condition("Ready")
-        .is_some_and(|c| c.status == "True");
+    let ready = status.is_true(ConditionType::Ready);
     let was_ready = previous
         .as_ref()
-        .and_then(|s| s.condition("Ready"))
-        .is_some_and(|c| c.status == "True");
+        .is_some_and(|s| s.is_true(ConditionType::Ready));
     save_status(ctx, key, previous.as_ref(), &status).await?;
+    announce_rollout(ctx, key, rollout_steps).await;
     if ready && !was_ready {
         let message = status
-            .condition("Ready")
+            .condition(ConditionType::Ready)
             .map(|c| c.message.clone())
             .unwrap_or_default();
         ctx.event(key, EventType::Normal, "Ready", message).await;
@@ -111,7 +112,7 @@ async fn observe_status(
     job: Option<&Job>,
     written: Option<Written>,
     previous: Option<&Status>,
-) -> Result<(Status, Option<Duration>), ReconcileError> {
+) -> Result<Observed, ReconcileError> {
     let key = app.object_ref();
     let service = reconcilers::render::service_name(&key);
     let workload = Workload {
@@ -123,9 +124,9 @@ async fn observe_status(
         health: app.spec.health.as_ref(),
         max_unavailable: app.spec.update.max_unavailable,
     };
-    let (status, heal_due) = observe(ctx, workload, job, written, previous).await?;
-    Ok((
-        keep_if_unchanged(status, previous, app.metadata.generation),
-        heal_due,
-    ))
+    let observed = observe(ctx, workload, job, written, previous).await?;
+    Ok(Observed {
+        status: keep_if_unchanged(observed.status, previous, app.metadata.generation),
+        ..observed
+    })
 }

@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crds::{CronJob, ObjectRef, Resource, Status};
+use crds::status::CronRun;
+use crds::{ConditionType, CronJob, ObjectRef, Resource, Status};
 use reconcilers::meta::job_id;
 use reconcilers::render::cronjob::{render_cronjob, GROUP};
 use reconcilers::schedule::next_run;
 use reconcilers::status::set_condition;
 use reconcilers::status::{record_rejection, record_written, Written};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
 use super::ReconcileError;
@@ -113,10 +114,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
 
 /// A Warning for each failed run not reported before (status remembers the newest one seen).
 async fn report_failures(ctx: &Context, key: &ObjectRef, previous: Option<&Status>, runs: &[Run]) {
-    let seen = previous
-        .and_then(|s| s.details.get("lastReportedFailure"))
-        .and_then(Value::as_str)
-        .map(String::from);
+    let seen = previous.and_then(|s| s.cron.last_reported_failure.clone());
     for run in runs.iter().filter(|r| r.outcome == "Failed") {
         if seen.as_deref().is_some_and(|s| s >= run.job.as_str()) {
             break;
@@ -155,60 +153,47 @@ fn cron_status(
     };
     set_condition(
         &mut status.conditions,
-        "Ready",
+        ConditionType::Ready,
         registered,
         reason,
         message,
         now,
     );
-    let details = &mut status.details;
-    let time = |t: &DateTime<Utc>| json!(t.to_rfc3339());
-    match runs.first() {
-        Some(last) => details.insert("lastScheduleTime".into(), time(&last.submitted)),
-        None => details.remove("lastScheduleTime"),
-    };
+    let cron_status = &mut status.cron;
+    cron_status.last_schedule_time = runs.first().map(|last| last.submitted);
     if let Some(success) = runs.iter().find(|r| r.outcome == "Succeeded") {
-        details.insert("lastSuccessfulTime".into(), time(&success.submitted));
+        cron_status.last_successful_time = Some(success.submitted);
     }
     if let Some(failed) = runs.iter().find(|r| r.outcome == "Failed") {
-        details.insert("lastReportedFailure".into(), json!(failed.job));
+        cron_status.last_reported_failure = Some(failed.job.clone());
     }
-    let active: Vec<&str> = runs
+    let active = runs
         .iter()
         .filter(|r| r.outcome == "Running")
-        .map(|r| r.job.as_str())
+        .map(|r| r.job.clone())
         .collect();
-    details.insert("active".into(), json!(active));
-    let recent: Vec<Value> = runs
+    cron_status.active = Some(active);
+    let recent = runs
         .iter()
         .take(RECENT_RUNS)
-        .map(|r| json!({"job": r.job, "scheduled": time(&r.submitted), "outcome": r.outcome}))
+        .map(|r| CronRun {
+            job: r.job.clone(),
+            scheduled: r.submitted,
+            outcome: r.outcome.to_string(),
+        })
         .collect();
-    details.insert("recentRuns".into(), json!(recent));
-    match next_run(&cron.spec.schedule, &cron.spec.time_zone, now).filter(|_| !cron.spec.suspend) {
-        Some(next) => details.insert("nextRun".into(), time(&next)),
-        None => details.remove("nextRun"),
-    };
+    cron_status.recent_runs = Some(recent);
+    cron_status.next_run =
+        next_run(&cron.spec.schedule, &cron.spec.time_zone, now).filter(|_| !cron.spec.suspend);
     if let Some(written) = &written {
-        record_written(details, written);
+        record_written(&mut status, written);
     }
     // `nextRun` moves with the clock; keep it from making every reconcile a status write when
     // nothing else changed and the stored next run is still ahead.
     if let Some(previous) = previous {
-        let stored_next = previous
-            .details
-            .get("nextRun")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        let stored_next = previous.cron.next_run;
         let mut unchanged = previous.clone();
-        unchanged.details.insert(
-            "nextRun".into(),
-            status
-                .details
-                .get("nextRun")
-                .cloned()
-                .unwrap_or(Value::Null),
-        );
+        unchanged.cron.next_run = status.cron.next_run;
         if stored_next.is_some_and(|t| t > now) && unchanged == status {
             return previous.clone();
         }
@@ -221,7 +206,7 @@ mod tests {
     use super::*;
 
     fn child(id: &str, status: &str, complete: u64, failed: u64, submitted: i64) -> JobStub {
-        serde_json::from_value(json!({
+        serde_json::from_value(serde_json::json!({
             "ID": id, "Status": status, "SubmitTime": submitted,
             "JobSummary": {"Summary": {GROUP: {"Complete": complete, "Failed": failed, "Lost": 0}}},
         }))

@@ -8,10 +8,9 @@
 //! owns are put back, and writes nothing when nothing differs.
 
 use chrono::Utc;
-use crds::{GitSource, ManifestError, ObjectRef, Resource};
+use crds::{ConditionStatus, ConditionType, GitSource, ManifestError, ObjectRef, Resource};
 use reconcilers::source_sync::{self, Owner, SyncPlan};
 use reconcilers::status::set_condition;
-use serde_json::json;
 use std::sync::Arc;
 
 use super::job::save_status;
@@ -87,25 +86,23 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
     }
     let mut status = previous.clone().unwrap_or_default();
     status.observed_generation = Some(source.metadata.generation);
-    status.details.insert("lastFetchTime".into(), json!(now));
+    status.git.last_fetch_time = Some(now);
 
     let commit = match fetch(ctx, git, key, &source).await {
         Ok(commit) => {
             set_condition(
                 &mut status.conditions,
-                "Fetched",
+                ConditionType::Fetched,
                 true,
                 "Fetched",
                 format!("branch {} is at {}", source.spec.branch, short(&commit)),
                 Utc::now(),
             );
-            status
-                .details
-                .insert("lastFetchedCommit".into(), json!(commit));
+            status.git.last_fetched_commit = Some(commit.clone());
             commit
         }
         Err(e) => {
-            let failed = Failed::new("Fetched", e.reason(), e.to_string());
+            let failed = Failed::new(ConditionType::Fetched, e.reason(), e.to_string());
             return Err(failed
                 .report(ctx, key, previous.as_ref(), status, e.into())
                 .await);
@@ -116,7 +113,7 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
         Ok(manifests) => manifests,
         Err(e) => {
             let failed = Failed::new(
-                "Synced",
+                ConditionType::Synced,
                 e.reason(),
                 format!("commit {}: {e}", short(&commit)),
             );
@@ -134,7 +131,7 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
                     // Said in status too, so the retry is due at once rather than at the next
                     // poll (a settled source waits for its interval).
                     let message = format!("commit {}: not applied yet: {e}", short(&commit));
-                    let failed = Failed::new("Synced", "ApplyFailed", message);
+                    let failed = Failed::new(ConditionType::Synced, "ApplyFailed", message);
                     return Err(failed.report(ctx, key, previous.as_ref(), status, e).await);
                 }
                 Ok(plan)
@@ -153,18 +150,16 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
             }
             set_condition(
                 &mut status.conditions,
-                "Synced",
+                ConditionType::Synced,
                 true,
                 "Applied",
                 message,
                 now,
             );
-            status
-                .details
-                .insert("lastAppliedCommit".into(), json!(commit));
-            status.details.insert("lastSyncTime".into(), json!(now));
+            status.git.last_applied_commit = Some(commit.clone());
+            status.git.last_sync_time = Some(now);
             let owned = plan.create.len() + plan.update.len() + plan.unchanged.len();
-            status.details.insert("objects".into(), json!(owned));
+            status.git.objects = Some(owned);
             ctx.metrics
                 .git_last_sync
                 .get_or_create(&SourceLabel {
@@ -174,15 +169,15 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
         }
         Err((reason, message)) => {
             let already_reported = status
-                .condition("Synced")
-                .is_some_and(|c| c.status == "False" && c.message == message);
+                .condition(ConditionType::Synced)
+                .is_some_and(|c| c.status == ConditionStatus::False && c.message == message);
             if !already_reported {
                 ctx.event(key, EventType::Warning, "SyncFailed", message.clone())
                     .await;
             }
             set_condition(
                 &mut status.conditions,
-                "Synced",
+                ConditionType::Synced,
                 false,
                 reason,
                 message,
@@ -190,9 +185,7 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
             );
         }
     }
-    status
-        .details
-        .insert("lastAttemptedCommit".into(), json!(commit));
+    status.git.last_attempted_commit = Some(commit);
     save_status(ctx, key, previous.as_ref(), &status).await?;
     Ok(Outcome::RequeueAfter(interval))
 }
@@ -210,11 +203,10 @@ fn not_due_for(
     let requested = lock(&ctx.fetch_requests).remove(key);
     let status = source.status.as_ref()?;
     let settled = status.observed_generation == Some(source.metadata.generation)
-        && ["Fetched", "Synced"]
-            .iter()
-            .all(|c| status.condition(c).is_some_and(|c| c.status == "True"));
-    let last_fetch: chrono::DateTime<Utc> =
-        serde_json::from_value(status.details.get("lastFetchTime")?.clone()).ok()?;
+        && [ConditionType::Fetched, ConditionType::Synced]
+            .into_iter()
+            .all(|c| status.is_true(c));
+    let last_fetch = status.git.last_fetch_time?;
     let next = last_fetch + chrono::Duration::from_std(source.spec.interval.get()).ok()?;
     match () {
         _ if requested || !settled => None,
@@ -225,13 +217,13 @@ fn not_due_for(
 
 /// A step that failed: which condition turns False, why, and what to say.
 struct Failed {
-    condition: &'static str,
+    condition: ConditionType,
     reason: &'static str,
     message: String,
 }
 
 impl Failed {
-    fn new(condition: &'static str, reason: &'static str, message: String) -> Failed {
+    fn new(condition: ConditionType, reason: &'static str, message: String) -> Failed {
         Failed {
             condition,
             reason,

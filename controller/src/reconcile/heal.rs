@@ -10,7 +10,6 @@ use reconcilers::healing::{
     evidence_against_node, plan_heals, Trouble, TroubleKind, SUSPECT_AFTER,
 };
 use reconcilers::status::AllocView;
-use serde_json::{json, Value};
 
 use super::ReconcileError;
 use crate::runtime::context::Context;
@@ -48,22 +47,6 @@ pub struct Healing<'a> {
     pub max_unavailable: u32,
 }
 
-fn critical_since(status: &Status) -> BTreeMap<String, DateTime<Utc>> {
-    let Some(Value::Object(map)) = status.details.get("criticalSince") else {
-        return BTreeMap::new();
-    };
-    map.iter()
-        .filter_map(|(id, t)| {
-            Some((
-                id.clone(),
-                DateTime::parse_from_rfc3339(t.as_str()?)
-                    .ok()?
-                    .with_timezone(&Utc),
-            ))
-        })
-        .collect()
-}
-
 /// Runs one round of healing, recording what it tracks in `status`. Returns when the next
 /// grace runs out, so the object can be looked at exactly then.
 pub async fn heal(
@@ -82,23 +65,12 @@ pub async fn heal(
     }
     let plan = plan_heals(
         healing.allocs,
-        &critical_since(status),
+        &status.workload.critical_since,
         now,
         healing.grace,
         healing.max_unavailable,
     );
-    if plan.critical_since.is_empty() {
-        status.details.remove("criticalSince");
-    } else {
-        let since: serde_json::Map<String, Value> = plan
-            .critical_since
-            .iter()
-            .map(|(id, t)| (id.clone(), json!(t.to_rfc3339())))
-            .collect();
-        status
-            .details
-            .insert("criticalSince".into(), Value::Object(since));
-    }
+    status.workload.critical_since = plan.critical_since.clone();
     for id in &plan.stop {
         let since = plan.critical_since[id];
         ctx.nomad.stop_allocation(id).await?;

@@ -8,16 +8,18 @@ use std::time::Duration;
 use crate::runtime::nodes::hub_from;
 use chrono::{DateTime, Utc};
 use crds::kinds::Pub;
-use crds::{Kind, ObjectRef, Resource, Status};
+use crds::status::{HubRecord, PubPhase, Reallocation};
+use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
 use reconcilers::render::pubs::render_pub;
 use reconcilers::status::set_condition;
 use reconcilers::status::{record_rejection, record_rollback, Written};
-use serde_json::{json, Value};
 
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job, save_status};
-use super::workload::{keep_if_unchanged, observe as observe_workload, Workload};
+use super::workload::{
+    announce_rollout, keep_if_unchanged, observe as observe_workload, Observed, Workload,
+};
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
@@ -30,7 +32,7 @@ const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
 
 /// The ID of the hub a status records, borrowed.
 fn hub_id_of_status(status: Option<&Status>) -> Option<&str> {
-    status?.details.get("hub")?.get("id")?.as_str()
+    Some(status?.hub.hub.as_ref()?.id.as_str())
 }
 
 /// Pub moves per second at most, so a hub dying with many pubs does not stampede Nomad.
@@ -73,28 +75,15 @@ pub fn unhealthy_since(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     match hub {
-        Some(h) if !h.ready => Some(
-            status
-                .details
-                .get("hubUnhealthySince")
-                .and_then(Value::as_str)
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map_or(now, |t| t.with_timezone(&Utc)),
-        ),
+        Some(h) if !h.ready => Some(status.hub.hub_unhealthy_since.unwrap_or(now)),
         _ => None,
     }
 }
 
-/// The hub a status records: `{"id", "name"}`.
+/// The hub a status records: its ID and name.
 pub fn hub_of_status(status: Option<&Status>) -> Option<(String, String)> {
-    let hub = status?.details.get("hub")?;
-    Some((
-        hub_id_of_status(status)?.to_string(),
-        hub.get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-    ))
+    let hub = status?.hub.hub.as_ref()?;
+    Some((hub.id.clone(), hub.name.clone()))
 }
 
 /// Every node as a hub. Without a meta selector this is the node cache's own list, built once
@@ -173,12 +162,7 @@ pub async fn reconcile(
         .as_ref()
         .and_then(|(id, _)| hubs.iter().find(|h| &h.id == id));
     let unhealthy_since = unhealthy_since(&status, hub, now);
-    match unhealthy_since {
-        Some(since) => status
-            .details
-            .insert("hubUnhealthySince".into(), json!(since.to_rfc3339())),
-        None => status.details.remove("hubUnhealthySince"),
-    };
+    status.hub.hub_unhealthy_since = unhealthy_since;
     let facts = HubFacts {
         hub_id: current.as_ref().map(|(id, _)| id.as_str()),
         hub,
@@ -225,7 +209,11 @@ pub async fn reconcile(
         Vec::new(),
     )
     .await?;
-    let (mut observed, heal_due) = observe(
+    let Observed {
+        status: mut observed,
+        heal_due,
+        rollout_steps,
+    } = observe(
         ctx,
         heal,
         &pub_,
@@ -242,9 +230,8 @@ pub async fn reconcile(
         Utc::now(),
     );
     save_status(ctx, key, previous.as_ref(), &observed).await?;
-    let ready = observed
-        .condition("Ready")
-        .is_some_and(|c| c.status == "True");
+    announce_rollout(ctx, key, rollout_steps).await;
+    let ready = observed.is_true(ConditionType::Ready);
     let requeue = match (requeue, heal_due) {
         (Some(a), Some(b)) => Some(a.min(b + Duration::from_millis(50))),
         (a, b) => a.or(b.map(|d| d + Duration::from_millis(50))),
@@ -290,33 +277,36 @@ async fn place(
             "no ready hub matching the selector has room for {} MHz and {} MB",
             need.0, need.1
         );
-        let was = status.condition("Ready").map(|c| c.reason.clone());
+        let was = status
+            .condition(ConditionType::Ready)
+            .map(|c| c.reason.clone());
         set_condition(
             &mut status.conditions,
-            "Ready",
+            ConditionType::Ready,
             false,
             "Unschedulable",
             message.clone(),
             now,
         );
-        status
-            .details
-            .insert("phase".into(), json!("Unschedulable"));
+        status.hub.phase = Some(PubPhase::Unschedulable);
         if was.as_deref() != Some("Unschedulable") {
             ctx.event(&key, EventType::Warning, "Unschedulable", message)
                 .await;
         }
         return Ok(None);
     };
-    status
-        .details
-        .insert("hub".into(), json!({"id": hub.id, "name": hub.name}));
-    status.details.remove("hubUnhealthySince");
+    status.hub.hub = Some(HubRecord {
+        id: hub.id.clone(),
+        name: hub.name.clone(),
+    });
+    status.hub.hub_unhealthy_since = None;
     if let Some(((_, from), reason)) = &moving {
-        status.details.insert(
-            "lastReallocation".into(),
-            json!({"from": from, "to": hub.name, "at": now.to_rfc3339(), "reason": reason}),
-        );
+        status.hub.last_reallocation = Some(Reallocation {
+            from: from.clone(),
+            to: hub.name.clone(),
+            at: now,
+            reason: reason.clone(),
+        });
     }
     // The hub is decided before the job exists: a crash after this line registers the pub on
     // this hub when the reconcile runs again; a crash before it decides again.
@@ -353,7 +343,7 @@ async fn observe(
     job: Option<&Job>,
     written: Option<Written>,
     current: &Status,
-) -> Result<(Status, Option<Duration>), ReconcileError> {
+) -> Result<Observed, ReconcileError> {
     let key = pub_.object_ref();
     let service = reconcilers::render::service_name(&key);
     let workload = Workload {
@@ -365,28 +355,24 @@ async fn observe(
         health: pub_.spec.health.as_ref(),
         max_unavailable: 1,
     };
-    let (mut status, heal_due) =
-        observe_workload(ctx, workload, job, written, Some(current)).await?;
-    let replicas = &status.details["replicas"];
-    let (healthy, running) = (
-        replicas["healthy"].as_u64().unwrap_or(0),
-        replicas["running"].as_u64().unwrap_or(0),
-    );
+    let observed = observe_workload(ctx, workload, job, written, Some(current)).await?;
+    let mut status = observed.status;
+    let replicas = status.workload.replicas.unwrap_or_default();
     let phase = match (
-        healthy >= 1,
-        running >= 1,
-        status.details.contains_key("hubUnhealthySince"),
+        replicas.healthy >= 1,
+        replicas.running >= 1,
+        status.hub.hub_unhealthy_since.is_some(),
     ) {
-        (_, _, true) => "HubDown",
-        (true, _, _) => "Running",
-        (false, true, _) => "Starting",
-        (false, false, _) => "Pending",
+        (_, _, true) => PubPhase::HubDown,
+        (true, _, _) => PubPhase::Running,
+        (false, true, _) => PubPhase::Starting,
+        (false, false, _) => PubPhase::Pending,
     };
-    status.details.insert("phase".into(), json!(phase));
-    Ok((
-        keep_if_unchanged(status, Some(current), pub_.metadata.generation),
-        heal_due,
-    ))
+    status.hub.phase = Some(phase);
+    Ok(Observed {
+        status: keep_if_unchanged(status, Some(current), pub_.metadata.generation),
+        ..observed
+    })
 }
 
 /// A node changed: the pubs pinned to it, and every pub still waiting for a hub.

@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::Utc;
+use crds::status::RolloutStatus;
 use crds::workload::HealthCheck;
 use crds::{ObjectRef, Status};
+use reconcilers::rollout::{self, RolloutEvent};
 
 use reconcilers::status::{
     mark_health_unknown, replicas, workload_status, AllocView, JobView, Written,
@@ -18,8 +20,10 @@ use crate::clients::consul::alloc_id_of_service;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
+use crate::store::EventType;
 
 /// The workload being observed.
+#[derive(Clone, Copy)]
 pub struct Workload<'a> {
     pub object: &'a ObjectRef,
     /// Healing's memory across objects.
@@ -32,14 +36,22 @@ pub struct Workload<'a> {
     pub max_unavailable: u32,
 }
 
-/// The new status, and when a failing check's grace runs out (to look again then).
+/// What one look at a workload found.
+pub struct Observed {
+    pub status: Status,
+    /// When a failing check's grace runs out (to look again then).
+    pub heal_due: Option<Duration>,
+    /// The rollout's steps since the previous status, to announce once the status is stored.
+    pub rollout_steps: Vec<RolloutEvent>,
+}
+
 pub async fn observe(
     ctx: &Context,
     workload: Workload<'_>,
     job: Option<&Job>,
     written: Option<Written>,
     previous: Option<&Status>,
-) -> Result<(Status, Option<Duration>), ReconcileError> {
+) -> Result<Observed, ReconcileError> {
     let namespace = &workload.object.namespace;
     let allocs = match job {
         Some(job) => match ctx.allocs.of_job(namespace, &job.id) {
@@ -106,10 +118,21 @@ pub async fn observe(
         failing,
         Utc::now(),
     );
+    let mut rollout_steps = Vec::new();
+    if let Some(job) = &job_view {
+        let (rollout, steps) =
+            observe_rollout(ctx, workload, job, written.as_ref(), previous).await?;
+        status.workload.rollout = rollout;
+        rollout_steps = steps;
+    }
     let mut heal_due = None;
     if let Some(detail) = &health_unknown {
         mark_health_unknown(&mut status, &counts, detail, Utc::now());
-        return Ok((status, heal_due));
+        return Ok(Observed {
+            status,
+            heal_due,
+            rollout_steps,
+        });
     }
     if let Some(health) = workload.health {
         let node_names: BTreeMap<String, String> = allocs
@@ -126,20 +149,81 @@ pub async fn observe(
         };
         heal_due = heal(ctx, healing, &mut status).await?;
     }
-    Ok((status, heal_due))
+    Ok(Observed {
+        status,
+        heal_due,
+        rollout_steps,
+    })
+}
+
+/// The rollout to show, and its steps since the record in `previous`: the job's latest
+/// deployment, read while one is going or the job moved to another version since the last one
+/// ended; otherwise the record as it was. When a newer deployment replaced the one on record
+/// before it was seen to end (a failure Nomad reverted at once), that one is read too, so its
+/// end is said.
+async fn observe_rollout(
+    ctx: &Context,
+    workload: Workload<'_>,
+    job: &JobView,
+    written: Option<&Written>,
+    previous: Option<&Status>,
+) -> Result<(Option<RolloutStatus>, Vec<RolloutEvent>), ReconcileError> {
+    let recorded = previous.and_then(|p| p.workload.rollout.as_ref());
+    if !rollout::needs_refresh(recorded, job.version) {
+        return Ok((recorded.cloned(), Vec::new()));
+    }
+    let namespace = &workload.object.namespace;
+    let Some(latest) = ctx.nomad.latest_deployment(namespace, &job.id).await? else {
+        return Ok((recorded.cloned(), Vec::new()));
+    };
+    let generation = workload.generation;
+    let current = rollout::rollout_status(recorded, &latest.view(), written, generation);
+    let unfinished = recorded.filter(|r| !r.phase.is_terminal() && r.deployment_id != latest.id);
+    let ended = match unfinished {
+        Some(r) => ctx
+            .nomad
+            .deployment(namespace, &r.deployment_id)
+            .await?
+            .map(|d| rollout::rollout_status(recorded, &d.view(), written, generation)),
+        None => None,
+    };
+    let steps = match &ended {
+        Some(ended) => {
+            let mut steps = rollout::rollout_events(recorded, ended);
+            steps.extend(rollout::rollout_events(Some(ended), &current));
+            steps
+        }
+        None => rollout::rollout_events(recorded, &current),
+    };
+    Ok((Some(current), steps))
+}
+
+/// Says the rollout's steps, once the status that records them is stored.
+pub async fn announce_rollout(ctx: &Context, object: &ObjectRef, steps: Vec<RolloutEvent>) {
+    for step in steps {
+        let type_ = if step.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        ctx.event(object, type_, step.reason, step.message).await;
+    }
 }
 
 /// Conditions only move their times when they change; anything else unchanged must not make
 /// every reconcile a status write.
 pub fn keep_if_unchanged(status: Status, previous: Option<&Status>, generation: i64) -> Status {
+    let same_but_generation = |previous: &Status| {
+        Status {
+            observed_generation: previous.observed_generation,
+            ..status.clone()
+        } == *previous
+    };
     match previous {
-        Some(previous)
-            if status.conditions == previous.conditions && status.details == previous.details =>
-        {
-            let mut same = previous.clone();
-            same.observed_generation = Some(generation);
-            same
-        }
+        Some(previous) if same_but_generation(previous) => Status {
+            observed_generation: Some(generation),
+            ..previous.clone()
+        },
         _ => status,
     }
 }

@@ -1,4 +1,5 @@
-//! What else makes objects reconcile: Nomad's event stream (jobs and allocations), Consul
+//! What else makes objects reconcile: Nomad's event stream (jobs, allocations and
+//! deployments), Consul
 //! health changes (blocking queries), and a periodic resync that also sweeps orphaned jobs.
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,8 @@ use crate::store::EventType;
 enum Payload {
     Job(Option<Job>),
     Allocation(Option<AllocStub>),
+    /// A deployment's job ID: rollouts in status follow their deployment.
+    Deployment(Option<String>),
     Other,
 }
 
@@ -30,6 +33,9 @@ impl Payload {
         match event.topic.as_str() {
             "Job" => Payload::Job(decoded(event.payload.get("Job"))),
             "Allocation" => Payload::Allocation(decoded(event.payload.get("Allocation"))),
+            "Deployment" => Payload::Deployment(decoded(
+                event.payload.get("Deployment").and_then(|d| d.get("JobID")),
+            )),
             _ => Payload::Other,
         }
     }
@@ -67,6 +73,10 @@ fn owners_of(ctx: &Context, kinds: &dyn Kinds, event: &Event, payload: &Payload)
             };
             ctx.cache.named(Some(&event.namespace), job_id)
         }
+        Payload::Deployment(job_id) => match job_id {
+            Some(job_id) => ctx.cache.named(Some(&event.namespace), job_id),
+            None => Vec::new(),
+        },
         Payload::Other if event.topic == "Node" => kinds.concerned_by_node(ctx, &event.key),
         Payload::Other => Vec::new(),
     }
@@ -151,7 +161,7 @@ pub async fn nomad_events(ctx: Arc<Context>, kinds: Arc<dyn Kinds>) {
         let mut reopen = false;
         match ctx
             .nomad
-            .event_stream(&["Job", "Allocation"], "*", index)
+            .event_stream(&["Job", "Allocation", "Deployment"], "*", index)
             .await
         {
             Ok(mut stream) => loop {

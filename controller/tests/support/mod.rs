@@ -92,14 +92,19 @@ impl World {
         self.restart_controller_with(&[]);
     }
 
-    pub fn nomarch(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    /// Runs the CLI against this world, whatever its exit status.
+    pub fn nomarch_exit(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         let nomad = self.sim.nomad_url();
-        let output = run_nomarch(
+        run_nomarch(
             &self.etcd.endpoint(),
             &[("NOMAD_ADDR", &nomad)],
             args,
             stdin,
-        );
+        )
+    }
+
+    pub fn nomarch(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        let output = self.nomarch_exit(args, stdin);
         assert!(
             output.status.success(),
             "nomarch {args:?}: {}",
