@@ -398,6 +398,14 @@ fn apply_wait_exits_by_how_the_rollout_ended() {
         String::from_utf8_lossy(&broken.stderr)
     );
 
+    // `rollout retry` registers the rolled-back spec once more, without a spec change.
+    let writes = job_writes(&world, "web");
+    let retried = world.nomarch(&["rollout", "retry", "app/web"], None);
+    assert_eq!(said(&retried), "app/web: retry asked for\n");
+    eventually("the retry was written", || {
+        job_writes(&world, "web") == writes + 1
+    });
+
     let blue_green = strategic_web("nginx:2", 2, "    strategy: blueGreen\n");
     let started = Instant::now();
     let waiting = world.nomarch_exit(
@@ -420,8 +428,135 @@ fn apply_wait_exits_by_how_the_rollout_ended() {
         "{shown}"
     );
 
+    let nothing = world.nomarch_exit(&["rollout", "retry", "app/web"], None);
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no rolled-back rollout to retry"));
+
     // Nothing changed: nothing to wait for.
     let again = world.nomarch_exit(&wait, Some(&blue_green));
     assert_eq!(again.status.code(), Some(0), "{}", said(&again));
     assert_eq!(said(&again), "app/web unchanged\n");
+}
+
+/// Five generations, each waited for; history shows each with the job version it became and
+/// how its rollout ended; undo applies generation 2's spec as generation 6 and it rolls out.
+#[test]
+fn history_after_five_changes_and_undo() {
+    let world = World::start(&[]);
+    assert_eq!(
+        world.put_nomad(
+            "/_sim/images",
+            json!({"image": "nginx:broken", "fault": "crashloop"})
+        ),
+        200
+    );
+    let wait = ["apply", "-f", "-", "--wait", "--timeout", "60s"];
+    for (image, replicas, exit) in [
+        ("nginx:1", 2, 0),
+        ("nginx:2", 2, 0),
+        ("nginx:broken", 2, 7),
+        ("nginx:3", 2, 0),
+        ("nginx:3", 3, 0),
+    ] {
+        let applied = world.nomarch_exit(&wait, Some(&web(image, replicas, "")));
+        assert_eq!(
+            applied.status.code(),
+            Some(exit),
+            "{image} x{replicas}: {}",
+            String::from_utf8_lossy(&applied.stdout)
+        );
+    }
+    let history = |world: &World| -> Vec<Vec<String>> {
+        let out = world.nomarch(&["rollout", "history", "app/web"], None);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|line| {
+                // GENERATION TIME COMMIT JOB-VERSION OUTCOME CHANGE, split on the column gaps.
+                line.split("   ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .collect()
+    };
+    let rows = history(&world);
+    let summary: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| (r[0].clone(), r[3].clone(), r[4].clone(), r[5].clone()))
+        .collect();
+    let row = |g: &str, v: &str, outcome: &str, change: &str| {
+        (
+            g.to_string(),
+            v.to_string(),
+            outcome.to_string(),
+            change.to_string(),
+        )
+    };
+    assert_eq!(
+        summary,
+        vec![
+            row("1", "0", "succeeded", "created"),
+            row("2", "1", "succeeded", "image: nginx:1 → nginx:2"),
+            row("3", "2", "rolled back", "image: nginx:2 → nginx:broken"),
+            // Version 3 is Nomad's revert to version 1's spec.
+            row("4", "4", "succeeded", "image: nginx:broken → nginx:3"),
+            row("5", "5", "succeeded", "replicas: 2 → 3"),
+        ],
+        "{rows:?}"
+    );
+
+    let undone = world.nomarch(
+        &["rollout", "undo", "app/web", "--to-generation", "2"],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&undone.stdout),
+        "app/web rolled back to generation 2's spec (as generation 6)\n"
+    );
+    let watched = world.nomarch_exit(
+        &[
+            "rollout",
+            "status",
+            "app/web",
+            "--watch",
+            "--timeout",
+            "60s",
+        ],
+        None,
+    );
+    assert_eq!(
+        watched.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&watched.stdout)
+    );
+    let job = world.nomad("/v1/job/web");
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
+        "nginx:2"
+    );
+    assert_eq!(job["TaskGroups"][0]["Count"], 2);
+    let last = history(&world).pop().unwrap();
+    assert_eq!(
+        (last[0].as_str(), last[4].as_str(), last[5].as_str()),
+        (
+            "6",
+            "succeeded",
+            "image: nginx:3 → nginx:2, replicas: 3 → 2"
+        ),
+        "{last:?}"
+    );
+    let missing = world.nomarch_exit(
+        &["rollout", "undo", "app/web", "--to-generation", "40"],
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(5));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("has no stored generation 40 (kept: 1, 2, 3, 4, 5)"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
 }

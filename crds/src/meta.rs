@@ -98,6 +98,9 @@ pub struct ObjectMeta {
     /// Set by the store on creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<DateTime<Utc>>,
+    /// When this generation began: the spec's last change. Set by the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_timestamp: Option<DateTime<Utc>>,
 }
 
 fn default_namespace() -> String {
@@ -119,6 +122,7 @@ impl ObjectMeta {
             resource_version: String::new(),
             uid: String::new(),
             creation_timestamp: None,
+            generation_timestamp: None,
         }
     }
 }

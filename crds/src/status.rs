@@ -154,6 +154,22 @@ pub struct WorkloadStatus {
     /// The job's latest Nomad deployment: the rollout in progress, or how the last one ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
+    /// How the rollouts before it ended, newest first (10 are kept): `nomarch rollout history`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub past_rollouts: Vec<PastRollout>,
+}
+
+/// A rollout that is over, as history needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PastRollout {
+    pub deployment_id: String,
+    pub job_version: u64,
+    /// The object's generation, when nomarch wrote that job version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// As it was last seen: a rollout replaced before it was seen to end shows its last phase.
+    pub phase: RolloutPhase,
 }
 
 /// One Nomad deployment as nomarch reports it.

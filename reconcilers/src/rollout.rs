@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use crds::status::{GroupRollout, RolloutPhase, RolloutStatus};
+use crds::status::{GroupRollout, PastRollout, RolloutPhase, RolloutStatus};
 
 use crate::status::Written;
 
@@ -255,6 +255,30 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
 
+/// How many ended rollouts status keeps, as many as the store keeps generations.
+pub const PAST_ROLLOUTS: usize = 10;
+
+/// The rollouts before `current`, newest first: `ended` (the record it replaced, as last
+/// seen) goes on top when it is another deployment, and the oldest fall off.
+pub fn past_rollouts(
+    past: &[PastRollout],
+    ended: Option<&RolloutStatus>,
+    current: &RolloutStatus,
+) -> Vec<PastRollout> {
+    let replaced = ended.filter(|e| e.deployment_id != current.deployment_id);
+    replaced
+        .map(|e| PastRollout {
+            deployment_id: e.deployment_id.clone(),
+            job_version: e.job_version,
+            generation: e.generation,
+            phase: e.phase,
+        })
+        .into_iter()
+        .chain(past.iter().cloned())
+        .take(PAST_ROLLOUTS)
+        .collect()
+}
+
 /// Whether the deployment must be read again: there is none on record, it is still going, or
 /// the job moved to another version since. A rollout over for the running version needs no
 /// more reads, so steady state costs nothing.
@@ -483,6 +507,34 @@ mod tests {
         let running = rollout_status(None, &deployment("d1", "running", "", group(3, 1)), None, 1);
         assert!(needs_refresh(Some(&running), 2));
         assert!(needs_refresh(None, 0));
+    }
+
+    #[test]
+    fn past_rollouts_keep_the_newest_ten() {
+        let record = |id: &str, version: u64| {
+            let mut r = rollout_status(
+                None,
+                &deployment(id, "successful", "", group(1, 1)),
+                None,
+                1,
+            );
+            r.job_version = version;
+            r
+        };
+        let mut past = Vec::new();
+        let mut shown = record("d0", 0);
+        for version in 1..=12u64 {
+            let next = record(&format!("d{version}"), version);
+            past = past_rollouts(&past, Some(&shown), &next);
+            shown = next;
+        }
+        let versions: Vec<u64> = past.iter().map(|p| p.job_version).collect();
+        assert_eq!(versions, (2..=11).rev().collect::<Vec<u64>>());
+        assert_eq!(
+            past_rollouts(&past, Some(&shown), &shown),
+            past,
+            "the same deployment again adds nothing"
+        );
     }
 
     fn any_group() -> impl Strategy<Value = GroupView> {

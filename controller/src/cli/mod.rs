@@ -8,6 +8,7 @@ mod diff;
 mod events;
 mod exit;
 mod get;
+mod history;
 mod output;
 mod rollout;
 mod wait;

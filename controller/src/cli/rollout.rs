@@ -1,12 +1,14 @@
-//! `nomarch rollout`: promote a rollout waiting on its canaries, and see where one stands.
+//! `nomarch rollout`: see where a rollout stands and what came before it, promote one waiting
+//! on its canaries, undo a generation, retry one Nomad rolled back.
 
 use std::time::Duration;
 
 use crds::status::RolloutStatus;
-use crds::ObjectRef;
+use crds::{ObjectRef, Resource};
+use reconcilers::source_sync::Owner;
 
 use super::{connect, parse_kind, wait, CliError, StoreArgs};
-use crate::store::StoreError;
+use crate::store::{ApplyOutcome, Store, StoreError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutAction {
@@ -32,6 +34,32 @@ pub enum RolloutAction {
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Each stored generation (10 are kept): when, from which commit, what changed, the Nomad
+    /// job version it became and how its rollout ended
+    History {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Apply a stored generation's spec again, as a new generation (refused for objects a
+    /// GitSource owns: revert the commit instead)
+    Undo {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// The generation to go back to (default: the one before the current)
+        #[arg(long)]
+        to_generation: Option<i64>,
+    },
+    /// Register a spec Nomad rolled back once more (sets the nomarch.io/retry annotation)
+    Retry {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
 }
 
 pub async fn run(store_args: &StoreArgs, action: RolloutAction) -> Result<(), CliError> {
@@ -47,7 +75,157 @@ pub async fn run(store_args: &StoreArgs, action: RolloutAction) -> Result<(), Cl
             watch,
             timeout,
         } => status(store_args, &object, &namespace, watch.then_some(timeout)).await,
+        RolloutAction::History { object, namespace } => {
+            history(store_args, &object_ref(&object, &namespace)?).await
+        }
+        RolloutAction::Undo {
+            object,
+            namespace,
+            to_generation,
+        } => undo(store_args, &object_ref(&object, &namespace)?, to_generation).await,
+        RolloutAction::Retry { object, namespace } => {
+            retry(store_args, &object_ref(&object, &namespace)?).await
+        }
     }
+}
+
+/// The object as stored, or NotFound.
+async fn stored(store: &Store, object: &ObjectRef) -> Result<Resource, CliError> {
+    store
+        .get(object)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(object.to_string()).into())
+}
+
+/// `nomarch rollout history KIND/NAME`.
+async fn history(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliError> {
+    let store = store_args.connect().await?;
+    let current = stored(&store, object).await?;
+    let mut generations = store.history(object).await?;
+    let status = current.status().cloned();
+    generations.push(current);
+    let rows: Vec<Vec<(&str, String)>> = super::history::rows(&generations, status.as_ref())
+        .into_iter()
+        .map(|row| {
+            vec![
+                ("GENERATION", row.generation.to_string()),
+                ("TIME", row.time),
+                ("COMMIT", row.commit),
+                ("JOB VERSION", row.job_version),
+                ("OUTCOME", row.outcome),
+                ("CHANGE", row.change),
+            ]
+        })
+        .collect();
+    super::output::print_table(&rows);
+    Ok(())
+}
+
+/// Commands that change what an object should be refuse objects a GitSource owns: the
+/// repository is the desired state, and the controller would put it back at the next sync
+/// (or, worse, the two would take turns). The message names what to do in git.
+fn refuse_if_synced(
+    object: &ObjectRef,
+    resource: &Resource,
+    instead: &str,
+) -> Result<(), CliError> {
+    match Owner::of(resource) {
+        Owner::Hand => Ok(()),
+        Owner::Source(source) => {
+            let commit = resource
+                .metadata()
+                .annotations
+                .get(reconcilers::meta::COMMIT)
+                .map_or("its last commit".to_string(), |c| format!("commit {c}"));
+            Err(CliError::Usage(format!(
+                "{object} is synced from {source} ({commit}); {instead} in the repository, or the next sync puts it back"
+            )))
+        }
+    }
+}
+
+/// `nomarch rollout undo KIND/NAME [--to-generation N]`: the stored spec of generation N (by
+/// default the one before the current), applied as a new generation; labels and annotations
+/// stay as they are now. Written only if the object did not change meanwhile.
+async fn undo(
+    store_args: &StoreArgs,
+    object: &ObjectRef,
+    to_generation: Option<i64>,
+) -> Result<(), CliError> {
+    let store = store_args.connect().await?;
+    let current = stored(&store, object).await?;
+    refuse_if_synced(object, &current, "revert that commit")?;
+    let generation = current.metadata().generation;
+    let wanted = to_generation.unwrap_or(generation - 1);
+    if wanted == generation {
+        return Err(CliError::Usage(format!(
+            "{object} is at generation {generation} already"
+        )));
+    }
+    let history = store.history(object).await?;
+    let Some(target) = history.iter().find(|r| r.metadata().generation == wanted) else {
+        let kept: Vec<String> = history
+            .iter()
+            .map(|r| r.metadata().generation.to_string())
+            .collect();
+        return Err(CliError::NotFound(format!(
+            "{object} has no stored generation {wanted} (kept: {})",
+            if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            }
+        )));
+    };
+    let mut undone = target.clone();
+    *undone.metadata_mut() = current.metadata().clone();
+    undone.set_status(None);
+    let outcomes = store.apply(&[undone]).await?;
+    let done = outcomes
+        .first()
+        .map_or(ApplyOutcome::Unchanged, |(_, outcome)| *outcome);
+    match done {
+        ApplyOutcome::Unchanged => println!("{object} already has generation {wanted}'s spec"),
+        _ => println!(
+            "{object} rolled back to generation {wanted}'s spec (as generation {})",
+            generation + 1
+        ),
+    }
+    Ok(())
+}
+
+/// `nomarch rollout retry KIND/NAME`: a new value of the retry annotation, so the controller
+/// registers the spec Nomad rolled back once more.
+async fn retry(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliError> {
+    let store = store_args.connect().await?;
+    let current = stored(&store, object).await?;
+    refuse_if_synced(
+        object,
+        &current,
+        &format!(
+            "change the {} annotation",
+            reconcilers::status::RETRY_ANNOTATION
+        ),
+    )?;
+    if current
+        .status()
+        .and_then(|s| s.workload.rollback.as_ref())
+        .is_none()
+    {
+        return Err(CliError::Usage(format!(
+            "{object} has no rolled-back rollout to retry"
+        )));
+    }
+    let mut retried = current.clone();
+    retried.set_status(None);
+    let token = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    retried
+        .metadata_mut()
+        .annotations
+        .insert(reconcilers::status::RETRY_ANNOTATION.to_string(), token);
+    store.apply(&[retried]).await?;
+    println!("{object}: retry asked for");
+    Ok(())
 }
 
 /// `KIND/NAME` as people type it.
@@ -169,4 +347,37 @@ async fn promote(
         reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Undo and retry change desired state, which a GitSource owns for its objects: refused,
+    /// naming the source and the commit to act on.
+    #[test]
+    fn changes_to_synced_objects_are_refused_naming_the_commit() {
+        let yaml = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: nginx:1\n";
+        let mut app = crds::parse_str("web.yaml", yaml)
+            .unwrap()
+            .remove(0)
+            .resource;
+        let object = app.object_ref();
+        assert!(refuse_if_synced(&object, &app, "revert that commit").is_ok());
+        let meta = app.metadata_mut();
+        meta.labels.insert(
+            reconcilers::source_sync::SOURCE_NAMESPACE.into(),
+            "default".into(),
+        );
+        meta.labels
+            .insert(reconcilers::source_sync::SOURCE_NAME.into(), "site".into());
+        meta.annotations
+            .insert(reconcilers::meta::COMMIT.into(), "0123abcd".into());
+        let refused = refuse_if_synced(&object, &app, "revert that commit").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "app/web is synced from gitsource/site (commit 0123abcd); revert that commit in the repository, or the next sync puts it back"
+        );
+        assert_eq!(refused.exit_status(), crate::cli::ExitStatus::Usage);
+    }
 }

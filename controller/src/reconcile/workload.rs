@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::Utc;
-use crds::status::RolloutStatus;
+use crds::status::{PastRollout, RolloutStatus};
 use crds::workload::HealthCheck;
 use crds::{ObjectRef, Status};
 use reconcilers::rollout::{self, RolloutEvent};
@@ -120,9 +120,10 @@ pub async fn observe(
     );
     let mut rollout_steps = Vec::new();
     if let Some(job) = &job_view {
-        let (rollout, steps) =
+        let (rollout, past, steps) =
             observe_rollout(ctx, workload, job, written.as_ref(), previous).await?;
         status.workload.rollout = rollout;
+        status.workload.past_rollouts = past;
         rollout_steps = steps;
     }
     let mut heal_due = None;
@@ -156,6 +157,9 @@ pub async fn observe(
     })
 }
 
+/// The rollout now, the ones before it, and the steps since `previous`.
+type ObservedRollout = (Option<RolloutStatus>, Vec<PastRollout>, Vec<RolloutEvent>);
+
 /// The rollout to show, and its steps since the record in `previous`: the job's latest
 /// deployment, read while one is going or the job moved to another version since the last one
 /// ended; otherwise the record as it was. When a newer deployment replaced the one on record
@@ -167,14 +171,15 @@ async fn observe_rollout(
     job: &JobView,
     written: Option<&Written>,
     previous: Option<&Status>,
-) -> Result<(Option<RolloutStatus>, Vec<RolloutEvent>), ReconcileError> {
+) -> Result<ObservedRollout, ReconcileError> {
     let recorded = previous.and_then(|p| p.workload.rollout.as_ref());
+    let past = previous.map_or_else(Vec::new, |p| p.workload.past_rollouts.clone());
     if !rollout::needs_refresh(recorded, job.version) {
-        return Ok((recorded.cloned(), Vec::new()));
+        return Ok((recorded.cloned(), past, Vec::new()));
     }
     let namespace = &workload.object.namespace;
     let Some(latest) = ctx.nomad.latest_deployment(namespace, &job.id).await? else {
-        return Ok((recorded.cloned(), Vec::new()));
+        return Ok((recorded.cloned(), past, Vec::new()));
     };
     let generation = workload.generation;
     let current = rollout::rollout_status(recorded, &latest.view(), written, generation);
@@ -195,7 +200,9 @@ async fn observe_rollout(
         }
         None => rollout::rollout_events(recorded, &current),
     };
-    Ok((Some(current), steps))
+    let past = previous.map_or(&[][..], |p| &p.workload.past_rollouts[..]);
+    let past = rollout::past_rollouts(past, ended.as_ref().or(recorded), &current);
+    Ok((Some(current), past, steps))
 }
 
 /// Says the rollout's steps, once the status that records them is stored.

@@ -184,6 +184,7 @@ impl Store {
             meta.generation = 1;
             meta.uid = uuid::Uuid::new_v4().to_string();
             meta.creation_timestamp = Some(Utc::now());
+            meta.generation_timestamp = meta.creation_timestamp;
             compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
             ops.push(TxnOp::put(key, encode_object(&created), None));
             return Ok(ApplyOutcome::Created);
@@ -204,6 +205,11 @@ impl Store {
         meta.uid = have_meta.uid.clone();
         meta.creation_timestamp = have_meta.creation_timestamp;
         meta.generation = have_meta.generation + i64::from(spec_changed);
+        meta.generation_timestamp = if spec_changed {
+            Some(Utc::now())
+        } else {
+            have_meta.generation_timestamp
+        };
         compares.push(Compare::mod_revision(
             key.clone(),
             CompareOp::Equal,
