@@ -345,11 +345,19 @@ async fn blocking_queries_wake_on_change_and_time_out_with_unchanged_data() {
 
 /// Reads NDJSON frames from an event stream until `count` data frames arrived.
 async fn frames(response: reqwest::Response, count: usize) -> Vec<Value> {
+    frames_until(response, |frames| frames.len() >= count).await
+}
+
+/// Reads NDJSON data frames from an event stream until `enough` says so.
+async fn frames_until(
+    response: reqwest::Response,
+    enough: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while frames.len() < count {
+    while !enough(&frames) {
         let chunk = tokio::time::timeout_at(deadline, stream.next())
             .await
             .expect("frames arrive")
@@ -1820,6 +1828,101 @@ async fn check_restarts_count_against_the_restart_policy() {
             .any(|a| a["ID"] != json!(first))
     })
     .await;
+}
+
+/// client/client.go `RestartAllocation`: the running tasks restart in place, not counted
+/// against the restart policy (restarts.go `SetRestartTriggered(false)`); the allocation is
+/// pending and out of the catalog meanwhile, then runs again under the same ID. What Nomad
+/// refuses, it refuses in its words.
+#[tokio::test]
+async fn a_restart_asked_for_restarts_in_place() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let mut job = service_job("web", 1, 64);
+    // No attempts left for failures: a restart counted as one would fail the allocation.
+    job["TaskGroups"][0]["RestartPolicy"] =
+        json!({"Attempts": 0, "Interval": 300 * SECOND, "Delay": 0, "Mode": "fail"});
+    api.register(job).await;
+    eventually("running", || async { api.running("web").await.len() == 1 }).await;
+    let id = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restart = format!("/v1/client/allocation/{id}/restart");
+    for round in 1..=2 {
+        let (_, now) = api.get(&format!("/v1/allocation/{id}")).await;
+        let stream = api
+            .http
+            .get(format!(
+                "{}/v1/event/stream?topic=Allocation:{id}&index={}",
+                api.nomad,
+                now["ModifyIndex"].as_u64().unwrap() + 1
+            ))
+            .send()
+            .await
+            .unwrap();
+        let (code, _) = api.put(&restart, json!({})).await;
+        assert_eq!(code, 200);
+        // Pending while the task restarts, then running: the same allocation throughout.
+        // (Updates that do not change the client status, such as deployment health, may come
+        // between.)
+        let statuses = |frames: &[Value]| -> Vec<Value> {
+            let mut seen: Vec<Value> = frames
+                .iter()
+                .flat_map(|f| f["Events"].as_array().cloned().unwrap_or_default())
+                .map(|e| e["Payload"]["Allocation"]["ClientStatus"].clone())
+                .skip_while(|s| s != "pending")
+                .collect();
+            seen.dedup();
+            seen
+        };
+        let read = frames_until(stream, |frames| statuses(frames).len() >= 2).await;
+        assert_eq!(statuses(&read)[..2], [json!("pending"), json!("running")]);
+        let (_, alloc) = api.get(&format!("/v1/allocation/{id}")).await;
+        let task = &alloc["TaskStates"]["app"];
+        assert_eq!(task["Restarts"], round, "{task}");
+        let kinds: Vec<&str> = task["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["Type"].as_str())
+            .collect();
+        assert!(
+            kinds.ends_with(&["Restart Signaled", "Terminated", "Restarting", "Started"]),
+            "{kinds:?}"
+        );
+    }
+    let (code, said) = api.put(&restart, json!({"TaskName": "nope"})).await;
+    assert_eq!(
+        (code, said),
+        (500, json!("Could not find task runner for task: nope"))
+    );
+    let (code, said) = api
+        .put(&restart, json!({"TaskName": "app", "AllTasks": true}))
+        .await;
+    assert_eq!(
+        (code, said),
+        (
+            500,
+            json!("task name cannot be set when restarting all tasks")
+        )
+    );
+    let (code, _) = api
+        .put("/v1/client/allocation/0000/restart", json!({}))
+        .await;
+    assert_eq!(code, 404);
+    api.put(&format!("/v1/allocation/{id}/stop"), json!({}))
+        .await;
+    eventually("stopped", || async {
+        let (_, alloc) = api.get(&format!("/v1/allocation/{id}")).await;
+        alloc["DesiredStatus"] == "stop"
+    })
+    .await;
+    let (code, said) = api.put(&restart, json!({})).await;
+    assert_eq!(
+        (code, said),
+        (500, json!("restart of an alloc that should not run"))
+    );
 }
 
 /// structs.go `Allocation.NextRescheduleTime` and reconcile.go `createRescheduleLaterEvals`:

@@ -845,22 +845,44 @@ async fn every_sample_matches_nomad_sims_answer() {
         .await,
         false,
     );
+    // A task restarts only while it runs (taskrunner/lifecycle.go `Restart`): by now the
+    // first allocation was replaced by an update, so wait for one that runs.
+    let running = || async {
+        let (_, allocs) = c.nomad("GET", "/v1/job/example/allocations", None).await;
+        allocs.as_array().and_then(|allocs| {
+            allocs
+                .iter()
+                .find(|a| a["ClientStatus"] == "running")
+                .and_then(|a| a["ID"].as_str())
+                .map(String::from)
+        })
+    };
+    e2e::testing::eventually("an allocation of example runs", || async {
+        running().await.is_some()
+    })
+    .await;
+    let running_alloc = running().await.expect("one runs");
     let restart = json!({"TaskName": "redis"});
     add(
         "nomad-allocation-restart-request",
         c.nomad(
             "PUT",
-            &format!("/v1/client/allocation/{alloc_id}/restart"),
+            &format!("/v1/client/allocation/{running_alloc}/restart"),
             Some(restart.clone()),
         )
         .await,
         false,
     );
+    // Restarted at once (no delay for a restart asked for): running again before the next.
+    e2e::testing::eventually("the restarted allocation runs again", || async {
+        running().await.as_deref() == Some(running_alloc.as_str())
+    })
+    .await;
     add(
         "nomad-allocation-restart-response",
         c.nomad(
             "PUT",
-            &format!("/v1/client/allocation/{alloc_id}/restart"),
+            &format!("/v1/client/allocation/{running_alloc}/restart"),
             Some(restart),
         )
         .await,

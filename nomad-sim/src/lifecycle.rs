@@ -697,7 +697,12 @@ impl Cluster {
         if matches!(alloc.job_type.as_str(), "batch" | "sysbatch") {
             alloc.finish_at = Some(now + batch_duration);
         }
-        for state in alloc.tasks.values_mut() {
+        // A restart starts the tasks it stopped; the others keep running as they were.
+        for state in alloc
+            .tasks
+            .values_mut()
+            .filter(|s| !restart || s.state == "pending")
+        {
             state.state = "running";
             state.started_at = Some(now);
             if !restart {
@@ -1008,19 +1013,92 @@ impl Cluster {
     }
 
     /// Restarts an allocation's tasks in place (same allocation ID, `Restarts` + 1).
-    pub fn restart_alloc(&mut self, id: &str, event: &'static str, message: &str) {
+    /// `PUT /v1/client/allocation/:id/restart`, as client/client.go `RestartAllocation` runs
+    /// it: one named task (allocrunner `RestartTask`), every task (`RestartAll`) or the running
+    /// ones (`RestartRunning`). taskrunner/lifecycle.go `restartImpl` emits "Restart Signaled",
+    /// kills the task (the group's services leave the catalog: `PreTaskRestart`), and the run
+    /// loop starts it again at once: restarts.go `GetState` answers a triggered restart with
+    /// `TaskRestarting` and no delay, and does not count it against the restart policy. A
+    /// task that is not running is left alone (`ErrTaskNotRunning`), except by `AllTasks`.
+    pub fn restart_alloc(
+        &mut self,
+        id: &str,
+        task: Option<&str>,
+        all_tasks: bool,
+    ) -> Result<(), crate::error::ApiError> {
+        use crate::error::ApiError;
+        let Some(alloc) = self.allocs.get(id) else {
+            return Err(ApiError::not_found(format!("Unknown allocation \"{id}\"")));
+        };
+        if all_tasks && task.is_some() {
+            return Err(ApiError::internal(
+                "task name cannot be set when restarting all tasks",
+            ));
+        }
+        if let Some(name) = task {
+            if !alloc.tasks.contains_key(name) {
+                return Err(ApiError::internal(format!(
+                    "Could not find task runner for task: {name}"
+                )));
+            }
+        }
+        // alloc_runner.go `restartTasks`: `shouldRun` (not for one named task, whose runner
+        // answers by its own state).
+        let terminal = alloc.desired_status != "run" || alloc.client_status.is_terminal();
+        if terminal && task.is_none() {
+            return Err(ApiError::internal(
+                "restart of an alloc that should not run",
+            ));
+        }
+        let reason = match (task, all_tasks) {
+            (Some(_), _) => "User requested task to restart",
+            (None, true) => "User requested all tasks to restart",
+            (None, false) => "User requested running tasks to restart",
+        };
+        let chosen: Vec<String> = alloc
+            .tasks
+            .iter()
+            .filter(|(name, _)| task.is_none_or(|t| t == name.as_str()))
+            .filter(|(_, state)| all_tasks || state.state == "running")
+            .map(|(name, _)| name.clone())
+            .collect();
+        if chosen.is_empty() {
+            // `Restart` on a task that is pending or dead: nothing to kill.
+            return match task {
+                Some(_) => Err(ApiError::internal("Task not running")),
+                None => Ok(()),
+            };
+        }
         let index = self.bump();
         let now = self.clock.now();
-        if let Some(alloc) = self.allocs.get_mut(id) {
-            for state in alloc.tasks.values_mut() {
-                state.restarts += 1;
-                state.last_restart = Some(now);
-                push_event(state, TaskEvent::new(event, now, message, 0));
-            }
-            alloc.modify_index = index;
+        let alloc = self.allocs.get_mut(id).expect("exists");
+        for name in &chosen {
+            let state = alloc.tasks.get_mut(name).expect("chosen from the tasks");
+            push_event(state, TaskEvent::new("Restart Signaled", now, reason, 0));
+            push_event(
+                state,
+                TaskEvent::new("Terminated", now, "Exit Code: 0, Signal: 15", 0),
+            );
+            // task_runner.go `UpdateState`: a `Restarting` event counts a restart.
+            state.restarts += 1;
+            state.last_restart = Some(now);
+            state.state = "pending";
+            push_event(
+                state,
+                TaskEvent::new("Restarting", now, "Task restarting in 0s", 0),
+            );
         }
+        alloc.client_status = ClientStatus::Pending;
+        alloc.client_description = "No tasks have started".into();
+        alloc.restarting = true;
+        alloc.start_at = now;
+        alloc.modify_index = index;
+        alloc.modify_time = now.timestamp_nanos_opt().unwrap_or_default();
         self.tables.allocs = index;
+        self.tables.services = index;
+        self.tables.consul = index;
         self.emit_alloc(id, "AllocationUpdated", index);
+        Ok(())
     }
 
     pub fn set_fault(&mut self, id: &str, fault: Fault) {

@@ -576,13 +576,19 @@ async fn allocation(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         }
         "restart" => {
             write_only(req)?;
-            sim.write(|c| {
-                if !c.allocs.contains_key(id) {
-                    return Err(ApiError::not_found(format!("Unknown allocation \"{id}\"")));
-                }
-                c.restart_alloc(id, "Restart Signaled", "User requested task to restart");
-                Ok(())
-            })?;
+            // command/agent/alloc_endpoint.go `allocRestart`: `TaskName` and `AllTasks` from
+            // the body, which may be empty.
+            let body: Value = if req.body.is_empty() {
+                json!({})
+            } else {
+                req.json()?
+            };
+            let task = body
+                .get("TaskName")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty());
+            let all_tasks = body.get("AllTasks").and_then(Value::as_bool) == Some(true);
+            sim.write(|c| c.restart_alloc(id, task, all_tasks))?;
             Ok(Reply::ok(json!({})))
         }
         "signal" => {
