@@ -613,6 +613,11 @@ const NOMAD_NEEDS: &[(&str, &[&str])] = &[
     ("/v1/deployment/promote/:x", &["namespace:submit-job"]),
     ("/v1/allocations", &["namespace:read-job"]),
     ("/v1/allocation/:x/stop", &["namespace:alloc-lifecycle"]),
+    // `nomarch rollout restart`: client/alloc_endpoint.go Restart checks alloc-lifecycle.
+    (
+        "/v1/client/allocation/:x/restart",
+        &["namespace:alloc-lifecycle"],
+    ),
     ("/v1/var/:x", &["variables:nomarch/*:read"]),
     // The namespaces the token can see (namespace_endpoint.go ListNamespaces filters by any
     // capability in them): the event stream reopens when one appears.

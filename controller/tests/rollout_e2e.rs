@@ -560,3 +560,91 @@ fn history_after_five_changes_and_undo() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// `rollout restart` restarts every instance in place, two at a time as `maxParallel` says, a
+/// batch starting only once the one before runs and passes its checks again.
+#[test]
+fn restart_takes_at_most_max_parallel_down() {
+    let world = World::start(&[]);
+    let app = web("nginx:1", 4, "").replace("maxParallel: 1", "maxParallel: 2");
+    world.nomarch(
+        &["apply", "-f", "-", "--wait", "--timeout", "60s"],
+        Some(&app),
+    );
+    let running = |world: &World| -> Vec<String> {
+        let mut ids: Vec<String> = allocs(world)
+            .iter()
+            .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+            .map(|a| a["ID"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = running(&world);
+    assert_eq!(before.len(), 4);
+
+    // Meanwhile, how many instances are not in Consul with passing checks, at most.
+    let consul = world.sim.consul_url();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (stop, consul) = (stop.clone(), consul.clone());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            let mut most_down = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let passing: Vec<Value> = http
+                    .get(format!("{consul}/v1/health/service/web?passing=true"))
+                    .send()
+                    .and_then(|r| r.json())
+                    .unwrap_or_default();
+                most_down = most_down.max(4usize.saturating_sub(passing.len()));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            most_down
+        })
+    };
+    let restarted = world.nomarch(
+        &["rollout", "restart", "app/web", "--consul-addr", &consul],
+        None,
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most_down = sampler.join().unwrap();
+    let said = String::from_utf8_lossy(&restarted.stdout).to_string();
+    assert!(
+        said.starts_with("restarting app/web: 4 instance(s), 2 at a time\n")
+            && said.contains("app/web restarted: 4 instance(s)"),
+        "{said}"
+    );
+    assert!(most_down <= 2, "{most_down} instances down at once");
+    assert_eq!(
+        running(&world),
+        before,
+        "restarted in place: the same allocations"
+    );
+
+    // Each restarted once; the second batch was signaled after the first ran again.
+    let mut windows: Vec<(i64, i64)> = allocs(&world)
+        .iter()
+        .filter(|a| a["DesiredStatus"] == "run")
+        .map(|a| {
+            let task = &a["TaskStates"]["app"];
+            assert_eq!(task["Restarts"], 1, "{task}");
+            let events = task["Events"].as_array().unwrap();
+            let time = |kind: &str| {
+                events
+                    .iter()
+                    .rev()
+                    .find(|e| e["Type"] == kind)
+                    .and_then(|e| e["Time"].as_i64())
+                    .unwrap()
+            };
+            (time("Restart Signaled"), time("Started"))
+        })
+        .collect();
+    windows.sort();
+    let first_batch_up = windows[0].1.max(windows[1].1);
+    assert!(
+        windows[2].0 >= first_batch_up && windows[3].0 >= first_batch_up,
+        "{windows:?}"
+    );
+}

@@ -27,7 +27,9 @@ namespace "*" {
     # Job.Deregister, periodic_endpoint.go Force (submit-job or dispatch-job),
     # deployment_endpoint.go Promote
     "submit-job",
-    # PUT /v1/allocation/:id/stop (healing): nomad/alloc_endpoint.go Alloc.Stop
+    # PUT /v1/allocation/:id/stop (healing): nomad/alloc_endpoint.go Alloc.Stop;
+    # PUT /v1/client/allocation/:id/restart (`nomarch rollout restart`):
+    # client/alloc_endpoint.go Allocations.Restart
     "alloc-lifecycle",
   ]
 

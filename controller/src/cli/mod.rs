@@ -10,6 +10,7 @@ mod exit;
 mod get;
 mod history;
 mod output;
+mod restart;
 mod rollout;
 mod wait;
 

@@ -1,5 +1,6 @@
 //! `nomarch rollout`: see where a rollout stands and what came before it, promote one waiting
-//! on its canaries, undo a generation, retry one Nomad rolled back.
+//! on its canaries, undo a generation, retry one Nomad rolled back, restart the instances
+//! (`restart.rs`).
 
 use std::time::Duration;
 
@@ -53,6 +54,21 @@ pub enum RolloutAction {
         #[arg(long)]
         to_generation: Option<i64>,
     },
+    /// Restart every running instance in place, at most maxParallel at a time, each batch
+    /// waiting until its instances run and pass their checks again (exit 8 on timeout)
+    Restart {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// How long the whole restart may take
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
+        #[command(flatten)]
+        consul: connect::ConsulArgs,
+    },
     /// Register a spec Nomad rolled back once more (sets the nomarch.io/retry annotation)
     Retry {
         /// KIND/NAME, e.g. app/web
@@ -83,6 +99,16 @@ pub async fn run(store_args: &StoreArgs, action: RolloutAction) -> Result<(), Cl
             namespace,
             to_generation,
         } => undo(store_args, &object_ref(&object, &namespace)?, to_generation).await,
+        RolloutAction::Restart {
+            object,
+            namespace,
+            timeout,
+            nomad,
+            consul,
+        } => {
+            let object = object_ref(&object, &namespace)?;
+            super::restart::run(store_args, &object, &nomad, &consul, timeout).await
+        }
         RolloutAction::Retry { object, namespace } => {
             retry(store_args, &object_ref(&object, &namespace)?).await
         }

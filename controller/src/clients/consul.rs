@@ -1,5 +1,7 @@
 //! Consul's health API, with blocking queries: where nomarch learns that a check went critical.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -83,6 +85,28 @@ impl ConsulClient {
         self.http
             .get(&format!("/v1/health/service/{name}"), &options)
             .await
+    }
+
+    /// Whether each allocation's service checks pass, by allocation ID (the node's own
+    /// checks aside). An allocation not in the catalog is not in the map.
+    pub async fn checks_by_alloc(&self, service: &str) -> Result<HashMap<String, bool>, ApiError> {
+        let entries = self
+            .health_service(service, false, QueryOptions::default())
+            .await?
+            .value;
+        let mut checks = HashMap::new();
+        for entry in entries {
+            let Some(alloc) = alloc_id_of_service(entry.service_id()) else {
+                continue;
+            };
+            let passing = entry
+                .checks
+                .iter()
+                .filter(|c| !c.service_id.is_empty())
+                .all(|c| c.status == "passing");
+            checks.insert(alloc.to_string(), passing);
+        }
+        Ok(checks)
     }
 
     /// Every check in a state (`any`, `passing`, `warning`, `critical`).

@@ -289,6 +289,23 @@ impl NomadClient {
         self.http.decode(response).await
     }
 
+    /// Restarts an allocation's running tasks in place (`nomarch rollout restart`), as
+    /// `nomad alloc restart` does: `PUT /v1/client/allocation/:id/restart`.
+    pub async fn restart_allocation(&self, namespace: &str, id: &str) -> Result<(), ApiError> {
+        let path = format!("/v1/client/allocation/{id}/restart");
+        let response = self
+            .http
+            .send(
+                self.http
+                    .request(Method::PUT, &path, &QueryOptions::namespace(namespace))
+                    .json(&serde_json::json!({})),
+                true,
+            )
+            .await?;
+        let _: Value = self.http.decode(response).await?;
+        Ok(())
+    }
+
     /// The namespaces the token may see (a blocking query when asked).
     pub async fn namespaces(
         &self,

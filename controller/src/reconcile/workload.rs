@@ -1,7 +1,7 @@
 //! What Apps and Pubs share after their job is settled: read the job's allocations and their
 //! checks, count replicas, derive conditions, and run one round of healing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,7 +16,6 @@ use reconcilers::status::{
 
 use super::heal::{heal, HealState, Healing};
 use super::ReconcileError;
-use crate::clients::consul::alloc_id_of_service;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
@@ -70,13 +69,13 @@ pub async fn observe(
     // come from Nomad, and only health is unknown (nothing is healed on unknown health).
     let mut health_unknown = None;
     let checks = if has_checks && allocs.iter().any(|a| a.is_live()) {
-        match checks_by_alloc(ctx, workload.service).await {
+        match ctx.consul.checks_by_alloc(workload.service).await {
             Ok(checks) => checks,
-            Err(ReconcileError::Api(e)) if e.is_transient() => {
+            Err(e) if e.is_transient() => {
                 health_unknown = Some(e.to_string());
                 Default::default()
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     } else {
         Default::default()
@@ -233,29 +232,4 @@ pub fn keep_if_unchanged(status: Status, previous: Option<&Status>, generation: 
         },
         _ => status,
     }
-}
-
-/// Whether each allocation's service checks pass, from Consul (the node's own check aside).
-pub async fn checks_by_alloc(
-    ctx: &Context,
-    service: &str,
-) -> Result<HashMap<String, bool>, ReconcileError> {
-    let entries = ctx
-        .consul
-        .health_service(service, false, QueryOptions::default())
-        .await?
-        .value;
-    let mut checks = HashMap::new();
-    for entry in entries {
-        let Some(alloc) = alloc_id_of_service(entry.service_id()) else {
-            continue;
-        };
-        let passing = entry
-            .checks
-            .iter()
-            .filter(|c| !c.service_id.is_empty())
-            .all(|c| c.status == "passing");
-        checks.insert(alloc.to_string(), passing);
-    }
-    Ok(checks)
 }
