@@ -7,6 +7,8 @@
 //! - [`apply_latency`]: `apply` → job registered, through etcd, the controller and nomad-sim;
 //!   it also measures the floor the other nomarch scenarios are compared with.
 //! - [`healing`]: pubs off a dead hub, and allocations healed after their grace.
+//! - [`rollout`]: 20 Apps × 10 instances rolled out through `apply --wait`, against Nomad's
+//!   own pacing; how soon `--wait` notices success.
 //! - [`git_sync`]: `git push` → 100, 500, 1,000 Apps converged, and the controller's peak memory.
 //! - [`scale`]: 10,000 Apps + 1,000 Pubs + 1,000 CronJobs on 1,000 nodes: cold start, steady
 //!   state (writes, CPU, requests per object), restart.
@@ -19,6 +21,7 @@ mod git_sync;
 mod healing;
 mod parse;
 mod plot;
+mod rollout;
 mod scale;
 mod sim_scale;
 
@@ -61,8 +64,8 @@ pub struct Args {
         default_value = "100,500,1000"
     )]
     pub git_apps: Vec<usize>,
-    /// Run only these scenarios (apply-latency, hub-death, heal, git-sync, scale, sim-scale,
-    /// parse); all by default
+    /// Run only these scenarios (apply-latency, hub-death, heal, rollout, git-sync, scale,
+    /// sim-scale, parse); all by default
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Where to write the JSON results
@@ -137,6 +140,9 @@ async fn main() -> anyhow::Result<()> {
         if wanted("heal") {
             healing::heal(&args, floor, &mut figures).await?;
         }
+    }
+    if wanted("rollout") {
+        rollout::run(&mut figures).await?;
     }
     if wanted("git-sync") {
         git_sync::run(&args, &mut figures).await?;

@@ -648,3 +648,59 @@ fn restart_takes_at_most_max_parallel_down() {
         "{windows:?}"
     );
 }
+
+/// A canary that never turns healthy: nothing of the old version is replaced, Nomad fails the
+/// deployment and reverts the job, the App shows `RolledBack`, and nomarch does not register
+/// the canary's spec again.
+#[test]
+fn a_failing_canary_is_rolled_back_and_not_registered_again() {
+    let world = World::start(&[]);
+    assert_eq!(
+        world.put_nomad(
+            "/_sim/images",
+            json!({"image": "nginx:broken", "fault": "crashloop"})
+        ),
+        200
+    );
+    let strategy = "    strategy: canary\n    canary: 1\n";
+    let wait = ["apply", "-f", "-", "--wait", "--timeout", "60s"];
+    let first = world.nomarch_exit(&wait, Some(&strategic_web("nginx:1", 3, strategy)));
+    assert_eq!(first.status.code(), Some(0));
+    eventually("version 0 is stable", || {
+        world.nomad("/v1/job/web")["Stable"] == true
+    });
+    let old: BTreeSet<String> = allocs(&world)
+        .iter()
+        .filter(|a| a["ClientStatus"] == "running")
+        .map(|a| a["ID"].as_str().unwrap().to_string())
+        .collect();
+
+    let broken = world.nomarch_exit(&wait, Some(&strategic_web("nginx:broken", 3, strategy)));
+    assert_eq!(
+        broken.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&broken.stdout)
+    );
+    assert_eq!(degraded(&world)["reason"], "RolledBack");
+    let still: BTreeSet<String> = allocs(&world)
+        .iter()
+        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .map(|a| a["ID"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        old.is_subset(&still),
+        "the old instances kept running: {old:?} {still:?}"
+    );
+    let writes = job_writes(&world, "web");
+    std::thread::sleep(2 * PROGRESS_DEADLINE);
+    assert_eq!(job_writes(&world, "web"), writes, "{:?}", world.writes());
+    let job = world.nomad("/v1/job/web");
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"], "nginx:1",
+        "Nomad's revert holds"
+    );
+    let events = world.events();
+    assert_eq!(events.matches("RolledBack").count(), 1, "{events}");
+    assert_eq!(events.matches("RolloutFailed").count(), 1, "{events}");
+}

@@ -31,7 +31,9 @@ Exit codes:
   3  etcd unreachable or failing
   4  conflict: the object changed since the given resourceVersion
   5  object not found
-  6  the controller could not start or stopped unexpectedly";
+  6  the controller could not start or stopped unexpectedly, or Nomad refused a request
+  7  --wait / --watch: a rollout failed or Nomad rolled it back (or refused the job)
+  8  --wait / --watch / rollout restart: the timeout passed first";
 
 #[derive(Parser, Debug)]
 #[command(name = "nomarch", version, about = "A reconciling operator for HashiCorp Nomad", after_help = EXIT_CODES)]

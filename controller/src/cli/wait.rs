@@ -332,7 +332,8 @@ enum Display {
 impl Display {
     fn new(targets: &[(ObjectRef, i64)]) -> Display {
         let objects: Vec<ObjectRef> = targets.iter().map(|(o, _)| o.clone()).collect();
-        if !std::io::stdout().is_terminal() {
+        // Bars draw on standard error; with either stream redirected, plain lines on stdout.
+        if !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal()) {
             return Display::Lines {
                 last: vec![None; objects.len()],
                 objects,
