@@ -102,7 +102,7 @@ fn report(figures: &[Figure], out: &PathBuf) -> anyhow::Result<()> {
     let machine = machine();
     println!("\n| scenario | figure | value | floor | ratio |\n|---|---|---|---|---|");
     for f in figures {
-        let floor = f.floor.map_or("".into(), |v| format!("{v:.2} ms"));
+        let floor = f.floor.map_or("".into(), |v| format!("{v:.2} {}", f.unit));
         let ratio = f.ratio().map_or("".into(), |r| format!("{r:.1}x"));
         println!(
             "| {} | {} | {:.2} {} | {floor} | {ratio} |",

@@ -270,13 +270,33 @@ pub fn compute_group(s: &GroupSnapshot) -> GroupPlan {
         (DeploymentChange::Create { .. }, _) => Some("running"),
         (_, status) => status,
     };
-    // `computeUnderProvisionedBy`.
+    // `computeUnderProvisionedBy`: the deployment's allocations among `untainted`. A failed
+    // one that may not be replaced yet (reconcile_util.go `filterByRescheduleable` keeps it in
+    // `untainted` until its reschedule time, or for good when its policy is spent) counts as
+    // the unhealthy allocation it is: nothing more is replaced while it is there.
+    let occupied_now: BTreeSet<usize> = untainted.iter().map(|a| a.slot).collect();
+    let failed_waiting = (0..s.count)
+        .filter(|slot| !occupied_now.contains(slot))
+        .filter(|slot| match s.last_in_slot.get(slot) {
+            Some(LastInSlot::Failed {
+                deployment_id: of,
+                reschedule,
+            }) => {
+                !deployment_id.is_empty()
+                    && *of == deployment_id
+                    && (matches!(reschedule, Reschedule::Later { .. })
+                        || s.exhausted_slots.contains(slot))
+            }
+            _ => false,
+        })
+        .map(|_| Some(false));
     let health: Vec<Option<bool>> = untainted
         .iter()
         .filter(|a| !deployment_id.is_empty() && a.deployment_id == deployment_id)
         .map(|a| a.healthy)
+        .chain(failed_waiting)
         .collect();
-    let budget = if is_canarying {
+    let under_provisioned_by = if is_canarying {
         0
     } else {
         destructive_budget(
@@ -287,18 +307,14 @@ pub fn compute_group(s: &GroupSnapshot) -> GroupPlan {
             &health,
         )
     };
-    let replacing: Vec<&LiveAlloc> = destructive.iter().copied().take(budget).collect();
-    let mut held_back = replacing.len() < destructive.len() || is_canarying;
-    let used: BTreeSet<usize> = untainted
-        .iter()
-        .filter(|a| !replacing.iter().any(|r| r.id == a.id))
-        .map(|a| a.slot)
-        .collect();
     // `deploymentPlaceReady`: not paused, not failed, no canaries waiting for promotion.
     let place_ready = !halted && !is_canarying;
+    // `computePlacements` / `computeReplacements`: the empty slots first (missing, failed,
+    // lost), each taking one of the deployment's slots when it is ready to place...
     let mut place = Vec::new();
     let mut reschedule_later = Vec::new();
-    for slot in (0..s.count).filter(|slot| !used.contains(slot)) {
+    let mut held_back = is_canarying;
+    for slot in (0..s.count).filter(|slot| !occupied_now.contains(slot)) {
         if s.exhausted_slots.contains(&slot) {
             continue;
         }
@@ -324,6 +340,23 @@ pub fn compute_group(s: &GroupSnapshot) -> GroupPlan {
         }
         place.push(slot);
     }
+    let budget = if place_ready {
+        under_provisioned_by.saturating_sub(place.len())
+    } else {
+        under_provisioned_by
+    };
+    // ...then `computeDestructiveUpdates` with what is left: each replaced allocation's slot
+    // is placed again.
+    let replacing: Vec<&LiveAlloc> = destructive.iter().copied().take(budget).collect();
+    held_back |= replacing.len() < destructive.len();
+    place.extend(
+        replacing
+            .iter()
+            .map(|a| a.slot)
+            .filter(|slot| *slot < s.count),
+    );
+    place.sort_unstable();
+    place.dedup();
     GroupPlan {
         stop_extra,
         in_place,
@@ -800,5 +833,63 @@ mod tests {
             ..snapshot(2, vec![alloc(0, true, false)])
         };
         assert_eq!(compute_group(&now).place, vec![1]);
+    }
+
+    /// A rollout whose new allocation failed: reconcile.go `computeUnderProvisionedBy` sees
+    /// the failed allocation among `untainted` (not replaceable yet) and replaces nothing more;
+    /// when it is replaced, the replacement takes the deployment's one slot
+    /// (`computeReplacements`), so still no old allocation is stopped in that evaluation.
+    #[test]
+    fn a_failed_new_allocation_holds_the_rest_of_the_rollout() {
+        let failed = |reschedule| LastInSlot::Failed {
+            deployment_id: "d1".into(),
+            reschedule,
+        };
+        let old = vec![alloc(1, false, true), alloc(2, false, true)];
+        let waiting = GroupSnapshot {
+            deployment: deployment("running"),
+            last_in_slot: BTreeMap::from([(
+                0,
+                failed(Reschedule::Later {
+                    alloc_id: "f0".into(),
+                    at: 500,
+                    followup: true,
+                }),
+            )]),
+            ..snapshot(3, old.clone())
+        };
+        let plan = compute_group(&waiting);
+        assert!(
+            plan.destructive.is_empty() && plan.place.is_empty() && plan.held_back,
+            "{plan:?}"
+        );
+        let exhausted = GroupSnapshot {
+            last_in_slot: BTreeMap::from([(0, failed(Reschedule::Now))]),
+            exhausted_slots: BTreeSet::from([0]),
+            ..waiting.clone()
+        };
+        assert!(compute_group(&exhausted).destructive.is_empty());
+        let now = GroupSnapshot {
+            last_in_slot: BTreeMap::from([(0, failed(Reschedule::Now))]),
+            ..waiting.clone()
+        };
+        let plan = compute_group(&now);
+        assert_eq!((plan.place, plan.destructive), (vec![0], vec![]));
+        // A failure from an older deployment is no reason to hold this one.
+        let older = GroupSnapshot {
+            last_in_slot: BTreeMap::from([(
+                0,
+                LastInSlot::Failed {
+                    deployment_id: "d0".into(),
+                    reschedule: Reschedule::Later {
+                        alloc_id: "f0".into(),
+                        at: 500,
+                        followup: true,
+                    },
+                },
+            )]),
+            ..waiting
+        };
+        assert_eq!(compute_group(&older).destructive, vec!["a1".to_string()]);
     }
 }
