@@ -28,6 +28,8 @@ libssl-dev         | /usr/include/openssl/ssl.h                                 
 prometheus         | /usr/bin/promtool                                                 | deploy/ alert rules: promtool check and test
 strace             | /usr/bin/strace                                                   | scripts/sealed-run.sh traces what make test reads
 systemd            | /usr/bin/systemd-analyze                                          | deploy/ systemd unit: systemd-analyze verify
+zsh                | /usr/bin/zsh /bin/zsh                                             | `nomarch completion zsh` checked with zsh -n
+fish               | /usr/bin/fish                                                     | `nomarch completion fish` checked with fish -n
 TABLE
 )
 

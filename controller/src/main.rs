@@ -1,4 +1,4 @@
-//! `nomarch`: the command line and (later) the controller process.
+//! `nomarch`: the command line and the controller process.
 
 use clap::Parser;
 use controller::cli::{run, Cli};

@@ -491,3 +491,58 @@ fn apps_of_one_name_in_two_namespaces_get_their_own_consul_services() {
         "each service carries its own tenant's route"
     );
 }
+
+/// `nomarch describe` puts one object on one screen: what it is, its conditions, the Nomad job,
+/// each allocation with its health from Consul, and the object's events; `-o json` says the
+/// same for scripts. A missing object and a wrong kind fail with their exit codes.
+#[test]
+fn describe_shows_the_object_its_job_allocations_and_events() {
+    let world = World::start(&[]);
+    let manifest = web("nginx:1", 2);
+    world.apply(&manifest);
+    eventually("web Ready", || world.ready("web"));
+    let consul = world.sim.consul_url();
+    let described = world.nomarch(&["describe", "app/web", "--consul-addr", &consul], None);
+    let text = String::from_utf8_lossy(&described.stdout).to_string();
+    for part in [
+        "Name:         web",
+        "Kind:         App",
+        "  image: nginx:1",
+        "  Ready        True     ReplicasHealthy",
+        "Nomad job:    web version 0",
+        "Allocations:",
+        "Events:",
+        "Registered",
+    ] {
+        assert!(text.contains(part), "`{part}` in:\n{text}");
+    }
+    let healthy_rows = text
+        .lines()
+        .filter(|l| l.contains(" running ") && l.contains(" passing "))
+        .count();
+    assert_eq!(healthy_rows, 2, "{text}");
+
+    let json = world.nomarch(
+        &[
+            "describe",
+            "app/web",
+            "-o",
+            "json",
+            "--consul-addr",
+            &consul,
+        ],
+        None,
+    );
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(document["job"]["id"], "web");
+    assert_eq!(document["allocations"].as_array().map(Vec::len), Some(2));
+    assert_eq!(document["allocations"][0]["health"], "passing");
+    assert_eq!(document["object"]["metadata"]["name"], "web");
+
+    let missing = world.nomarch_exit(&["describe", "app/nope"], None);
+    assert_eq!(missing.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("app/nope"));
+    let wrong = world.nomarch_exit(&["describe", "deployment/web"], None);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("unknown kind `deployment`"));
+}

@@ -402,3 +402,61 @@ async fn events_watch_streams_new_events() {
     let line = seen.expect("events --watch printed a new event");
     assert!(line.contains("Created") && line.contains("app/w"), "{line}");
 }
+
+/// `nomarch completion SHELL` prints a script its shell accepts (`-n`: read, run nothing),
+/// naming the subcommands.
+#[test]
+fn completion_scripts_parse_in_their_shells() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = nomarch(None, &["completion", shell], None);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let script = stdout(&out);
+        assert!(
+            script.contains("rollout") && script.contains("promote"),
+            "{shell}: {script}"
+        );
+        let path = dir.path().join(format!("nomarch.{shell}"));
+        std::fs::write(&path, &script).unwrap();
+        let checked = Command::new(shell)
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{shell} (installed by make deps): {e}"));
+        assert!(
+            checked.status.success(),
+            "{shell} -n: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+}
+
+/// A reader that stops early (`nomarch ... | head -1`) ends the command quietly, with the
+/// status of a Unix tool killed by SIGPIPE (141), instead of a panic on the closed pipe.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far more output than a pipe holds: one line per document.
+    let manifest: String = (0..3000)
+        .map(|i| {
+            format!("apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: a{i}\nspec:\n  image: nginx:1\n---\n")
+        })
+        .collect();
+    let file = dir.path().join("many.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nomarch"))
+        .args(["validate", "-f", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("app/a0 valid"), "{first}");
+    // The reader is gone now.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(141), "{:?}", output.status);
+    assert_eq!(stderr(&output), "", "nothing said on the way out");
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::store::{ApplyOutcome, EventType, NewEvent, Store};
 
+use super::say;
 use super::{wait, CliError, StoreArgs};
 
 /// Applies the files; with `wait`, then follows what changed until it is done or the time is up.
@@ -19,7 +20,7 @@ pub async fn run(
     let resources: Vec<_> = manifests.into_iter().map(|m| m.resource).collect();
     let outcomes = store.apply(&resources).await?;
     for (object, outcome) in &outcomes {
-        println!("{object} {}", outcome.as_str());
+        say!("{object} {}", outcome.as_str());
     }
     record_events(&store, &outcomes).await;
     let Some(timeout) = wait else {

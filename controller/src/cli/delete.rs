@@ -6,6 +6,7 @@ use crds::ObjectRef;
 
 use crate::store::{EventType, NewEvent, StoreError};
 
+use super::say;
 use super::{parse_kind, CliError, StoreArgs};
 
 pub async fn run(
@@ -35,7 +36,7 @@ pub async fn run(
     for (object, version) in targets {
         match store.delete(&object, version.as_deref()).await {
             Ok(()) => {
-                println!("{object} deleted");
+                say!("{object} deleted");
                 let event = NewEvent {
                     type_: EventType::Normal,
                     reason: "Deleted".into(),

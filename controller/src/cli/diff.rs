@@ -14,6 +14,7 @@ use reconcilers::render::pubs::render_pub;
 use serde_json::Value;
 
 use super::connect::NomadArgs;
+use super::say;
 use super::{CliError, StoreArgs};
 use crate::clients::nomad_types::Job;
 use crate::clients::{NomadClient, QueryOptions};
@@ -52,7 +53,7 @@ pub async fn run(
         let (desired, waiting_for) = match desired(&store, &nomad, &resource, previous).await? {
             Desired::Job { job, waiting_for } => (job, waiting_for),
             Desired::Note(note) => {
-                println!("{object}: {note}");
+                say!("{object}: {note}");
                 continue;
             }
         };
@@ -74,12 +75,12 @@ pub async fn run(
         let action = plan(&observation);
         let rule = deciding_rule(&observation);
         match action {
-            JobAction::Nothing => println!("{object}: no changes"),
-            JobAction::Wait { reason } => println!("{object}: would wait ({reason})"),
-            JobAction::Hold => println!(
-                "{object}: held ({rule}): this job will not be sent again until it changes"
-            ),
-            JobAction::Refuse { reason } => println!("{object}: would not touch the job: {reason}"),
+            JobAction::Nothing => say!("{object}: no changes"),
+            JobAction::Wait { reason } => say!("{object}: would wait ({reason})"),
+            JobAction::Hold => {
+                say!("{object}: held ({rule}): this job will not be sent again until it changes")
+            }
+            JobAction::Refuse { reason } => say!("{object}: would not touch the job: {reason}"),
             JobAction::Register { .. } | JobAction::VerifyDrift { .. } => {
                 let planned = nomad
                     .plan(&desired)
@@ -87,15 +88,15 @@ pub async fn run(
                     .map_err(|e| CliError::Runtime(e.to_string()))?;
                 let diff = planned.diff.unwrap_or(Value::Null);
                 if diff.get("Type").and_then(Value::as_str) == Some("None") {
-                    println!("{object}: no changes to the job ({rule}: only nomarch's bookkeeping would be updated)");
+                    say!("{object}: no changes to the job ({rule}: only nomarch's bookkeeping would be updated)");
                     continue;
                 }
-                println!("{object}: would register job {} ({rule})", desired.id);
+                say!("{object}: would register job {} ({rule})", desired.id);
                 for line in describe_diff(&diff) {
-                    println!("  {line}");
+                    say!("  {line}");
                 }
                 for line in describe_updates(planned.annotations.as_ref()) {
-                    println!("  {line}");
+                    say!("  {line}");
                 }
             }
         }

@@ -7,6 +7,7 @@ use clap::ValueEnum;
 
 use crate::store::{decode_event, Event, EventFilter, EventType, WatchEvent};
 
+use super::say;
 use super::{CliError, StoreArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -65,7 +66,7 @@ pub async fn run(
     let store = store_args.connect().await?;
     let (events, revision) = store.list_events().await?;
     for event in events.iter().filter(|e| filter.matches(e)) {
-        println!("{}", style.render(event));
+        say!("{}", style.render(event));
     }
     if !watch {
         return Ok(());
@@ -76,7 +77,7 @@ pub async fn run(
             item = stream.recv() => match item {
                 Some(Ok(WatchEvent::Put(item))) => {
                     if let Some(event) = decode_event(&item.value).filter(|e| filter.matches(e)) {
-                        println!("{}", style.render(&event));
+                        say!("{}", style.render(&event));
                     }
                 }
                 // Expiry and compaction: nothing new to show.

@@ -4,6 +4,7 @@ use crds::{ObjectRef, Resource};
 
 use super::output::{print_table, render_json, render_yaml, summary_columns, Row};
 use super::{parse_kind, CliError, NamespaceArgs, OutputFormat, StoreArgs};
+use super::{say, say_raw};
 use crate::store::StoreError;
 
 pub async fn run(
@@ -29,8 +30,8 @@ pub async fn run(
         }
     };
     match output {
-        Some(OutputFormat::Yaml) => print!("{}", render_yaml(&objects, name.is_some())),
-        Some(OutputFormat::Json) => println!("{}", render_json(&objects, name.is_some())),
+        Some(OutputFormat::Yaml) => say_raw!("{}", render_yaml(&objects, name.is_some())),
+        Some(OutputFormat::Json) => say!("{}", render_json(&objects, name.is_some())),
         format => {
             if objects.is_empty() {
                 eprintln!("No {} found.", kind.singular());

@@ -4,6 +4,7 @@ mod apply;
 mod connect;
 pub mod controller;
 mod delete;
+mod describe;
 mod diff;
 mod events;
 mod exit;
@@ -19,6 +20,45 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use exit::{CliError, ExitStatus};
+
+/// `println!` for the commands' output: a reader that went away (`nomarch diff | head`) ends
+/// the command quietly, as a Unix tool killed by SIGPIPE ends (status 141), where `println!`
+/// would panic. SIGPIPE itself stays ignored, as Rust leaves it: the clients write sockets with
+/// `writev`, which would raise it.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*), true)
+    };
+}
+
+/// [`say!`] without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*), false)
+    };
+}
+
+pub(crate) use {say, say_raw};
+
+/// What [`say!`] does.
+pub fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(128 + libc::SIGPIPE)
+        }
+        Err(e) => panic!("failed printing to stdout: {e}"),
+    }
+}
 
 use crate::clients::{Secret, TlsFiles};
 use crate::store::{EtcdUser, Store, DEFAULT_PREFIX};
@@ -216,6 +256,30 @@ pub enum Command {
         #[command(flatten)]
         nomad: connect::NomadArgs,
     },
+    /// Everything about one object: spec, conditions, Nomad job, allocations with health,
+    /// hub, runs, source, rollout and recent events
+    ///
+    /// Example: nomarch describe app/web -n staging
+    Describe {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// json: the same as one document, for scripts
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<DescribeOutput>,
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
+        #[command(flatten)]
+        consul: connect::ConsulArgs,
+    },
+    /// Print a shell completion script: `source <(nomarch completion bash)`, or save it where
+    /// your shell loads completions (zsh: a file `_nomarch` in $fpath; fish:
+    /// ~/.config/fish/completions/nomarch.fish)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run the controller: watch the store, Nomad and Consul, and converge
     Controller(Box<controller::ControllerArgs>),
 }
@@ -233,6 +297,11 @@ impl NamespaceArgs {
     pub fn matches(&self, namespace: &str) -> bool {
         self.all_namespaces || self.namespace == namespace
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DescribeOutput {
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -291,6 +360,29 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             events::run(&cli.store, watch, &filter, style).await
         }
         Command::Controller(args) => controller::run(&cli.store, &args).await,
+        Command::Describe {
+            object,
+            namespace,
+            output,
+            nomad,
+            consul,
+        } => {
+            let object = rollout::object_ref(&object, &namespace)?;
+            let description = describe::gather(&cli.store, &object, &nomad, &consul).await?;
+            match output {
+                Some(DescribeOutput::Json) => say!(
+                    "{}",
+                    serde_json::to_string_pretty(&description).expect("descriptions serialize")
+                ),
+                None => say_raw!("{}", describe::render(&description, chrono::Utc::now())),
+            }
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "nomarch", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Run {
             kind,
             name,
@@ -300,7 +392,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Diff { files, nomad } => diff::run(&cli.store, &files, &nomad).await,
         Command::Rollout { action } => rollout::run(&cli.store, action).await,
         Command::Schema { kind } => {
-            print!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
+            say_raw!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
             Ok(())
         }
     }
@@ -309,7 +401,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 fn validate(files: &[PathBuf]) -> Result<(), CliError> {
     let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
     for manifest in &manifests {
-        println!(
+        say!(
             "{} valid ({})",
             manifest.resource.object_ref(),
             manifest.source
@@ -350,7 +442,7 @@ async fn run_now(
         .periodic_force(namespace, &reconcilers::meta::job_id(&object))
         .await
         .map_err(|e| CliError::Runtime(format!("{object} could not be run: {e}")))?;
-    println!(
+    say!(
         "{object} run started (evaluation {})",
         reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")
     );

@@ -1,5 +1,6 @@
 //! Tables, YAML and JSON for people and scripts.
 
+use super::say;
 use chrono::{DateTime, Utc};
 use crds::status::ReplicaCounts;
 use crds::{ConditionType, Resource};
@@ -24,7 +25,7 @@ pub fn print_table(rows: &[Row]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("   ").trim_end());
+        say!("{}", padded.join("   ").trim_end());
     };
     line(first.iter().map(|(h, _)| *h).collect());
     for row in rows {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crds::{ObjectRef, Resource};
 use tokio::time::Instant;
 
+use super::say;
 use super::{connect, CliError, StoreArgs};
 use crate::clients::nomad_types::AllocStub;
 use crate::clients::{ConsulClient, NomadClient, QueryOptions};
@@ -143,7 +144,7 @@ pub async fn run(
             "{object} has no running instance to restart"
         )));
     }
-    println!(
+    say!(
         "restarting {object}: {count} instance(s), {} at a time",
         target.max_parallel
     );
@@ -155,11 +156,11 @@ pub async fn run(
                 .restart_allocation(namespace, &alloc.id)
                 .await
                 .map_err(|e| CliError::Runtime(format!("{object}: {}: {e}", short(&alloc.id))))?;
-            println!("  {} on {}: restarting", short(&alloc.id), alloc.node_name);
+            say!("  {} on {}: restarting", short(&alloc.id), alloc.node_name);
         }
         wait_for_batch(&nomad, &consul, object, &target, batch, deadline).await?;
     }
-    println!(
+    say!(
         "{object} restarted: {count} instance(s) in {}s",
         started.elapsed().as_secs()
     );
@@ -215,7 +216,7 @@ async fn wait_for_batch(
         }
         if waiting.is_empty() {
             for alloc in batch {
-                println!("  {}: running and healthy again", short(&alloc.id));
+                say!("  {}: running and healthy again", short(&alloc.id));
             }
             return Ok(());
         }

@@ -8,6 +8,7 @@ use crds::status::RolloutStatus;
 use crds::{ObjectRef, Resource};
 use reconcilers::source_sync::Owner;
 
+use super::say;
 use super::{connect, parse_kind, wait, CliError, StoreArgs};
 use crate::store::{ApplyOutcome, Store, StoreError};
 
@@ -211,8 +212,8 @@ async fn undo(
         .first()
         .map_or(ApplyOutcome::Unchanged, |(_, outcome)| *outcome);
     match done {
-        ApplyOutcome::Unchanged => println!("{object} already has generation {wanted}'s spec"),
-        _ => println!(
+        ApplyOutcome::Unchanged => say!("{object} already has generation {wanted}'s spec"),
+        _ => say!(
             "{object} rolled back to generation {wanted}'s spec (as generation {})",
             generation + 1
         ),
@@ -250,12 +251,12 @@ async fn retry(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliErro
         .annotations
         .insert(reconcilers::status::RETRY_ANNOTATION.to_string(), token);
     store.apply(&[retried]).await?;
-    println!("{object}: retry asked for");
+    say!("{object}: retry asked for");
     Ok(())
 }
 
 /// `KIND/NAME` as people type it.
-fn object_ref(text: &str, namespace: &str) -> Result<ObjectRef, CliError> {
+pub(super) fn object_ref(text: &str, namespace: &str) -> Result<ObjectRef, CliError> {
     let Some((kind, name)) = text.split_once('/') else {
         return Err(CliError::Usage(format!(
             "`{text}` is not KIND/NAME (for example app/web)"
@@ -284,10 +285,10 @@ async fn status(
             .into_result();
     }
     let verdict = wait::verdict(object.kind, generation, stored.status());
-    println!("{}", wait::describe(&object, &verdict, None));
+    say!("{}", wait::describe(&object, &verdict, None));
     if let Some(rollout) = stored.status().and_then(|s| s.workload.rollout.as_ref()) {
         for line in rollout_lines(rollout) {
-            println!("  {line}");
+            say!("  {line}");
         }
     }
     match verdict {
@@ -299,7 +300,7 @@ async fn status(
 }
 
 /// The deployment behind the rollout, a line per group.
-fn rollout_lines(rollout: &RolloutStatus) -> Vec<String> {
+pub(super) fn rollout_lines(rollout: &RolloutStatus) -> Vec<String> {
     let origin = match rollout.generation {
         Some(generation) => format!("generation {generation}"),
         None => "not written by nomarch".to_string(),
@@ -367,7 +368,7 @@ async fn promote(
         .promote_deployment(namespace, &running.id)
         .await
         .map_err(|e| CliError::Runtime(format!("{object} could not be promoted: {e}")))?;
-    println!(
+    say!(
         "{object} promoted (deployment {}, evaluation {})",
         running.id,
         reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")

@@ -16,6 +16,7 @@ use crds::{ConditionStatus, ConditionType, Kind, ObjectRef, Status};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::time::Instant;
 
+use super::say;
 use super::CliError;
 use crate::store::{Store, WatchEvent};
 
@@ -77,6 +78,24 @@ impl Facts<'_> {
             .filter(|r| r.generation == Some(self.generation))
     }
 
+    /// How the awaited generation's newest rollout ended, if it did: the one status shows, or
+    /// one already replaced by a newer deployment (Nomad's revert registers one at once).
+    fn own_ending(&self) -> Option<(RolloutPhase, u64, String)> {
+        if let Some(rollout) = self.own_rollout() {
+            return Some((
+                rollout.phase,
+                rollout.job_version,
+                rollout.description.clone(),
+            ));
+        }
+        self.status
+            .workload
+            .past_rollouts
+            .iter()
+            .find(|p| p.generation == Some(self.generation))
+            .map(|p| (p.phase, p.job_version, String::new()))
+    }
+
     fn condition(&self, type_: ConditionType) -> Option<&crds::Condition> {
         self.status.condition(type_)
     }
@@ -116,17 +135,20 @@ const RULES: &[WaitRule] = &[
             _ => Some(Verdict::pending(synced.reason.clone(), (0, 0))),
         }
     }),
-    // This generation's rollout ended.
+    // This generation's newest rollout ended (it may already be behind Nomad's revert).
     ("rollout over", |f| {
-        let rollout = f.own_rollout()?;
-        let said = &rollout.description;
-        match rollout.phase {
+        let (phase, job_version, said) = f.own_ending()?;
+        let said = if said.is_empty() {
+            format!("deployment of job version {job_version} {phase:?}")
+        } else {
+            said
+        };
+        match phase {
             RolloutPhase::Succeeded => Some(Verdict::Succeeded(format!(
-                "rolled out (job version {})",
-                rollout.job_version
+                "rolled out (job version {job_version})"
             ))),
-            RolloutPhase::RolledBack => Some(Verdict::RolledBack(said.clone())),
-            RolloutPhase::Failed => Some(Verdict::Failed(said.clone())),
+            RolloutPhase::RolledBack => Some(Verdict::RolledBack(said)),
+            RolloutPhase::Failed => Some(Verdict::Failed(said)),
             RolloutPhase::Superseded => Some(Verdict::Failed(format!("superseded: {said}"))),
             _ => None,
         }
@@ -381,7 +403,7 @@ impl Display {
             Display::Lines { objects, last } => {
                 for ((object, seen), verdict) in objects.iter().zip(last.iter_mut()).zip(verdicts) {
                     if seen.as_ref() != Some(verdict) {
-                        println!("{}", describe(object, verdict, Some(elapsed)));
+                        say!("{}", describe(object, verdict, Some(elapsed)));
                         *seen = Some(verdict.clone());
                     }
                 }
@@ -554,6 +576,21 @@ mod tests {
                     rollout(Some(2), 1, Succeeded),
                 )),
                 "succeeded",
+            ),
+            (
+                "its rollout rolled back, the revert's deployment shown already",
+                Kind::App,
+                Some({
+                    let mut s = with_rollout(app(2, true, 1), rollout(None, 2, Progressing));
+                    s.workload.past_rollouts = vec![crds::status::PastRollout {
+                        deployment_id: "d1".into(),
+                        job_version: 1,
+                        generation: Some(2),
+                        phase: RolledBack,
+                    }];
+                    s
+                }),
+                "rolled back",
             ),
             ("a ready Pub", Kind::Pub, Some(app(2, true, 1)), "succeeded"),
             (
