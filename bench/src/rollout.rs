@@ -52,27 +52,26 @@ pub async fn run(figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         &sim,
         &[],
     );
-    let nomarch = |args: &[&str]| {
-        let mut command = Command::new(binary("nomarch", "controller"));
-        command
+    // `nomarch apply -f - --wait` of every App with this image, running.
+    let apply_and_wait = |image: &str| -> anyhow::Result<std::process::Child> {
+        let mut child = Command::new(binary("nomarch", "controller"))
             .env("NOMARCH_ETCD_ENDPOINTS", etcd.endpoint())
             .env("NOMARCH_PREFIX", PREFIX)
-            .args(args)
+            .args(["apply", "-f", "-", "--wait", "--timeout", "5m"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        command
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(apps(image).as_bytes())?;
+        Ok(child)
     };
-    let wait = ["apply", "-f", "-", "--wait", "--timeout", "5m"];
 
     // Version 0 of every App, rolled out before anything is measured.
-    let mut first = nomarch(&wait).spawn()?;
-    first
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(apps("web:1").as_bytes())?;
-    let status = first.wait()?;
+    let status = apply_and_wait("web:1")?.wait()?;
     if !status.success() {
         bail!(
             "the first rollout did not succeed: {status}\n{}",
@@ -85,12 +84,7 @@ pub async fn run(figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     let mut successes = Successes::follow(&nomad, 1).await?;
 
     let applied = Instant::now();
-    let mut second = nomarch(&wait).spawn()?;
-    second
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(apps("web:2").as_bytes())?;
+    let mut second = apply_and_wait("web:2")?;
     let stdout = second.stdout.take().context("stdout")?;
     let lines = tokio::task::spawn_blocking(move || {
         let mut said = BTreeMap::new();

@@ -45,6 +45,22 @@ fn degraded(world: &World) -> Value {
     condition(&world.app("web")["status"], "Degraded")
 }
 
+/// A world where the image `nginx:broken` crash-loops, as a bad release does.
+fn world_where_nginx_broken_crashes() -> World {
+    let world = World::start(&[]);
+    assert_eq!(
+        world.put_nomad(
+            "/_sim/images",
+            json!({"image": "nginx:broken", "fault": "crashloop"})
+        ),
+        200
+    );
+    world
+}
+
+/// `nomarch apply -f - --wait`, with a minute to spare.
+const APPLY_AND_WAIT: [&str; 6] = ["apply", "-f", "-", "--wait", "--timeout", "60s"];
+
 #[test]
 fn an_image_change_rolls_out_one_instance_at_a_time() {
     let world = World::start(&[]);
@@ -91,14 +107,7 @@ fn an_image_change_rolls_out_one_instance_at_a_time() {
 /// spec changes or the retry annotation does.
 #[test]
 fn a_version_nomad_rolls_back_is_not_registered_again() {
-    let world = World::start(&[]);
-    assert_eq!(
-        world.put_nomad(
-            "/_sim/images",
-            json!({"image": "nginx:broken", "fault": "crashloop"})
-        ),
-        200
-    );
+    let world = world_where_nginx_broken_crashes();
     world.apply(&web("nginx:1", 2, ""));
     eventually("version 0 is stable", || {
         world.nomad("/v1/job/web")["Stable"] == true
@@ -361,15 +370,8 @@ fn blue_green_switches_traffic_only_when_promoted() {
 /// rolled it back, 8 when the time ran out first (a blue/green set nobody promotes).
 #[test]
 fn apply_wait_exits_by_how_the_rollout_ended() {
-    let world = World::start(&[]);
-    assert_eq!(
-        world.put_nomad(
-            "/_sim/images",
-            json!({"image": "nginx:broken", "fault": "crashloop"})
-        ),
-        200
-    );
-    let wait = ["apply", "-f", "-", "--wait", "--timeout", "60s"];
+    let world = world_where_nginx_broken_crashes();
+    let wait = APPLY_AND_WAIT;
     let said = |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).to_string();
 
     let first = world.nomarch_exit(&wait, Some(&web("nginx:1", 2, "")));
@@ -442,15 +444,8 @@ fn apply_wait_exits_by_how_the_rollout_ended() {
 /// how its rollout ended; undo applies generation 2's spec as generation 6 and it rolls out.
 #[test]
 fn history_after_five_changes_and_undo() {
-    let world = World::start(&[]);
-    assert_eq!(
-        world.put_nomad(
-            "/_sim/images",
-            json!({"image": "nginx:broken", "fault": "crashloop"})
-        ),
-        200
-    );
-    let wait = ["apply", "-f", "-", "--wait", "--timeout", "60s"];
+    let world = world_where_nginx_broken_crashes();
+    let wait = APPLY_AND_WAIT;
     for (image, replicas, exit) in [
         ("nginx:1", 2, 0),
         ("nginx:2", 2, 0),
@@ -567,10 +562,7 @@ fn history_after_five_changes_and_undo() {
 fn restart_takes_at_most_max_parallel_down() {
     let world = World::start(&[]);
     let app = web("nginx:1", 4, "").replace("maxParallel: 1", "maxParallel: 2");
-    world.nomarch(
-        &["apply", "-f", "-", "--wait", "--timeout", "60s"],
-        Some(&app),
-    );
+    world.nomarch(&APPLY_AND_WAIT, Some(&app));
     let running = |world: &World| -> Vec<String> {
         let mut ids: Vec<String> = allocs(world)
             .iter()
@@ -654,16 +646,9 @@ fn restart_takes_at_most_max_parallel_down() {
 /// the canary's spec again.
 #[test]
 fn a_failing_canary_is_rolled_back_and_not_registered_again() {
-    let world = World::start(&[]);
-    assert_eq!(
-        world.put_nomad(
-            "/_sim/images",
-            json!({"image": "nginx:broken", "fault": "crashloop"})
-        ),
-        200
-    );
+    let world = world_where_nginx_broken_crashes();
     let strategy = "    strategy: canary\n    canary: 1\n";
-    let wait = ["apply", "-f", "-", "--wait", "--timeout", "60s"];
+    let wait = APPLY_AND_WAIT;
     let first = world.nomarch_exit(&wait, Some(&strategic_web("nginx:1", 3, strategy)));
     assert_eq!(first.status.code(), Some(0));
     eventually("version 0 is stable", || {
