@@ -1,4 +1,14 @@
 //! The `nomarch` command line.
+//!
+//! # Layout
+//! - this file: the commands and flags (clap), dispatch, [`say!`] for output that survives a
+//!   closed pipe, etcd connection flags.
+//! - `apply`, `get`, `delete`, `diff`, `events`, `describe`: one command each; `output`: tables,
+//!   YAML and JSON; `connect`: Nomad and Consul flags and clients; `exit`: errors and exit codes.
+//! - `wait`: `apply --wait` and `rollout status --watch` (a verdict rule table over status, an
+//!   etcd watch); `rollout`: the `rollout` subcommands; `history`: its table; `restart`: its
+//!   batches.
+//! - `controller`: `nomarch controller`, the process that runs the runtime.
 
 mod apply;
 mod connect;
