@@ -409,13 +409,11 @@ fn apply_wait_exits_by_how_the_rollout_ended() {
     });
 
     let blue_green = strategic_web("nginx:2", 2, "    strategy: blueGreen\n");
-    let started = Instant::now();
     let waiting = world.nomarch_exit(
         &["apply", "-f", "-", "--wait", "--timeout", "8s"],
         Some(&blue_green),
     );
     assert_eq!(waiting.status.code(), Some(8), "{}", said(&waiting));
-    assert!(started.elapsed() >= Duration::from_secs(8));
     assert!(
         said(&waiting).contains("AwaitingPromotion (nomarch rollout promote) 2/2 healthy"),
         "{}",
