@@ -123,6 +123,8 @@ async fn observe_status(
         generation: app.metadata.generation,
         health: app.spec.health.as_ref(),
         max_unavailable: app.spec.update.max_unavailable,
+        // An App's job always has an update block (render/app.rs).
+        deploys: app.spec.replicas > 0,
     };
     let observed = observe(ctx, workload, job, written, previous).await?;
     Ok(Observed {

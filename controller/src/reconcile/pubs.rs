@@ -354,6 +354,8 @@ async fn observe(
         generation: pub_.metadata.generation,
         health: pub_.spec.health.as_ref(),
         max_unavailable: 1,
+        // A pub's job has no update block (render/pubs.rs): one instance, replaced in place.
+        deploys: false,
     };
     let observed = observe_workload(ctx, workload, job, written, Some(current)).await?;
     let mut status = observed.status;

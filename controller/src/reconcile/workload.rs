@@ -33,6 +33,9 @@ pub struct Workload<'a> {
     pub generation: i64,
     pub health: Option<&'a HealthCheck>,
     pub max_unavailable: u32,
+    /// Whether Nomad makes deployments for its job (an update block, instances wanted): only
+    /// then is the rollout read, so a job without any costs no request per reconcile.
+    pub deploys: bool,
 }
 
 /// What one look at a workload found.
@@ -118,7 +121,7 @@ pub async fn observe(
         Utc::now(),
     );
     let mut rollout_steps = Vec::new();
-    if let Some(job) = &job_view {
+    if let Some(job) = job_view.as_ref().filter(|_| workload.deploys) {
         let (rollout, past, steps) =
             observe_rollout(ctx, workload, job, written.as_ref(), previous).await?;
         status.workload.rollout = rollout;
