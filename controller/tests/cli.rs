@@ -460,3 +460,63 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert_eq!(output.status.code(), Some(141), "{:?}", output.status);
     assert_eq!(stderr(&output), "", "nothing said on the way out");
 }
+
+/// `get -l` keeps the objects whose labels match, `--sort-by` orders by a field, and
+/// `events --since` keeps what was seen in that last while; malformed ones are usage errors.
+#[test]
+fn get_selects_by_label_and_sorts_and_events_look_back() {
+    let etcd = TestEtcd::start();
+    let app = |name: &str, tier: &str, replicas: u32| {
+        format!("apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\n  labels:\n    tier: {tier}\nspec:\n  image: nginx:1\n  replicas: {replicas}\n---\n")
+    };
+    let manifests = [
+        app("a", "front", 3),
+        app("b", "back", 1),
+        app("c", "front", 2),
+    ]
+    .concat();
+    assert_eq!(
+        code(&nomarch(
+            Some(&etcd),
+            &["apply", "-f", "-"],
+            Some(&manifests)
+        )),
+        0
+    );
+    let names = |args: &[&str]| -> Vec<String> {
+        let out = nomarch(Some(&etcd), args, None);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    assert_eq!(names(&["get", "apps", "-l", "tier=front"]), ["a", "c"]);
+    assert_eq!(names(&["get", "apps", "-l", "tier!=front"]), ["b"]);
+    assert_eq!(
+        names(&["get", "apps", "--sort-by", ".spec.replicas"]),
+        ["b", "c", "a"]
+    );
+    assert_eq!(
+        names(&["get", "apps", "-l", "tier", "--sort-by", ".metadata.name"]),
+        ["a", "b", "c"]
+    );
+    let bad = nomarch(Some(&etcd), &["get", "apps", "-l", "tier in (front)"], None);
+    assert_eq!(code(&bad), 2);
+    assert!(stderr(&bad).contains("set selectors"), "{}", stderr(&bad));
+
+    let recent = nomarch(Some(&etcd), &["events", "--since", "1h"], None);
+    assert_eq!(
+        stdout(&recent).matches("Created").count(),
+        3,
+        "{}",
+        stdout(&recent)
+    );
+    let none = nomarch(Some(&etcd), &["events", "--since", "1ns"], None);
+    assert_eq!(
+        stdout(&none),
+        "",
+        "everything was seen before this command started"
+    );
+}

@@ -104,6 +104,7 @@ pub async fn gather(
         namespace: Some(object.namespace.clone()),
         name: Some(object.name.clone()),
         type_: None,
+        since: None,
     };
     let mut events: Vec<Event> = all_events
         .into_iter()

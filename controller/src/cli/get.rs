@@ -3,17 +3,26 @@
 use crds::{ObjectRef, Resource};
 
 use super::output::{print_table, render_json, render_yaml, summary_columns, Row};
+use super::select::{Selector, SortBy};
 use super::{parse_kind, CliError, NamespaceArgs, OutputFormat, StoreArgs};
 use super::{say, say_raw};
 use crate::store::StoreError;
+
+/// Which objects a listing shows, and in what order.
+pub struct Shown {
+    pub namespace: NamespaceArgs,
+    pub selector: Option<Selector>,
+    pub sort_by: Option<SortBy>,
+}
 
 pub async fn run(
     store_args: &StoreArgs,
     kind: &str,
     name: Option<&str>,
-    namespace: &NamespaceArgs,
+    shown: &Shown,
     output: Option<OutputFormat>,
 ) -> Result<(), CliError> {
+    let namespace = &shown.namespace;
     let kind = parse_kind(kind)?;
     let store = store_args.connect().await?;
     let objects: Vec<Resource> = match name {
@@ -24,9 +33,26 @@ pub async fn run(
         }
         None => {
             let (all, _) = store.list(Some(kind)).await?;
-            all.into_iter()
+            let mut listed: Vec<Resource> = all
+                .into_iter()
                 .filter(|r| namespace.matches(&r.metadata().namespace))
-                .collect()
+                .filter(|r| {
+                    shown
+                        .selector
+                        .as_ref()
+                        .is_none_or(|s| s.matches(&r.metadata().labels))
+                })
+                .collect();
+            if let Some(by) = &shown.sort_by {
+                let mut keyed: Vec<(serde_json::Value, Resource)> = listed
+                    .into_iter()
+                    .map(|r| (serde_json::to_value(&r).expect("objects serialize"), r))
+                    .collect();
+                // Stable: equal values keep the store's order (kind, namespace, name).
+                keyed.sort_by(|(a, _), (b, _)| by.compare(a, b));
+                listed = keyed.into_iter().map(|(_, r)| r).collect();
+            }
+            listed
         }
     };
     match output {

@@ -5,6 +5,7 @@
 //!   closed pipe, etcd connection flags.
 //! - `apply`, `get`, `delete`, `diff`, `events`, `describe`: one command each; `output`: tables,
 //!   YAML and JSON; `connect`: Nomad and Consul flags and clients; `exit`: errors and exit codes.
+//! - `select`: `get -l` label selectors and `--sort-by`.
 //! - `wait`: `apply --wait` and `rollout status --watch` (a verdict rule table over status, an
 //!   etcd watch); `rollout`: the `rollout` subcommands; `history`: its table; `restart`: its
 //!   batches.
@@ -23,6 +24,7 @@ mod history;
 mod output;
 mod restart;
 mod rollout;
+mod select;
 mod wait;
 
 use std::path::PathBuf;
@@ -216,6 +218,12 @@ pub enum Command {
         namespace: NamespaceArgs,
         #[arg(short = 'o', long = "output", value_enum)]
         output: Option<OutputFormat>,
+        /// Only objects whose labels match: key=value, key!=value, key, !key (comma-separated)
+        #[arg(short = 'l', long = "selector", value_parser = select::Selector::parse)]
+        selector: Option<select::Selector>,
+        /// Order by a field of the object as -o json shows it, e.g. .status.replicas.healthy
+        #[arg(long, value_parser = select::SortBy::parse)]
+        sort_by: Option<select::SortBy>,
     },
     /// Delete objects by name or by the manifests that define them
     Delete {
@@ -248,6 +256,9 @@ pub enum Command {
         /// Colour: auto (when writing to a terminal and NO_COLOR is unset), always, never
         #[arg(long, default_value = "auto")]
         color: events::ColorChoice,
+        /// Only events seen in this last while (10m, 2h)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
     },
     /// Print the JSON Schema of a kind
     Schema { kind: String },
@@ -343,7 +354,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             name,
             namespace,
             output,
-        } => get::run(&cli.store, &kind, name.as_deref(), &namespace, output).await,
+            selector,
+            sort_by,
+        } => {
+            let shown = get::Shown {
+                namespace,
+                selector,
+                sort_by,
+            };
+            get::run(&cli.store, &kind, name.as_deref(), &shown, output).await
+        }
         Command::Delete {
             kind,
             name,
@@ -358,14 +378,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             type_,
             output,
             color,
+            since,
         } => {
-            let filter = crate::store::EventFilter::parse(
+            let mut filter = crate::store::EventFilter::parse(
                 kind.as_deref(),
                 (!namespace.all_namespaces).then_some(namespace.namespace.as_str()),
                 name.as_deref(),
                 type_.as_deref(),
             )
             .map_err(CliError::Usage)?;
+            filter.since = since
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .map(|d| chrono::Utc::now() - d);
             let style = events::Style::choose(output, color);
             events::run(&cli.store, watch, &filter, style).await
         }

@@ -42,6 +42,8 @@ pub struct EventFilter {
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub type_: Option<EventType>,
+    /// Only events seen at or after this time.
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl EventFilter {
@@ -71,6 +73,7 @@ impl EventFilter {
             namespace: namespace.map(str::to_string),
             name: name.map(str::to_string),
             type_,
+            since: None,
         })
     }
 
@@ -82,6 +85,7 @@ impl EventFilter {
                 .is_none_or(|ns| *ns == event.object.namespace)
             && self.name.as_ref().is_none_or(|n| *n == event.object.name)
             && self.type_.is_none_or(|t| t == event.type_)
+            && self.since.is_none_or(|t| event.last_timestamp >= t)
     }
 }
 
