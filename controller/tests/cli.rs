@@ -418,9 +418,14 @@ fn completion_scripts_parse_in_their_shells() {
         );
         let path = dir.path().join(format!("nomarch.{shell}"));
         std::fs::write(&path, &script).unwrap();
+        // Run where the script is, with $PWD saying so: a shell whose $PWD is not its folder
+        // (cargo runs tests in the package folder and leaves $PWD alone) walks up through `..`
+        // to find out where it is.
         let checked = Command::new(shell)
             .arg("-n")
             .arg(&path)
+            .current_dir(dir.path())
+            .env("PWD", dir.path())
             .output()
             .unwrap_or_else(|e| panic!("{shell} (installed by make deps): {e}"));
         assert!(
