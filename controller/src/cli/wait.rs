@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::say;
 use super::CliError;
-use crate::store::{Store, WatchEvent};
+use crate::store::{RawItem, Store, WatchEvent};
 
 /// Where one object stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -262,7 +262,10 @@ pub async fn follow(
             })
             .collect()
     };
-    let prefix = store.keys().statuses(None);
+    // One kind followed: only its statuses (an apply of Apps hears nothing of the pubs).
+    let first_kind = targets.first().map(|(o, _)| o.kind);
+    let one_kind = first_kind.filter(|k| targets.iter().all(|(o, _)| o.kind == *k));
+    let prefix = store.keys().statuses(one_kind);
     let mut changes = store.watch_prefix(prefix, revision + 1);
     let deadline = started + timeout;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -285,20 +288,10 @@ pub async fn follow(
         }
         tokio::select! {
             change = changes.recv() => match change {
-                Some(Ok(WatchEvent::Put(item))) => {
-                    if let Ok((object, status)) = store.decode_status_item(&item) {
-                        if let Some(slot) = statuses.get_mut(&object) {
-                            *slot = Some(status);
-                        }
-                    }
-                }
+                Some(Ok(WatchEvent::Put(item))) => keep_if_followed(store, &mut statuses, &item),
                 Some(Ok(WatchEvent::Relisted { items, .. })) => {
                     for item in &items {
-                        if let Ok((object, status)) = store.decode_status_item(item) {
-                            if let Some(slot) = statuses.get_mut(&object) {
-                                *slot = Some(status);
-                            }
-                        }
+                        keep_if_followed(store, &mut statuses, item);
                     }
                 }
                 Some(Ok(WatchEvent::Delete { .. })) | Some(Err(_)) => {}
@@ -318,6 +311,25 @@ pub async fn follow(
                 return Ok(Outcome::TimedOut(pending));
             }
         }
+    }
+}
+
+/// Records a status change of a followed object; the key says whose it is, so the statuses of
+/// every other object are not decoded.
+fn keep_if_followed(
+    store: &Store,
+    statuses: &mut BTreeMap<ObjectRef, Option<Status>>,
+    item: &RawItem,
+) {
+    let followed = store
+        .keys()
+        .object_ref_of(&item.key)
+        .is_some_and(|object| statuses.contains_key(&object));
+    if !followed {
+        return;
+    }
+    if let Ok((object, status)) = store.decode_status_item(item) {
+        statuses.insert(object, Some(status));
     }
 }
 
