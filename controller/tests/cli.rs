@@ -224,7 +224,7 @@ async fn get_shows_tables_yaml_and_json() {
 
     let table = stdout(&nomarch(Some(&etcd), &["get", "apps"], None));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "REPLICAS", "READY", "AGE"]);
+    assert_eq!(header, ["NAME", "REPLICAS", "READY", "STATE", "AGE"]);
     assert!(
         table
             .lines()

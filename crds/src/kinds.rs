@@ -51,6 +51,10 @@ pub struct AppSpec {
     /// Apps (same namespace) that must be Ready before this one is registered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// Run nothing, keep everything else: the Nomad job is stopped (not purged) and nothing
+    /// is healed until this is false again (`nomarch stop` / `nomarch start`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 fn one() -> u32 {
@@ -94,6 +98,10 @@ pub struct PubSpec {
     /// When the pub moves off a hub that is down.
     #[serde(default)]
     pub reallocation: Reallocation,
+    /// Run nothing, keep everything else (the hub too): the Nomad job is stopped (not purged),
+    /// nothing is healed or moved until this is false again (`nomarch stop` / `nomarch start`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 /// A pub reserves a whole gigabyte by default: pubs are small servers with caches.

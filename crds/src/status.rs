@@ -27,6 +27,9 @@ pub struct Status {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The last `nomarch reconcile` request handled (the token of its annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
     #[serde(flatten)]
     pub workload: WorkloadStatus,
     #[serde(flatten)]
@@ -64,6 +67,11 @@ pub enum ConditionType {
     Fetched,
     /// GitSource: the fetched commit's manifests were applied.
     Synced,
+    /// App, Pub: `spec.stopped` is set (only present then); `True` once no instance runs.
+    Stopped,
+    /// Every kind: `nomarch suspend` set the object aside (only present while it is); nomarch
+    /// changes nothing for it, and what runs keeps running.
+    Suspended,
 }
 
 impl ConditionType {
@@ -75,6 +83,8 @@ impl ConditionType {
             ConditionType::Invalid => "Invalid",
             ConditionType::Fetched => "Fetched",
             ConditionType::Synced => "Synced",
+            ConditionType::Stopped => "Stopped",
+            ConditionType::Suspended => "Suspended",
         }
     }
 }
@@ -308,6 +318,8 @@ pub enum PubPhase {
     Running,
     /// The hub it is pinned to is not ready.
     HubDown,
+    /// `spec.stopped`: nothing runs; the hub is kept for when it starts again.
+    Stopped,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

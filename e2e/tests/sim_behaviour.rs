@@ -786,6 +786,99 @@ async fn stop_purge_and_allocation_stop() {
     assert_eq!((status, reply["EvalID"].as_str()), (200, Some("")));
 }
 
+/// `Stop` is the submitter's field: registering the job with `Stop: true` (check-and-set)
+/// stops it as a deregister does, the plan says so first, and registering it without `Stop`
+/// starts it again; reverting to the stopped version stops it once more.
+#[tokio::test]
+async fn a_job_registered_with_stop_is_stopped_and_started_by_the_next_register() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    let reply = api.register(service_job("web", 2, 64)).await;
+    let first_index = reply["JobModifyIndex"].as_u64().unwrap();
+    eventually("2 running", || async {
+        api.running("web").await.len() == 2
+    })
+    .await;
+
+    let mut stopped = service_job("web", 2, 64);
+    stopped["Stop"] = json!(true);
+    let (status, plan) = api
+        .put(
+            "/v1/job/web/plan",
+            json!({"Job": stopped.clone(), "Diff": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["Diff"]["Type"], "Edited", "{plan}");
+    let stop_field = plan["Diff"]["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["Name"] == "Stop")
+        .cloned();
+    assert_eq!(
+        stop_field.map(|f| (f["Old"].clone(), f["New"].clone())),
+        Some((json!("false"), json!("true"))),
+        "{plan}"
+    );
+    assert_eq!(
+        plan["Annotations"]["DesiredTGUpdates"]["web"]["Stop"], 2,
+        "{plan}"
+    );
+
+    let (status, reply) = api
+        .put(
+            "/v1/jobs",
+            json!({"Job": stopped.clone(), "EnforceIndex": true, "JobModifyIndex": first_index}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    eventually("nothing runs", || async {
+        api.running("web").await.is_empty()
+    })
+    .await;
+    let (_, job) = api.get("/v1/job/web").await;
+    assert_eq!(
+        (job["Stop"].as_bool(), job["Version"].as_u64()),
+        (Some(true), Some(1))
+    );
+    eventually("the stopped job is dead", || async {
+        api.get("/v1/job/web").await.1["Status"] == "dead"
+    })
+    .await;
+
+    // The same stopped job again changes nothing (structs.go `SpecChanged`).
+    let again = api.register(stopped).await;
+    assert_eq!(
+        again["JobModifyIndex"].as_u64(),
+        job["JobModifyIndex"].as_u64()
+    );
+
+    api.register(service_job("web", 2, 64)).await;
+    eventually("2 running again", || async {
+        api.running("web").await.len() == 2
+    })
+    .await;
+    let (_, job) = api.get("/v1/job/web").await;
+    assert_eq!(
+        (job["Stop"].as_bool(), job["Version"].as_u64()),
+        (Some(false), Some(2))
+    );
+
+    let (status, reply) = api
+        .put(
+            "/v1/job/web/revert",
+            json!({"JobID": "web", "JobVersion": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    eventually("the reverted-to stopped version stops it", || async {
+        api.running("web").await.is_empty()
+    })
+    .await;
+    assert_eq!(api.get("/v1/job/web").await.1["Stop"], true);
+}
+
 #[tokio::test]
 async fn errors_are_plain_text_with_nomads_words() {
     let sim = start(fast_config()).await;

@@ -541,8 +541,8 @@ impl Cluster {
                 Some((version, spec)) => {
                     // structs.go `Job.SpecChanged`: the server-set fields aside (a version's
                     // stored form without them is its spec).
-                    let current = self.job(&d.namespace, &d.job_id).map(|j| &j.spec);
-                    if current.is_some_and(|c| *c != spec) {
+                    let current = self.job(&d.namespace, &d.job_id).map(|j| j.submittable());
+                    if current.is_some_and(|c| c != spec) {
                         description = format!("{base} - rolling back to job version {version}");
                         revert_to = Some((version, spec));
                     } else {
@@ -572,7 +572,7 @@ impl Cluster {
     fn latest_stable_spec(&self, namespace: &str, job_id: &str) -> Option<(u64, Value)> {
         let job = self.job(namespace, job_id)?;
         if job.stable {
-            return Some((job.version, job.spec.clone()));
+            return Some((job.version, job.submittable()));
         }
         job.versions
             .iter()

@@ -432,6 +432,20 @@ pub fn namespace_for(query_namespace: Option<&str>, body: &Value, job: &Value) -
 }
 
 /// Checks the body of a register or plan and returns the job in it.
+/// The submitted job without its `Stop`, and that `Stop`. `Stop` is the user's to set
+/// (command/agent/job_endpoint.go `ApiJobToStructJob` copies it, and structs.go `SpecChanged`
+/// compares it), so registering a job with `Stop: true` stops it as `nomad job stop` does and
+/// registering it with `Stop: false` (or none) starts it again. The simulator keeps it beside
+/// the spec, as `JobRecord::stop`.
+fn take_stop(mut submitted: Value) -> (Value, bool) {
+    let stop = submitted
+        .as_object_mut()
+        .and_then(|job| job.remove("Stop"))
+        .and_then(|stop| stop.as_bool())
+        .unwrap_or(false);
+    (submitted, stop)
+}
+
 pub fn job_from_body(body: &Value, url_id: Option<&str>, mismatch: &str) -> ApiResult<Value> {
     let job = body
         .get("Job")
@@ -464,6 +478,7 @@ impl Cluster {
                 "job \"{id}\" is in nonexistent namespace \"{namespace}\""
             )));
         }
+        let (submitted, stop) = take_stop(submitted);
         let spec = canonicalize(submitted, &namespace, &self.config.region.clone());
         let key = (namespace.clone(), id.clone());
         let existing = self.jobs.get(&key).cloned();
@@ -502,7 +517,7 @@ impl Cluster {
         let index = self.bump();
         let unchanged = existing
             .as_ref()
-            .is_some_and(|job| job.spec == spec && !job.stop);
+            .is_some_and(|job| job.spec == spec && job.stop == stop);
         let record = match existing {
             Some(job) if unchanged => job,
             Some(mut job) => {
@@ -514,7 +529,7 @@ impl Cluster {
                 job.job_modify_index = index;
                 job.modify_index = index;
                 job.submit_time = self.clock.now_nanos();
-                job.stop = false;
+                job.stop = stop;
                 job.stable = false;
                 job
             }
@@ -527,7 +542,7 @@ impl Cluster {
                 modify_index: index,
                 job_modify_index: index,
                 submit_time: self.clock.now_nanos(),
-                stop: false,
+                stop,
                 stable: false,
                 versions: Vec::new(),
                 last_launch: None,
@@ -709,6 +724,7 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let submitted = job_from_body(body, Some(url_id), "Job ID does not match")?;
         let namespace = namespace_for(query_namespace, body, &submitted);
+        let (submitted, stop) = take_stop(submitted);
         let spec = canonicalize(submitted, &namespace, &self.config.region);
         let existing = self.job(&namespace, url_id);
         // nomad/job_endpoint.go Plan runs the same admission validators as Register.
@@ -732,7 +748,13 @@ impl Cluster {
                 .get("Name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1);
+            // scheduler/reconcile.go `Compute`: a stopped job only stops what runs
+            // (`handleStop`), whatever its counts say.
+            let count = if stop {
+                0
+            } else {
+                group.get("Count").and_then(Value::as_u64).unwrap_or(1)
+            };
             let live = existing.map_or(0, |job| {
                 self.allocs_of_job(&job.namespace, &job.id)
                     .filter(|a| a.group == name && !a.is_terminal())
@@ -818,7 +840,16 @@ impl Cluster {
             .get("Diff")
             .and_then(Value::as_bool)
             .unwrap_or(false)
-            .then(|| super::diff::job_diff(existing.map(|j| &j.spec), &spec, &updates));
+            .then(|| {
+                // structs/diff.go `Job.Diff` compares `Stop` like any other field.
+                let with_stop = |spec: &Value, stop: bool| {
+                    let mut job = spec.clone();
+                    job["Stop"] = json!(stop);
+                    job
+                };
+                let old = existing.map(|j| with_stop(&j.spec, j.stop));
+                super::diff::job_diff(old.as_ref(), &with_stop(&spec, stop), &updates)
+            });
         let next_launch = existing
             .filter(|j| j.is_periodic())
             .and_then(|j| super::lifecycle::next_launch(&j.spec["Periodic"], self.clock.now()))

@@ -32,7 +32,8 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// A stored job version (rendered, with the server's fields) as a submittable spec.
+/// A stored job version (rendered, with the server's fields) as a submittable job; its `Stop`
+/// stays (nomad/job_endpoint.go `Revert` registers a copy of the version, `Stop` included).
 pub fn strip_server_fields(mut job: Value) -> Value {
     if let Some(object) = job.as_object_mut() {
         for key in SERVER_SET_FIELDS {
@@ -42,11 +43,11 @@ pub fn strip_server_fields(mut job: Value) -> Value {
     job
 }
 
-/// Job fields the server sets: never part of a submitted spec or of a diff.
+/// Job fields the server sets: never part of a submitted spec or of a diff (structs/diff.go
+/// `Job.Diff`'s filter). `Stop` is not one of them: the user sets it.
 pub const SERVER_SET_FIELDS: &[&str] = &[
     "Status",
     "StatusDescription",
-    "Stop",
     "Stable",
     "Version",
     "SubmitTime",
@@ -56,6 +57,13 @@ pub const SERVER_SET_FIELDS: &[&str] = &[
 ];
 
 impl JobRecord {
+    /// The job as one would submit it again: its spec and its `Stop`.
+    pub fn submittable(&self) -> Value {
+        let mut job = self.spec.clone();
+        job["Stop"] = Value::Bool(self.stop);
+        job
+    }
+
     pub fn job_type(&self) -> &str {
         self.spec
             .get("Type")

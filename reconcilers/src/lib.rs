@@ -6,6 +6,7 @@
 //! - [`healing`]: which allocations to replace when checks stay critical; suspect nodes.
 //! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
+//! - [`operator`]: what people ask by hand of any object (suspend, reconcile now), as annotations.
 //! - [`render`]: objects → Nomad job JSON (golden-tested).
 //! - [`rollout`]: Nomad's latest deployment → the typed rollout status and its events.
 //! - [`schedule`]: when a cron schedule fires next.
@@ -17,6 +18,7 @@ pub mod fingerprint;
 pub mod healing;
 pub mod hubs;
 pub mod meta;
+pub mod operator;
 pub mod plan;
 pub mod render;
 pub mod rollout;

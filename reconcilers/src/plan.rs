@@ -22,6 +22,8 @@ pub struct Observation {
     pub object: ObjectRef,
     /// The fingerprint of the job nomarch would register now ([`crate::fingerprint`]).
     pub desired_fingerprint: String,
+    /// The object asks to run nothing (`spec.stopped`): its job is registered with `Stop`.
+    pub desired_stopped: bool,
     pub live: Option<LiveJob>,
     /// nomarch's last write, from the object's status.
     pub last_written: Option<Written>,
@@ -44,6 +46,10 @@ pub enum RegisterReason {
     Drifted,
     /// A job Nomad rolled back, sent again because the retry annotation changed.
     Retry,
+    /// The object was stopped (`spec.stopped` set): its job is registered with `Stop`.
+    Stop,
+    /// The object was started again (`spec.stopped` cleared).
+    Start,
 }
 
 impl RegisterReason {
@@ -54,6 +60,8 @@ impl RegisterReason {
             RegisterReason::Stopped => "job was stopped outside nomarch",
             RegisterReason::Drifted => "job was changed outside nomarch",
             RegisterReason::Retry => "retry asked for after Nomad rolled it back",
+            RegisterReason::Stop => "stopped: spec.stopped is true",
+            RegisterReason::Start => "started: spec.stopped is false again",
         }
     }
 
@@ -135,12 +143,38 @@ const RULES: &[Rule] = &[
             reason: format!("the job belongs to {owner}"),
         })
     }),
+    // Started again: the job nomarch stopped runs once more. Before "stopped", which would
+    // call the start a correction of someone else's stop.
+    ("start asked", |o| {
+        let live = o.live.as_ref()?;
+        let changed = o
+            .last_written
+            .as_ref()
+            .is_some_and(|w| w.fingerprint != o.desired_fingerprint);
+        (live.stopped && !o.desired_stopped && changed).then_some(JobAction::Register {
+            enforce_index: live.job_modify_index,
+            reason: RegisterReason::Start,
+        })
+    }),
     // Stopped behind our back: run it again.
     ("stopped", |o| {
         let live = o.live.as_ref()?;
-        live.stopped.then_some(JobAction::Register {
+        (live.stopped && !o.desired_stopped).then_some(JobAction::Register {
             enforce_index: live.job_modify_index,
             reason: RegisterReason::Stopped,
+        })
+    }),
+    // Asked to run nothing: register the job with `Stop`, check-and-set (a deregister could
+    // not be). A stopped job that someone started again is drift, found by Nomad's plan below.
+    ("stop asked", |o| {
+        let live = o.live.as_ref()?;
+        let changed = o
+            .last_written
+            .as_ref()
+            .is_none_or(|w| w.fingerprint != o.desired_fingerprint);
+        (o.desired_stopped && !live.stopped && changed).then_some(JobAction::Register {
+            enforce_index: live.job_modify_index,
+            reason: RegisterReason::Stop,
         })
     }),
     // The desired job is not the one nomarch last wrote (a spec edit that Nomad runs, a new
@@ -213,6 +247,7 @@ mod tests {
         Observation {
             object: web(),
             desired_fingerprint: "f1".into(),
+            desired_stopped: false,
             live,
             last_written: written,
             rejected: None,
@@ -346,6 +381,48 @@ mod tests {
         );
     }
 
+    /// `spec.stopped` turns into a check-and-set register with `Stop`, and clearing it into
+    /// a start, each said as what it is; a stopped job stays stopped; one started behind
+    /// nomarch's back is drift for Nomad's plan to confirm.
+    #[test]
+    fn stop_and_start_are_registers_named_for_what_they_are() {
+        let mut stopping = observe(live(Some(web()), 5, false), wrote(5, "f0"));
+        stopping.desired_stopped = true;
+        assert_eq!(
+            plan(&stopping),
+            JobAction::Register {
+                enforce_index: 5,
+                reason: RegisterReason::Stop
+            }
+        );
+        let mut stopped = observe(live(Some(web()), 6, true), wrote(6, "f1"));
+        stopped.desired_stopped = true;
+        assert_eq!(plan(&stopped), JobAction::Nothing, "stays stopped");
+        let mut started_elsewhere = observe(live(Some(web()), 7, false), wrote(6, "f1"));
+        started_elsewhere.desired_stopped = true;
+        assert_eq!(
+            plan(&started_elsewhere),
+            JobAction::VerifyDrift { enforce_index: 7 }
+        );
+        let starting = observe(live(Some(web()), 6, true), wrote(6, "f0"));
+        assert_eq!(
+            plan(&starting),
+            JobAction::Register {
+                enforce_index: 6,
+                reason: RegisterReason::Start
+            }
+        );
+        assert_eq!(deciding_rule(&starting), "start asked");
+        let stopped_elsewhere = observe(live(Some(web()), 6, true), wrote(5, "f1"));
+        assert_eq!(
+            plan(&stopped_elsewhere),
+            JobAction::Register {
+                enforce_index: 6,
+                reason: RegisterReason::Stopped
+            }
+        );
+    }
+
     #[test]
     fn dependencies_only_gate_creation() {
         let mut waiting = observe(None, None);
@@ -371,20 +448,22 @@ mod tests {
         /// register is check-and-set on the index read; and without a write on record nothing
         /// is registered over an existing job before Nomad's plan has been asked.
         #[test]
-        fn never_writes_someone_elses_job(ours in any::<bool>(), same_fingerprint in any::<bool>(), index in 1u64..100, written in proptest::option::of(1u64..100), stopped in any::<bool>()) {
+        fn never_writes_someone_elses_job(ours in any::<bool>(), same_fingerprint in any::<bool>(), index in 1u64..100, written in proptest::option::of(1u64..100), stopped in any::<bool>(), desired_stopped in any::<bool>()) {
             let owner = ours.then(web);
             let fingerprint = if same_fingerprint { "f1" } else { "f0" };
             let on_record = written.and_then(|w| wrote(w, fingerprint));
-            let observation = observe(live(owner, index, stopped), on_record.clone());
+            let mut observation = observe(live(owner, index, stopped), on_record.clone());
+            observation.desired_stopped = desired_stopped;
             let action = plan(&observation);
             if !ours {
                 let refused = matches!(action, JobAction::Refuse { .. });
                 prop_assert!(refused);
             }
-            if ours && same_fingerprint && !stopped && written == Some(index) {
+            // In sync, stopped or running as asked: nothing to do.
+            if ours && same_fingerprint && stopped == desired_stopped && written == Some(index) {
                 prop_assert_eq!(&action, &JobAction::Nothing);
             }
-            if ours && !stopped && on_record.is_none() {
+            if ours && !stopped && !desired_stopped && on_record.is_none() {
                 prop_assert_eq!(&action, &JobAction::VerifyDrift { enforce_index: index });
             }
             if let JobAction::Register { enforce_index, .. } = action {

@@ -195,6 +195,13 @@ fn stamp(
     meta.labels
         .insert(SOURCE_NAME.to_string(), source.name.clone());
     meta.annotations.insert(COMMIT.to_string(), commit);
+    // Suspend and reconcile requests are the operator's: what the stored object says wins over
+    // the commit (which may still say it first).
+    for key in crate::operator::OPERATOR_ANNOTATIONS {
+        if let Some(value) = have.and_then(|h| h.metadata().annotations.get(*key)) {
+            meta.annotations.insert(key.to_string(), value.clone());
+        }
+    }
     meta.resource_version = have
         .map(|h| h.metadata().resource_version.clone())
         .unwrap_or_default();
@@ -347,5 +354,37 @@ mod tests {
         assert_eq!(names(&plan.update), ["web"]);
         assert!(!plan.update[0].metadata().labels.contains_key("tier"));
         assert_eq!(plan.update[0].metadata().annotations[COMMIT], C1);
+    }
+
+    /// `nomarch suspend` and `nomarch reconcile` annotate objects a source owns; its syncs keep
+    /// those annotations while reverting every other hand edit.
+    #[test]
+    fn operator_annotations_survive_a_sync() {
+        use crate::operator::{RECONCILE_REQUESTED, SUSPENDED};
+        let first = plan(&source(), C1, true, vec![app("web", "nginx:1")], &[]);
+        let mut suspended = stored(first.create[0].clone(), "5");
+        let annotations = &mut suspended.metadata_mut().annotations;
+        annotations.insert(SUSPENDED.into(), "true".into());
+        annotations.insert(RECONCILE_REQUESTED.into(), "t1".into());
+        let same = plan(
+            &source(),
+            C1,
+            true,
+            vec![app("web", "nginx:1")],
+            &[suspended.clone()],
+        );
+        assert_eq!(same.unchanged.len(), 1, "nothing to write");
+        let next = plan(
+            &source(),
+            C2,
+            true,
+            vec![app("web", "nginx:2")],
+            &[suspended],
+        );
+        let kept = &next.update[0].metadata().annotations;
+        assert_eq!(
+            (kept[SUSPENDED].as_str(), kept[RECONCILE_REQUESTED].as_str()),
+            ("true", "t1")
+        );
     }
 }

@@ -171,6 +171,62 @@ pub fn workload_status(
     status
 }
 
+/// An object asked to run nothing (`spec.stopped`): not Ready and not Degraded (nothing is
+/// wrong), `Progressing` while instances are still being stopped, and `Stopped` once none runs.
+/// Without `spec.stopped` the `Stopped` condition is dropped: it is only present while asked.
+pub fn mark_stopped(status: &mut Status, stopped: bool, running: u32, now: DateTime<Utc>) {
+    if !stopped {
+        status
+            .conditions
+            .retain(|c| c.type_ != ConditionType::Stopped);
+        return;
+    }
+    let (reason, message) = if running == 0 {
+        (
+            "Stopped",
+            "stopped: no instance runs; `nomarch start` runs it again".to_string(),
+        )
+    } else {
+        (
+            "Stopping",
+            format!("stopping: {running} instance(s) still running"),
+        )
+    };
+    let conditions = &mut status.conditions;
+    set_condition(
+        conditions,
+        ConditionType::Stopped,
+        running == 0,
+        reason,
+        message.clone(),
+        now,
+    );
+    set_condition(
+        conditions,
+        ConditionType::Ready,
+        false,
+        reason,
+        message.clone(),
+        now,
+    );
+    set_condition(
+        conditions,
+        ConditionType::Progressing,
+        running > 0,
+        reason,
+        message,
+        now,
+    );
+    set_condition(
+        conditions,
+        ConditionType::Degraded,
+        false,
+        reason,
+        "nothing is expected to run".into(),
+        now,
+    );
+}
+
 /// Health could not be read (Consul unreachable): `Ready` is `Unknown` with reason
 /// `ConsulUnavailable`, since nothing says the instances are unhealthy either. The next
 /// reconcile that reads health sets it again, so it clears by itself.
@@ -353,6 +409,28 @@ mod tests {
             desired_status: "run".into(),
             checks_passing: checks,
         }
+    }
+
+    /// Stopping is not a failure: not Ready, not Degraded, `Stopped` only once nothing runs,
+    /// and the condition goes away when the object is started again.
+    #[test]
+    fn a_stopped_object_is_stopped_once_nothing_runs() {
+        let now = Utc::now();
+        let mut status = Status::default();
+        mark_stopped(&mut status, true, 2, now);
+        let state = |s: &Status, t| s.condition(t).map(|c| (c.status, c.reason.clone()));
+        assert_eq!(
+            state(&status, ConditionType::Stopped),
+            Some((ConditionStatus::False, "Stopping".into()))
+        );
+        assert!(status.is_true(ConditionType::Progressing));
+        mark_stopped(&mut status, true, 0, now);
+        assert!(status.is_true(ConditionType::Stopped));
+        assert!(!status.is_true(ConditionType::Ready));
+        assert!(!status.is_true(ConditionType::Degraded));
+        assert!(!status.is_true(ConditionType::Progressing));
+        mark_stopped(&mut status, false, 0, now);
+        assert_eq!(status.condition(ConditionType::Stopped), None);
     }
 
     #[test]

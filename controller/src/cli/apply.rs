@@ -33,7 +33,7 @@ pub async fn run(
             continue;
         }
         if let Some(stored) = store.get(object).await? {
-            targets.push((object.clone(), stored.metadata().generation));
+            targets.push((object.clone(), stored.metadata().generation.into()));
         }
     }
     if targets.is_empty() {

@@ -199,6 +199,14 @@ pub fn render(d: &Description, now: DateTime<Utc>) -> String {
         "Created:      {} ago",
         age(meta.creation_timestamp, now)
     ));
+    let since = status
+        .and_then(|s| s.condition(crds::ConditionType::Suspended))
+        .map(|c| format!(" (since {} ago)", age(Some(c.last_transition_time), now)))
+        .unwrap_or_default();
+    line(format!(
+        "State:        {}{since}",
+        super::output::state(&d.object)
+    ));
     match reconcilers::source_sync::Owner::of(&d.object) {
         reconcilers::source_sync::Owner::Source(source) => line(format!(
             "Source:       {source}, commit {}",

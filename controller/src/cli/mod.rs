@@ -9,6 +9,8 @@
 //! - `wait`: `apply --wait` and `rollout status --watch` (a verdict rule table over status, an
 //!   etcd watch); `rollout`: the `rollout` subcommands; `history`: its table; `restart`: its
 //!   batches.
+//! - `operate`: `stop`/`start`, `suspend`/`resume` and `reconcile` (check-and-set writes of one
+//!   object, then the `wait` verdicts).
 //! - `controller`: `nomarch controller`, the process that runs the runtime.
 
 mod apply;
@@ -21,6 +23,7 @@ mod events;
 mod exit;
 mod get;
 mod history;
+mod operate;
 mod output;
 mod restart;
 mod rollout;
@@ -294,6 +297,56 @@ pub enum Command {
         #[command(flatten)]
         consul: connect::ConsulArgs,
     },
+    /// Stop an app or pub: its Nomad job is stopped (not purged), nothing is healed or moved,
+    /// and its spec and hub are kept (sets spec.stopped; waits until nothing runs)
+    ///
+    /// Example: nomarch stop app/web -n staging
+    Stop {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Start a stopped app or pub again (clears spec.stopped; waits until it is rolled out)
+    ///
+    /// Example: nomarch start app/web
+    Start {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Set an object aside: nomarch reverts no drift, heals and moves nothing, fetches nothing
+    /// for it, while what runs keeps running (any kind; `nomarch resume` undoes it)
+    ///
+    /// Example: nomarch suspend gitsource/platform
+    Suspend {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Reconcile a suspended object again
+    ///
+    /// Example: nomarch resume gitsource/platform
+    Resume {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Reconcile an object now (a git source: fetch now) and report the outcome
+    ///
+    /// Example: nomarch reconcile app/web --with-source
+    Reconcile {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        /// First fetch and sync the git source that owns the object
+        #[arg(long)]
+        with_source: bool,
+        #[command(flatten)]
+        act: ActArgs,
+    },
     /// Print a shell completion script: `source <(nomarch completion bash)`, or save it where
     /// your shell loads completions (zsh: a file `_nomarch` in $fpath; fish:
     /// ~/.config/fish/completions/nomarch.fish)
@@ -303,6 +356,26 @@ pub enum Command {
     },
     /// Run the controller: watch the store, Nomad and Consul, and converge
     Controller(Box<controller::ControllerArgs>),
+}
+
+/// What `stop`, `start` and `reconcile` share: where the object is, and how long to follow
+/// the controller's answer (exit 7 when it failed, 8 on timeout).
+#[derive(Args, Debug, Clone)]
+pub struct ActArgs {
+    #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Return once the request is stored, without following it
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to follow the controller's answer
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+impl ActArgs {
+    fn follow(&self) -> operate::Follow {
+        (!self.no_wait).then_some(self.timeout)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -425,6 +498,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => run_now(&cli.store, &kind, &name, &namespace, &nomad).await,
         Command::Diff { files, nomad } => diff::run(&cli.store, &files, &nomad).await,
         Command::Rollout { action } => rollout::run(&cli.store, action).await,
+        Command::Stop { object, act } => set_stopped(&cli.store, &object, &act, true).await,
+        Command::Start { object, act } => set_stopped(&cli.store, &object, &act, false).await,
+        Command::Suspend { object, namespace } => {
+            set_suspended(&cli.store, &object, &namespace, true).await
+        }
+        Command::Resume { object, namespace } => {
+            set_suspended(&cli.store, &object, &namespace, false).await
+        }
+        Command::Reconcile {
+            object,
+            with_source,
+            act,
+        } => {
+            let object = rollout::object_ref(&object, &act.namespace)?;
+            let store = cli.store.connect().await?;
+            operate::reconcile_now(&store, &object, with_source, act.follow()).await
+        }
         Command::Schema { kind } => {
             say_raw!("{}", crds::schema::schema_file_text(parse_kind(&kind)?));
             Ok(())
@@ -445,6 +535,28 @@ fn validate(files: &[PathBuf]) -> Result<(), CliError> {
 }
 
 /// `nomarch run cronjob NAME`: one run now, outside the schedule.
+async fn set_stopped(
+    store: &StoreArgs,
+    object: &str,
+    act: &ActArgs,
+    stopped: bool,
+) -> Result<(), CliError> {
+    let object = rollout::object_ref(object, &act.namespace)?;
+    let store = store.connect().await?;
+    operate::set_stopped(&store, &object, stopped, act.follow()).await
+}
+
+async fn set_suspended(
+    store: &StoreArgs,
+    object: &str,
+    namespace: &str,
+    suspended: bool,
+) -> Result<(), CliError> {
+    let object = rollout::object_ref(object, namespace)?;
+    let store = store.connect().await?;
+    operate::set_suspended(&store, &object, suspended).await
+}
+
 async fn run_now(
     store_args: &StoreArgs,
     kind: &str,

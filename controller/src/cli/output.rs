@@ -47,6 +47,23 @@ fn ready(resource: &Resource) -> (&'static str, String) {
     (header, value)
 }
 
+/// What nomarch does with the object: `Suspended` (set aside by `nomarch suspend`), `Stopped`
+/// or `Stopping` (an app or pub with `spec.stopped`), otherwise `Active`.
+pub fn state(resource: &Resource) -> &'static str {
+    let stopped = match resource {
+        Resource::App(app) => app.spec.stopped,
+        Resource::Pub(p) => p.spec.stopped,
+        Resource::CronJob(_) | Resource::GitSource(_) => false,
+    };
+    let status = resource.status();
+    match () {
+        _ if reconcilers::operator::is_suspended(resource.metadata()) => "Suspended",
+        _ if stopped && status.is_some_and(|s| s.is_true(ConditionType::Stopped)) => "Stopped",
+        _ if stopped => "Stopping",
+        _ => "Active",
+    }
+}
+
 /// A commit as people quote it.
 fn short_commit(commit: Option<&str>) -> String {
     commit.map_or("-".into(), |c| c.chars().take(12).collect())
@@ -83,6 +100,7 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
         Resource::GitSource(g) => row.push(("URL", g.spec.url.clone())),
     }
     row.push(ready(resource));
+    row.push(("STATE", state(resource).to_string()));
     row.push(("AGE", age(meta.creation_timestamp, Utc::now())));
     if wide {
         let detail = match resource {

@@ -151,7 +151,7 @@ async fn history(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliEr
 /// Commands that change what an object should be refuse objects a GitSource owns: the
 /// repository is the desired state, and the controller would put it back at the next sync
 /// (or, worse, the two would take turns). The message names what to do in git.
-fn refuse_if_synced(
+pub(super) fn refuse_if_synced(
     object: &ObjectRef,
     resource: &Resource,
     instead: &str,
@@ -280,7 +280,7 @@ async fn status(
     };
     let generation = stored.metadata().generation;
     if let Some(timeout) = watch {
-        return wait::follow(&store, &[(object, generation)], timeout)
+        return wait::follow(&store, &[(object, generation.into())], timeout)
             .await?
             .into_result();
     }

@@ -53,6 +53,23 @@ impl Verdict {
     }
 }
 
+/// What is awaited of an object: the controller's verdict on this generation, and, for
+/// `nomarch reconcile`, on a reconcile run after the request with this token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Awaited {
+    pub generation: i64,
+    pub request: Option<String>,
+}
+
+impl From<i64> for Awaited {
+    fn from(generation: i64) -> Awaited {
+        Awaited {
+            generation,
+            request: None,
+        }
+    }
+}
+
 /// What the rules read.
 struct Facts<'a> {
     kind: Kind,
@@ -110,6 +127,14 @@ const RULES: &[WaitRule] = &[
         f.condition(ConditionType::Invalid)
             .filter(|c| c.status == ConditionStatus::True)
             .map(|c| Verdict::Failed(format!("refused by Nomad: {}", c.message)))
+    }),
+    // Stopped on request (`spec.stopped`): done once nothing runs.
+    ("stopped", |f| {
+        let stopped = f.condition(ConditionType::Stopped)?;
+        Some(match stopped.status {
+            ConditionStatus::True => Verdict::Succeeded(stopped.message.clone()),
+            _ => Verdict::pending(stopped.reason.clone(), (0, 0)),
+        })
     }),
     // Nomad rolled this generation back (the record outlives the revert's own deployment).
     ("rolled back", |f| {
@@ -192,9 +217,16 @@ const RULES: &[WaitRule] = &[
     }),
 ];
 
-/// Where an object stands with regard to `generation`.
-pub fn verdict(kind: Kind, generation: i64, status: Option<&Status>) -> Verdict {
-    let seen = status.filter(|s| s.observed_generation.is_some_and(|g| g >= generation));
+/// Where an object stands with regard to what is awaited.
+pub fn verdict(kind: Kind, awaited: impl Into<Awaited>, status: Option<&Status>) -> Verdict {
+    let Awaited {
+        generation,
+        request,
+    } = awaited.into();
+    let seen = status.filter(|s| {
+        s.observed_generation.is_some_and(|g| g >= generation)
+            && (request.is_none() || s.last_handled_reconcile_at == request)
+    });
     let Some(status) = seen else {
         return Verdict::pending("Waiting for the controller", (0, 0));
     };
@@ -243,7 +275,7 @@ impl Outcome {
 /// Follows each object until its verdict for the given generation is final, or `timeout`.
 pub async fn follow(
     store: &Store,
-    targets: &[(ObjectRef, i64)],
+    targets: &[(ObjectRef, Awaited)],
     timeout: Duration,
 ) -> Result<Outcome, CliError> {
     let started = Instant::now();
@@ -257,8 +289,8 @@ pub async fn follow(
     let verdicts = |statuses: &BTreeMap<ObjectRef, Option<Status>>| -> Vec<Verdict> {
         targets
             .iter()
-            .map(|(object, generation)| {
-                verdict(object.kind, *generation, statuses[object].as_ref())
+            .map(|(object, awaited)| {
+                verdict(object.kind, awaited.clone(), statuses[object].as_ref())
             })
             .collect()
     };
@@ -364,7 +396,7 @@ enum Display {
 }
 
 impl Display {
-    fn new(targets: &[(ObjectRef, i64)]) -> Display {
+    fn new(targets: &[(ObjectRef, Awaited)]) -> Display {
         let objects: Vec<ObjectRef> = targets.iter().map(|(o, _)| o.clone()).collect();
         // Bars draw on standard error; with either stream redirected, plain lines on stdout.
         if !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal()) {

@@ -98,7 +98,9 @@ pub async fn reconcile(
     let recheck = heal_due.map_or(CONVERGING_RECHECK, |due| {
         due.min(CONVERGING_RECHECK) + Duration::from_millis(50)
     });
-    if ensured.waiting.is_some() || !ready || heal_due.is_some() {
+    // A stopped App is done once nothing runs; until then, look again as while converging.
+    let settled = ready || status.is_true(ConditionType::Stopped);
+    if ensured.waiting.is_some() || !settled || heal_due.is_some() {
         return Ok(Outcome::RequeueAfter(recheck));
     }
     Ok(Outcome::Done)
@@ -119,12 +121,18 @@ async fn observe_status(
         object: &key,
         heal,
         service: &service,
-        desired: app.spec.replicas,
+        desired: if app.spec.stopped {
+            0
+        } else {
+            app.spec.replicas
+        },
         generation: app.metadata.generation,
         health: app.spec.health.as_ref(),
         max_unavailable: app.spec.update.max_unavailable,
-        // An App's job always has an update block (render/app.rs).
-        deploys: app.spec.replicas > 0,
+        // An App's job always has an update block (render/app.rs); a stopped job gets no
+        // deployment (Nomad cancels the running one).
+        deploys: app.spec.replicas > 0 && !app.spec.stopped,
+        stopped: app.spec.stopped,
     };
     let observed = observe(ctx, workload, job, written, previous).await?;
     Ok(Observed {

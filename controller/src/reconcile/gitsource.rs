@@ -200,7 +200,9 @@ fn not_due_for(
     source: &GitSource,
     now: chrono::DateTime<Utc>,
 ) -> Option<std::time::Duration> {
-    let requested = lock(&ctx.fetch_requests).remove(key);
+    let requested = lock(&ctx.fetch_requests).remove(key)
+        || reconcilers::operator::pending_request(&source.metadata, source.status.as_ref())
+            .is_some();
     let status = source.status.as_ref()?;
     let settled = status.observed_generation == Some(source.metadata.generation)
         && [ConditionType::Fetched, ConditionType::Synced]

@@ -55,6 +55,7 @@ pub fn observation(
     Observation {
         object: key.clone(),
         desired_fingerprint: desired_fingerprint(desired),
+        desired_stopped: desired.stop.unwrap_or(false),
         live: live.map(|job| LiveJob {
             owner: owner_of(&key.namespace, job.meta.as_ref()),
             job_modify_index: job.job_modify_index.unwrap_or(0),
@@ -215,7 +216,7 @@ pub async fn ensure_job(
     let mut registered = desired.clone();
     registered.version = Some(live.as_ref().and_then(|j| j.version).map_or(0, |v| v + 1));
     registered.job_modify_index = Some(response.job_modify_index);
-    registered.stop = Some(false);
+    registered.stop = Some(desired.stop.unwrap_or(false));
     Ok(Ensured {
         job: Some(registered),
         written: Some(written_now(response.job_modify_index)),
@@ -299,6 +300,8 @@ async fn announce(
         RegisterReason::Create => (EventType::Normal, "Registered"),
         RegisterReason::SpecChanged => (EventType::Normal, "Updated"),
         RegisterReason::Retry => (EventType::Normal, "Retried"),
+        RegisterReason::Stop => (EventType::Normal, "Stopped"),
+        RegisterReason::Start => (EventType::Normal, "Started"),
         RegisterReason::Stopped | RegisterReason::Drifted => (EventType::Warning, "DriftCorrected"),
     };
     if reason.is_drift() {

@@ -6,6 +6,7 @@ pub mod cronjob;
 pub mod gitsource;
 pub mod heal;
 pub mod job;
+pub mod operator;
 pub mod pubs;
 pub mod workload;
 
@@ -14,6 +15,7 @@ use tracing::warn;
 
 use crate::clients::ApiError;
 use futures::future::BoxFuture;
+use operator::Gate;
 
 use crate::runtime::context::Context;
 use crate::runtime::kinds::Kinds;
@@ -88,11 +90,24 @@ impl Kinds for AllKinds {
 
 /// Reconciles one object; returns what the queue should do next and a result label.
 async fn reconcile(kinds: &AllKinds, ctx: &Context, key: &ObjectRef) -> (Outcome, &'static str) {
-    let result = match key.kind {
-        Kind::App => app::reconcile(ctx, &kinds.heal, key).await,
-        Kind::Pub => pubs::reconcile(ctx, &kinds.pubs, &kinds.heal, key).await,
-        Kind::CronJob => cronjob::reconcile(ctx, key).await,
-        Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, key).await,
+    let result = match operator::gate(ctx, key).await {
+        Ok(Gate::SetAside) => Ok(Outcome::Done),
+        Ok(Gate::Reconcile { request }) => {
+            let result = match key.kind {
+                Kind::App => app::reconcile(ctx, &kinds.heal, key).await,
+                Kind::Pub => pubs::reconcile(ctx, &kinds.pubs, &kinds.heal, key).await,
+                Kind::CronJob => cronjob::reconcile(ctx, key).await,
+                Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, key).await,
+            };
+            // Handled either way: whoever asked reads the outcome from status and events.
+            // A transient failure is retried, and the retry answers the request.
+            let settled = !result.as_ref().is_err_and(ReconcileError::is_transient);
+            match request.filter(|_| settled) {
+                Some(token) => operator::handled(ctx, key, &token).await.and(result),
+                None => result,
+            }
+        }
+        Err(e) => Err(e),
     };
     match result {
         Ok(outcome) => (outcome, "success"),

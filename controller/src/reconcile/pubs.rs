@@ -13,7 +13,7 @@ use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
 use reconcilers::render::pubs::render_pub;
 use reconcilers::status::set_condition;
-use reconcilers::status::{record_rejection, record_rollback, Written};
+use reconcilers::status::{mark_stopped, record_rejection, record_rollback, Written};
 
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job, save_status};
@@ -171,7 +171,13 @@ pub async fn reconcile(
         now,
     };
     let mut requeue = None;
-    let hub_id = match verdict(&facts) {
+    // A stopped pub keeps its hub and is not moved: nothing of it runs to be moved.
+    let verdict = if pub_.spec.stopped {
+        HubVerdict::Stay
+    } else {
+        verdict(&facts)
+    };
+    let hub_id = match verdict {
         HubVerdict::Stay => current.map(|(id, _)| id),
         HubVerdict::Wait(rest) => {
             requeue = Some(rest + Duration::from_millis(200));
@@ -191,6 +197,14 @@ pub async fn reconcile(
         }
     };
     let Some(hub_id) = hub_id else {
+        if pub_.spec.stopped {
+            // Stopped before it ever had a hub: there is no job to stop, and none to place.
+            mark_stopped(&mut status, true, 0, now);
+            status.hub.phase = Some(PubPhase::Stopped);
+            status.observed_generation = Some(pub_.metadata.generation);
+            save_status(ctx, key, previous.as_ref(), &status).await?;
+            return Ok(Outcome::Done);
+        }
         save_status(ctx, key, previous.as_ref(), &status).await?;
         return Ok(Outcome::RequeueAfter(UNSCHEDULABLE_RECHECK));
     };
@@ -231,7 +245,7 @@ pub async fn reconcile(
     );
     save_status(ctx, key, previous.as_ref(), &observed).await?;
     announce_rollout(ctx, key, rollout_steps).await;
-    let ready = observed.is_true(ConditionType::Ready);
+    let ready = observed.is_true(ConditionType::Ready) || observed.is_true(ConditionType::Stopped);
     let requeue = match (requeue, heal_due) {
         (Some(a), Some(b)) => Some(a.min(b + Duration::from_millis(50))),
         (a, b) => a.or(b.map(|d| d + Duration::from_millis(50))),
@@ -350,12 +364,13 @@ async fn observe(
         object: &key,
         heal,
         service: &service,
-        desired: 1,
+        desired: u32::from(!pub_.spec.stopped),
         generation: pub_.metadata.generation,
         health: pub_.spec.health.as_ref(),
         max_unavailable: 1,
         // A pub's job has no update block (render/pubs.rs): one instance, replaced in place.
         deploys: false,
+        stopped: pub_.spec.stopped,
     };
     let observed = observe_workload(ctx, workload, job, written, Some(current)).await?;
     let mut status = observed.status;
@@ -365,6 +380,7 @@ async fn observe(
         replicas.running >= 1,
         status.hub.hub_unhealthy_since.is_some(),
     ) {
+        _ if pub_.spec.stopped => PubPhase::Stopped,
         (_, _, true) => PubPhase::HubDown,
         (true, _, _) => PubPhase::Running,
         (false, true, _) => PubPhase::Starting,

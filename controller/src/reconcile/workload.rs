@@ -11,7 +11,7 @@ use crds::{ObjectRef, Status};
 use reconcilers::rollout::{self, RolloutEvent};
 
 use reconcilers::status::{
-    mark_health_unknown, replicas, workload_status, AllocView, JobView, Written,
+    mark_health_unknown, mark_stopped, replicas, workload_status, AllocView, JobView, Written,
 };
 
 use super::heal::{heal, HealState, Healing};
@@ -36,6 +36,8 @@ pub struct Workload<'a> {
     /// Whether Nomad makes deployments for its job (an update block, instances wanted): only
     /// then is the rollout read, so a job without any costs no request per reconcile.
     pub deploys: bool,
+    /// `spec.stopped`: nothing should run, so nothing is healed.
+    pub stopped: bool,
 }
 
 /// What one look at a workload found.
@@ -67,7 +69,8 @@ pub async fn observe(
         },
         None => Vec::new(),
     };
-    let has_checks = workload.health.is_some();
+    // A stopped workload's checks are not read: nothing of it is judged or healed.
+    let has_checks = workload.health.is_some() && !workload.stopped;
     // Consul failing does not stop the rest: the job is registered already, the allocations
     // come from Nomad, and only health is unknown (nothing is healed on unknown health).
     let mut health_unknown = None;
@@ -120,6 +123,7 @@ pub async fn observe(
         failing,
         Utc::now(),
     );
+    mark_stopped(&mut status, workload.stopped, counts.running, Utc::now());
     let mut rollout_steps = Vec::new();
     if let Some(job) = job_view.as_ref().filter(|_| workload.deploys) {
         let (rollout, past, steps) =
@@ -137,7 +141,7 @@ pub async fn observe(
             rollout_steps,
         });
     }
-    if let Some(health) = workload.health {
+    if let Some(health) = workload.health.filter(|_| !workload.stopped) {
         let node_names: BTreeMap<String, String> = allocs
             .iter()
             .map(|a| (a.node_id.clone(), a.node_name.clone()))

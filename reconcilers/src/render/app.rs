@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{
     hold_traffic_from_canaries, network, placement, service_reschedule_policy,
-    service_restart_policy, services, task, update_block,
+    service_restart_policy, services, stop_if_stopped, task, update_block,
 };
 use crate::meta::{job_id, job_meta};
 
@@ -48,5 +48,6 @@ pub fn render_app(app: &App) -> Value {
     if let Some(pool) = node_pool {
         job["NodePool"] = json!(pool);
     }
+    stop_if_stopped(&mut job, spec.stopped);
     job
 }

@@ -82,6 +82,16 @@ pub const UNPROMOTED_TAG: &str = "nomarch-unpromoted";
 
 /// The job's update block. Canary and auto-promote keys only for the strategies that use
 /// them: a rolling update renders as it always has, so its fingerprint does not change.
+/// A stopped object's job is registered with `Stop: true`: Nomad keeps the job and stops its
+/// allocations (structs.go `Job.Stop`), and the register stays check-and-set, which a
+/// deregister is not. A running object's job carries no `Stop`, so its fingerprint is what it
+/// was before objects could be stopped.
+pub fn stop_if_stopped(job: &mut Value, stopped: bool) {
+    if stopped {
+        job["Stop"] = json!(true);
+    }
+}
+
 pub fn update_block(update: &UpdateStrategy, replicas: u32, checks: bool) -> Value {
     let mut block = json!({
         "MaxParallel": update.max_parallel,
