@@ -350,6 +350,86 @@ fn webhooks_must_be_signed_and_a_signed_one_syncs_at_once() {
     assert!(!world.events().contains(SECRET));
 }
 
+/// A suspended source fetches nothing; `nomarch reconcile --with-source` fetches the owning
+/// source now (its poll an hour away) and then reconciles the object; a synced object is
+/// stopped in the repository, or by hand while its source is suspended.
+#[test]
+fn a_suspended_source_fetches_nothing_and_reconcile_with_source_fetches_now() {
+    let cache = tempfile::tempdir().unwrap();
+    let world = world(cache.path());
+    let repo = StateRepo::new();
+    repo.write("apps/web.yaml", &app("web", "nginx:1.27"));
+    let first = repo.push("web");
+    world.apply(&source(&repo.url(), "1s", true, ""));
+    eventually("web runs the first commit", || {
+        running_commit(&world, "web") == first.as_str()
+    });
+
+    world.nomarch(&["suspend", "gitsource/state"], None);
+    eventually("the source is suspended", || {
+        condition(&source_status(&world), "Suspended")["status"] == "True"
+    });
+    let stop = world.nomarch_exit(&["stop", "app/web", "--timeout", "60s"], None);
+    assert_eq!(
+        stop.status.code(),
+        Some(0),
+        "allowed while the source is suspended"
+    );
+    repo.write("apps/web.yaml", &app("web", "nginx:1.28"));
+    let second = repo.push("web 1.28");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        source_status(&world)["lastFetchedCommit"],
+        first.as_str(),
+        "no fetch while suspended (the interval is 1s)"
+    );
+    assert_eq!(world.object("app", "web")["spec"]["stopped"], true);
+
+    world.nomarch(&["resume", "gitsource/state"], None);
+    eventually(
+        "resumed, the source fetches and applies the new commit",
+        || source_status(&world)["lastAppliedCommit"] == second.as_str(),
+    );
+    let web = world.object("app", "web");
+    assert_eq!(web["spec"]["image"], "nginx:1.28");
+    assert!(
+        web["spec"]["stopped"].is_null(),
+        "the repository's spec is back (it says nothing of stopped): {web}"
+    );
+
+    // An hour between polls: only a request fetches a new commit now.
+    world.apply(&source(&repo.url(), "1h", true, ""));
+    eventually("the source settled at its new generation", || {
+        let source = world.object("gitsource", "state");
+        source["status"]["observedGeneration"] == source["metadata"]["generation"]
+            && condition(&source["status"], "Synced")["status"] == "True"
+    });
+    repo.write("apps/web.yaml", &app("web", "nginx:1.29"));
+    let third = repo.push("web 1.29");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(source_status(&world)["lastFetchedCommit"], second.as_str());
+    let reconcile = world.nomarch_exit(
+        &["reconcile", "app/web", "--with-source", "--timeout", "60s"],
+        None,
+    );
+    let said = String::from_utf8_lossy(&reconcile.stdout).to_string();
+    assert_eq!(reconcile.status.code(), Some(0), "{said}");
+    assert!(said.contains("gitsource/state: succeeded"), "{said}");
+    assert!(said.contains("app/web: succeeded"), "{said}");
+    assert_eq!(source_status(&world)["lastAppliedCommit"], third.as_str());
+    assert_eq!(world.object("app", "web")["spec"]["image"], "nginx:1.29");
+
+    // With the source active, stopping by hand is refused, naming the way that works.
+    let refused = world.nomarch_exit(&["stop", "app/web"], None);
+    let said = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("set spec.stopped: true in the repository")
+            && said.contains("nomarch suspend gitsource/state"),
+        "{said}"
+    );
+}
+
 #[test]
 fn fetch_failures_are_reported_and_keep_the_last_good_state() {
     let cache = tempfile::tempdir().unwrap();

@@ -158,6 +158,63 @@ fn a_dead_hubs_pubs_move_once_to_hubs_with_room_and_stay_there() {
     );
 }
 
+/// A stopped pub keeps its hub: nothing of it runs, and its hub dying does not move it; once
+/// started it runs on that hub again.
+#[test]
+fn a_stopped_pub_keeps_its_hub_and_is_not_moved() {
+    let world = World::start(HUBS);
+    let pubs = vec!["room".to_string()];
+    world.apply(&pub_manifest("room"));
+    eventually("room Ready", || world.is_ready("pub", "room"));
+    let hub = hubs_of(&world, &pubs)["room"].clone();
+
+    let stop = world.nomarch_exit(&["stop", "pub/room", "--timeout", "60s"], None);
+    assert_eq!(
+        stop.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&stop.stdout)
+    );
+    assert_eq!(running_nodes(&world, &pubs)["room"], Vec::<String>::new());
+    let room = world.object("pub", "room");
+    assert_eq!(room["status"]["phase"], "Stopped", "{room}");
+
+    let kill = format!("{}/_sim/nodes/{hub}/kill", world.sim.nomad_url());
+    assert_eq!(world.http.post(kill).send().unwrap().status(), 200);
+    // Longer than the pub's reallocation grace (2s), with the hub's heartbeat lapsed.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(
+        hubs_of(&world, &pubs)["room"],
+        hub,
+        "not moved while stopped"
+    );
+    assert!(
+        !world.events().contains("Reallocated"),
+        "{}",
+        world.events()
+    );
+    let revive = format!("{}/_sim/nodes/{hub}/revive", world.sim.nomad_url());
+    assert_eq!(world.http.post(revive).send().unwrap().status(), 200);
+    eventually("the hub is ready again", || {
+        world
+            .nomad("/v1/nodes")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["Name"] == hub.as_str() && n["Status"] == "ready")
+            && world.object("pub", "room")["status"]["hubUnhealthySince"].is_null()
+    });
+
+    let start = world.nomarch_exit(&["start", "pub/room", "--timeout", "60s"], None);
+    assert_eq!(
+        start.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&start.stdout)
+    );
+    assert_eq!(running_nodes(&world, &pubs)["room"], vec![hub]);
+}
+
 #[test]
 fn a_hub_chosen_before_a_crash_is_the_one_the_pub_runs_on() {
     let mut world = World::without_controller(HUBS);
