@@ -879,6 +879,159 @@ async fn a_job_registered_with_stop_is_stopped_and_started_by_the_next_register(
     assert_eq!(api.get("/v1/job/web").await.1["Stop"], true);
 }
 
+/// Splits back-to-back JSON values (Nomad's frames carry no separator).
+fn json_values(bytes: &[u8]) -> Vec<Value> {
+    serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<Value>()
+        .map(|v| v.expect("frames are JSON"))
+        .collect()
+}
+
+fn frame_text(frames: &[Value]) -> String {
+    use base64::Engine;
+    frames
+        .iter()
+        .filter_map(|f| f["Data"].as_str())
+        .map(|d| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(d).unwrap();
+            String::from_utf8(bytes).unwrap()
+        })
+        .collect()
+}
+
+/// `GET /v1/client/fs/logs/:alloc`: base64 frames naming the file, the same bytes with
+/// `plain=true`, the tail with `origin=end`, and with `follow=true` new lines as they are
+/// written, heartbeats between; Nomad's errors for what cannot be read.
+#[tokio::test]
+async fn task_logs_are_framed_as_nomad_streams_them_and_grow_while_followed() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(service_job("web", 1, 64)).await;
+    eventually("running", || async { api.running("web").await.len() == 1 }).await;
+    let alloc = api.running("web").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = |query: &str| format!("{}/v1/client/fs/logs/{alloc}?task=app&{query}", api.nomad);
+    eventually("three lines on stdout", || async {
+        let body = api
+            .http
+            .get(logs("type=stdout&plain=true"))
+            .send()
+            .await
+            .unwrap();
+        body.text().await.unwrap().lines().count() >= 3
+    })
+    .await;
+
+    let response = api.http.get(logs("type=stdout")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let frames = json_values(&response.bytes().await.unwrap());
+    assert_eq!(frames[0]["File"], "alloc/logs/app.stdout.0", "{frames:?}");
+    let text = frame_text(&frames);
+    assert!(
+        text.lines().next().unwrap().ends_with("app listening"),
+        "{text}"
+    );
+    assert_eq!(
+        frames.last().unwrap()["Offset"].as_u64(),
+        Some(text.len() as u64)
+    );
+    let plain = api
+        .http
+        .get(logs("type=stdout&plain=true"))
+        .send()
+        .await
+        .unwrap();
+    let plain = plain.text().await.unwrap();
+    assert!(plain.starts_with(&text), "the file only grows");
+    let tail = api
+        .http
+        .get(logs("type=stdout&plain=true&origin=end&offset=10"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.text().await.unwrap().len(), 10);
+    let stderr = api
+        .http
+        .get(logs("type=stderr&plain=true"))
+        .send()
+        .await
+        .unwrap();
+    assert!(stderr
+        .text()
+        .await
+        .unwrap()
+        .contains("app starting nginx (run 1)"));
+
+    // Following: what is there, then each new line, with heartbeats while nothing is new.
+    let mut follow = api
+        .http
+        .get(logs("type=stdout&follow=true&origin=end&offset=0"))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while frame_text(&json_values(&received)).lines().count() < 2 {
+        let chunk = tokio::time::timeout_at(deadline, follow.next())
+            .await
+            .expect("new lines while following")
+            .unwrap()
+            .unwrap();
+        received.extend_from_slice(&chunk);
+    }
+    let followed = frame_text(&json_values(&received));
+    assert!(
+        followed.lines().all(|l| l.contains("app request")),
+        "{followed}"
+    );
+
+    for (query, status, said) in [
+        ("type=stdout&task=", 400, "must provide task name"),
+        ("type=journal", 400, "must provide log type (stdout/stderr)"),
+        (
+            "type=stdout&origin=middle",
+            400,
+            "origin must be start or end",
+        ),
+    ] {
+        let url = logs(query).replace("task=app&type=stdout&task=", "task=&type=stdout");
+        let response = api.http.get(url).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{query}");
+        assert_eq!(response.text().await.unwrap(), said, "{query}");
+    }
+    let unknown_task = api
+        .http
+        .get(format!(
+            "{}/v1/client/fs/logs/{alloc}?task=db&type=stdout",
+            api.nomad
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_task.status().as_u16(), 400);
+    assert_eq!(
+        unknown_task.text().await.unwrap(),
+        "unknown task name \"db\""
+    );
+    let unknown_alloc = api
+        .http
+        .get(format!(
+            "{}/v1/client/fs/logs/nope?task=app&type=stdout",
+            api.nomad
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_alloc.status().as_u16(), 404);
+    assert_eq!(
+        unknown_alloc.text().await.unwrap(),
+        "Unknown allocation \"nope\""
+    );
+}
+
 #[tokio::test]
 async fn errors_are_plain_text_with_nomads_words() {
     let sim = start(fast_config()).await;

@@ -19,7 +19,8 @@
 //!   deadlines, auto-revert and stable versions.
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches;
 //!   [`restarts`]: what a failing task's restart policy decides; [`reschedule`]: when a failed
-//!   allocation may be replaced; [`templates`]: variables a task's templates must read first.
+//!   allocation may be replaced; [`templates`]: variables a task's templates must read first;
+//!   [`logs`]: what tasks print, as their log files hold it.
 //! - [`render`]: Nomad's JSON shapes; [`consul`]: Consul's view of the same allocations.
 //! - [`http`]: the Nomad, Consul and `/_sim` admin APIs; [`tls`]: serving them over HTTPS,
 //!   with client certificates when asked; [`net`]: HTTP clients (the binary's `ctl`, tests).
@@ -36,6 +37,7 @@ pub mod health;
 pub mod http;
 pub mod jobs;
 pub mod lifecycle;
+pub mod logs;
 pub mod model;
 pub mod net;
 pub mod placement;

@@ -14,6 +14,22 @@ use super::model::{new_id, Alloc, ClientStatus, Fault, JobRecord, Node, TaskEven
 use super::render;
 
 fn push_event(state: &mut TaskState, event: TaskEvent) {
+    // The runs the logs are written from: a start opens one, the end of the task closes it.
+    match event.type_ {
+        "Started" => state.runs.push(super::model::TaskRun {
+            started: chrono::DateTime::from_timestamp_nanos(event.time),
+            ended: None,
+        }),
+        "Terminated" | "Killed" => {
+            if let Some(run) = state.runs.last_mut().filter(|r| r.ended.is_none()) {
+                run.ended = Some((
+                    chrono::DateTime::from_timestamp_nanos(event.time),
+                    event.exit_code,
+                ));
+            }
+        }
+        _ => {}
+    }
     state.events.push(event);
     // Nomad keeps the last 10 task events.
     let excess = state.events.len().saturating_sub(10);

@@ -148,6 +148,17 @@ pub struct TaskState {
     pub finished_at: Option<DateTime<Utc>>,
     pub last_restart: Option<DateTime<Utc>>,
     pub events: Vec<TaskEvent>,
+    /// Every run of the task, oldest first: what its logs are written from ([`super::logs`]).
+    /// Kept apart from `events`, of which Nomad keeps only the last ten.
+    pub runs: Vec<TaskRun>,
+}
+
+/// One run of a task: from a `Started` event to the `Terminated` or `Killed` that ended it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRun {
+    pub started: DateTime<Utc>,
+    /// When it ended and its exit code; `None` while it runs.
+    pub ended: Option<(DateTime<Utc>, i64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +190,7 @@ impl TaskState {
             started_at: None,
             finished_at: None,
             last_restart: None,
+            runs: Vec::new(),
             events: vec![TaskEvent::new(
                 "Received",
                 now,

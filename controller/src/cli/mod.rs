@@ -9,6 +9,7 @@
 //! - `wait`: `apply --wait` and `rollout status --watch` (a verdict rule table over status, an
 //!   etcd watch); `rollout`: the `rollout` subcommands; `history`: its table; `restart`: its
 //!   batches.
+//! - `logs`: task logs of an object's instances, merged and followed.
 //! - `operate`: `stop`/`start`, `suspend`/`resume` and `reconcile` (check-and-set writes of one
 //!   object, then the `wait` verdicts).
 //! - `controller`: `nomarch controller`, the process that runs the runtime.
@@ -23,6 +24,7 @@ mod events;
 mod exit;
 mod get;
 mod history;
+mod logs;
 mod operate;
 mod output;
 mod restart;
@@ -297,6 +299,41 @@ pub enum Command {
         #[command(flatten)]
         consul: connect::ConsulArgs,
     },
+    /// What an object's instances print (their Nomad task logs); several instances' lines
+    /// are prefixed with the instance and merged in time order
+    ///
+    /// Example: nomarch logs app/web -f --since 10m
+    Logs {
+        /// KIND/NAME, e.g. app/web
+        object: String,
+        #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// Keep printing new lines, and the lines of instances that start meanwhile
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only lines stamped within this last while (10m, 2h); lines without a time stamp go
+        /// with the line before them
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only each instance's last N lines
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Standard error instead of standard output
+        #[arg(long)]
+        stderr: bool,
+        /// One instance: its allocation ID or a prefix of it
+        #[arg(long, conflicts_with = "all")]
+        instance: Option<String>,
+        /// Every instance Nomad still has, stopped and failed ones too (default: those running,
+        /// or the newest when none runs)
+        #[arg(long)]
+        all: bool,
+        /// The task (default: the one nomarch renders for the kind)
+        #[arg(long)]
+        task: Option<String>,
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
+    },
     /// Stop an app or pub: its Nomad job is stopped (not purged), nothing is healed or moved,
     /// and its spec and hub are kept (sets spec.stopped; waits until nothing runs)
     ///
@@ -498,6 +535,34 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => run_now(&cli.store, &kind, &name, &namespace, &nomad).await,
         Command::Diff { files, nomad } => diff::run(&cli.store, &files, &nomad).await,
         Command::Rollout { action } => rollout::run(&cli.store, action).await,
+        Command::Logs {
+            object,
+            namespace,
+            follow,
+            since,
+            tail,
+            stderr,
+            instance,
+            all,
+            task,
+            nomad,
+        } => {
+            let object = rollout::object_ref(&object, &namespace)?;
+            let selection = match (instance, all) {
+                (Some(prefix), _) => logs::Selection::One(prefix),
+                (None, true) => logs::Selection::All,
+                (None, false) => logs::Selection::Running,
+            };
+            let args = logs::LogsArgs {
+                selection,
+                follow,
+                since,
+                tail,
+                stderr,
+                task,
+            };
+            logs::run(&cli.store, &object, &args, &nomad).await
+        }
         Command::Stop { object, act } => set_stopped(&cli.store, &object, &act, true).await,
         Command::Start { object, act } => set_stopped(&cli.store, &object, &act, false).await,
         Command::Suspend { object, namespace } => {

@@ -7,11 +7,13 @@
 //! - [`nomad`] and [`nomad_types`]: jobs (lossless round trips), allocations, nodes, plans,
 //!   check-and-set registers, and the event stream.
 //! - [`consul`]: service health with blocking queries.
+//! - [`logs`]: task logs through Nomad's client filesystem API, decoded from its frames.
 //! - [`stats`]: the request counters each client feeds (registered by the runtime's metrics).
 
 pub mod consul;
 pub mod error;
 pub mod http;
+pub mod logs;
 pub mod nomad;
 pub mod nomad_types;
 pub mod secret;

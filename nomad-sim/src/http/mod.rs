@@ -4,6 +4,7 @@
 
 mod admin;
 mod consul;
+mod logs;
 mod nomad;
 mod stream;
 mod variables;

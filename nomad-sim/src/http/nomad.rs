@@ -159,6 +159,9 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
         "/v1/status/peers" => return Ok(Reply::ok(json!(["127.0.0.1:4647"]))),
         _ => {}
     }
+    if let Some(alloc_id) = path.strip_prefix("/v1/client/fs/logs/") {
+        return super::logs::handle(sim, req, alloc_id);
+    }
     if let Some(rest) = path.strip_prefix("/v1/job/") {
         return job(sim, req, rest).await;
     }
