@@ -618,6 +618,8 @@ const NOMAD_NEEDS: &[(&str, &[&str])] = &[
         "/v1/client/allocation/:x/restart",
         &["namespace:alloc-lifecycle"],
     ),
+    // `nomarch logs`: client/fs_endpoint.go logs checks read-logs (or read-fs).
+    ("/v1/client/fs/logs/:x", &["namespace:read-logs"]),
     ("/v1/var/:x", &["variables:nomarch/*:read"]),
     // The namespaces the token can see (namespace_endpoint.go ListNamespaces filters by any
     // capability in them): the event stream reopens when one appears.
@@ -714,7 +716,8 @@ fn nomad_grants(policy: &Value, prefix: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_acl_policies_grant_exactly_what_the_clients_call() {
-    let nomad_paths = called_paths("controller/src/clients/nomad.rs");
+    let mut nomad_paths = called_paths("controller/src/clients/nomad.rs");
+    nomad_paths.extend(called_paths("controller/src/clients/logs.rs"));
     let needs = needed(&nomad_paths, NOMAD_NEEDS, "the Nomad client");
     let policy = hcl_file("deploy/acl/nomad-policy.hcl");
     assert_eq!(

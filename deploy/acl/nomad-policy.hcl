@@ -31,6 +31,9 @@ namespace "*" {
     # PUT /v1/client/allocation/:id/restart (`nomarch rollout restart`):
     # client/alloc_endpoint.go Allocations.Restart
     "alloc-lifecycle",
+    # GET /v1/client/fs/logs/:alloc_id (`nomarch logs`): client/fs_endpoint.go logs
+    # (read-logs or read-fs). The controller never reads logs; a token for people needs it.
+    "read-logs",
   ]
 
   # GET /v1/var/:path: git credentials and webhook secrets named by a GitSource's secretRef and
