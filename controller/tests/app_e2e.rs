@@ -338,36 +338,76 @@ fn diff_shows_the_change_and_writes_nothing() {
     let before = world.writes().len();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("web.yaml");
-    let diff = |manifest: &str| {
+    let diff_with = |manifest: &str, extra: &[&str]| {
         std::fs::write(&file, manifest).unwrap();
         let output = Command::new(nomarch_bin())
             .env("NOMARCH_ETCD_ENDPOINTS", world.etcd.endpoint())
             .env("NOMARCH_PREFIX", PREFIX)
             .env("NOMAD_ADDR", world.sim.nomad_url())
             .args(["diff", "-f", file.to_str().unwrap()])
+            .args(extra)
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).to_string()
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
     };
-    assert_eq!(diff(&web("nginx:1.27", 2)), "app/web: no changes\n");
-    let changed = diff(&web("nginx:1.28", 3));
-    assert!(
-        changed.starts_with("app/web: would register job web (desired job changed)"),
+    let diff = |manifest: &str| diff_with(manifest, &[]);
+    assert_eq!(
+        diff(&web("nginx:1.27", 2)),
+        (Some(0), "app/web: no changes\n".to_string()),
+        "exit 0: nothing would change"
+    );
+    let (code, changed) = diff(&web("nginx:1.28", 3));
+    assert_eq!(
+        code,
+        Some(1),
+        "exit 1: changes, as `nomad job plan` says it"
+    );
+    let lines: Vec<&str> = changed.lines().collect();
+    assert_eq!(
+        &lines[..6],
+        [
+            "app/web: would register job web (desired job changed)",
+            "~ Job: \"web\"",
+            "~ Task Group: \"app\" (1 create, 1 create/destroy update, 1 ignore)",
+            "  ~ Count: \"2\" => \"3\" (forces create)",
+            "  ~ Task: \"app\" (forces create/destroy update)",
+            "    ~ Config {",
+        ],
         "{changed}"
     );
     assert!(
-        changed.contains("nginx:1.27") && changed.contains("nginx:1.28"),
+        changed.contains("~ image: \"nginx:1.27\" => \"nginx:1.28\"")
+            && changed.contains("Scheduler dry-run:\n- All tasks successfully allocated."),
         "{changed}"
     );
+
+    // A new job: its group and task, not every empty field of the API form.
+    let other = web("nginx:1.27", 2).replace("name: web", "name: api");
+    let (code, created) = diff(&other);
+    assert_eq!(code, Some(1));
     assert!(
-        changed.contains("Count") && changed.contains("\"2\" => \"3\""),
-        "{changed}"
+        created.contains("+ Job: \"api\"\n+ Task Group: \"app\" (2 create)\n  + Task: \"app\" (forces create)\n      image nginx:1.27"),
+        "{created}"
     );
+    assert!(!created.contains("ConsulToken"), "{created}");
+    let (code, json) = diff_with(&other, &["-o", "json"]);
+    assert_eq!(code, Some(1));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json[0]["rule"], "create");
+    assert_eq!(
+        json[0]["plan"]["Diff"]["Type"], "Added",
+        "the full plan for scripts"
+    );
+    let (code, _) = diff("kind: App\n");
+    assert_eq!(
+        code,
+        Some(2),
+        "an invalid manifest is trouble, not a difference"
+    );
+
     assert_eq!(world.writes().len(), before, "diff writes nothing to Nomad");
     assert_eq!(
         world.app("web")["spec"]["image"],

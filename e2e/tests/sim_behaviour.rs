@@ -879,6 +879,67 @@ async fn a_job_registered_with_stop_is_stopped_and_started_by_the_next_register(
     assert_eq!(api.get("/v1/job/web").await.1["Stop"], true);
 }
 
+/// The plan says how each change would be made (scheduler/annotate.go): a task's image
+/// replaces its allocations, a service's tags are updated in place, an unchanged job is
+/// ignored, a higher count creates.
+#[tokio::test]
+async fn the_plan_annotates_in_place_and_destructive_changes() {
+    let sim = start(fast_config()).await;
+    let api = Api::new(&sim);
+    api.register(service_job("web", 2, 64)).await;
+    eventually("2 running", || async {
+        api.running("web").await.len() == 2
+    })
+    .await;
+    let plan = |job: Value| {
+        let api = &api;
+        async move {
+            let (status, plan) = api
+                .put("/v1/job/web/plan", json!({"Job": job, "Diff": true}))
+                .await;
+            assert_eq!(status, 200, "{plan}");
+            plan
+        }
+    };
+
+    let same = plan(service_job("web", 2, 64)).await;
+    assert_eq!(same["Diff"]["Type"], "None");
+    assert_eq!(same["Annotations"]["DesiredTGUpdates"]["web"]["Ignore"], 2);
+
+    let mut tagged = service_job("web", 2, 64);
+    tagged["TaskGroups"][0]["Services"][0]["Tags"] = json!(["v2"]);
+    let in_place = plan(tagged).await;
+    let group = &in_place["Diff"]["TaskGroups"][0];
+    assert_eq!(
+        group["Updates"],
+        json!({"in-place update": 2}),
+        "{in_place}"
+    );
+    assert_eq!(
+        in_place["Annotations"]["DesiredTGUpdates"]["web"]["InPlaceUpdate"],
+        2
+    );
+
+    let mut new_image = service_job("web", 3, 64);
+    new_image["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("nginx:2");
+    let replaced = plan(new_image).await;
+    let group = &replaced["Diff"]["TaskGroups"][0];
+    assert_eq!(
+        group["Tasks"][0]["Annotations"],
+        json!(["forces create/destroy update"]),
+        "{replaced}"
+    );
+    let count = group["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["Name"] == "Count")
+        .cloned()
+        .unwrap();
+    assert_eq!(count["Annotations"], json!(["forces create"]));
+    assert_eq!(group["Updates"]["create"], 1, "{replaced}");
+}
+
 /// Splits back-to-back JSON values (Nomad's frames carry no separator).
 fn json_values(bytes: &[u8]) -> Vec<Value> {
     serde_json::Deserializer::from_slice(bytes)

@@ -168,13 +168,39 @@ fn names(old: Option<&Value>, new: Option<&Value>) -> Vec<String> {
     all
 }
 
+/// scheduler/annotate.go `annotateTask`: a change to any of a task's own fields but
+/// `KillTimeout`, or to any of its objects but services, constraints, affinities, spreads and
+/// log settings (short of turning logging on or off), replaces its allocations; the rest is
+/// done in place.
+fn forces_destructive_update(fields: &[Value], objects: &[Value]) -> bool {
+    let name = |v: &Value| {
+        v.get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    fields.iter().any(|f| name(f) != "KillTimeout")
+        || objects.iter().any(|o| match name(o).as_str() {
+            "Service" | "Services" | "Constraint" | "Constraints" | "Affinity" | "Affinities"
+            | "Spread" | "Spreads" => false,
+            "LogConfig" => o
+                .get("Fields")
+                .and_then(Value::as_array)
+                .is_some_and(|fields| fields.iter().any(|f| name(f) == "Disabled")),
+            _ => true,
+        })
+}
+
 fn task_diff(old: Option<&Value>, new: Option<&Value>, name: &str) -> Value {
     let kind = diff_type(old, new);
     let (fields, objects) = fields_and_objects(old, new);
     let annotation = match kind {
         "Added" => json!(["forces create"]),
         "Deleted" => json!(["forces destroy"]),
-        "Edited" => json!(["forces create/destroy update"]),
+        "Edited" if forces_destructive_update(&fields, &objects) => {
+            json!(["forces create/destroy update"])
+        }
+        "Edited" => json!(["forces in-place update"]),
         _ => Value::Null,
     };
     json!({"Type": kind, "Name": name, "Fields": or_null(fields), "Objects": or_null(objects), "Annotations": annotation})
@@ -188,7 +214,25 @@ fn group_diff(
     updates: Option<&Value>,
 ) -> Value {
     let kind = diff_type(old, new);
-    let (fields, objects) = fields_and_objects(old, new);
+    let (mut fields, objects) = fields_and_objects(old, new);
+    // scheduler/annotate.go `annotateCountChange`.
+    for field in fields.iter_mut().filter(|f| f["Name"] == "Count") {
+        let count = |side: &str| {
+            field[side]
+                .as_str()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let (before, after) = (count("Old"), count("New"));
+        if before != after {
+            let said = if before < after {
+                "forces create"
+            } else {
+                "forces destroy"
+            };
+            field["Annotations"] = json!([said]);
+        }
+    }
     let tasks: Vec<Value> = names(
         old.and_then(|g| g.get("Tasks")),
         new.and_then(|g| g.get("Tasks")),

@@ -724,7 +724,7 @@ impl Cluster {
     ) -> ApiResult<Value> {
         let submitted = job_from_body(body, Some(url_id), "Job ID does not match")?;
         let namespace = namespace_for(query_namespace, body, &submitted);
-        let (submitted, stop) = take_stop(submitted);
+        let (submitted, submitted_stop) = take_stop(submitted);
         let spec = canonicalize(submitted, &namespace, &self.config.region);
         let existing = self.job(&namespace, url_id);
         // nomad/job_endpoint.go Plan runs the same admission validators as Register.
@@ -750,7 +750,7 @@ impl Cluster {
                 .unwrap_or_default();
             // scheduler/reconcile.go `Compute`: a stopped job only stops what runs
             // (`handleStop`), whatever its counts say.
-            let count = if stop {
+            let count = if submitted_stop {
                 0
             } else {
                 group.get("Count").and_then(Value::as_u64).unwrap_or(1)
@@ -778,24 +778,31 @@ impl Cluster {
                     .unwrap_or("service"),
                 group,
             );
-            let (canaries, destructive_updates, ignore) = match (&strategy, destructive) {
-                (_, false) => (0, 0, kept),
-                (Some(s), true) if s.canary > 0 => (s.canary as u64, 0, kept),
+            // util.go `genericAllocUpdateFn`: an allocation of the job as it is is ignored; a
+            // changed job (job_endpoint.go Plan upserts it at a new JobModifyIndex when
+            // `SpecChanged`) updates the rest in place unless `tasksUpdated` says otherwise.
+            let spec_changed = existing.is_none_or(|j| j.spec != spec || j.stop != submitted_stop);
+            let (canaries, destructive_updates, in_place, ignore) = match (&strategy, destructive) {
+                (_, false) if spec_changed => (0, 0, kept, 0),
+                (_, false) => (0, 0, 0, kept),
+                (Some(s), true) if s.canary > 0 => (s.canary as u64, 0, 0, kept),
                 (Some(s), true) => {
                     let now = kept.min(s.max_parallel as u64);
-                    (0, now, kept - now)
+                    (0, now, 0, kept - now)
                 }
-                (None, true) => (0, kept, 0),
+                (None, true) => (0, kept, 0, 0),
             };
             desired.insert(
                 name.to_string(),
-                json!({"Place": place, "Stop": stop, "Migrate": 0, "InPlaceUpdate": 0, "DestructiveUpdate": destructive_updates, "Ignore": ignore, "Canary": canaries, "Preemptions": 0}),
+                json!({"Place": place, "Stop": stop, "Migrate": 0, "InPlaceUpdate": in_place, "DestructiveUpdate": destructive_updates, "Ignore": ignore, "Canary": canaries, "Preemptions": 0}),
             );
             let mut counts = Map::new();
+            // scheduler/annotate.go `annotateTaskGroup`: the update types by their names.
             for (label, n) in [
                 ("create", place),
                 ("destroy", stop),
                 ("create/destroy update", destructive_updates),
+                ("in-place update", in_place),
                 ("canary", canaries),
                 ("ignore", ignore),
             ] {
@@ -848,7 +855,7 @@ impl Cluster {
                     job
                 };
                 let old = existing.map(|j| with_stop(&j.spec, j.stop));
-                super::diff::job_diff(old.as_ref(), &with_stop(&spec, stop), &updates)
+                super::diff::job_diff(old.as_ref(), &with_stop(&spec, submitted_stop), &updates)
             });
         let next_launch = existing
             .filter(|j| j.is_periodic())

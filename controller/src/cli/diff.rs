@@ -14,6 +14,7 @@ use reconcilers::render::pubs::render_pub;
 use serde_json::Value;
 
 use super::connect::NomadArgs;
+use super::plan_text;
 use super::say;
 use super::{CliError, StoreArgs};
 use crate::clients::nomad_types::Job;
@@ -29,12 +30,31 @@ enum Desired {
     Note(String),
 }
 
+/// One object's answer, as `-o json` prints it: the full plan Nomad answered, for scripts.
+#[derive(serde::Serialize)]
+struct Planned {
+    object: String,
+    /// The rule of nomarch's plan that decided (`create`, `desired job changed`, ...).
+    rule: &'static str,
+    /// Whether applying would write the job to Nomad.
+    changes: bool,
+    /// What nomarch would do instead of writing, when it would not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<Value>,
+}
+
 pub async fn run(
     store_args: &StoreArgs,
     files: &[PathBuf],
     nomad_args: &NomadArgs,
+    json: bool,
 ) -> Result<(), CliError> {
-    let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
+    // diff(1)'s convention: 1 means "differs", so trouble (an invalid manifest) is 2.
+    let manifests =
+        crds::load_paths(files).map_err(|e| CliError::Usage(CliError::Invalid(e).to_string()))?;
+    let mut answers = Vec::new();
     let nomad = nomad_args.client(|_| {})?;
     let store = store_args.connect().await?;
     for manifest in manifests {
@@ -53,7 +73,13 @@ pub async fn run(
         let (desired, waiting_for) = match desired(&store, &nomad, &resource, previous).await? {
             Desired::Job { job, waiting_for } => (job, waiting_for),
             Desired::Note(note) => {
-                say!("{object}: {note}");
+                answers.push(Planned {
+                    object: object.to_string(),
+                    rule: "not diffed",
+                    changes: false,
+                    note: Some(note),
+                    plan: None,
+                });
                 continue;
             }
         };
@@ -74,32 +100,73 @@ pub async fn run(
         );
         let action = plan(&observation);
         let rule = deciding_rule(&observation);
-        match action {
-            JobAction::Nothing => say!("{object}: no changes"),
-            JobAction::Wait { reason } => say!("{object}: would wait ({reason})"),
-            JobAction::Hold => {
-                say!("{object}: held ({rule}): this job will not be sent again until it changes")
-            }
-            JobAction::Refuse { reason } => say!("{object}: would not touch the job: {reason}"),
+        let note = match action {
+            JobAction::Nothing => None,
+            JobAction::Wait { reason } => Some(format!("would wait ({reason})")),
+            JobAction::Hold => Some(format!(
+                "held ({rule}): this job will not be sent again until it changes"
+            )),
+            JobAction::Refuse { reason } => Some(format!("would not touch the job: {reason}")),
             JobAction::Register { .. } | JobAction::VerifyDrift { .. } => {
                 let planned = nomad
                     .plan(&desired)
                     .await
                     .map_err(|e| CliError::Runtime(e.to_string()))?;
-                let diff = planned.diff.unwrap_or(Value::Null);
-                if diff.get("Type").and_then(Value::as_str) == Some("None") {
-                    say!("{object}: no changes to the job ({rule}: only nomarch's bookkeeping would be updated)");
-                    continue;
+                let changes = plan_text::changes(&planned);
+                let mut lines = Vec::new();
+                if changes {
+                    lines.push(format!(
+                        "{object}: would register job {} ({rule})",
+                        desired.id
+                    ));
+                    lines.extend(plan_text::diff_lines(
+                        planned.diff.as_ref().unwrap_or(&Value::Null),
+                        &desired,
+                    ));
+                    lines.push(String::new());
+                    lines.push("Scheduler dry-run:".into());
+                    lines.extend(plan_text::dry_run_lines(&planned));
+                } else {
+                    lines.push(format!("{object}: no changes to the job ({rule}: only nomarch's bookkeeping would be updated)"));
                 }
-                say!("{object}: would register job {} ({rule})", desired.id);
-                for line in describe_diff(&diff) {
-                    say!("  {line}");
-                }
-                for line in describe_updates(planned.annotations.as_ref()) {
-                    say!("  {line}");
-                }
+                answers.push(Planned {
+                    object: object.to_string(),
+                    rule,
+                    changes,
+                    note: Some(lines.join("\n")),
+                    plan: Some(serde_json::to_value(&planned).expect("plans serialize")),
+                });
+                continue;
+            }
+        };
+        answers.push(Planned {
+            object: object.to_string(),
+            rule,
+            changes: false,
+            note,
+            plan: None,
+        });
+    }
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&answers).expect("answers serialize")
+        );
+    } else {
+        for answer in &answers {
+            match (&answer.plan, &answer.note) {
+                // The plan's own lines begin with the object.
+                (Some(_), Some(lines)) => say!("{lines}"),
+                (None, Some(note)) => say!("{}: {note}", answer.object),
+                (_, None) => say!("{}: no changes", answer.object),
             }
         }
+    }
+    let changed = answers.iter().filter(|a| a.changes).count();
+    if changed > 0 {
+        return Err(CliError::Differs(format!(
+            "{changed} object(s) would change Nomad"
+        )));
     }
     Ok(())
 }
@@ -188,139 +255,5 @@ async fn pub_job(
         _ => Ok(Desired::Note(
             "has no hub yet; the controller chooses one, then registers its job".into(),
         )),
-    }
-}
-
-fn marker(kind: &str) -> &'static str {
-    match kind {
-        "Added" => "+",
-        "Deleted" => "-",
-        _ => "~",
-    }
-}
-
-/// Nomad's diff as lines: `~ TaskGroups[app].Tasks[app].Config[image]: "a" => "b"`.
-pub fn describe_diff(diff: &Value) -> Vec<String> {
-    let mut lines = Vec::new();
-    walk(diff, "", &mut lines);
-    lines
-}
-
-fn walk(node: &Value, path: &str, lines: &mut Vec<String>) {
-    for field in node
-        .get("Fields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let kind = field["Type"].as_str().unwrap_or("Edited");
-        if kind == "None" {
-            continue;
-        }
-        let name = field["Name"].as_str().unwrap_or_default();
-        let (old, new) = (
-            field["Old"].as_str().unwrap_or_default(),
-            field["New"].as_str().unwrap_or_default(),
-        );
-        let change = match kind {
-            "Added" => format!("{new:?}"),
-            "Deleted" => format!("{old:?}"),
-            _ => format!("{old:?} => {new:?}"),
-        };
-        lines.push(format!("{} {path}{name}: {change}", marker(kind)));
-    }
-    for object in node
-        .get("Objects")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = object["Name"].as_str().unwrap_or_default();
-        walk(object, &format!("{path}{name}."), lines);
-    }
-    for (list, label) in [("TaskGroups", "TaskGroups"), ("Tasks", "Tasks")] {
-        for child in node
-            .get(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if child["Type"] == "None" {
-                continue;
-            }
-            let name = child["Name"].as_str().unwrap_or_default();
-            walk(child, &format!("{path}{label}[{name}]."), lines);
-        }
-    }
-}
-
-/// `app: 2 to place, 1 destructive update`, from the plan's DesiredTGUpdates.
-fn describe_updates(annotations: Option<&Value>) -> Vec<String> {
-    let Some(updates) = annotations
-        .and_then(|a| a.get("DesiredTGUpdates"))
-        .and_then(Value::as_object)
-    else {
-        return Vec::new();
-    };
-    updates
-        .iter()
-        .map(|(group, counts)| {
-            let parts: Vec<String> = [
-                ("Place", "to place"),
-                ("Stop", "to stop"),
-                ("DestructiveUpdate", "destructive update(s)"),
-                ("InPlaceUpdate", "in-place update(s)"),
-                ("Canary", "canary(ies)"),
-            ]
-            .iter()
-            .filter_map(|(key, label)| {
-                counts
-                    .get(*key)
-                    .and_then(Value::as_u64)
-                    .filter(|n| *n > 0)
-                    .map(|n| format!("{n} {label}"))
-            })
-            .collect();
-            let summary = if parts.is_empty() {
-                "no allocation changes".to_string()
-            } else {
-                parts.join(", ")
-            };
-            format!("group {group}: {summary}")
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn diffs_read_as_paths() {
-        let diff = json!({"Type": "Edited", "Fields": null, "Objects": null, "TaskGroups": [{"Type": "Edited", "Name": "app", "Fields": [{"Type": "Edited", "Name": "Count", "Old": "1", "New": "3"}],
-            "Tasks": [{"Type": "Edited", "Name": "app", "Fields": null, "Objects": [{"Type": "Edited", "Name": "Config", "Fields": [{"Type": "Edited", "Name": "image", "Old": "a:1", "New": "a:2"}]}]}]}]});
-        assert_eq!(
-            describe_diff(&diff),
-            vec![
-                "~ TaskGroups[app].Count: \"1\" => \"3\"",
-                "~ TaskGroups[app].Tasks[app].Config.image: \"a:1\" => \"a:2\""
-            ]
-        );
-    }
-
-    #[test]
-    fn planned_updates_read_as_counts() {
-        let annotations = json!({"DesiredTGUpdates": {
-            "app": {"Place": 1, "Stop": 0, "DestructiveUpdate": 0, "InPlaceUpdate": 0, "Canary": 2, "Ignore": 3},
-            "db": {"Place": 0, "Stop": 0, "DestructiveUpdate": 0, "InPlaceUpdate": 0, "Canary": 0, "Ignore": 1},
-        }});
-        assert_eq!(
-            describe_updates(Some(&annotations)),
-            vec![
-                "group app: 1 to place, 2 canary(ies)",
-                "group db: no allocation changes"
-            ]
-        );
     }
 }

@@ -6,16 +6,33 @@ use crate::store::StoreError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
-    Invalid = 1,
-    Usage = 2,
-    Store = 3,
-    Conflict = 4,
-    NotFound = 5,
-    Runtime = 6,
+    Invalid,
+    /// `nomarch diff`: applying would change Nomad (as `nomad job plan` and diff(1) say it).
+    Differs,
+    Usage,
+    Store,
+    Conflict,
+    NotFound,
+    Runtime,
     /// `--wait`: a rollout failed, was rolled back, or Nomad refused the job.
-    RolloutFailed = 7,
+    RolloutFailed,
     /// `--wait`: the timeout passed first.
-    Timeout = 8,
+    Timeout,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Invalid | ExitStatus::Differs => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Store => 3,
+            ExitStatus::Conflict => 4,
+            ExitStatus::NotFound => 5,
+            ExitStatus::Runtime => 6,
+            ExitStatus::RolloutFailed => 7,
+            ExitStatus::Timeout => 8,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +52,9 @@ pub enum CliError {
     RolloutFailed(String),
     #[error("{0}")]
     Timeout(String),
+    /// Not a failure: `nomarch diff` found changes.
+    #[error("{0}")]
+    Differs(String),
 }
 
 fn render_manifest_errors(errors: &[ManifestError]) -> String {
@@ -52,6 +72,7 @@ impl CliError {
             CliError::Runtime(_) => ExitStatus::Runtime,
             CliError::RolloutFailed(_) => ExitStatus::RolloutFailed,
             CliError::Timeout(_) => ExitStatus::Timeout,
+            CliError::Differs(_) => ExitStatus::Differs,
             CliError::Store(StoreError::Conflict { .. }) => ExitStatus::Conflict,
             CliError::Store(StoreError::NotFound(_)) => ExitStatus::NotFound,
             CliError::Store(_) => ExitStatus::Store,

@@ -27,6 +27,7 @@ mod history;
 mod logs;
 mod operate;
 mod output;
+mod plan_text;
 mod restart;
 mod rollout;
 mod select;
@@ -207,10 +208,16 @@ pub enum Command {
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
-    /// Show what applying would change in Nomad; changes nothing
+    /// Show what applying would change in Nomad, as `nomad job plan` shows it; changes nothing
+    /// (exit 0: no changes, 1: changes, 2: invalid manifests)
+    ///
+    /// Example: nomarch diff -f apps/ | less
     Diff {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+        /// json: nomarch's decision and Nomad's full plan per object, for scripts
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<DescribeOutput>,
         #[command(flatten)]
         nomad: connect::NomadArgs,
     },
@@ -533,7 +540,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             namespace,
             nomad,
         } => run_now(&cli.store, &kind, &name, &namespace, &nomad).await,
-        Command::Diff { files, nomad } => diff::run(&cli.store, &files, &nomad).await,
+        Command::Diff {
+            files,
+            output,
+            nomad,
+        } => diff::run(&cli.store, &files, &nomad, output.is_some()).await,
         Command::Rollout { action } => rollout::run(&cli.store, action).await,
         Command::Logs {
             object,
