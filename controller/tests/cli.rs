@@ -525,3 +525,57 @@ fn get_selects_by_label_and_sorts_and_events_look_back() {
         "everything was seen before this command started"
     );
 }
+
+/// `get -w` on a pipe: the table once, then a line for each object whose row changed (not the
+/// others), as `kubectl get -w` prints them; with `-o yaml` it is a usage error.
+#[test]
+fn get_watch_prints_the_rows_that_change() {
+    use std::io::BufRead;
+    let etcd = TestEtcd::start();
+    let app = |name: &str, replicas: u32| {
+        format!("apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: nginx:1\n  replicas: {replicas}\n")
+    };
+    let apply = |manifest: &str| {
+        let out = nomarch(Some(&etcd), &["apply", "-f", "-"], Some(manifest));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    };
+    apply(&format!("{}---\n{}", app("a", 1), app("b", 1)));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nomarch"))
+        .env("NOMARCH_ETCD_ENDPOINTS", etcd.endpoint())
+        .env("NOMARCH_PREFIX", PREFIX)
+        .args(["get", "apps", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a line")
+    };
+    let first: Vec<String> = (0..3).map(|_| next()).collect();
+    assert!(first[0].starts_with("NAME"), "{first:?}");
+    assert!(first[1].starts_with("a ") && first[2].starts_with("b "), "{first:?}");
+
+    apply(&app("a", 5));
+    let changed = next();
+    let cells: Vec<&str> = changed.split_whitespace().collect();
+    assert_eq!(&cells[..2], ["a", "5"], "{changed}");
+    apply(&app("c", 2));
+    let added = next();
+    assert!(added.starts_with("c "), "only the new row, not b again: {added}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let yaml = nomarch(Some(&etcd), &["get", "apps", "-w", "-o", "yaml"], None);
+    assert_eq!(code(&yaml), 2, "{}", stderr(&yaml));
+}

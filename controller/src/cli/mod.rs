@@ -236,6 +236,10 @@ pub enum Command {
         /// Order by a field of the object as -o json shows it, e.g. .status.replicas.healthy
         #[arg(long, value_parser = select::SortBy::parse)]
         sort_by: Option<select::SortBy>,
+        /// Keep the rows up to date as objects and their status change (in place on a
+        /// terminal; otherwise a line per changed row)
+        #[arg(short = 'w', long)]
+        watch: bool,
     },
     /// Delete objects by name or by the manifests that define them
     Delete {
@@ -473,13 +477,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             output,
             selector,
             sort_by,
+            watch,
         } => {
             let shown = get::Shown {
                 namespace,
                 selector,
                 sort_by,
             };
-            get::run(&cli.store, &kind, name.as_deref(), &shown, output).await
+            get::run(&cli.store, &kind, name.as_deref(), &shown, output, watch).await
         }
         Command::Delete {
             kind,

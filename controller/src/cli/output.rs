@@ -9,7 +9,16 @@ use crds::{ConditionType, Resource};
 pub type Row = Vec<(&'static str, String)>;
 
 pub fn print_table(rows: &[Row]) {
-    let Some(first) = rows.first() else { return };
+    for line in table_lines(rows) {
+        say!("{line}");
+    }
+}
+
+/// The table as lines: the header, then one line per row, columns padded to their widest cell.
+pub fn table_lines(rows: &[Row]) -> Vec<String> {
+    let Some(first) = rows.first() else {
+        return Vec::new();
+    };
     let widths: Vec<usize> = (0..first.len())
         .map(|i| {
             rows.iter()
@@ -25,12 +34,14 @@ pub fn print_table(rows: &[Row]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        say!("{}", padded.join("   ").trim_end());
+        padded.join("   ").trim_end().to_string()
     };
-    line(first.iter().map(|(h, _)| *h).collect());
-    for row in rows {
-        line(row.iter().map(|(_, c)| c.as_str()).collect());
-    }
+    let mut lines = vec![line(first.iter().map(|(h, _)| *h).collect())];
+    lines.extend(
+        rows.iter()
+            .map(|row| line(row.iter().map(|(_, c)| c.as_str()).collect())),
+    );
+    lines
 }
 
 /// `-` until the controller has written a Ready condition.
