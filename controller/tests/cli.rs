@@ -403,19 +403,17 @@ async fn events_watch_streams_new_events() {
     assert!(line.contains("Created") && line.contains("app/w"), "{line}");
 }
 
-/// `nomarch completion SHELL` prints a script its shell accepts (`-n`: read, run nothing),
-/// naming the subcommands.
+/// `nomarch completion SHELL` prints a hook its shell accepts (`-n`: read, run nothing); in
+/// bash, the hook completes subcommands, and `KIND/NAME` arguments with the kinds and then the
+/// names stored in etcd (and just the kinds when etcd does not answer).
 #[test]
-fn completion_scripts_parse_in_their_shells() {
+fn completion_hooks_parse_in_their_shells_and_complete_object_names() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {
         let out = nomarch(None, &["completion", shell], None);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let script = stdout(&out);
-        assert!(
-            script.contains("rollout") && script.contains("promote"),
-            "{shell}: {script}"
-        );
+        assert!(script.contains("COMPLETE"), "{shell}: {script}");
         let path = dir.path().join(format!("nomarch.{shell}"));
         std::fs::write(&path, &script).unwrap();
         // Run where the script is, with $PWD saying so: a shell whose $PWD is not its folder
@@ -434,6 +432,57 @@ fn completion_scripts_parse_in_their_shells() {
             String::from_utf8_lossy(&checked.stderr)
         );
     }
+
+    let etcd = TestEtcd::start();
+    let apps = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: nginx:1\n---\napiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: worker\n  namespace: jobs\nspec:\n  image: nginx:1\n---\napiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: api\nspec:\n  image: nginx:1\n";
+    assert_eq!(
+        code(&nomarch(Some(&etcd), &["apply", "-f", "-"], Some(apps))),
+        0
+    );
+    // What bash offers for the last word of a command line, through the hook.
+    let offered = |endpoint: &str, words: &[&str]| -> Vec<String> {
+        let hook = dir.path().join("nomarch.bash");
+        let line = words.join(" ");
+        let script = format!(
+            "source {}\nCOMP_WORDS=({line})\nCOMP_CWORD={}\n_clap_complete_nomarch nomarch {} {}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            hook.display(),
+            words.len() - 1,
+            words.last().unwrap(),
+            words[words.len() - 2],
+        );
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir.path())
+            .env("PWD", dir.path())
+            .env("NOMARCH_ETCD_ENDPOINTS", endpoint)
+            .env("NOMARCH_PREFIX", PREFIX)
+            .output()
+            .unwrap();
+        let mut said: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        said.sort();
+        said
+    };
+    let endpoint = etcd.endpoint();
+    assert!(offered(&endpoint, &["nomarch", "desc"]).contains(&"describe".to_string()));
+    assert_eq!(offered(&endpoint, &["nomarch", "logs", "ap"]), ["app/"]);
+    assert_eq!(
+        offered(&endpoint, &["nomarch", "describe", "app/w"]),
+        ["app/web", "app/worker"]
+    );
+    assert_eq!(
+        offered(&endpoint, &["nomarch", "rollout", "status", "app/"]),
+        ["app/api", "app/web", "app/worker"]
+    );
+    assert_eq!(
+        offered("http://127.0.0.1:9", &["nomarch", "stop", "app/w"]),
+        Vec::<String>::new(),
+        "etcd away: no names, and no hang"
+    );
 }
 
 /// A reader that stops early (`nomarch ... | head -1`) ends the command quietly, with the
@@ -551,7 +600,10 @@ fn get_watch_prints_the_rows_that_change() {
     let (sender, lines) = std::sync::mpsc::channel::<String>();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if sender.send(line).is_err() {
                 return;
             }
@@ -564,7 +616,10 @@ fn get_watch_prints_the_rows_that_change() {
     };
     let first: Vec<String> = (0..3).map(|_| next()).collect();
     assert!(first[0].starts_with("NAME"), "{first:?}");
-    assert!(first[1].starts_with("a ") && first[2].starts_with("b "), "{first:?}");
+    assert!(
+        first[1].starts_with("a ") && first[2].starts_with("b "),
+        "{first:?}"
+    );
 
     apply(&app("a", 5));
     let changed = next();
@@ -572,7 +627,10 @@ fn get_watch_prints_the_rows_that_change() {
     assert_eq!(&cells[..2], ["a", "5"], "{changed}");
     apply(&app("c", 2));
     let added = next();
-    assert!(added.starts_with("c "), "only the new row, not b again: {added}");
+    assert!(
+        added.starts_with("c "),
+        "only the new row, not b again: {added}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 

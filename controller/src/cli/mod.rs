@@ -12,9 +12,11 @@
 //! - `logs`: task logs of an object's instances, merged and followed.
 //! - `operate`: `stop`/`start`, `suspend`/`resume` and `reconcile` (check-and-set writes of one
 //!   object, then the `wait` verdicts).
+//! - `complete`: shell completion, object names from etcd included.
 //! - `controller`: `nomarch controller`, the process that runs the runtime.
 
 mod apply;
+mod complete;
 mod connect;
 pub mod controller;
 mod delete;
@@ -37,6 +39,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use complete::VARIABLE as COMPLETE_VARIABLE;
 pub use exit::{CliError, ExitStatus};
 
 /// `println!` for the commands' output: a reader that went away (`nomarch diff | head`) ends
@@ -299,6 +302,7 @@ pub enum Command {
     /// Example: nomarch describe app/web -n staging
     Describe {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -316,6 +320,7 @@ pub enum Command {
     /// Example: nomarch logs app/web -f --since 10m
     Logs {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -351,6 +356,7 @@ pub enum Command {
     /// Example: nomarch stop app/web -n staging
     Stop {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = complete::objects())]
         object: String,
         #[command(flatten)]
         act: ActArgs,
@@ -360,6 +366,7 @@ pub enum Command {
     /// Example: nomarch start app/web
     Start {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = complete::objects())]
         object: String,
         #[command(flatten)]
         act: ActArgs,
@@ -370,6 +377,7 @@ pub enum Command {
     /// Example: nomarch suspend gitsource/platform
     Suspend {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -379,6 +387,7 @@ pub enum Command {
     /// Example: nomarch resume gitsource/platform
     Resume {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -388,6 +397,7 @@ pub enum Command {
     /// Example: nomarch reconcile app/web --with-source
     Reconcile {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = complete::objects())]
         object: String,
         /// First fetch and sync the git source that owns the object
         #[arg(long)]
@@ -395,9 +405,11 @@ pub enum Command {
         #[command(flatten)]
         act: ActArgs,
     },
-    /// Print a shell completion script: `source <(nomarch completion bash)`, or save it where
-    /// your shell loads completions (zsh: a file `_nomarch` in $fpath; fish:
-    /// ~/.config/fish/completions/nomarch.fish)
+    /// Print the shell's completion hook: subcommands, flags and object names (from etcd)
+    ///
+    /// bash: `source <(nomarch completion bash)` in ~/.bashrc; zsh: `source <(nomarch
+    /// completion zsh)` in ~/.zshrc; fish: `nomarch completion fish | source` in
+    /// ~/.config/fish/config.fish
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -535,8 +547,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Completion { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "nomarch", &mut std::io::stdout());
+            say_raw!("{}", complete::registration(shell)?);
             Ok(())
         }
         Command::Run {

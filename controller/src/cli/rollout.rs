@@ -17,6 +17,7 @@ pub enum RolloutAction {
     /// Promote the canaries (or the new set of a blue/green rollout) of the rollout in progress
     Promote {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = super::complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -27,6 +28,7 @@ pub enum RolloutAction {
     /// (exit 0 when it succeeded, 7 when it failed or was rolled back, 8 on timeout)
     Status {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = super::complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -40,6 +42,7 @@ pub enum RolloutAction {
     /// job version it became and how its rollout ended
     History {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = super::complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -48,6 +51,7 @@ pub enum RolloutAction {
     /// GitSource owns: revert the commit instead)
     Undo {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = super::complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -59,6 +63,7 @@ pub enum RolloutAction {
     /// waiting until its instances run and pass their checks again (exit 8 on timeout)
     Restart {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = super::complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
@@ -73,6 +78,7 @@ pub enum RolloutAction {
     /// Register a spec Nomad rolled back once more (sets the nomarch.io/retry annotation)
     Retry {
         /// KIND/NAME, e.g. app/web
+        #[arg(add = super::complete::objects())]
         object: String,
         #[arg(short = 'n', long, default_value = crds::DEFAULT_NAMESPACE)]
         namespace: String,
