@@ -123,9 +123,14 @@ fn stop_and_start_refuse_kinds_that_do_not_run_and_objects_that_are_missing() {
     world.apply(
         "apiVersion: nomarch.io/v1alpha1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  task:\n    image: busybox\n",
     );
-    let cron = world.nomarch_exit(&["stop", "cronjob/nightly"], None);
+    world.apply(&web(1));
+    let cron = world.nomarch_exit(&["stop", "app/web", "cronjob/nightly"], None);
     assert_eq!(cron.status.code(), Some(2), "{}", said(&cron));
     assert!(said(&cron).contains("spec.suspend"), "{}", said(&cron));
+    assert!(
+        world.app("web")["spec"]["stopped"].is_null(),
+        "each object is checked before any is written"
+    );
     let missing = world.nomarch_exit(&["start", "app/nowhere"], None);
     assert_eq!(missing.status.code(), Some(5), "{}", said(&missing));
     let wrong = world.nomarch_exit(&["stop", "widget/x"], None);

@@ -355,9 +355,9 @@ pub enum Command {
     ///
     /// Example: nomarch stop app/web -n staging
     Stop {
-        /// KIND/NAME, e.g. app/web
-        #[arg(add = complete::objects())]
-        object: String,
+        /// KIND/NAME, e.g. app/web (several: each is checked before any is written)
+        #[arg(add = complete::objects(), required = true)]
+        objects: Vec<String>,
         #[command(flatten)]
         act: ActArgs,
     },
@@ -365,9 +365,9 @@ pub enum Command {
     ///
     /// Example: nomarch start app/web
     Start {
-        /// KIND/NAME, e.g. app/web
-        #[arg(add = complete::objects())]
-        object: String,
+        /// KIND/NAME, e.g. app/web (several: each is checked before any is written)
+        #[arg(add = complete::objects(), required = true)]
+        objects: Vec<String>,
         #[command(flatten)]
         act: ActArgs,
     },
@@ -590,8 +590,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             logs::run(&cli.store, &object, &args, &nomad).await
         }
-        Command::Stop { object, act } => set_stopped(&cli.store, &object, &act, true).await,
-        Command::Start { object, act } => set_stopped(&cli.store, &object, &act, false).await,
+        Command::Stop { objects, act } => set_stopped(&cli.store, &objects, &act, true).await,
+        Command::Start { objects, act } => set_stopped(&cli.store, &objects, &act, false).await,
         Command::Suspend { object, namespace } => {
             set_suspended(&cli.store, &object, &namespace, true).await
         }
@@ -629,13 +629,16 @@ fn validate(files: &[PathBuf]) -> Result<(), CliError> {
 /// `nomarch run cronjob NAME`: one run now, outside the schedule.
 async fn set_stopped(
     store: &StoreArgs,
-    object: &str,
+    objects: &[String],
     act: &ActArgs,
     stopped: bool,
 ) -> Result<(), CliError> {
-    let object = rollout::object_ref(object, &act.namespace)?;
+    let objects = objects
+        .iter()
+        .map(|o| rollout::object_ref(o, &act.namespace))
+        .collect::<Result<Vec<_>, _>>()?;
     let store = store.connect().await?;
-    operate::set_stopped(&store, &object, stopped, act.follow()).await
+    operate::set_stopped(&store, &objects, stopped, act.follow()).await
 }
 
 async fn set_suspended(

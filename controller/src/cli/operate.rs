@@ -47,64 +47,92 @@ async fn follow(
     }
 }
 
-/// `nomarch stop` / `nomarch start`: sets `spec.stopped` as a new generation. For an object a
-/// GitSource owns, the repository decides, unless that source is suspended (then the next
-/// sync after `resume` puts the repository's value back).
+/// `nomarch stop` / `nomarch start`: sets `spec.stopped` as a new generation of each object.
+/// Every object is checked before any is written (a cron job among apps writes nothing). For
+/// an object a GitSource owns, the repository decides, unless that source is suspended (then
+/// the next sync after `resume` puts the repository's value back).
 pub async fn set_stopped(
     store: &Store,
-    object: &ObjectRef,
+    objects: &[ObjectRef],
     stopped: bool,
     wait_for: Follow,
 ) -> Result<(), CliError> {
-    let mut resource = stored(store, object).await?;
-    let verb = if stopped { "stop" } else { "start" };
-    if let Owner::Source(source) = Owner::of(&resource) {
-        let source_suspended = store
-            .get(&source)
-            .await?
-            .is_some_and(|s| is_suspended(s.metadata()));
-        if !source_suspended {
-            refuse_if_synced(object, &resource, &format!("set spec.stopped: {stopped}")).map_err(
-                |e| match e {
-                    CliError::Usage(said) => CliError::Usage(format!(
-                        "{said} (or `nomarch suspend gitsource/{} -n {}` first)",
-                        source.name, source.namespace
-                    )),
-                    other => other,
-                },
-            )?;
+    let mut changed = Vec::new();
+    for object in objects {
+        let mut resource = stored(store, object).await?;
+        refuse_unless_runnable(store, object, &resource, stopped).await?;
+        let spec_stopped = match &mut resource {
+            Resource::App(app) => &mut app.spec.stopped,
+            Resource::Pub(p) => &mut p.spec.stopped,
+            _ => unreachable!("refused above"),
+        };
+        if *spec_stopped == stopped {
+            say!(
+                "{object} is {} already",
+                if stopped { "stopped" } else { "started" }
+            );
+            continue;
         }
-    }
-    let spec_stopped = match &mut resource {
-        Resource::App(app) => &mut app.spec.stopped,
-        Resource::Pub(p) => &mut p.spec.stopped,
-        other => {
-            return Err(CliError::Usage(format!(
-                "a {} cannot be {verb}ped: only apps and pubs run until stopped{}",
-                other.kind(),
-                if other.kind() == Kind::CronJob {
-                    " (a cron job's spec.suspend stops its launches)"
-                } else {
-                    ""
-                }
-            )))
-        }
-    };
-    if *spec_stopped == stopped {
-        say!(
-            "{object} is {} already",
-            if stopped { "stopped" } else { "started" }
-        );
-    } else {
         *spec_stopped = stopped;
-        let generation = write(store, resource).await?;
-        say!(
-            "{object} {} (generation {generation})",
-            if stopped { "stopping" } else { "starting" }
-        );
+        resource.set_status(None);
+        changed.push(resource);
     }
-    let generation = stored(store, object).await?.metadata().generation;
-    follow(store, object, generation.into(), wait_for).await
+    // One write, each object compared on the revision it was read at.
+    store.apply(&changed).await?;
+    let mut targets = Vec::new();
+    for object in objects {
+        let generation = stored(store, object).await?.metadata().generation;
+        if changed.iter().any(|r| r.object_ref() == *object) {
+            say!(
+                "{object} {} (generation {generation})",
+                if stopped { "stopping" } else { "starting" }
+            );
+        }
+        targets.push((object.clone(), Awaited::from(generation)));
+    }
+    match wait_for {
+        Some(timeout) => wait::follow(store, &targets, timeout).await?.into_result(),
+        None => Ok(()),
+    }
+}
+
+/// Only apps and pubs run until stopped; a synced one only while its source is suspended.
+async fn refuse_unless_runnable(
+    store: &Store,
+    object: &ObjectRef,
+    resource: &Resource,
+    stopped: bool,
+) -> Result<(), CliError> {
+    let verb = if stopped { "stop" } else { "start" };
+    if !matches!(resource, Resource::App(_) | Resource::Pub(_)) {
+        return Err(CliError::Usage(format!(
+            "a {} cannot be {verb}ped: only apps and pubs run until stopped{}",
+            resource.kind(),
+            if resource.kind() == Kind::CronJob {
+                " (a cron job's spec.suspend stops its launches)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let Owner::Source(source) = Owner::of(resource) else {
+        return Ok(());
+    };
+    let source_suspended = store
+        .get(&source)
+        .await?
+        .is_some_and(|s| is_suspended(s.metadata()));
+    if source_suspended {
+        return Ok(());
+    }
+    refuse_if_synced(object, resource, &format!("set spec.stopped: {stopped}")).map_err(|e| match e
+    {
+        CliError::Usage(said) => CliError::Usage(format!(
+            "{said} (or `nomarch suspend gitsource/{} -n {}` first)",
+            source.name, source.namespace
+        )),
+        other => other,
+    })
 }
 
 /// `nomarch suspend` / `nomarch resume`: the suspend annotation. Allowed for objects a
