@@ -9,6 +9,8 @@
 //! - [`healing`]: pubs off a dead hub, and allocations healed after their grace.
 //! - [`rollout`]: 20 Apps × 10 instances rolled out through `apply --wait`, against Nomad's
 //!   own pacing; how soon `--wait` notices success.
+//! - [`stop_start`]: 50 Apps stopped and started through `nomarch stop`/`start`, against the
+//!   same Nomad calls made directly.
 //! - [`git_sync`]: `git push` → 100, 500, 1,000 Apps converged, and the controller's peak memory.
 //! - [`scale`]: 10,000 Apps + 1,000 Pubs + 1,000 CronJobs on 1,000 nodes: cold start, steady
 //!   state (writes, CPU, requests per object), restart.
@@ -24,6 +26,7 @@ mod plot;
 mod rollout;
 mod scale;
 mod sim_scale;
+mod stop_start;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -64,8 +67,8 @@ pub struct Args {
         default_value = "100,500,1000"
     )]
     pub git_apps: Vec<usize>,
-    /// Run only these scenarios (apply-latency, hub-death, heal, rollout, git-sync, scale,
-    /// sim-scale, parse); all by default
+    /// Run only these scenarios (apply-latency, hub-death, heal, rollout, stop-start, git-sync,
+    /// scale, sim-scale, parse); all by default
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Where to write the JSON results
@@ -143,6 +146,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("rollout") {
         rollout::run(&mut figures).await?;
+    }
+    if wanted("stop-start") {
+        stop_start::run(&mut figures).await?;
     }
     if wanted("git-sync") {
         git_sync::run(&args, &mut figures).await?;

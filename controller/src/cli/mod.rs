@@ -87,7 +87,8 @@ use crate::store::{EtcdUser, Store, DEFAULT_PREFIX};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  invalid manifests (every error is printed as file:line:col: field: message)
+  1  invalid manifests (every error is printed as file:line:col: field: message); for diff:
+     applying would change Nomad (an invalid manifest is then 2)
   2  bad command line
   3  etcd unreachable or failing
   4  conflict: the object changed since the given resourceVersion
