@@ -335,6 +335,40 @@ fn unreachable_etcd_exits_3_and_names_the_endpoint() {
     let output = nomarch(None, &["--etcd", &endpoint, "get", "apps"], None);
     assert_eq!(code(&output), 3);
     assert!(stderr(&output).contains(&endpoint), "{}", stderr(&output));
+    // The day-2 commands too: nothing is half done, the same exit.
+    for command in [
+        &["stop", "app/web"][..],
+        &["suspend", "app/web"],
+        &["reconcile", "app/web"],
+        &["logs", "app/web"],
+    ] {
+        let mut args = vec!["--etcd", endpoint.as_str()];
+        args.extend_from_slice(command);
+        let output = nomarch(None, &args, None);
+        assert_eq!(code(&output), 3, "{command:?}: {}", stderr(&output));
+    }
+}
+
+/// `logs` and `describe` with Nomad away: the object is found, Nomad's absence is said (exit 6
+/// for logs, which has nothing else to show).
+#[test]
+fn logs_says_when_nomad_does_not_answer() {
+    let etcd = TestEtcd::start();
+    let app = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: nginx:1\n";
+    assert_eq!(
+        code(&nomarch(Some(&etcd), &["apply", "-f", "-"], Some(app))),
+        0
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let output = nomarch(
+        Some(&etcd),
+        &["logs", "app/web", "--nomad-addr", &closed],
+        None,
+    );
+    assert_eq!(code(&output), 6, "{}", stderr(&output));
+    assert!(stderr(&output).contains("Nomad"), "{}", stderr(&output));
 }
 
 #[tokio::test]

@@ -226,6 +226,8 @@ pub enum Command {
         nomad: connect::NomadArgs,
     },
     /// Show objects
+    ///
+    /// Example: nomarch get apps -A -l tier=front --sort-by .status.replicas.healthy -w
     Get {
         /// app, pub, cronjob or gitsource (plural and short forms work too)
         kind: String,
@@ -255,6 +257,8 @@ pub enum Command {
         namespace: String,
     },
     /// Show events, oldest first
+    ///
+    /// Example: nomarch events --kind app --name web --since 1h --type Warning
     Events {
         /// Keep streaming new events until interrupted
         #[arg(short = 'w', long)]
@@ -407,6 +411,8 @@ pub enum Command {
         act: ActArgs,
     },
     /// Print the shell's completion hook: subcommands, flags and object names (from etcd)
+    ///
+    /// Example: source <(nomarch completion bash)
     ///
     /// bash: `source <(nomarch completion bash)` in ~/.bashrc; zsh: `source <(nomarch
     /// completion zsh)` in ~/.zshrc; fish: `nomarch completion fish | source` in

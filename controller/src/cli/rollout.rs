@@ -26,6 +26,8 @@ pub enum RolloutAction {
     },
     /// Show where an object's rollout stands; with --watch, follow it until it is done
     /// (exit 0 when it succeeded, 7 when it failed or was rolled back, 8 on timeout)
+    ///
+    /// Example: nomarch rollout status app/web --watch --timeout 5m
     Status {
         /// KIND/NAME, e.g. app/web
         #[arg(add = super::complete::objects())]
