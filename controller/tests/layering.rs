@@ -77,3 +77,53 @@ fn the_check_sees_an_upward_import() {
         vec![(2, "crate::reconcile".to_string())]
     );
 }
+
+/// Where the runtime names a kind (`Kind::Pub`, `Resource::GitSource`, ...) outside its tests.
+fn kind_names(text: &str) -> Vec<(usize, String)> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let kinds = ["App", "Pub", "CronJob", "GitSource"];
+    let mut found = Vec::new();
+    for (number, line) in code.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for kind in kinds {
+            for prefix in ["Kind::", "Resource::"] {
+                let name = format!("{prefix}{kind}");
+                let named = code.match_indices(&name).any(|(at, _)| {
+                    !code[at + name.len()..].starts_with(|c: char| c.is_alphanumeric())
+                });
+                if named {
+                    found.push((number + 1, name));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The runtime runs whatever kinds it is handed: which kind stays in one shard, which serves a
+/// webhook, which follows nodes is the kinds' to say (`Kinds`), never a `Kind::Pub` in here.
+#[test]
+fn the_runtime_names_no_kind() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut named = Vec::new();
+    for file in sources(&root.join("runtime")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line, name) in kind_names(&text) {
+            named.push(format!(
+                "{}:{line}: {name}",
+                file.strip_prefix(&root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        named.is_empty(),
+        "the runtime names kinds:\n{}",
+        named.join("\n")
+    );
+    assert_eq!(
+        kind_names(
+            "if object.kind == crds::Kind::Pub {\n// Kind::App\nlet k = Kind::Application;\n"
+        ),
+        vec![(1, "Kind::Pub".to_string())]
+    );
+}

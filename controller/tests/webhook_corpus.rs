@@ -10,7 +10,8 @@ fn every_corpus_input_keeps_the_webhook_invariants() {
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
-        let outcome = std::panic::catch_unwind(|| controller::runtime::webhook::fuzz_check(&data));
+        let outcome =
+            std::panic::catch_unwind(|| controller::reconcile::webhook::fuzz_check(&data));
         assert!(outcome.is_ok(), "{} breaks an invariant", path.display());
         replayed += 1;
     }

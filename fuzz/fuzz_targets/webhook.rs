@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    controller::runtime::webhook::fuzz_check(data);
+    controller::reconcile::webhook::fuzz_check(data);
 });

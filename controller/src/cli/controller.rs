@@ -120,25 +120,26 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     let mut nomad = args.nomad.client(prepare)?;
     nomad.stream_idle_limit = args.event_stream_idle;
     let consul = args.consul.client(prepare)?;
+    let kinds: Arc<dyn Kinds> = Arc::new(AllKinds::new(
+        args.cordon_suspect_nodes,
+        args.git_cache.clone().unwrap_or_else(default_git_cache),
+    ));
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
     context.leadership = leadership.clone();
     context.shard = (args.shard_index, args.shards);
     context.blocking_wait = args.blocking_wait;
+    context.unsharded = kinds.unsharded();
     let ctx = Arc::new(context);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", args.listen)))?;
-    let app = server::router(ctx.clone());
+    let app = server::router(ctx.clone(), kinds.as_ref());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     // Standbys keep these warm, so a takeover starts from full caches.
     tokio::spawn(reflector::run(ctx.clone()));
-    let kinds: Arc<dyn Kinds> = Arc::new(AllKinds::new(
-        args.cordon_suspect_nodes,
-        args.git_cache.clone().unwrap_or_else(default_git_cache),
-    ));
     tokio::spawn(triggers::nomad_events(ctx.clone(), kinds.clone()));
     tokio::spawn(triggers::consul_health(ctx.clone()));
     tokio::spawn(triggers::follow_nodes(ctx.clone(), kinds.clone()));

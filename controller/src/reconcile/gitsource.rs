@@ -24,12 +24,17 @@ use crate::store::{Change, EventType};
 /// Errors quoted in status and events; the rest are counted.
 const ERRORS_SHOWN: usize = 5;
 
-/// What git sources keep across reconciles: where their bare mirrors live, and each source's
-/// last parsed commit, so a poll that finds no new commit parses nothing.
+/// What git sources keep across reconciles: where their bare mirrors live, each source's last
+/// parsed commit (so a poll that finds no new commit parses nothing), and what the webhook
+/// asked for.
 pub struct GitState {
     /// `--git-cache`.
     pub cache_dir: std::path::PathBuf,
     parsed_commits: std::sync::Mutex<std::collections::HashMap<ObjectRef, ParsedCommit>>,
+    /// Sources a verified webhook asked to fetch now, before their interval is up.
+    pub fetch_requests: std::sync::Mutex<std::collections::HashSet<ObjectRef>>,
+    /// Webhook deliveries already received (replays are refused).
+    pub deliveries: super::deliveries::RecentDeliveries,
 }
 
 /// One commit's manifests as parsed for one source (folder and namespace included in the key:
@@ -44,6 +49,8 @@ impl GitState {
         GitState {
             cache_dir,
             parsed_commits: Default::default(),
+            fetch_requests: Default::default(),
+            deliveries: Default::default(),
         }
     }
 }
@@ -81,7 +88,7 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
     let interval = source.spec.interval.get();
     let previous = source.status.clone();
     let now = Utc::now();
-    if let Some(wait) = not_due_for(ctx, key, &source, now) {
+    if let Some(wait) = not_due_for(git, key, &source, now) {
         return Ok(Outcome::RequeueAfter(wait));
     }
     let mut status = previous.clone().unwrap_or_default();
@@ -195,12 +202,12 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
 /// fetch is due when the interval has passed since the last one, the source changed, the last
 /// attempt failed, or a verified webhook asked.
 fn not_due_for(
-    ctx: &Context,
+    git: &GitState,
     key: &ObjectRef,
     source: &GitSource,
     now: chrono::DateTime<Utc>,
 ) -> Option<std::time::Duration> {
-    let requested = lock(&ctx.fetch_requests).remove(key)
+    let requested = lock(&git.fetch_requests).remove(key)
         || reconcilers::operator::pending_request(&source.metadata, source.status.as_ref())
             .is_some();
     let status = source.status.as_ref()?;

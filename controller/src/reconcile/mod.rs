@@ -1,13 +1,22 @@
 //! Reconcilers, one module per kind. Each is observe → plan (pure, in `reconcilers`) →
 //! execute, and returns when to look again.
+//!
+//! # Layout
+//! - `app`, `pubs`, `cronjob`, `gitsource`: one kind each; `job` and `workload`: what the kinds
+//!   with a Nomad job share; `heal`: healing's stops and suspect nodes.
+//! - `operator`: suspend and reconcile-now requests, before and after any kind's reconcile.
+//! - `webhook` and `deliveries`: the git push webhook a GitSource serves (verified, replays
+//!   refused), mounted on the controller's listener through [`Kinds::routes`].
 
 pub mod app;
 pub mod cronjob;
+pub mod deliveries;
 pub mod gitsource;
 pub mod heal;
 pub mod job;
 pub mod operator;
 pub mod pubs;
+pub mod webhook;
 pub mod workload;
 
 use crds::{Kind, ObjectRef};
@@ -60,7 +69,8 @@ impl ReconcileError {
 pub struct AllKinds {
     pub pubs: pubs::PubState,
     pub heal: heal::HealState,
-    pub git: gitsource::GitState,
+    /// Shared with the webhook's handler, which asks for fetches.
+    pub git: std::sync::Arc<gitsource::GitState>,
 }
 
 impl AllKinds {
@@ -68,7 +78,7 @@ impl AllKinds {
         AllKinds {
             pubs: pubs::PubState::default(),
             heal: heal::HealState::new(cordon_suspect_nodes),
-            git: gitsource::GitState::new(git_cache),
+            git: std::sync::Arc::new(gitsource::GitState::new(git_cache)),
         }
     }
 }
@@ -85,6 +95,16 @@ impl Kinds for AllKinds {
     /// Only pubs follow nodes: the one pinned there, and every pub still waiting for a hub.
     fn concerned_by_node(&self, ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
         pubs::concerned_by_node(ctx, node_id)
+    }
+
+    /// Every Pub in one controller: hub placement is serialized inside it (`PubState`), and
+    /// pubs spread over shards would let two controllers take the last room on a hub at once.
+    fn unsharded(&self) -> Vec<Kind> {
+        vec![Kind::Pub]
+    }
+
+    fn routes(&self) -> axum::Router<std::sync::Arc<Context>> {
+        webhook::routes(self.git.clone())
     }
 }
 

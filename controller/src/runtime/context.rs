@@ -30,24 +30,22 @@ pub struct Context {
     pub leadership: Arc<super::leader::Leadership>,
     /// This controller's shard: (index, count). Objects hash to shards; see [`shard_of`].
     pub shard: (u32, u32),
-    /// Git sources a verified webhook asked to fetch now, before their interval is up.
-    pub fetch_requests: std::sync::Mutex<std::collections::HashSet<ObjectRef>>,
     /// How long the node list and Consul health blocking queries wait for a change; a query
     /// that outlives it by its slack is given up (a server that never answers).
     pub blocking_wait: std::time::Duration,
-    /// Webhook deliveries already received (replays are refused).
-    pub deliveries: super::deliveries::RecentDeliveries,
+    /// Kinds whose objects are all reconciled in shard 0 ([`shard_of`]); the kinds say which.
+    pub unsharded: Vec<crds::Kind>,
 }
 
 /// Nomad's and Consul's own default maximum is 10 minutes; 5 keeps a hung query short.
 pub const BLOCKING_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Which of `shards` shards an object belongs to. Every Pub is in shard 0: hub placement is
-/// serialized inside one controller, and spreading pubs over shards would let two controllers
-/// take the last room on a hub at once. Everything else hashes by kind, namespace and name
+/// Which of `shards` shards an object belongs to. Objects of the `unsharded` kinds are all in
+/// shard 0: the kinds name those whose reconciles share state inside one controller (see
+/// [`super::kinds::Kinds::unsharded`]). Everything else hashes by kind, namespace and name
 /// (SHA-256, so the answer never changes between builds).
-pub fn shard_of(object: &ObjectRef, shards: u32) -> u32 {
-    if shards <= 1 || object.kind == crds::Kind::Pub {
+pub fn shard_of(object: &ObjectRef, shards: u32, unsharded: &[crds::Kind]) -> u32 {
+    if shards <= 1 || unsharded.contains(&object.kind) {
         return 0;
     }
     use sha2::{Digest, Sha256};
@@ -62,7 +60,7 @@ pub fn shard_of(object: &ObjectRef, shards: u32) -> u32 {
 impl Context {
     /// Whether this controller's shard owns `object`.
     pub fn owns(&self, object: &ObjectRef) -> bool {
-        shard_of(object, self.shard.1) == self.shard.0
+        shard_of(object, self.shard.1, &self.unsharded) == self.shard.0
     }
 
     pub fn new(
@@ -83,7 +81,6 @@ impl Context {
             queue: WorkQueue::new(),
             metrics,
             identity,
-            fetch_requests: std::sync::Mutex::default(),
             leadership: Arc::new(super::leader::Leadership::new(
                 String::new(),
                 String::new(),
@@ -91,7 +88,7 @@ impl Context {
             )),
             shard: (0, 1),
             blocking_wait: BLOCKING_WAIT,
-            deliveries: Default::default(),
+            unsharded: Vec::new(),
         }
     }
 
@@ -127,17 +124,22 @@ mod tests {
     use crds::Kind;
 
     #[test]
-    fn shards_split_objects_and_keep_every_pub_together() {
+    fn shards_split_objects_and_keep_unsharded_kinds_together() {
+        let unsharded = [Kind::Pub];
         let mut counts = [0usize; 3];
         for i in 0..3000 {
             let app = ObjectRef::new(Kind::App, "default", format!("app-{i}"));
-            counts[shard_of(&app, 3) as usize] += 1;
+            counts[shard_of(&app, 3, &unsharded) as usize] += 1;
             let pub_ = ObjectRef::new(Kind::Pub, "default", format!("pub-{i}"));
-            assert_eq!(shard_of(&pub_, 3), 0);
+            assert_eq!(shard_of(&pub_, 3, &unsharded), 0);
         }
         assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
         let web = ObjectRef::new(Kind::App, "default", "web");
-        assert_eq!(shard_of(&web, 1), 0);
-        assert_eq!(shard_of(&web, 3), shard_of(&web.clone(), 3), "stable");
+        assert_eq!(shard_of(&web, 1, &unsharded), 0);
+        assert_eq!(
+            shard_of(&web, 3, &unsharded),
+            shard_of(&web.clone(), 3, &[]),
+            "stable, and only the unsharded kinds are pinned"
+        );
     }
 }

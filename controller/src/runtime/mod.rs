@@ -8,20 +8,19 @@
 //! - [`queue`]: the work queue (dedup, earliest deadline, one run per key, backoff, requeue);
 //!   `due`: its waiting keys ordered by deadline.
 //! - [`kinds`]: all the runtime asks of the kinds (reconcile one object; the objects a node
-//!   change concerns). The runtime imports nothing from them.
+//!   change concerns; the kinds kept in one shard; the HTTP routes they serve). The runtime
+//!   imports nothing from them and names none.
 //! - [`triggers`]: Nomad's event stream, the node list, Consul health, periodic resync and the
 //!   orphan sweep.
 //! - [`runner`]: bounded concurrency, graceful drain.
 //! - [`leader`]: leader election on an etcd lease; shards.
-//! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`metrics`]: the Prometheus registry.
-//! - [`webhook`]: verified git push webhooks that queue a source's sync; [`deliveries`]: the
-//!   deliveries already received, so replays are refused.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz`, the event stream, and the kinds' own routes;
+//!   [`metrics`]: the Prometheus registry.
 //! - [`event_stream`]: events as Server-Sent Events, resumable with `Last-Event-ID`.
 
 pub mod allocs;
 pub mod cache;
 pub mod context;
-pub mod deliveries;
 mod due;
 pub mod event_stream;
 pub mod jobs;
@@ -34,4 +33,3 @@ pub mod reflector;
 pub mod runner;
 pub mod server;
 pub mod triggers;
-pub mod webhook;

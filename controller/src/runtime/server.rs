@@ -1,28 +1,24 @@
-//! The controller's HTTP server: `/metrics`, `/healthz`, `/readyz`, the git push webhook
-//! (`POST /api/v1/webhooks/git/{name}`) and the event stream (`GET /api/v1/events/stream`).
+//! The controller's HTTP server: `/metrics`, `/healthz`, `/readyz`, the event stream
+//! (`GET /api/v1/events/stream`), and whatever routes the kinds bring (the git push webhook).
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 
 use super::context::Context;
+use super::kinds::Kinds;
 
-pub fn router(ctx: Arc<Context>) -> Router {
+pub fn router(ctx: Arc<Context>, kinds: &dyn Kinds) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route(
-            "/api/v1/webhooks/git/{name}",
-            post(super::webhook::git_push)
-                .layer(DefaultBodyLimit::max(super::webhook::MAX_BODY_BYTES)),
-        )
         .route("/api/v1/events/stream", get(super::event_stream::events))
+        .merge(kinds.routes())
         .with_state(ctx)
 }
 

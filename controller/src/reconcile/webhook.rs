@@ -23,7 +23,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::context::Context;
+use super::gitsource::GitState;
+use crate::runtime::context::Context;
 
 /// Push payloads larger than this are refused (413); GitHub's own cap is 25 MB, but a push
 /// webhook's body is only read for its `ref`.
@@ -117,8 +118,17 @@ pub fn fuzz_check(data: &[u8]) {
     }
 }
 
+/// The webhook's route, mounted by the runtime's server (`Kinds::routes`).
+pub fn routes(git: Arc<GitState>) -> axum::Router<Arc<Context>> {
+    axum::Router::new()
+        .route("/api/v1/webhooks/git/{name}", axum::routing::post(git_push))
+        .layer(axum::Extension(git))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
 pub async fn git_push(
     State(ctx): State<Arc<Context>>,
+    axum::Extension(git): axum::Extension<Arc<GitState>>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -174,7 +184,7 @@ pub async fn git_push(
         );
     }
     if let Some(id) = super::deliveries::delivery_id(&headers) {
-        if !ctx.deliveries.first_time(&key.to_string(), id) {
+        if !git.deliveries.first_time(&key.to_string(), id) {
             ctx.metrics.webhooks_refused.inc();
             return reply(
                 StatusCode::CONFLICT,
@@ -190,7 +200,7 @@ pub async fn git_push(
             &format!("push to `{branch}`; {key} follows `{}`", source.spec.branch),
         ),
         Ok(Some(_)) => {
-            ctx.fetch_requests
+            git.fetch_requests
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key.clone());
