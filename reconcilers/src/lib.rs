@@ -1,6 +1,7 @@
 //! From desired objects to Nomad: rendering, hashing, the pure plan and status derivation.
 //!
 //! # Layout
+//! - [`cron`]: a CronJob's status, failure events and next look from its child jobs.
 //! - [`fingerprint`]: the stable fingerprint of a rendered job, kept in status as what nomarch
 //!   last registered (never in job meta, where Nomad would restart instances over it).
 //! - [`healing`]: which allocations to replace when checks stay critical; suspect nodes.
@@ -14,6 +15,7 @@
 //! - [`plan`]: observation → what to do with the job, as an ordered rule table.
 //! - [`status`]: observation → replica counts and conditions.
 
+pub mod cron;
 pub mod fingerprint;
 pub mod healing;
 pub mod hubs;

@@ -1,17 +1,14 @@
 //! The CronJob reconciler: keep the periodic job as rendered (suspend flips `Periodic.Enabled`,
 //! history stays), and report the runs Nomad launched: last schedule, last success, active runs,
-//! recent outcomes and the next run. A failed run is a Warning event.
-
-use std::time::Duration;
+//! recent outcomes and the next run. A failed run is a Warning event. Observe (the job through
+//! `ensure_job`, the child jobs) → `reconcilers::cron::compute` → store the status, say the
+//! events, look again when the plan says.
 
 use chrono::{DateTime, Utc};
-use crds::status::CronRun;
-use crds::{ConditionType, CronJob, ObjectRef, Resource, Status};
+use crds::{ObjectRef, Resource};
+use reconcilers::cron::{compute, ChildRun, CronSnapshot};
 use reconcilers::meta::job_id;
 use reconcilers::render::cronjob::{render_cronjob, GROUP};
-use reconcilers::schedule::next_run;
-use reconcilers::status::set_condition;
-use reconcilers::status::{record_rejection, record_written, Written};
 use serde_json::Value;
 
 use super::job::{deregister_if_ours, ensure_job, save_status};
@@ -22,20 +19,8 @@ use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
 use crate::store::EventType;
 
-/// Runs kept in status.
-const RECENT_RUNS: usize = 5;
-/// Look again at least this often while runs are active.
-const ACTIVE_RECHECK: Duration = Duration::from_secs(5);
-
-/// One launched run, from its child job.
-#[derive(Clone, Debug, PartialEq)]
-struct Run {
-    job: String,
-    submitted: DateTime<Utc>,
-    outcome: &'static str,
-}
-
-fn run_of(child: &JobStub) -> Run {
+/// A child job as the decisions read it: its status and its group's allocation counts.
+fn child_run(child: &JobStub) -> ChildRun {
     let submitted = child
         .extra
         .get("SubmitTime")
@@ -48,16 +33,13 @@ fn run_of(child: &JobStub) -> Run {
         .cloned()
         .unwrap_or(Value::Null)["Summary"][GROUP];
     let count = |field: &str| counts.get(field).and_then(Value::as_u64).unwrap_or(0);
-    let outcome = match child.status.as_str() {
-        "pending" | "running" => "Running",
-        _ if count("Failed") > 0 || count("Lost") > 0 => "Failed",
-        _ if count("Complete") > 0 => "Succeeded",
-        _ => "Unknown",
-    };
-    Run {
+    ChildRun {
         job: child.id.clone(),
         submitted,
-        outcome,
+        status: child.status.clone(),
+        complete: count("Complete"),
+        failed: count("Failed"),
+        lost: count("Lost"),
     }
 }
 
@@ -84,121 +66,24 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         .jobs(QueryOptions::namespace(&key.namespace).param("prefix", &prefix))
         .await?
         .value;
-    let mut runs: Vec<Run> = children.iter().map(run_of).collect();
-    runs.sort_by_key(|r| std::cmp::Reverse(r.submitted));
-    report_failures(ctx, key, previous.as_ref(), &runs).await;
-    let now = Utc::now();
-    let mut status = cron_status(
-        &cron,
-        previous.as_ref(),
-        ensured.job.as_ref(),
-        ensured.written,
-        &runs,
-        now,
-    );
-    record_rejection(&mut status, ensured.rejected.as_ref(), now);
-    save_status(ctx, key, previous.as_ref(), &status).await?;
-    let active = runs.iter().any(|r| r.outcome == "Running");
-    let until_next = next_run(&cron.spec.schedule, &cron.spec.time_zone, now)
-        .filter(|_| !cron.spec.suspend)
-        .and_then(|next| (next - now).to_std().ok())
-        .map(|d| d + Duration::from_secs(1));
-    // Look again when the next run is due (to report it), sooner while runs are active.
-    let recheck = match (active, until_next) {
-        (true, _) => ACTIVE_RECHECK,
-        (false, Some(wait)) => wait.min(Duration::from_secs(300)),
-        (false, None) => Duration::from_secs(300),
-    };
-    Ok(Outcome::RequeueAfter(recheck))
-}
-
-/// A Warning for each failed run not reported before (status remembers the newest one seen).
-async fn report_failures(ctx: &Context, key: &ObjectRef, previous: Option<&Status>, runs: &[Run]) {
-    let seen = previous.and_then(|s| s.cron.last_reported_failure.clone());
-    for run in runs.iter().filter(|r| r.outcome == "Failed") {
-        if seen.as_deref().is_some_and(|s| s >= run.job.as_str()) {
-            break;
-        }
-        ctx.event(
-            key,
-            EventType::Warning,
-            "RunFailed",
-            format!("run {} failed", run.job),
-        )
-        .await;
+    let plan = compute(CronSnapshot {
+        cron: &cron,
+        previous: previous.as_ref(),
+        registered: ensured
+            .job
+            .as_ref()
+            .is_some_and(|j| !j.stop.unwrap_or(false)),
+        written: ensured.written,
+        rejected: ensured.rejected.as_ref(),
+        runs: children.iter().map(child_run).collect(),
+        now: Utc::now(),
+    });
+    save_status(ctx, key, previous.as_ref(), &plan.status).await?;
+    for event in plan.events {
+        ctx.event(key, EventType::Warning, event.reason, event.message)
+            .await;
     }
-}
-
-fn cron_status(
-    cron: &CronJob,
-    previous: Option<&Status>,
-    job: Option<&Job>,
-    written: Option<Written>,
-    runs: &[Run],
-    now: DateTime<Utc>,
-) -> Status {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = Some(cron.metadata.generation);
-    let registered = job.is_some_and(|j| !j.stop.unwrap_or(false));
-    let (reason, message) = match (registered, cron.spec.suspend) {
-        (false, _) => (
-            "JobMissing",
-            "the periodic job is not registered yet".to_string(),
-        ),
-        (true, true) => ("Suspended", "no new runs are launched".to_string()),
-        (true, false) => (
-            "Scheduled",
-            format!("runs on `{}` ({})", cron.spec.schedule, cron.spec.time_zone),
-        ),
-    };
-    set_condition(
-        &mut status.conditions,
-        ConditionType::Ready,
-        registered,
-        reason,
-        message,
-        now,
-    );
-    let cron_status = &mut status.cron;
-    cron_status.last_schedule_time = runs.first().map(|last| last.submitted);
-    if let Some(success) = runs.iter().find(|r| r.outcome == "Succeeded") {
-        cron_status.last_successful_time = Some(success.submitted);
-    }
-    if let Some(failed) = runs.iter().find(|r| r.outcome == "Failed") {
-        cron_status.last_reported_failure = Some(failed.job.clone());
-    }
-    let active = runs
-        .iter()
-        .filter(|r| r.outcome == "Running")
-        .map(|r| r.job.clone())
-        .collect();
-    cron_status.active = Some(active);
-    let recent = runs
-        .iter()
-        .take(RECENT_RUNS)
-        .map(|r| CronRun {
-            job: r.job.clone(),
-            scheduled: r.submitted,
-            outcome: r.outcome.to_string(),
-        })
-        .collect();
-    cron_status.recent_runs = Some(recent);
-    cron_status.next_run =
-        next_run(&cron.spec.schedule, &cron.spec.time_zone, now).filter(|_| !cron.spec.suspend);
-    if let Some(written) = &written {
-        record_written(&mut status, written);
-    }
-    // `nextRun` moves with the clock; keep it from making every reconcile a status write when
-    // nothing else changed and the stored next run is still ahead.
-    if let Some(previous) = previous {
-        let stored_next = previous.cron.next_run;
-        let mut unchanged = previous.clone();
-        unchanged.cron.next_run = status.cron.next_run;
-        if stored_next.is_some_and(|t| t > now) && unchanged == status {
-            return previous.clone();
-        }
-    }
-    status
+    Ok(Outcome::RequeueAfter(plan.requeue))
 }
 
 #[cfg(test)]
@@ -216,16 +101,17 @@ mod tests {
     #[test]
     fn runs_are_read_from_child_jobs() {
         assert_eq!(
-            run_of(&child("b/periodic-1", "running", 0, 0, 1)).outcome,
+            child_run(&child("b/periodic-1", "running", 0, 0, 1)).outcome(),
             "Running"
         );
         assert_eq!(
-            run_of(&child("b/periodic-2", "dead", 1, 0, 2)).outcome,
+            child_run(&child("b/periodic-2", "dead", 1, 0, 2)).outcome(),
             "Succeeded"
         );
+        let failed = child_run(&child("b/periodic-3", "dead", 0, 1, 3));
         assert_eq!(
-            run_of(&child("b/periodic-3", "dead", 0, 1, 3)).outcome,
-            "Failed"
+            (failed.outcome(), failed.submitted.timestamp_nanos_opt()),
+            ("Failed", Some(3))
         );
     }
 }
