@@ -9,7 +9,7 @@ use crate::duration::Duration;
 use crate::meta::{Kind, Object, ObjectMeta, ObjectRef};
 use crate::status::Status;
 use crate::workload::{
-    Container, EnvVar, HealthCheck, Placement, Port, Resources, Route, UpdateStrategy,
+    Container, EnvVar, HealthCheck, Placement, Port, Resources, Route, UpdateStrategy, Volume,
 };
 
 /// A long-running service: `replicas` instances of one container behind a Consul service.
@@ -51,6 +51,9 @@ pub struct AppSpec {
     /// Apps (same namespace) that must be Ready before this one is registered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// Host volumes to mount; instances go only to nodes that offer them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
     /// Run nothing, keep everything else: the Nomad job is stopped (not purged) and nothing
     /// is healed until this is false again (`nomarch stop` / `nomarch start`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -98,6 +101,10 @@ pub struct PubSpec {
     /// When the pub moves off a hub that is down.
     #[serde(default)]
     pub reallocation: Reallocation,
+    /// Host volumes to mount (a tenant's data on its hub's disk); only hubs that offer them
+    /// are chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
     /// Run nothing, keep everything else (the hub too): the Nomad job is stopped (not purged),
     /// nothing is healed or moved until this is false again (`nomarch stop` / `nomarch start`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -155,6 +162,32 @@ pub struct Reallocation {
     /// How long the hub may be down or disconnected before the pub moves.
     #[serde(default = "default_realloc_grace")]
     pub grace: Duration,
+    /// When the hub is lost (down past the grace, or gone from Nomad): `move` starts the pub
+    /// on another hub, fresh (data on the lost hub's disk stays there); `wait` keeps it pinned
+    /// until the hub returns. Default: `wait` for a pub with host volumes, `move` otherwise.
+    /// A draining hub is always left: someone chose to empty it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_hub_loss: Option<OnHubLoss>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnHubLoss {
+    Move,
+    Wait,
+}
+
+impl PubSpec {
+    /// Whether a lost hub keeps the pub waiting for it (`reallocation.onHubLoss`, or its
+    /// default: a pub with host volumes keeps its data by waiting).
+    pub fn waits_on_hub_loss(&self) -> bool {
+        let default = if self.volumes.is_empty() {
+            OnHubLoss::Move
+        } else {
+            OnHubLoss::Wait
+        };
+        self.reallocation.on_hub_loss.unwrap_or(default) == OnHubLoss::Wait
+    }
 }
 
 fn default_realloc_grace() -> Duration {
@@ -165,6 +198,7 @@ impl Default for Reallocation {
     fn default() -> Self {
         Reallocation {
             grace: default_realloc_grace(),
+            on_hub_loss: None,
         }
     }
 }
@@ -187,6 +221,9 @@ pub struct CronJobSpec {
     pub suspend: bool,
     /// The container each run starts.
     pub task: Container,
+    /// Host volumes each run mounts; runs go only to nodes that offer them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
     /// Where runs may be placed.
     #[serde(default)]
     pub placement: Placement,

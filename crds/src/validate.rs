@@ -12,7 +12,7 @@ use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, PubSpec, Resource};
 use crate::meta::ObjectMeta;
 use crate::workload::{
     CheckType, Constraint, Container, EnvVar, HealthCheck, Placement, Port, Protocol, Resources,
-    Route, UpdateStrategy, CONSTRAINT_OPERATORS,
+    Route, UpdateStrategy, Volume, VolumeType, CONSTRAINT_OPERATORS,
 };
 use crate::yaml::{join_index, join_key};
 
@@ -238,6 +238,7 @@ fn validate_app(spec: &AppSpec, own_name: &str, p: &mut Problems) {
     }
     validate_placement(&spec.placement, "spec.placement", p);
     validate_update(&spec.update, p);
+    validate_volumes(&spec.volumes, p);
     let mut seen = HashSet::new();
     for (i, dep) in spec.depends_on.iter().enumerate() {
         let path = join_index("spec.dependsOn", i);
@@ -289,6 +290,7 @@ fn validate_pub(spec: &PubSpec, p: &mut Problems) {
         "spec.reallocation.grace",
         || "must be at least 1s".into(),
     );
+    validate_volumes(&spec.volumes, p);
 }
 
 fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
@@ -306,6 +308,7 @@ fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
     }
     validate_container(&spec.task, "spec.task", p);
     validate_placement(&spec.placement, "spec.placement", p);
+    validate_volumes(&spec.volumes, p);
 }
 
 fn validate_gitsource(spec: &GitSourceSpec, p: &mut Problems) {
@@ -341,6 +344,41 @@ fn validate_gitsource(spec: &GitSourceSpec, p: &mut Problems) {
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
+
+/// Names and mount paths unique; host volumes only (what nomad-sim models, so what nomarch
+/// renders tested); a source Nomad accepts (structs `VolumeRequest.Validate`: not empty).
+fn validate_volumes(volumes: &[Volume], p: &mut Problems) {
+    let (mut names, mut paths) = (HashSet::new(), HashSet::new());
+    for (i, volume) in volumes.iter().enumerate() {
+        let item = join_index("spec.volumes", i);
+        if let Some(problem) = dns_label_problem(&volume.name) {
+            p.add(format!("{item}.name"), problem);
+        }
+        p.check(names.insert(&volume.name), &format!("{item}.name"), || {
+            format!("`{}` is listed twice", printable(&volume.name))
+        });
+        p.check(
+            volume.type_ == VolumeType::Host,
+            &format!("{item}.type"),
+            || "csi volumes are not supported yet; use a host volume".into(),
+        );
+        validate_nomad_name(&volume.source, &format!("{item}.source"), p);
+        let path = &volume.mount_path;
+        let absolute = path.starts_with('/')
+            && path.len() <= 1024
+            && !path.split('/').any(|part| part == "..")
+            && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+        p.check(absolute, &format!("{item}.mountPath"), || {
+            format!(
+                "`{}` must be an absolute path without `..` or white space",
+                printable(path)
+            )
+        });
+        p.check(paths.insert(path), &format!("{item}.mountPath"), || {
+            format!("`{}` is mounted twice", printable(path))
+        });
+    }
+}
 
 fn validate_container(c: &Container, path: &str, p: &mut Problems) {
     validate_image(&c.image, &format!("{path}.image"), p);

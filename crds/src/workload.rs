@@ -61,6 +61,34 @@ pub struct Port {
     pub protocol: Protocol,
 }
 
+/// Storage a workload mounts: a host volume a Nomad client offers (`host_volume` in the client's
+/// config), rendered as a group `volume` and a task `volume_mount`. Instances are placed only on
+/// nodes that have it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volume {
+    /// DNS label, unique within the workload.
+    pub name: String,
+    /// `host`: a volume configured on the Nomad client (`csi` is not supported yet).
+    #[serde(default, rename = "type")]
+    pub type_: VolumeType,
+    /// The client's host volume name.
+    pub source: String,
+    /// Mount it read-only (required when the client offers it read-only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Where the task sees it: an absolute path.
+    pub mount_path: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeType {
+    #[default]
+    Host,
+    Csi,
+}
+
 /// An environment variable: a literal value, or a key of a Nomad variable (for secrets).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -940,6 +940,99 @@ async fn the_plan_annotates_in_place_and_destructive_changes() {
     assert_eq!(group["Updates"]["create"], 1, "{replaced}");
 }
 
+/// Host volumes (scheduler/feasible.go `HostVolumeChecker`): a group that mounts one is placed
+/// only on nodes offering it, never writable on a node that offers it read-only, and when none
+/// fits the plan says "missing compatible host volumes"; a mount of a volume the group does not
+/// request is refused in Nomad's words.
+#[tokio::test]
+async fn host_volumes_decide_where_a_group_may_run() {
+    use e2e::sim::config::HostVolume;
+    let volume = |read_only: bool| {
+        [(
+            "data".to_string(),
+            HostVolume {
+                path: "/srv/data".into(),
+                read_only,
+            },
+        )]
+        .into_iter()
+        .collect()
+    };
+    let mut writable = NodeSpec::new("writable", "");
+    writable.host_volumes = volume(false);
+    let mut read_only = NodeSpec::new("read-only", "");
+    read_only.host_volumes = volume(true);
+    let bare = NodeSpec::new("bare", "");
+    let sim = start(SimConfig {
+        nodes: vec![writable, read_only, bare],
+        ..fast_config()
+    })
+    .await;
+    let api = Api::new(&sim);
+    let with_volume = |id: &str, count: u64, read_only: bool| {
+        let mut job = service_job(id, count, 64);
+        job["TaskGroups"][0]["Volumes"] = json!({"data": {"Name": "data", "Type": "host", "Source": "data", "ReadOnly": read_only}});
+        job["TaskGroups"][0]["Tasks"][0]["VolumeMounts"] =
+            json!([{"Volume": "data", "Destination": "/data", "ReadOnly": read_only}]);
+        job
+    };
+    let (_, node) = api.get("/v1/nodes").await;
+    let writable_id = node
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["Name"] == "writable")
+        .unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, full) = api.get(&format!("/v1/node/{writable_id}")).await;
+    assert_eq!(full["HostVolumes"]["data"]["Path"], "/srv/data");
+
+    api.register(with_volume("writer", 1, false)).await;
+    eventually("the writer runs", || async {
+        api.running("writer").await.len() == 1
+    })
+    .await;
+    assert_eq!(api.running("writer").await[0]["NodeName"], "writable");
+
+    api.register(with_volume("readers", 4, true)).await;
+    eventually("the readers run", || async {
+        api.running("readers").await.len() == 4
+    })
+    .await;
+    assert!(
+        api.running("readers")
+            .await
+            .iter()
+            .all(|a| a["NodeName"] != "bare"),
+        "read-only, on either node that offers it"
+    );
+
+    let mut elsewhere = with_volume("elsewhere", 1, true);
+    elsewhere["TaskGroups"][0]["Volumes"]["data"]["Source"] = json!("logs");
+    let (status, plan) = api
+        .put("/v1/job/elsewhere/plan", json!({"Job": elsewhere}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        plan["FailedTGAllocs"]["web"]["ConstraintFiltered"]["missing compatible host volumes"], 3,
+        "no node offers it: {plan}"
+    );
+
+    let mut undefined = service_job("broken", 1, 64);
+    undefined["TaskGroups"][0]["Tasks"][0]["VolumeMounts"] =
+        json!([{"Volume": "nope", "Destination": "/data", "ReadOnly": false}]);
+    let (status, said) = api.put("/v1/jobs", json!({"Job": undefined})).await;
+    assert_eq!(status, 500);
+    assert!(
+        said.as_str()
+            .unwrap()
+            .contains("Volume Mount (0) references undefined volume nope"),
+        "{said}"
+    );
+}
+
 /// Splits back-to-back JSON values (Nomad's frames carry no separator).
 fn json_values(bytes: &[u8]) -> Vec<Value> {
     serde_json::Deserializer::from_slice(bytes)

@@ -22,6 +22,18 @@ pub struct NodeSpec {
     pub cpu: u64,
     #[serde(default = "default_memory")]
     pub memory: u64,
+    /// The client's `host_volume` blocks, by name.
+    #[serde(default)]
+    pub host_volumes: BTreeMap<String, HostVolume>,
+}
+
+/// A client's `host_volume "name" { path = ..., read_only = ... }` (structs
+/// `ClientHostVolumeConfig`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct HostVolume {
+    pub path: String,
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 fn default_class() -> String {
@@ -50,6 +62,7 @@ impl NodeSpec {
             meta: BTreeMap::new(),
             cpu: default_cpu(),
             memory: default_memory(),
+            host_volumes: BTreeMap::new(),
         }
     }
 }

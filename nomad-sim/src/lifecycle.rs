@@ -71,6 +71,7 @@ impl Cluster {
             attributes,
             cpu: spec.cpu,
             memory: spec.memory,
+            host_volumes: spec.host_volumes.clone(),
             address,
             status: "ready",
             eligibility: "eligible",

@@ -200,6 +200,7 @@ fn sim_config(args: &ServeArgs) -> anyhow::Result<SimConfig> {
                     meta: meta.clone(),
                     cpu: args.node_cpu,
                     memory: args.node_memory,
+                    host_volumes: Default::default(),
                 })
                 .collect()
         }

@@ -396,6 +396,8 @@ pub struct Node {
     pub attributes: BTreeMap<String, String>,
     pub cpu: u64,
     pub memory: u64,
+    /// The client's `host_volume` blocks, by name.
+    pub host_volumes: BTreeMap<String, super::config::HostVolume>,
     pub address: String,
     pub status: &'static str,
     pub eligibility: &'static str,

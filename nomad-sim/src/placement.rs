@@ -229,6 +229,14 @@ impl Placer {
                     .or_default() += 1;
                 continue;
             }
+            if !host_volumes_fit(ask.group, node) {
+                metrics.filtered += 1;
+                *metrics
+                    .constraint_filtered
+                    .entry(MISSING_HOST_VOLUMES.into())
+                    .or_default() += 1;
+                continue;
+            }
             let load = load_of(&mut self.loads, cluster, ask, &node.id);
             let (used_cpu, used_mem) = (load.cpu, load.memory);
             let fits_cpu = used_cpu + ask.cpu <= node.cpu;
@@ -286,6 +294,35 @@ impl Placer {
             .unwrap_or_default();
         *load.of_job_group.entry(group.to_string()).or_default() += 1;
     }
+}
+
+/// scheduler/feasible.go `FilterConstraintHostVolumes`.
+pub const MISSING_HOST_VOLUMES: &str = "missing compatible host volumes";
+
+/// scheduler/feasible.go `HostVolumeChecker.hasVolumes`, for static host volumes (the node's
+/// `host_volume` config): the node offers every host volume the group asks for, and none that
+/// the group would write is read-only on the node. (Dynamic host volumes and CSI volumes are
+/// not simulated.)
+pub fn host_volumes_fit(group: &Value, node: &Node) -> bool {
+    group
+        .get("Volumes")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|volumes| volumes.values())
+        .filter(|request| request.get("Type").and_then(Value::as_str) == Some("host"))
+        .all(|request| {
+            let source = request
+                .get("Source")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let read_only = request
+                .get("ReadOnly")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            node.host_volumes
+                .get(source)
+                .is_some_and(|offered| read_only || !offered.read_only)
+        })
 }
 
 /// What `node_id` holds: its live allocations when first asked, then kept up to date by

@@ -381,12 +381,30 @@ pub fn node_stub(node: &Node, now: DateTime<Utc>) -> Value {
         "Status": node.status,
         "StatusDescription": "",
         "Drivers": drivers(now),
-        "HostVolumes": null,
+        "HostVolumes": host_volumes(node, Value::Null),
         "LastDrain": node.last_drain,
         "Attributes": {"os.name": node.attributes.get("os.name").cloned().unwrap_or_default()},
         "CreateIndex": node.create_index,
         "ModifyIndex": node.modify_index,
     })
+}
+
+/// structs `ClientHostVolumeConfig` by name; `none` without any (the shapes the samples show:
+/// null in a stub, `{}` in a node).
+fn host_volumes(node: &Node, none: Value) -> Value {
+    if node.host_volumes.is_empty() {
+        return none;
+    }
+    node.host_volumes
+        .iter()
+        .map(|(name, volume)| {
+            (
+                name.clone(),
+                json!({"Name": name, "Path": volume.path, "ReadOnly": volume.read_only, "ID": ""}),
+            )
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }
 
 pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
@@ -404,7 +422,7 @@ pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
         "Meta": node.meta,
         "Links": {"consul": format!("dc1.{}", node.name)},
         "Drivers": drivers(now),
-        "HostVolumes": {},
+        "HostVolumes": host_volumes(node, json!({})),
         "HostNetworks": {},
         "NodeResources": {
             "Cpu": {"CpuShares": node.cpu, "TotalCpuCores": 4, "ReservableCpuCores": [0, 1, 2, 3]},

@@ -9,7 +9,9 @@
 //! hashicorp/cronexpr cannot read as fields (`PeriodicConfig.Validate`); a node pool that
 //! does not exist (job_endpoint_hook_node_pool.go `jobNodePoolValidatingHook`); and the updates
 //! `validateJobUpdate` (nomad/job_endpoint.go) refuses: a type change, periodic or
-//! parameterized added or removed.
+//! parameterized added or removed; volume requests (structs/volumes.go
+//! `VolumeRequest.Validate`: type, source) and mounts of volumes the group does not request
+//! (`Task.Validate`).
 
 use serde_json::Value;
 
@@ -223,6 +225,7 @@ fn job_errors(job: &Value) -> Vec<Item> {
     job_items.extend(periodic_errors(job));
     for group in list(job, "TaskGroups") {
         let mut group_items = constraint_errors(group);
+        group_items.extend(volume_errors(group));
         let services = service_errors(group);
         if !services.is_empty() {
             group_items.push(Item::Text(format!(
@@ -232,6 +235,7 @@ fn job_errors(job: &Value) -> Vec<Item> {
         }
         for task in list(group, "Tasks") {
             let mut task_items = constraint_errors(task);
+            task_items.extend(volume_mount_errors(group, task));
             if let Some(resources) = task.get("Resources").filter(|r| r.is_object()) {
                 let errors = resources_errors(resources);
                 if !errors.is_empty() {
@@ -255,6 +259,53 @@ fn job_errors(job: &Value) -> Vec<Item> {
         }
     }
     job_items
+}
+
+/// `TaskGroup.Validate` on its volume requests, by name (Go's map order is random; names are
+/// sorted here): structs/volumes.go `VolumeRequest.Validate` refuses an unknown type outright and
+/// lists the rest (an empty source).
+fn volume_errors(group: &Value) -> Vec<Item> {
+    let Some(volumes) = group.get("Volumes").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut items = Vec::new();
+    for (name, request) in volumes {
+        let kind = request.get("Type").and_then(Value::as_str).unwrap_or("");
+        let failed = if kind != "host" && kind != "csi" {
+            format!("volume has unrecognized type {kind}")
+        } else if request
+            .get("Source")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            list_format(&[Item::Text("volume has an empty source".into())])
+        } else {
+            continue;
+        };
+        items.push(Item::Text(format!(
+            "Task group volume validation for {name} failed: {failed}"
+        )));
+    }
+    items
+}
+
+/// `Task.Validate`: a mount of a volume the group does not request.
+fn volume_mount_errors(group: &Value, task: &Value) -> Vec<Item> {
+    let volumes = group.get("Volumes").and_then(Value::as_object);
+    list(task, "VolumeMounts")
+        .iter()
+        .enumerate()
+        .filter_map(|(index, mount)| {
+            let volume = mount.get("Volume").and_then(Value::as_str).unwrap_or("");
+            let known = volumes.is_some_and(|v| v.contains_key(volume));
+            (!known).then(|| {
+                Item::Text(format!(
+                    "Volume Mount ({index}) references undefined volume {volume}"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// What `Job.Register` (and `Job.Plan`) answer for an invalid job, or `Ok`. `pools` are the

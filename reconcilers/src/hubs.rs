@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crds::kinds::{HubSelector, PlacementPolicy};
+use crds::workload::Volume;
 
 /// A Nomad client node, as placement needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +23,19 @@ pub struct Hub {
     pub ready: bool,
     /// Eligible and not draining.
     pub schedulable: bool,
+    /// The host volumes the node offers, by name: whether each is read-only.
+    pub volumes: BTreeMap<String, bool>,
+}
+
+/// scheduler/feasible.go `HostVolumeChecker` for static host volumes: the hub offers every
+/// volume, and none the pub writes is read-only there. Nomad would refuse the placement
+/// otherwise (the pub's job is pinned to the hub), so such a hub is never chosen.
+pub fn offers(hub: &Hub, volumes: &[Volume]) -> bool {
+    volumes.iter().all(|v| {
+        hub.volumes
+            .get(&v.source)
+            .is_some_and(|read_only| v.read_only || !read_only)
+    })
 }
 
 pub fn selects(selector: &HubSelector, hub: &Hub) -> bool {
@@ -47,6 +61,7 @@ pub fn choose<'h>(
     selector: &HubSelector,
     policy: PlacementPolicy,
     need: (u64, u64),
+    volumes: &[Volume],
     hubs: &'h [Hub],
     assigned: &Assigned,
     exclude: Option<&str>,
@@ -60,7 +75,11 @@ pub fn choose<'h>(
     let mut candidates: Vec<(f64, &Hub)> = hubs
         .iter()
         .filter(|h| {
-            h.ready && h.schedulable && Some(h.id.as_str()) != exclude && selects(selector, h)
+            h.ready
+                && h.schedulable
+                && Some(h.id.as_str()) != exclude
+                && selects(selector, h)
+                && offers(h, volumes)
         })
         .filter_map(|h| fill(h).map(|f| (f, h)))
         .collect();
@@ -85,6 +104,9 @@ pub enum HubVerdict {
     Wait(Duration),
     /// Move it, for this reason.
     Move(String),
+    /// The hub is lost, but the pub waits for it (`onHubLoss: wait`): stay pinned, for this
+    /// reason.
+    Hold(String),
 }
 
 type Rule = (&'static str, fn(&HubFacts) -> Option<HubVerdict>);
@@ -97,6 +119,8 @@ pub struct HubFacts<'h> {
     /// Since when nomarch has seen the hub not ready.
     pub unhealthy_since: Option<DateTime<Utc>>,
     pub grace: Duration,
+    /// `reallocation.onHubLoss` is (or defaults to) `wait`.
+    pub wait_on_loss: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -105,11 +129,17 @@ const RULES: &[Rule] = &[
     ("unplaced", |f| {
         f.hub_id.is_none().then_some(HubVerdict::Place)
     }),
-    // Nomad forgot the node: it is not coming back.
+    // Nomad forgot the node: it is not coming back. A pub told to wait for its data waits,
+    // and says so: only someone can decide to start it fresh elsewhere.
     ("hub gone", |f| {
-        f.hub
-            .is_none()
-            .then(|| HubVerdict::Move("its hub no longer exists".into()))
+        f.hub.is_none().then(|| {
+            let reason = "its hub no longer exists".to_string();
+            if f.wait_on_loss {
+                HubVerdict::Hold(format!("{reason}; waiting (reallocation.onHubLoss: wait)"))
+            } else {
+                HubVerdict::Move(reason)
+            }
+        })
     }),
     // An operator is draining the hub or took it out of scheduling: leave it now.
     ("hub draining", |f| {
@@ -123,11 +153,14 @@ const RULES: &[Rule] = &[
         let since = f.unhealthy_since?;
         let down_for = (f.now - since).to_std().unwrap_or_default();
         (!hub.ready && down_for >= f.grace).then(|| {
-            HubVerdict::Move(format!(
-                "hub {} has been down for {}s",
-                hub.name,
-                down_for.as_secs()
-            ))
+            let reason = format!("hub {} has been down for {}s", hub.name, down_for.as_secs());
+            if f.wait_on_loss {
+                HubVerdict::Hold(format!(
+                    "{reason}; waiting for it, as its data is there (reallocation.onHubLoss: wait)"
+                ))
+            } else {
+                HubVerdict::Move(reason)
+            }
         })
     }),
     // Down, but it may come back within the grace: wait out the rest of it.
@@ -165,6 +198,7 @@ mod tests {
             memory,
             ready,
             schedulable,
+            volumes: BTreeMap::new(),
         }
     }
 
@@ -185,6 +219,7 @@ mod tests {
                 &selector(),
                 PlacementPolicy::Binpack,
                 need,
+                &[],
                 &hubs,
                 &assigned,
                 None
@@ -198,6 +233,7 @@ mod tests {
                 &selector(),
                 PlacementPolicy::Spread,
                 need,
+                &[],
                 &hubs,
                 &assigned,
                 None
@@ -216,6 +252,7 @@ mod tests {
                 &selector(),
                 PlacementPolicy::Binpack,
                 need,
+                &[],
                 &hubs,
                 &full,
                 None
@@ -239,6 +276,7 @@ mod tests {
             &selector(),
             PlacementPolicy::Binpack,
             (1, 1),
+            &[],
             &hubs,
             &Assigned::new(),
             Some("id-old"),
@@ -260,6 +298,7 @@ mod tests {
             hub,
             unhealthy_since: since.map(|s| now - chrono::Duration::seconds(s)),
             grace,
+            wait_on_loss: false,
             now,
         };
         let leak = |h: Hub| -> &'static Hub { Box::leak(Box::new(h)) };
@@ -283,6 +322,61 @@ mod tests {
         );
         assert!(
             matches!(verdict(&facts(Some("id-a"), Some(down), Some(31))), HubVerdict::Move(m) if m.contains("down for 31s"))
+        );
+        // Waiting for its data: a lost hub holds the pub; a draining one is still left.
+        let waiting = |hub_id, hub, since| HubFacts {
+            wait_on_loss: true,
+            ..facts(hub_id, hub, since)
+        };
+        assert!(
+            matches!(verdict(&waiting(Some("id-a"), Some(down), Some(31))), HubVerdict::Hold(m) if m.contains("onHubLoss: wait"))
+        );
+        assert!(matches!(
+            verdict(&waiting(Some("id-a"), None, None)),
+            HubVerdict::Hold(_)
+        ));
+        assert!(matches!(
+            verdict(&waiting(Some("id-a"), Some(drained), None)),
+            HubVerdict::Move(_)
+        ));
+        assert_eq!(
+            verdict(&waiting(Some("id-a"), Some(down), Some(10))),
+            HubVerdict::Wait(Duration::from_secs(20))
+        );
+    }
+
+    /// Only hubs offering the pub's host volumes (writable where it writes) are chosen.
+    #[test]
+    fn a_pub_with_volumes_goes_only_where_they_are() {
+        let volume = |read_only| Volume {
+            name: "data".into(),
+            type_: crds::workload::VolumeType::Host,
+            source: "tenant-data".into(),
+            read_only,
+            mount_path: "/data".into(),
+        };
+        let mut writable = hub("writable", 4096, true, true);
+        writable.volumes = [("tenant-data".to_string(), false)].into();
+        let mut read_only = hub("read-only", 8192, true, true);
+        read_only.volumes = [("tenant-data".to_string(), true)].into();
+        let hubs = [hub("bare", 65536, true, true), read_only, writable];
+        let pick = |v: Volume| {
+            choose(
+                &selector(),
+                PlacementPolicy::Spread,
+                (1, 1),
+                &[v],
+                &hubs,
+                &Assigned::new(),
+                None,
+            )
+            .map(|h| h.name.clone())
+        };
+        assert_eq!(pick(volume(false)).as_deref(), Some("writable"));
+        assert_eq!(
+            pick(volume(true)).as_deref(),
+            Some("read-only"),
+            "the emptiest that offers it"
         );
     }
 }

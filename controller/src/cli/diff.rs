@@ -238,16 +238,19 @@ async fn pub_job(
         hub: hub.as_ref(),
         unhealthy_since: crate::reconcile::pubs::unhealthy_since(&status, hub.as_ref(), now),
         grace: pub_.spec.reallocation.grace.get(),
+        wait_on_loss: pub_.spec.waits_on_hub_loss(),
         now,
     };
     match (verdict(&facts), hub) {
-        (HubVerdict::Stay | HubVerdict::Wait(_), Some(hub)) => Ok(Desired::Job {
-            job: Box::new(
-                serde_json::from_value(render_pub(pub_, &hub.id, &hub.pool))
-                    .expect("rendered jobs decode as jobs"),
-            ),
-            waiting_for: Vec::new(),
-        }),
+        (HubVerdict::Stay | HubVerdict::Wait(_) | HubVerdict::Hold(_), Some(hub)) => {
+            Ok(Desired::Job {
+                job: Box::new(
+                    serde_json::from_value(render_pub(pub_, &hub.id, &hub.pool))
+                        .expect("rendered jobs decode as jobs"),
+                ),
+                waiting_for: Vec::new(),
+            })
+        }
         (HubVerdict::Move(reason), _) => Ok(Desired::Note(format!(
             "would move off hub {} ({reason}); the controller chooses the new hub",
             current.map(|(_, name)| name).unwrap_or_default()

@@ -29,6 +29,8 @@ use crate::store::EventType;
 
 const UNSCHEDULABLE_RECHECK: Duration = Duration::from_secs(10);
 const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
+/// A pub waiting for its lost hub looks again at least this often.
+const HOLD_RECHECK: Duration = Duration::from_secs(60);
 
 /// The ID of the hub a status records, borrowed.
 fn hub_id_of_status(status: Option<&Status>) -> Option<&str> {
@@ -168,6 +170,7 @@ pub async fn reconcile(
         hub,
         unhealthy_since,
         grace: pub_.spec.reallocation.grace.get(),
+        wait_on_loss: pub_.spec.waits_on_hub_loss(),
         now,
     };
     let mut requeue = None;
@@ -181,6 +184,14 @@ pub async fn reconcile(
         HubVerdict::Stay => current.map(|(id, _)| id),
         HubVerdict::Wait(rest) => {
             requeue = Some(rest + Duration::from_millis(200));
+            current.map(|(id, _)| id)
+        }
+        // Pinned to a lost hub on purpose: said (repeats count up, they do not flood), and
+        // looked at again when the hub's node changes, or at the latest in a minute.
+        HubVerdict::Hold(reason) => {
+            ctx.event(key, EventType::Warning, "WaitingForHub", reason)
+                .await;
+            requeue = Some(HOLD_RECHECK);
             current.map(|(id, _)| id)
         }
         HubVerdict::Place => place(ctx, state, &pub_, &hubs, &mut status, None).await?,
@@ -283,12 +294,24 @@ async fn place(
         &pub_.spec.hub_selector,
         pub_.spec.placement_policy,
         need,
+        &pub_.spec.volumes,
         hubs,
         &assigned_except(ctx, &key),
         exclude,
     ) else {
+        let volumes = if pub_.spec.volumes.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = pub_
+                .spec
+                .volumes
+                .iter()
+                .map(|v| v.source.as_str())
+                .collect();
+            format!(" and offers host volume(s) {}", names.join(", "))
+        };
         let message = format!(
-            "no ready hub matching the selector has room for {} MHz and {} MB",
+            "no ready hub matching the selector has room for {} MHz and {} MB{volumes}",
             need.0, need.1
         );
         let was = status

@@ -62,6 +62,18 @@ pub fn hub_from(node: &NodeStub, meta: Option<BTreeMap<String, String>>) -> Hub 
         memory: number(["Memory", "MemoryMB"]),
         ready: node.status == "ready",
         schedulable: node.eligibility == "eligible" && !node.drain,
+        // The node list's `HostVolumes` (structs `NodeListStub`): name → read-only.
+        volumes: node
+            .extra
+            .get("HostVolumes")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(name, volume)| {
+                let read_only = volume.get("ReadOnly").and_then(Value::as_bool);
+                (name.clone(), read_only.unwrap_or(false))
+            })
+            .collect(),
     }
 }
 

@@ -5,7 +5,7 @@ use crds::{App, Resource};
 use serde_json::{json, Value};
 
 use super::{
-    hold_traffic_from_canaries, network, placement, service_reschedule_policy,
+    hold_traffic_from_canaries, mount_volumes, network, placement, service_reschedule_policy,
     service_restart_policy, services, stop_if_stopped, task, update_block,
 };
 use crate::meta::{job_id, job_meta};
@@ -48,6 +48,7 @@ pub fn render_app(app: &App) -> Value {
     if let Some(pool) = node_pool {
         job["NodePool"] = json!(pool);
     }
+    mount_volumes(&mut job, &spec.volumes);
     stop_if_stopped(&mut job, spec.stopped);
     job
 }

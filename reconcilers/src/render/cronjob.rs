@@ -5,7 +5,7 @@ use crds::kinds::ConcurrencyPolicy;
 use crds::{CronJob, Resource};
 use serde_json::{json, Value};
 
-use super::{nanos, placement, task};
+use super::{mount_volumes, nanos, placement, task};
 use crate::meta::{job_id, job_meta};
 
 pub const GROUP: &str = "run";
@@ -42,5 +42,6 @@ pub fn render_cronjob(cron: &CronJob) -> Value {
     if let Some(pool) = node_pool {
         job["NodePool"] = json!(pool);
     }
+    mount_volumes(&mut job, &spec.volumes);
     job
 }

@@ -82,6 +82,30 @@ pub const UNPROMOTED_TAG: &str = "nomarch-unpromoted";
 
 /// The job's update block. Canary and auto-promote keys only for the strategies that use
 /// them: a rolling update renders as it always has, so its fingerprint does not change.
+/// Host volumes as the group's `Volumes` and the task's `VolumeMounts` (the job's only group
+/// and task). Nothing is added without volumes, so other jobs' fingerprints stay as they were.
+pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
+    if volumes.is_empty() {
+        return;
+    }
+    let requests: Map<String, Value> = volumes
+        .iter()
+        .map(|v| {
+            (
+                v.name.clone(),
+                json!({"Name": v.name, "Type": "host", "Source": v.source, "ReadOnly": v.read_only}),
+            )
+        })
+        .collect();
+    let mounts: Vec<Value> = volumes
+        .iter()
+        .map(|v| json!({"Volume": v.name, "Destination": v.mount_path, "ReadOnly": v.read_only}))
+        .collect();
+    let group = &mut job["TaskGroups"][0];
+    group["Volumes"] = Value::Object(requests);
+    group["Tasks"][0]["VolumeMounts"] = json!(mounts);
+}
+
 /// A stopped object's job is registered with `Stop: true`: Nomad keeps the job and stops its
 /// allocations (structs.go `Job.Stop`), and the register stays check-and-set, which a
 /// deregister is not. A running object's job carries no `Stop`, so its fingerprint is what it
@@ -302,5 +326,40 @@ mod tests {
         for name in [web("tenant-a", &long), web("tenant-a", &"z".repeat(63))] {
             assert!(crds::validate::dns_label_problem(&name).is_none(), "{name}");
         }
+    }
+
+    /// Volumes become the group's requests and the task's mounts, as Nomad's API names them;
+    /// a job without volumes gets neither key (its fingerprint stays what it was).
+    #[test]
+    fn host_volumes_render_as_group_requests_and_task_mounts() {
+        let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: store\nspec:\n  image: minio/minio\n  volumes:\n    - name: data\n      source: tenant-data\n      mountPath: /data\n    - name: config\n      source: shared-config\n      readOnly: true\n      mountPath: /etc/store\n";
+        let app = match crds::parse_str("store.yaml", text)
+            .unwrap()
+            .remove(0)
+            .resource
+        {
+            crds::Resource::App(app) => app,
+            _ => unreachable!(),
+        };
+        let job = app::render_app(&app);
+        let group = &job["TaskGroups"][0];
+        assert_eq!(
+            group["Volumes"]["config"],
+            json!({"Name": "config", "Type": "host", "Source": "shared-config", "ReadOnly": true})
+        );
+        assert_eq!(
+            group["Tasks"][0]["VolumeMounts"],
+            json!([
+                {"Volume": "data", "Destination": "/data", "ReadOnly": false},
+                {"Volume": "config", "Destination": "/etc/store", "ReadOnly": true},
+            ])
+        );
+        let mut plain = app.clone();
+        plain.spec.volumes.clear();
+        let plain = app::render_app(&plain);
+        assert!(plain["TaskGroups"][0].get("Volumes").is_none());
+        assert!(plain["TaskGroups"][0]["Tasks"][0]
+            .get("VolumeMounts")
+            .is_none());
     }
 }

@@ -5,7 +5,8 @@ use crds::{Pub, Resource};
 use serde_json::{json, Value};
 
 use super::{
-    network, service_reschedule_policy, service_restart_policy, services, stop_if_stopped, task,
+    mount_volumes, network, service_reschedule_policy, service_restart_policy, services,
+    stop_if_stopped, task,
 };
 use crate::meta::{job_id, job_meta};
 
@@ -48,6 +49,7 @@ pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Value {
     if !hub_pool.is_empty() {
         job["NodePool"] = json!(hub_pool);
     }
+    mount_volumes(&mut job, &spec.volumes);
     stop_if_stopped(&mut job, spec.stopped);
     job
 }

@@ -1,0 +1,143 @@
+//! Host volumes end to end: nomad-sim's clients offer `host_volume`s (its `--config` nodes), an
+//! App mounting one runs only where it is offered, and a pub keeps its data by waiting for a
+//! lost hub unless told to move (then only to a hub offering the volume).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{eventually, World};
+
+/// Three hubs, two offering `tenant-data`; one worker offering nothing. Heartbeats lapse fast.
+fn world() -> (World, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = json!({"tenant-data": {"path": "/srv/tenants"}});
+    let config = json!({"nodes": [
+        {"name": "hub-a", "class": "hub", "host_volumes": volume},
+        {"name": "hub-b", "class": "hub", "host_volumes": volume},
+        {"name": "hub-c", "class": "hub"},
+        {"name": "worker", "class": "worker"},
+    ]});
+    let path = dir.path().join("cluster.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let world = World::start(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--heartbeat-ttl",
+        "500ms",
+        "--heartbeat-grace",
+        "500ms",
+    ]);
+    (world, dir)
+}
+
+fn running_on(world: &World, job: &str) -> Vec<String> {
+    world
+        .nomad(&format!("/v1/job/{job}/allocations"))
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .map(|a| a["NodeName"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn node_id(world: &World, name: &str) -> String {
+    world
+        .nomad("/v1/nodes")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["Name"] == name)
+        .unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn set_node(world: &World, name: &str, action: &str) {
+    let url = format!(
+        "{}/_sim/nodes/{}/{action}",
+        world.sim.nomad_url(),
+        node_id(world, name)
+    );
+    assert_eq!(world.http.post(url).send().unwrap().status(), 200);
+}
+
+const VOLUME: &str =
+    "  volumes:\n    - name: data\n      source: tenant-data\n      mountPath: /data\n";
+
+#[test]
+fn an_app_mounting_a_host_volume_runs_only_where_it_is_offered() {
+    let (world, _dir) = world();
+    world.apply(&format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: store\nspec:\n  image: minio/minio\n  replicas: 4\n{VOLUME}"
+    ));
+    eventually("store Ready", || world.ready("store"));
+    let nodes: BTreeSet<String> = running_on(&world, "store").into_iter().collect();
+    assert!(
+        nodes.is_subset(&["hub-a".to_string(), "hub-b".to_string()].into()),
+        "only where tenant-data is: {nodes:?}"
+    );
+    let job = world.nomad("/v1/job/store");
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["VolumeMounts"][0]["Destination"],
+        "/data"
+    );
+}
+
+fn pub_with_volume(name: &str, on_loss: Option<&str>) -> String {
+    let reallocation = match on_loss {
+        Some(choice) => format!("  reallocation:\n    grace: 1s\n    onHubLoss: {choice}\n"),
+        None => "  reallocation:\n    grace: 1s\n".to_string(),
+    };
+    format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: {name}\nspec:\n  tenant: {name}\n  image: ssb/room:1\n  hubSelector:\n    nodeClass: hub\n{reallocation}{VOLUME}"
+    )
+}
+
+fn hub_of(world: &World, name: &str) -> String {
+    world.object("pub", name)["status"]["hub"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_pub_waits_for_its_lost_hub_unless_told_to_move_and_then_only_where_its_volume_is() {
+    let (world, _dir) = world();
+    // Waits by default: its data is on the hub's disk.
+    world.apply(&pub_with_volume("keeper", None));
+    eventually("keeper Ready", || world.is_ready("pub", "keeper"));
+    let home = hub_of(&world, "keeper");
+    assert!(home == "hub-a" || home == "hub-b", "{home}");
+    set_node(&world, &home, "kill");
+    eventually("the wait is said", || {
+        world.events().contains("WaitingForHub")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hub_of(&world, "keeper"), home, "still pinned to its hub");
+    assert!(
+        world.events().contains("onHubLoss: wait"),
+        "{}",
+        world.events()
+    );
+    set_node(&world, &home, "revive");
+    eventually("keeper back on its own hub", || {
+        running_on(&world, "keeper") == vec![home.clone()]
+    });
+
+    // Told to move: it moves, to the other hub with the volume, never to the one without.
+    world.apply(&pub_with_volume("mover", Some("move")));
+    eventually("mover Ready", || world.is_ready("pub", "mover"));
+    let first = hub_of(&world, "mover");
+    set_node(&world, &first, "kill");
+    let other = if first == "hub-a" { "hub-b" } else { "hub-a" };
+    eventually("mover runs on the other hub with tenant-data", || {
+        running_on(&world, "mover") == vec![other.to_string()]
+    });
+    let status: Value = world.object("pub", "mover")["status"].clone();
+    assert_eq!(status["hub"]["name"], other, "{status}");
+}
