@@ -586,3 +586,44 @@ fn describe_shows_the_object_its_job_allocations_and_events() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("unknown kind `deployment`"));
 }
+
+/// `spec.nomad` reaches Nomad merged into what nomarch renders; a change behind nomarch's back
+/// to an overridden field is put back like any other; `diff` shows an override's change.
+#[test]
+fn nomad_overrides_reach_the_job_and_are_kept() {
+    let world = World::start(&[]);
+    let tuned = |kill_timeout: u64| {
+        format!(
+            "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: tuned\nspec:\n  image: nginx:1\n  nomad:\n    job:\n      Meta:\n        team: web\n    group:\n      ShutdownDelay: 5000000000\n    task:\n      KillTimeout: {kill_timeout}\n"
+        )
+    };
+    world.apply(&tuned(30_000_000_000));
+    eventually("tuned Ready", || world.ready("tuned"));
+    let job = world.nomad("/v1/job/tuned");
+    assert_eq!(job["Meta"]["team"], "web");
+    assert_eq!(job["Meta"]["nomarch.io/managed-by"], "nomarch");
+    assert_eq!(job["TaskGroups"][0]["ShutdownDelay"], 5_000_000_000u64);
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["KillTimeout"],
+        30_000_000_000u64
+    );
+
+    let mut edited = job.clone();
+    edited["TaskGroups"][0]["Tasks"][0]["KillTimeout"] = json!(1_000_000_000u64);
+    assert_eq!(
+        world.put_nomad("/v1/job/tuned", json!({"Job": edited})),
+        200
+    );
+    eventually("the override put back", || {
+        world.nomad("/v1/job/tuned")["TaskGroups"][0]["Tasks"][0]["KillTimeout"]
+            == 30_000_000_000u64
+    });
+
+    let output = world.nomarch_exit(&["diff", "-f", "-"], Some(&tuned(60_000_000_000)));
+    let said = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("~ KillTimeout: \"30000000000\" => \"60000000000\""),
+        "{said}"
+    );
+}

@@ -9,7 +9,8 @@ use crate::duration::Duration;
 use crate::meta::{Kind, Object, ObjectMeta, ObjectRef};
 use crate::status::Status;
 use crate::workload::{
-    Container, EnvVar, HealthCheck, Placement, Port, Resources, Route, UpdateStrategy, Volume,
+    Container, EnvVar, HealthCheck, NomadOverrides, Placement, Port, Resources, Route,
+    UpdateStrategy, Volume,
 };
 
 /// A long-running service: `replicas` instances of one container behind a Consul service.
@@ -54,6 +55,9 @@ pub struct AppSpec {
     /// Host volumes to mount; instances go only to nodes that offer them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Nomad fields the kind does not model, merged into what nomarch renders.
+    #[serde(default, skip_serializing_if = "NomadOverrides::is_empty")]
+    pub nomad: NomadOverrides,
     /// Run nothing, keep everything else: the Nomad job is stopped (not purged) and nothing
     /// is healed until this is false again (`nomarch stop` / `nomarch start`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -105,6 +109,9 @@ pub struct PubSpec {
     /// are chosen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Nomad fields the kind does not model, merged into what nomarch renders.
+    #[serde(default, skip_serializing_if = "NomadOverrides::is_empty")]
+    pub nomad: NomadOverrides,
     /// Run nothing, keep everything else (the hub too): the Nomad job is stopped (not purged),
     /// nothing is healed or moved until this is false again (`nomarch stop` / `nomarch start`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -224,6 +231,9 @@ pub struct CronJobSpec {
     /// Host volumes each run mounts; runs go only to nodes that offer them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Nomad fields the kind does not model, merged into what nomarch renders.
+    #[serde(default, skip_serializing_if = "NomadOverrides::is_empty")]
+    pub nomad: NomadOverrides,
     /// Where runs may be placed.
     #[serde(default)]
     pub placement: Placement,

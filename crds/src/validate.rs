@@ -11,8 +11,8 @@ use std::time::Duration as StdDuration;
 use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, PubSpec, Resource};
 use crate::meta::ObjectMeta;
 use crate::workload::{
-    CheckType, Constraint, Container, EnvVar, HealthCheck, Placement, Port, Protocol, Resources,
-    Route, UpdateStrategy, Volume, VolumeType, CONSTRAINT_OPERATORS,
+    CheckType, Constraint, Container, EnvVar, HealthCheck, NomadOverrides, Placement, Port,
+    Protocol, Resources, Route, UpdateStrategy, Volume, VolumeType, CONSTRAINT_OPERATORS,
 };
 use crate::yaml::{join_index, join_key};
 
@@ -239,6 +239,7 @@ fn validate_app(spec: &AppSpec, own_name: &str, p: &mut Problems) {
     validate_placement(&spec.placement, "spec.placement", p);
     validate_update(&spec.update, p);
     validate_volumes(&spec.volumes, p);
+    validate_nomad(&spec.nomad, "spec", p);
     let mut seen = HashSet::new();
     for (i, dep) in spec.depends_on.iter().enumerate() {
         let path = join_index("spec.dependsOn", i);
@@ -291,6 +292,7 @@ fn validate_pub(spec: &PubSpec, p: &mut Problems) {
         || "must be at least 1s".into(),
     );
     validate_volumes(&spec.volumes, p);
+    validate_nomad(&spec.nomad, "spec", p);
 }
 
 fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
@@ -309,6 +311,7 @@ fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
     validate_container(&spec.task, "spec.task", p);
     validate_placement(&spec.placement, "spec.placement", p);
     validate_volumes(&spec.volumes, p);
+    validate_nomad(&spec.nomad, "spec", p);
 }
 
 fn validate_gitsource(spec: &GitSourceSpec, p: &mut Problems) {
@@ -344,6 +347,113 @@ fn validate_gitsource(spec: &GitSourceSpec, p: &mut Problems) {
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
+
+/// Fields of the Nomad job that nomarch decides, by where a `spec.nomad` patch would set
+/// them, and the manifest field that decides them instead.
+const OWNED_BY_NOMARCH: &[(&str, &str, &str)] = &[
+    ("job", "ID", "the job is named after the object"),
+    ("job", "Name", "the job is named after the object"),
+    (
+        "job",
+        "Namespace",
+        "the job lives in the object's namespace",
+    ),
+    ("job", "Type", "the kind decides the job's type"),
+    (
+        "job",
+        "TaskGroups",
+        "use spec.nomad.group and spec.nomad.task",
+    ),
+    ("job", "Stop", "use spec.stopped (`nomarch stop`)"),
+    (
+        "job",
+        "Periodic",
+        "use spec.schedule, spec.timeZone and spec.suspend",
+    ),
+    ("job", "Update", "use spec.update"),
+    ("job", "Datacenters", "use spec.placement.datacenters"),
+    ("job", "NodePool", "use spec.placement.nodePool"),
+    (
+        "job",
+        "Constraints",
+        "use spec.placement.constraints (a pub's hub is pinned here)",
+    ),
+    ("group", "Name", "nomarch names the group"),
+    ("group", "Count", "use spec.replicas"),
+    ("group", "Tasks", "use spec.nomad.task"),
+    (
+        "group",
+        "Services",
+        "use spec.ports, spec.health and spec.route",
+    ),
+    ("group", "Networks", "use spec.ports"),
+    ("group", "Volumes", "use spec.volumes"),
+    ("group", "Update", "use spec.update"),
+    ("task", "Name", "nomarch names the task"),
+    ("task", "Resources", "use spec.resources"),
+    (
+        "task",
+        "Templates",
+        "secrets come from spec.env[].secretRef; other templates are not supported yet",
+    ),
+    ("task", "VolumeMounts", "use spec.volumes"),
+];
+
+/// A task's driver config keys nomarch sets from the spec.
+const OWNED_CONFIG: &[(&str, &str)] = &[
+    ("image", "use spec.image"),
+    ("command", "use spec.command"),
+    ("args", "use spec.args"),
+    ("ports", "use spec.ports"),
+];
+
+/// `spec.nomad`: nothing nomarch decides itself (each refusal names the field that does), and
+/// none of nomarch's own job meta.
+fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mut Problems) {
+    let levels = [
+        ("job", &overrides.job),
+        ("group", &overrides.group),
+        ("task", &overrides.task),
+    ];
+    for (level, patch) in levels {
+        let path = format!("{spec_path}.nomad.{level}");
+        for (owned_level, key, instead) in OWNED_BY_NOMARCH {
+            if *owned_level == level && patch.contains_key(*key) {
+                p.add(
+                    join_key(&path, key),
+                    format!("nomarch sets {key}: {instead}"),
+                );
+            }
+        }
+        match patch.get("Meta") {
+            Some(serde_json::Value::Object(meta)) => {
+                for key in meta.keys().filter(|k| k.starts_with("nomarch.io/")) {
+                    p.add(
+                        join_key(&join_key(&path, "Meta"), key),
+                        "nomarch's own meta cannot be set or removed here",
+                    );
+                }
+            }
+            Some(serde_json::Value::Null) if level == "job" => p.add(
+                join_key(&path, "Meta"),
+                "removing the job's meta would remove nomarch's ownership",
+            ),
+            _ => {}
+        }
+        if level == "task" {
+            if let Some(serde_json::Value::Object(config)) = patch.get("Config") {
+                for (key, instead) in OWNED_CONFIG {
+                    if config.contains_key(*key) {
+                        p.add(
+                            join_key(&join_key(&path, "Config"), key),
+                            format!("nomarch sets the driver's {key}: {instead}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Names and mount paths unique; host volumes only (what nomad-sim models, so what nomarch
 /// renders tested); a source Nomad accepts (structs `VolumeRequest.Validate`: not empty).

@@ -89,6 +89,30 @@ pub enum VolumeType {
     Csi,
 }
 
+/// What the kinds do not model, given to Nomad as it is: JSON merge patches (RFC 7396) applied
+/// to the rendered job, its one task group and its one task, in Nomad's API field names
+/// (`KillTimeout`, `ShutdownDelay`, `Meta`, ...). Fields nomarch decides itself are refused by
+/// validation, naming the field of the manifest that sets them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NomadOverrides {
+    /// Merged into the job.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub job: serde_json::Map<String, serde_json::Value>,
+    /// Merged into the task group.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub group: serde_json::Map<String, serde_json::Value>,
+    /// Merged into the task.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub task: serde_json::Map<String, serde_json::Value>,
+}
+
+impl NomadOverrides {
+    pub fn is_empty(&self) -> bool {
+        self.job.is_empty() && self.group.is_empty() && self.task.is_empty()
+    }
+}
+
 /// An environment variable: a literal value, or a key of a Nomad variable (for secrets).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

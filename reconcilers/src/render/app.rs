@@ -5,8 +5,9 @@ use crds::{App, Resource};
 use serde_json::{json, Value};
 
 use super::{
-    hold_traffic_from_canaries, mount_volumes, network, placement, service_reschedule_policy,
-    service_restart_policy, services, stop_if_stopped, task, update_block,
+    apply_overrides, hold_traffic_from_canaries, mount_volumes, network, placement,
+    service_reschedule_policy, service_restart_policy, services, stop_if_stopped, task,
+    update_block,
 };
 use crate::meta::{job_id, job_meta};
 
@@ -49,6 +50,7 @@ pub fn render_app(app: &App) -> Value {
         job["NodePool"] = json!(pool);
     }
     mount_volumes(&mut job, &spec.volumes);
+    apply_overrides(&mut job, &spec.nomad);
     stop_if_stopped(&mut job, spec.stopped);
     job
 }

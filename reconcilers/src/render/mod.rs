@@ -106,6 +106,20 @@ pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
     group["Tasks"][0]["VolumeMounts"] = json!(mounts);
 }
 
+/// `spec.nomad`: JSON merge patches (RFC 7396, `json_patch::merge`) on the job, its one group
+/// and its one task, after everything nomarch renders (validation keeps them off what nomarch
+/// decides). Nothing changes without any.
+pub fn apply_overrides(job: &mut Value, overrides: &crds::workload::NomadOverrides) {
+    let patch = |target: &mut Value, with: &Map<String, Value>| {
+        if !with.is_empty() {
+            json_patch::merge(target, &Value::Object(with.clone()));
+        }
+    };
+    patch(job, &overrides.job);
+    patch(&mut job["TaskGroups"][0], &overrides.group);
+    patch(&mut job["TaskGroups"][0]["Tasks"][0], &overrides.task);
+}
+
 /// A stopped object's job is registered with `Stop: true`: Nomad keeps the job and stops its
 /// allocations (structs.go `Job.Stop`), and the register stays check-and-set, which a
 /// deregister is not. A running object's job carries no `Stop`, so its fingerprint is what it
@@ -326,6 +340,36 @@ mod tests {
         for name in [web("tenant-a", &long), web("tenant-a", &"z".repeat(63))] {
             assert!(crds::validate::dns_label_problem(&name).is_none(), "{name}");
         }
+    }
+
+    /// `spec.nomad` merges into the job, the group and the task: new keys added, maps merged
+    /// key by key (nomarch's meta and env stay beside the additions), `null` removes.
+    #[test]
+    fn overrides_merge_into_the_job_its_group_and_its_task() {
+        let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: tuned\nspec:\n  image: nginx:1\n  env:\n    - name: MODE\n      value: fast\n  nomad:\n    job:\n      Priority: 70\n      Meta:\n        team: web\n    group:\n      ShutdownDelay: 5000000000\n      ReschedulePolicy: null\n    task:\n      KillTimeout: 30000000000\n      Env:\n        EXTRA: \"1\"\n      Config:\n        work_dir: /srv\n";
+        let app = match crds::parse_str("tuned.yaml", text)
+            .unwrap()
+            .remove(0)
+            .resource
+        {
+            crds::Resource::App(app) => app,
+            _ => unreachable!(),
+        };
+        let job = app::render_app(&app);
+        assert_eq!(job["Priority"], 70);
+        assert_eq!(job["Meta"]["team"], "web");
+        assert_eq!(
+            job["Meta"]["nomarch.io/managed-by"], "nomarch",
+            "nomarch's meta stays"
+        );
+        let group = &job["TaskGroups"][0];
+        assert_eq!(group["ShutdownDelay"], 5_000_000_000u64);
+        assert!(group.get("ReschedulePolicy").is_none(), "null removes");
+        let task = &group["Tasks"][0];
+        assert_eq!(task["KillTimeout"], 30_000_000_000u64);
+        assert_eq!(task["Env"], json!({"MODE": "fast", "EXTRA": "1"}));
+        assert_eq!(task["Config"]["image"], "nginx:1");
+        assert_eq!(task["Config"]["work_dir"], "/srv");
     }
 
     /// Volumes become the group's requests and the task's mounts, as Nomad's API names them;
