@@ -141,3 +141,84 @@ fn a_pub_waits_for_its_lost_hub_unless_told_to_move_and_then_only_where_its_volu
     let status: Value = world.object("pub", "mover")["status"].clone();
     assert_eq!(status["hub"]["name"], other, "{status}");
 }
+
+/// `rebalance pubs`: a hub that joins gets work: `--dry-run` says which moves, changes nothing;
+/// then at most `--max-moves` happen, through the controller, and the annotation that asked for
+/// each is gone once the pub is there.
+#[test]
+fn rebalance_moves_spread_pubs_onto_a_new_hub_a_bounded_number_at_a_time() {
+    let world = World::start(&[
+        "--nodes",
+        "2",
+        "--node-class",
+        "hub",
+        "--node-memory",
+        "8192",
+    ]);
+    let pubs: Vec<String> = (0..6).map(|i| format!("room-{i}")).collect();
+    let manifests: Vec<String> = pubs
+        .iter()
+        .map(|p| format!(
+            "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: {p}\nspec:\n  tenant: {p}\n  image: ssb/room:1\n  resources:\n    cpu: 100\n    memory: 1024\n  hubSelector:\n    nodeClass: hub\n  placementPolicy: spread\n"
+        ))
+        .collect();
+    world.apply(&manifests.join("---\n"));
+    eventually("every pub Ready", || {
+        pubs.iter().all(|p| world.is_ready("pub", p))
+    });
+    let added = world
+        .http
+        .post(format!("{}/_sim/nodes", world.sim.nomad_url()))
+        .json(&json!({"name": "hub-new", "class": "hub", "memory": 8192}))
+        .send()
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    eventually("the controller sees the new hub", || {
+        world.nomad("/v1/nodes").as_array().unwrap().len() == 3
+    });
+    let on_new = |world: &World| {
+        pubs.iter()
+            .filter(|p| hub_of(world, p) == "hub-new")
+            .count()
+    };
+
+    let dry = world.nomarch(&["rebalance", "pubs", "--dry-run"], None);
+    let said = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert_eq!(said.matches("→ hub-new").count(), 2, "{said}");
+    assert!(said.contains("dry run"), "{said}");
+    assert_eq!(on_new(&world), 0, "a dry run moves nothing");
+
+    let one = world.nomarch_exit(
+        &["rebalance", "pubs", "--max-moves", "1", "--timeout", "60s"],
+        None,
+    );
+    assert_eq!(
+        one.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert_eq!(on_new(&world), 1);
+    let moved = pubs
+        .iter()
+        .find(|p| hub_of(&world, p) == "hub-new")
+        .unwrap();
+    eventually("it runs there", || {
+        running_on(&world, moved) == vec!["hub-new".to_string()]
+    });
+    let object = world.object("pub", moved);
+    assert!(
+        object["metadata"]["annotations"]["nomarch.io/move-to"].is_null(),
+        "the request is removed once done: {object}"
+    );
+    assert!(
+        world.events().contains("asked by nomarch rebalance"),
+        "{}",
+        world.events()
+    );
+
+    world.nomarch(&["rebalance", "pubs", "--timeout", "60s"], None);
+    assert_eq!(on_new(&world), 2, "6 pubs over 3 hubs");
+    let again = world.nomarch(&["rebalance", "pubs", "--dry-run"], None);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to move"));
+}

@@ -8,6 +8,7 @@
 //! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
 //! - [`operator`]: what people ask by hand of any object (suspend, reconcile now), as annotations.
+//! - [`rebalance`]: which pubs to move where to even out hub usage.
 //! - [`render`]: objects → Nomad job JSON (golden-tested).
 //! - [`rollout`]: Nomad's latest deployment → the typed rollout status and its events.
 //! - [`schedule`]: when a cron schedule fires next.
@@ -22,6 +23,7 @@ pub mod hubs;
 pub mod meta;
 pub mod operator;
 pub mod plan;
+pub mod rebalance;
 pub mod render;
 pub mod rollout;
 pub mod schedule;

@@ -15,9 +15,12 @@ pub const SUSPENDED: &str = "nomarch.io/suspended";
 /// A token (the time it was asked): reconcile now. Handled once the status's
 /// `lastHandledReconcileAt` carries the same token.
 pub const RECONCILE_REQUESTED: &str = "nomarch.io/reconcile-requested-at";
+/// A hub's name: `nomarch rebalance pubs` asks the controller to move the pub there (if the
+/// hub is ready, matches, has room and the pub's volumes); removed once it has moved.
+pub const MOVE_TO: &str = "nomarch.io/move-to";
 /// Annotations that belong to whoever operates nomarch, not to the manifest: a GitSource's
 /// sync keeps them as they are on the stored object.
-pub const OPERATOR_ANNOTATIONS: &[&str] = &[SUSPENDED, RECONCILE_REQUESTED];
+pub const OPERATOR_ANNOTATIONS: &[&str] = &[SUSPENDED, RECONCILE_REQUESTED, MOVE_TO];
 
 pub fn is_suspended(meta: &ObjectMeta) -> bool {
     meta.annotations.get(SUSPENDED).is_some_and(|v| v == "true")

@@ -9,6 +9,8 @@
 //! - `wait`: `apply --wait` and `rollout status --watch` (a verdict rule table over status, an
 //!   etcd watch); `rollout`: the `rollout` subcommands; `history`: its table; `restart`: its
 //!   batches.
+//! - `rebalance`: `rebalance pubs`, moves planned by `reconcilers::rebalance`, made through
+//!   the controller with the `move-to` annotation.
 //! - `logs`: task logs of an object's instances, merged and followed.
 //! - `operate`: `stop`/`start`, `suspend`/`resume` and `reconcile` (check-and-set writes of one
 //!   object, then the `wait` verdicts).
@@ -30,6 +32,7 @@ mod logs;
 mod operate;
 mod output;
 mod plan_text;
+mod rebalance;
 mod restart;
 mod rollout;
 mod select;
@@ -410,6 +413,13 @@ pub enum Command {
         #[command(flatten)]
         act: ActArgs,
     },
+    /// Even out hub usage: move pubs (policy spread) onto hubs that came back or joined
+    ///
+    /// Example: nomarch rebalance pubs --dry-run --max-moves 5
+    Rebalance {
+        #[command(subcommand)]
+        what: RebalanceWhat,
+    },
     /// Print the shell's completion hook: subcommands, flags and object names (from etcd)
     ///
     /// Example: source <(nomarch completion bash)
@@ -423,6 +433,32 @@ pub enum Command {
     },
     /// Run the controller: watch the store, Nomad and Consul, and converge
     Controller(Box<controller::ControllerArgs>),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RebalanceWhat {
+    /// Move pubs to even out their hubs, at most --max-moves, never onto a full hub, never a
+    /// pub with host volumes unless --include-stateful (it starts fresh; its data stays)
+    Pubs {
+        #[command(flatten)]
+        namespace: NamespaceArgs,
+        /// Only pubs whose labels match (the others still count for each hub's load)
+        #[arg(short = 'l', long = "selector", value_parser = select::Selector::parse)]
+        selector: Option<select::Selector>,
+        /// Print the moves, make none
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value_t = 10)]
+        max_moves: usize,
+        /// Also move pubs with host volumes
+        #[arg(long)]
+        include_stateful: bool,
+        /// How long to wait for the moves (exit 8 after)
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
+    },
 }
 
 /// What `stop`, `start` and `reconcile` share: where the object is, and how long to follow
@@ -596,6 +632,31 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 task,
             };
             logs::run(&cli.store, &object, &args, &nomad).await
+        }
+        Command::Rebalance {
+            what:
+                RebalanceWhat::Pubs {
+                    namespace,
+                    selector,
+                    dry_run,
+                    max_moves,
+                    include_stateful,
+                    timeout,
+                    nomad,
+                },
+        } => {
+            let args = rebalance::RebalanceArgs {
+                namespace,
+                selector,
+                dry_run,
+                limits: reconcilers::rebalance::Limits {
+                    max_moves,
+                    include_stateful,
+                },
+                timeout,
+            };
+            let store = cli.store.connect().await?;
+            rebalance::run(&store, &nomad, &args).await
         }
         Command::Stop { objects, act } => set_stopped(&cli.store, &objects, &act, true).await,
         Command::Start { objects, act } => set_stopped(&cli.store, &objects, &act, false).await,

@@ -114,6 +114,21 @@ async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Arc<Vec<Hub>>, ReconcileError
     Ok(Arc::new(hubs))
 }
 
+/// The hub `nomarch rebalance` asked for (its name in the `move-to` annotation), when it is
+/// known and not the one the pub is on.
+fn asked_hub<'h>(
+    pub_: &Pub,
+    hubs: &'h [Hub],
+    current: Option<&(String, String)>,
+) -> Option<&'h Hub> {
+    let name = pub_
+        .metadata
+        .annotations
+        .get(reconcilers::operator::MOVE_TO)?;
+    let target = hubs.iter().find(|h| &h.name == name)?;
+    (current.map(|(id, _)| id) != Some(&target.id)).then_some(target)
+}
+
 /// CPU and memory promised on each hub to the other pubs, from their statuses. Runs over
 /// every pub for each pub reconciled, so it allocates only per hub, not per pub.
 fn assigned_except(ctx: &Context, me: &ObjectRef) -> Assigned {
@@ -180,7 +195,55 @@ pub async fn reconcile(
     } else {
         verdict(&facts)
     };
+    // A move someone asked for (`nomarch rebalance pubs`), only while nothing else moves it.
+    let asked = match (&verdict, asked_hub(&pub_, &hubs, current.as_ref())) {
+        (HubVerdict::Stay, Some(target)) => {
+            let need = (
+                u64::from(pub_.spec.resources.cpu),
+                u64::from(pub_.spec.resources.memory),
+            );
+            let fits = choose(
+                &pub_.spec.hub_selector,
+                pub_.spec.placement_policy,
+                need,
+                &pub_.spec.volumes,
+                std::slice::from_ref(target),
+                &assigned_except(ctx, key),
+                None,
+            )
+            .is_some();
+            if !fits {
+                ctx.event(
+                    key,
+                    EventType::Warning,
+                    "MoveRefused",
+                    format!(
+                        "hub {} cannot take it now (not ready, not matching the selector, without room or without its volumes)",
+                        target.name
+                    ),
+                )
+                .await;
+            }
+            fits.then_some(target)
+        }
+        _ => None,
+    };
     let hub_id = match verdict {
+        HubVerdict::Stay if asked.is_some() => {
+            let target = asked.expect("checked");
+            place(
+                ctx,
+                state,
+                &pub_,
+                std::slice::from_ref(target),
+                &mut status,
+                Some((
+                    current.clone().expect("a pub that moves had a hub"),
+                    "asked by nomarch rebalance".to_string(),
+                )),
+            )
+            .await?
+        }
         HubVerdict::Stay => current.map(|(id, _)| id),
         HubVerdict::Wait(rest) => {
             requeue = Some(rest + Duration::from_millis(200));
