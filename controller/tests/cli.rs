@@ -166,6 +166,7 @@ async fn apply_reports_like_kubectl_and_reapplying_writes_nothing() {
             "pub/pub-alice created",
             "pub/pub-bob created",
             "pub/pub-carol created",
+            "pub/pub-dave created",
         ]
     );
 

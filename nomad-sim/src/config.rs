@@ -109,12 +109,24 @@ impl Default for SimConfig {
     }
 }
 
-/// `node-1`..`node-3` of class `worker` and `hub-1`, `hub-2` of class `hub`, all in `dc1`.
+/// `node-1`..`node-3` of class `worker` and `hub-1`, `hub-2` of class `hub` (offering the host
+/// volume `tenant-data`), all in `dc1`.
 pub fn default_nodes() -> Vec<NodeSpec> {
     let mut nodes: Vec<NodeSpec> = (1..=3)
         .map(|i| NodeSpec::new(&format!("node-{i}"), "worker"))
         .collect();
-    nodes.extend((1..=2).map(|i| NodeSpec::new(&format!("hub-{i}"), "hub")));
+    nodes.extend((1..=2).map(|i| {
+        let mut hub = NodeSpec::new(&format!("hub-{i}"), "hub");
+        // Where pubs keep their tenants' data (the examples' stateful pub mounts it).
+        hub.host_volumes.insert(
+            "tenant-data".into(),
+            HostVolume {
+                path: "/srv/tenants".into(),
+                read_only: false,
+            },
+        );
+        hub
+    }));
     nodes
 }
 
