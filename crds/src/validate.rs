@@ -583,11 +583,26 @@ fn validate_env(env: &[EnvVar], path: &str, p: &mut Problems) {
         p.check(names.insert(&var.name), &format!("{item}.name"), || {
             format!("`{}` is set twice", var.name)
         });
-        match (&var.value, &var.secret_ref) {
-            (Some(_), Some(_)) => p.add(&item, "set either `value` or `secretRef`, not both"),
-            (None, None) => p.add(&item, "needs `value` or `secretRef`"),
-            (None, Some(secret)) => validate_secret_ref(secret, &format!("{item}.secretRef"), p),
-            (Some(_), None) => {}
+        let sources = [
+            var.value.is_some(),
+            var.secret_ref.is_some(),
+            var.service_ref.is_some(),
+        ];
+        match sources.iter().filter(|set| **set).count() {
+            0 => p.add(&item, "needs `value`, `secretRef` or `serviceRef`"),
+            1 => {}
+            _ => p.add(
+                &item,
+                "set one of `value`, `secretRef` and `serviceRef`, not several",
+            ),
+        }
+        if let Some(secret) = &var.secret_ref {
+            validate_secret_ref(secret, &format!("{item}.secretRef"), p);
+        }
+        if let Some(service) = &var.service_ref {
+            if let Some(problem) = dns_label_problem(&service.name) {
+                p.add(format!("{item}.serviceRef.name"), problem);
+            }
         }
     }
 }

@@ -119,12 +119,39 @@ impl NomadOverrides {
 pub struct EnvVar {
     /// Variable name: letters, digits and `_`.
     pub name: String,
-    /// A literal value. Set exactly one of `value` and `secretRef`.
+    /// A literal value. Set exactly one of `value`, `secretRef` and `serviceRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// A secret read by the task at run time; its value never passes through nomarch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
+    /// The address (`host:port`) of another App's instances, resolved by the task through
+    /// Consul and kept current as they move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_ref: Option<ServiceRef>,
+}
+
+/// Another App in the same namespace, as its instances register in Consul.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceRef {
+    /// The App's name.
+    pub name: String,
+    /// Every passing instance, comma-separated (`host:port,host:port`); otherwise one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    /// When the instances change: `restart` the task with the new value (default), or `noop`
+    /// (the task keeps the value it started with until it restarts for another reason).
+    #[serde(default)]
+    pub change_mode: ServiceChangeMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceChangeMode {
+    #[default]
+    Restart,
+    Noop,
 }
 
 /// A key inside a named secret. For workloads the name is a Nomad variable path, read by the

@@ -137,6 +137,10 @@ pub struct Cluster {
     pub config: SimConfig,
     pub clock: Clock,
     pub last_gc: Option<chrono::DateTime<chrono::Utc>>,
+    /// The services table index at which service templates were last rendered.
+    pub services_rendered_at: u64,
+    /// Allocations whose env templates read Consul services (re-rendered when services change).
+    pub service_template_allocs: std::collections::BTreeSet<String>,
 }
 
 impl Cluster {
@@ -173,6 +177,8 @@ impl Cluster {
             config,
             clock,
             last_gc: None,
+            services_rendered_at: 0,
+            service_template_allocs: Default::default(),
         };
         let index = cluster.bump();
         cluster.namespaces.insert(

@@ -291,6 +291,7 @@ impl Cluster {
     pub fn tick(&mut self) {
         self.tick_nodes();
         self.tick_allocs();
+        self.tick_service_templates();
         self.tick_deployments();
         self.run_due_evals();
         self.tick_periodic();
@@ -734,11 +735,102 @@ impl Cluster {
             );
         }
         let (namespace, job_id) = (alloc.namespace.clone(), alloc.job_id.clone());
+        // Env templates that read Consul services render as the tasks start.
+        let rendered = self.render_service_envs(id);
+        if !rendered.is_empty() {
+            self.service_template_allocs.insert(id.to_string());
+        }
+        self.allocs.get_mut(id).expect("exists").service_env = rendered;
         self.tables.allocs = index;
         self.tables.services = index;
         self.tables.consul = index;
         self.emit_alloc(id, "AllocationUpdated", index);
         self.touch_job(&namespace, &job_id, before, index, "AllocationUpdated");
+    }
+
+    /// Each task's service-reading env templates, rendered from the passing instances now.
+    fn render_service_envs(&self, id: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        use super::templates::{render_service_env, service_envs};
+        let mut rendered = BTreeMap::new();
+        let alloc = &self.allocs[id];
+        let tasks = alloc
+            .group_spec()
+            .and_then(|g| g.get("Tasks"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for task in &tasks {
+            let envs = service_envs(task);
+            if envs.is_empty() {
+                continue;
+            }
+            let mut values = BTreeMap::new();
+            for env in &envs {
+                let instances: Vec<String> =
+                    super::consul::health_service(self, &env.service, true)
+                        .iter()
+                        .map(|entry| {
+                            format!(
+                                "{}:{}",
+                                entry["Service"]["Address"].as_str().unwrap_or_default(),
+                                entry["Service"]["Port"]
+                            )
+                        })
+                        .collect();
+                if let Some(value) = render_service_env(env, &instances) {
+                    values.insert(env.var.clone(), value);
+                }
+            }
+            let name = task.get("Name").and_then(Value::as_str).unwrap_or_default();
+            rendered.insert(name.to_string(), values);
+        }
+        rendered
+    }
+
+    /// Service templates render again when the services change; a task whose template says
+    /// `change_mode = "restart"` restarts when what it rendered changed (template.go
+    /// `handleTemplateRerenders`). Only allocations with such templates are looked at.
+    fn tick_service_templates(&mut self) {
+        if self.tables.services == self.services_rendered_at {
+            return;
+        }
+        self.services_rendered_at = self.tables.services;
+        let watched: Vec<String> = self.service_template_allocs.iter().cloned().collect();
+        for id in watched {
+            let live = self.allocs.get(&id).is_some_and(|a| {
+                a.desired_status == "run" && a.client_status == ClientStatus::Running
+            });
+            if !live {
+                if self.allocs.get(&id).is_none_or(|a| a.is_terminal()) {
+                    self.service_template_allocs.remove(&id);
+                }
+                continue;
+            }
+            let now = self.render_service_envs(&id);
+            let alloc = &self.allocs[&id];
+            let restart: Vec<String> = alloc
+                .group_spec()
+                .and_then(|g| g.get("Tasks"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|task| {
+                    let name = task.get("Name").and_then(Value::as_str)?;
+                    let restarts = super::templates::service_envs(task)
+                        .iter()
+                        .any(|e| e.restarts);
+                    (restarts && now.get(name) != alloc.service_env.get(name))
+                        .then(|| name.to_string())
+                })
+                .collect();
+            if !restart.is_empty() {
+                self.signal_restart(
+                    &id,
+                    restart,
+                    "Template with change_mode restart re-rendered",
+                );
+            }
+        }
     }
 
     /// The template hook before a first start ([`super::templates`]): says whether the tasks
@@ -1086,6 +1178,13 @@ impl Cluster {
                 None => Ok(()),
             };
         }
+        self.signal_restart(id, chosen, reason);
+        Ok(())
+    }
+
+    /// Restarts these tasks of a running allocation in place, saying why (task_runner.go
+    /// `Restart` with a `Restart Signaled` event).
+    fn signal_restart(&mut self, id: &str, chosen: Vec<String>, reason: &str) {
         let index = self.bump();
         let now = self.clock.now();
         let alloc = self.allocs.get_mut(id).expect("exists");
@@ -1115,7 +1214,6 @@ impl Cluster {
         self.tables.services = index;
         self.tables.consul = index;
         self.emit_alloc(id, "AllocationUpdated", index);
-        Ok(())
     }
 
     pub fn set_fault(&mut self, id: &str, fault: Fault) {

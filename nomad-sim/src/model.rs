@@ -262,6 +262,9 @@ pub struct Alloc {
     pub restarting: bool,
     /// Since when its templates have kept the tasks from starting ([`super::templates`]).
     pub template_blocked_since: Option<DateTime<Utc>>,
+    /// What each task's env templates rendered from Consul services when it last started, by
+    /// task and variable ([`super::templates::service_envs`]).
+    pub service_env: BTreeMap<String, BTreeMap<String, String>>,
     /// The evaluation that will replace this failed allocation once its reschedule delay
     /// has passed (`FollowupEvalID`).
     pub followup_eval_id: String,

@@ -708,6 +708,7 @@ impl Cluster {
             restarts: None,
             restarting: false,
             template_blocked_since: None,
+            service_env: Default::default(),
             followup_eval_id: String::new(),
             metrics: Value::Null,
         };

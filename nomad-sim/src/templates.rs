@@ -12,6 +12,15 @@
 //!
 //! The simulator has no ACL policies for jobs, so with ACLs on only the implicit paths are
 //! readable.
+//!
+//! Env templates (`Envvars: true`) may also read Consul's `service "name"` (consul-template's
+//! `health.service` dependency: the passing instances), in the two shapes nomarch renders for a
+//! service reference: one instance (`{{ with service "s" }}{{ with index . 0 }}VAR={{ .Address
+//! }}:{{ .Port }}{{ end }}{{ end }}`) or all of them, comma-separated (`VAR={{ range $i, $s :=
+//! service "s" }}...`). They render when the task starts and again when the instances change;
+//! `change_mode = "restart"` then restarts the task (template.go `handleTemplateRerenders`,
+//! "Template with change_mode restart re-rendered"), `noop` leaves the environment as it was
+//! until the next start. Other template syntax is not interpreted.
 
 use serde_json::Value;
 
@@ -233,5 +242,121 @@ mod tests {
             }
         );
         assert_eq!(retry_budget_nanos(), 303_750_000_000, "about five minutes");
+    }
+}
+
+/// One env variable a template fills from a Consul service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEnv {
+    pub var: String,
+    pub service: String,
+    /// Every passing instance, comma-separated; otherwise the first.
+    pub all: bool,
+    /// The template's `ChangeMode` is `restart`.
+    pub restarts: bool,
+}
+
+/// The text of a template line outside its `{{ ... }}` actions.
+fn literal_text(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        match rest[open..].find("}}") {
+            Some(close) => rest = &rest[open + close + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The service-reading lines of a task's env templates.
+pub fn service_envs(task: &Value) -> Vec<ServiceEnv> {
+    let mut found = Vec::new();
+    let templates = task.get("Templates").and_then(Value::as_array);
+    for template in templates.into_iter().flatten() {
+        if template.get("Envvars").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let restarts = template.get("ChangeMode").and_then(Value::as_str) != Some("noop");
+        let text = template
+            .get("EmbeddedTmpl")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        for line in text.lines() {
+            let Some(at) = line.find("service \"") else {
+                continue;
+            };
+            let quoted = &line[at + "service \"".len()..];
+            let Some(end) = quoted.find('"') else {
+                continue;
+            };
+            let literal = literal_text(line);
+            let Some((var, _)) = literal.split_once('=') else {
+                continue;
+            };
+            found.push(ServiceEnv {
+                var: var.trim().to_string(),
+                service: quoted[..end].to_string(),
+                all: line.contains("range"),
+                restarts,
+            });
+        }
+    }
+    found
+}
+
+/// The variable's value from the service's passing instances (`address:port`, in Consul's
+/// order); `None` when the one-instance shape finds none (the variable is left out).
+pub fn render_service_env(env: &ServiceEnv, instances: &[String]) -> Option<String> {
+    if env.all {
+        Some(instances.join(","))
+    } else {
+        instances.first().cloned()
+    }
+}
+
+#[cfg(test)]
+mod service_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nomarchs_two_shapes_are_read_and_rendered() {
+        let task = json!({"Templates": [
+            {"Envvars": true, "ChangeMode": "restart", "EmbeddedTmpl": "{{ with service \"metrics\" }}{{ with index . 0 }}STATS_HOST={{ .Address }}:{{ .Port }}{{ end }}{{ end }}\n"},
+            {"Envvars": true, "ChangeMode": "noop", "EmbeddedTmpl": "PEERS={{ range $i, $s := service \"db\" }}{{ if $i }},{{ end }}{{ $s.Address }}:{{ $s.Port }}{{ end }}\n"},
+            {"Envvars": false, "EmbeddedTmpl": "{{ with service \"x\" }}{{ end }}"},
+        ]});
+        let envs = service_envs(&task);
+        assert_eq!(
+            envs,
+            [
+                ServiceEnv {
+                    var: "STATS_HOST".into(),
+                    service: "metrics".into(),
+                    all: false,
+                    restarts: true
+                },
+                ServiceEnv {
+                    var: "PEERS".into(),
+                    service: "db".into(),
+                    all: true,
+                    restarts: false
+                },
+            ]
+        );
+        let two = ["10.0.0.1:2000".to_string(), "10.0.0.2:2001".to_string()];
+        assert_eq!(
+            render_service_env(&envs[0], &two).as_deref(),
+            Some("10.0.0.1:2000")
+        );
+        assert_eq!(
+            render_service_env(&envs[1], &two).as_deref(),
+            Some("10.0.0.1:2000,10.0.0.2:2001")
+        );
+        assert_eq!(render_service_env(&envs[0], &[]), None);
+        assert_eq!(render_service_env(&envs[1], &[]).as_deref(), Some(""));
     }
 }

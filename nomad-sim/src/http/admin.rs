@@ -17,6 +17,37 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method.clone(), segments.as_slice()) {
         (Method::GET, ["state"]) => Ok(Reply::ok(sim.read(state))),
+        // What each task's environment holds: its `Env`, and what its env templates rendered
+        // from Consul services when it last started.
+        (Method::GET, ["allocations", id, "env"]) => sim.read(|c| {
+            let alloc = c
+                .allocs
+                .get(*id)
+                .ok_or_else(|| ApiError::not_found("allocation not found"))?;
+            let mut tasks = serde_json::Map::new();
+            let specs = alloc
+                .group_spec()
+                .and_then(|g| g.get("Tasks"))
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for task in &specs {
+                let name = task
+                    .get("Name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                let mut env = task
+                    .get("Env")
+                    .and_then(serde_json::Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                for (var, value) in alloc.service_env.get(name).into_iter().flatten() {
+                    env.insert(var.clone(), json!(value));
+                }
+                tasks.insert(name.to_string(), serde_json::Value::Object(env));
+            }
+            Ok(Reply::ok(serde_json::Value::Object(tasks)))
+        }),
         (Method::POST, ["nodes"]) => {
             let spec: NodeSpec = serde_json::from_slice(&req.body)
                 .map_err(|e| ApiError::bad_request(format!("bad node: {e}")))?;

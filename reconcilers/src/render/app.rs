@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::{
     apply_overrides, hold_traffic_from_canaries, mount_volumes, network, placement,
-    service_reschedule_policy, service_restart_policy, services, stop_if_stopped, task,
-    update_block,
+    service_env_templates, service_reschedule_policy, service_restart_policy, services,
+    stop_if_stopped, task, update_block,
 };
 use crate::meta::{job_id, job_meta};
 
@@ -50,6 +50,7 @@ pub fn render_app(app: &App) -> Value {
         job["NodePool"] = json!(pool);
     }
     mount_volumes(&mut job, &spec.volumes);
+    service_env_templates(&mut job, &object, &spec.env);
     apply_overrides(&mut job, &spec.nomad);
     stop_if_stopped(&mut job, spec.stopped);
     job

@@ -5,7 +5,7 @@ use crds::kinds::ConcurrencyPolicy;
 use crds::{CronJob, Resource};
 use serde_json::{json, Value};
 
-use super::{apply_overrides, mount_volumes, nanos, placement, task};
+use super::{apply_overrides, mount_volumes, nanos, placement, service_env_templates, task};
 use crate::meta::{job_id, job_meta};
 
 pub const GROUP: &str = "run";
@@ -43,6 +43,7 @@ pub fn render_cronjob(cron: &CronJob) -> Value {
         job["NodePool"] = json!(pool);
     }
     mount_volumes(&mut job, &spec.volumes);
+    service_env_templates(&mut job, &object, &spec.task.env);
     apply_overrides(&mut job, &spec.nomad);
     job
 }

@@ -106,6 +106,53 @@ pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
     group["Tasks"][0]["VolumeMounts"] = json!(mounts);
 }
 
+/// Service references as env templates, one per variable so each keeps its own change mode:
+/// consul-template's `service` (the passing instances of the referenced App's Consul service in
+/// the same namespace), as `host:port` of the first or, with `all`, of every one,
+/// comma-separated. Appended to the task's templates; nothing changes without any.
+pub fn service_env_templates(job: &mut Value, object: &ObjectRef, env: &[EnvVar]) {
+    let templates: Vec<Value> = env
+        .iter()
+        .filter_map(|var| {
+            let reference = var.service_ref.as_ref()?;
+            let service = service_name(&ObjectRef::new(
+                crds::Kind::App,
+                &object.namespace,
+                &reference.name,
+            ));
+            let text = if reference.all {
+                format!(
+                    "{}={{{{ range $i, $s := service \"{service}\" }}}}{{{{ if $i }}}},{{{{ end }}}}{{{{ $s.Address }}}}:{{{{ $s.Port }}}}{{{{ end }}}}\n",
+                    var.name
+                )
+            } else {
+                format!(
+                    "{{{{ with service \"{service}\" }}}}{{{{ with index . 0 }}}}{}={{{{ .Address }}}}:{{{{ .Port }}}}{{{{ end }}}}{{{{ end }}}}\n",
+                    var.name
+                )
+            };
+            let change_mode = match reference.change_mode {
+                crds::workload::ServiceChangeMode::Restart => "restart",
+                crds::workload::ServiceChangeMode::Noop => "noop",
+            };
+            Some(json!({
+                "DestPath": format!("local/service-{}.env", var.name),
+                "EmbeddedTmpl": text,
+                "Envvars": true,
+                "ChangeMode": change_mode,
+            }))
+        })
+        .collect();
+    if templates.is_empty() {
+        return;
+    }
+    let task = &mut job["TaskGroups"][0]["Tasks"][0];
+    match task["Templates"].as_array_mut() {
+        Some(existing) => existing.extend(templates),
+        None => task["Templates"] = Value::Array(templates),
+    }
+}
+
 /// `spec.nomad`: JSON merge patches (RFC 7396, `json_patch::merge`) on the job, its one group
 /// and its one task, after everything nomarch renders (validation keeps them off what nomarch
 /// decides). Nothing changes without any.

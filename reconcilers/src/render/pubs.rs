@@ -5,8 +5,8 @@ use crds::{Pub, Resource};
 use serde_json::{json, Value};
 
 use super::{
-    apply_overrides, mount_volumes, network, service_reschedule_policy, service_restart_policy,
-    services, stop_if_stopped, task,
+    apply_overrides, mount_volumes, network, service_env_templates, service_reschedule_policy,
+    service_restart_policy, services, stop_if_stopped, task,
 };
 use crate::meta::{job_id, job_meta};
 
@@ -50,6 +50,7 @@ pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Value {
         job["NodePool"] = json!(hub_pool);
     }
     mount_volumes(&mut job, &spec.volumes);
+    service_env_templates(&mut job, &object, &spec.env);
     apply_overrides(&mut job, &spec.nomad);
     stop_if_stopped(&mut job, spec.stopped);
     job
