@@ -222,3 +222,48 @@ fn rebalance_moves_spread_pubs_onto_a_new_hub_a_bounded_number_at_a_time() {
     let again = world.nomarch(&["rebalance", "pubs", "--dry-run"], None);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to move"));
 }
+
+/// `rebalance: true`: a hub that joins and stays up for the cool-down gets pubs by itself.
+#[test]
+fn pubs_that_rebalance_by_themselves_move_onto_a_hub_that_joined_after_the_cool_down() {
+    let mut world = World::start(&[
+        "--nodes",
+        "2",
+        "--node-class",
+        "hub",
+        "--node-memory",
+        "8192",
+    ]);
+    world.restart_controller_with(&["--rebalance-cooldown", "1s"]);
+    let pubs: Vec<String> = (0..6).map(|i| format!("self-{i}")).collect();
+    let manifests: Vec<String> = pubs
+        .iter()
+        .map(|p| format!(
+            "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: {p}\nspec:\n  tenant: {p}\n  image: ssb/room:1\n  resources:\n    cpu: 100\n    memory: 1024\n  hubSelector:\n    nodeClass: hub\n  placementPolicy: spread\n  rebalance: true\n"
+        ))
+        .collect();
+    world.apply(&manifests.join("---\n"));
+    eventually("every pub Ready", || {
+        pubs.iter().all(|p| world.is_ready("pub", p))
+    });
+    let added = world
+        .http
+        .post(format!("{}/_sim/nodes", world.sim.nomad_url()))
+        .json(&json!({"name": "hub-new", "class": "hub", "memory": 8192}))
+        .send()
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    eventually("two pubs moved onto the new hub by themselves", || {
+        pubs.iter()
+            .filter(|p| hub_of(&world, p) == "hub-new")
+            .count()
+            == 2
+    });
+    assert!(
+        world
+            .events()
+            .contains("rebalanced onto a hub that came back or joined"),
+        "{}",
+        world.events()
+    );
+}

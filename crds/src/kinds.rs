@@ -105,6 +105,11 @@ pub struct PubSpec {
     /// When the pub moves off a hub that is down.
     #[serde(default)]
     pub reallocation: Reallocation,
+    /// Move this pub (policy `spread`, no host volumes) by itself when a hub comes back or
+    /// joins and has stayed up for the controller's `--rebalance-cooldown`, as `nomarch
+    /// rebalance pubs` would (a few moves per arrival).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebalance: bool,
     /// Host volumes to mount (a tenant's data on its hub's disk); only hubs that offer them
     /// are chosen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -130,6 +130,56 @@ pub fn plan(hubs: &[Hub], placed: &[PlacedPub], limits: Limits) -> Vec<Move> {
     moves
 }
 
+/// Hubs that came back or joined, for pubs that rebalance by themselves (`rebalance: true`):
+/// a hub counts once it has been ready and schedulable for the cool-down (a flapping hub never
+/// does), and each arrival starts one rebalance.
+#[derive(Debug, Default)]
+pub struct HubArrivals {
+    usable_since: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+    settled: BTreeSet<String>,
+}
+
+impl HubArrivals {
+    /// Records which hubs are usable at `now`; returns the hubs whose arrival is due now (each
+    /// once) and, while others are still cooling down, how long until the next one is.
+    pub fn observe(
+        &mut self,
+        hubs: &[Hub],
+        now: chrono::DateTime<chrono::Utc>,
+        cooldown: std::time::Duration,
+    ) -> (Vec<String>, Option<std::time::Duration>) {
+        let cooldown = chrono::Duration::from_std(cooldown).unwrap_or_default();
+        for hub in hubs {
+            if hub.ready && hub.schedulable {
+                self.usable_since.entry(hub.id.clone()).or_insert(now);
+            } else {
+                // Gone away: its next return is a new arrival.
+                self.usable_since.remove(&hub.id);
+                self.settled.remove(&hub.id);
+            }
+        }
+        let known: BTreeSet<&str> = hubs.iter().map(|h| h.id.as_str()).collect();
+        self.usable_since
+            .retain(|id, _| known.contains(id.as_str()));
+        let mut due = Vec::new();
+        let mut next: Option<std::time::Duration> = None;
+        for (id, since) in &self.usable_since {
+            if self.settled.contains(id) {
+                continue;
+            }
+            let ready_at = *since + cooldown;
+            if ready_at <= now {
+                due.push(id.clone());
+            } else {
+                let wait = (ready_at - now).to_std().unwrap_or_default();
+                next = Some(next.map_or(wait, |n| n.min(wait)));
+            }
+        }
+        self.settled.extend(due.iter().cloned());
+        (due, next)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +307,44 @@ mod tests {
         with_volume.volumes = [("tenant-data".to_string(), false)].into();
         let hubs = [hub("a", 8192), with_volume];
         assert_eq!(plan(&hubs, &pubs, stateful).len(), 1);
+    }
+
+    /// A hub counts after the cool-down, once; one that flaps starts over.
+    #[test]
+    fn arrivals_are_due_after_the_cool_down_once() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let cooldown = std::time::Duration::from_secs(60);
+        let mut arrivals = HubArrivals::default();
+        let mut hubs = vec![hub("a", 8192)];
+        assert_eq!(
+            arrivals.observe(&hubs, at(0), cooldown),
+            (vec![], Some(cooldown))
+        );
+        assert_eq!(
+            arrivals.observe(&hubs, at(30), cooldown),
+            (vec![], Some(std::time::Duration::from_secs(30)))
+        );
+        assert_eq!(
+            arrivals.observe(&hubs, at(60), cooldown),
+            (vec!["id-a".into()], None)
+        );
+        assert_eq!(
+            arrivals.observe(&hubs, at(90), cooldown),
+            (vec![], None),
+            "once"
+        );
+        hubs[0].ready = false;
+        arrivals.observe(&hubs, at(100), cooldown);
+        hubs[0].ready = true;
+        assert_eq!(
+            arrivals.observe(&hubs, at(110), cooldown).0,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            arrivals.observe(&hubs, at(170), cooldown).0,
+            vec!["id-a".to_string()],
+            "back: a new arrival"
+        );
     }
 
     proptest! {

@@ -38,6 +38,10 @@ pub struct ControllerArgs {
     /// Mark a node ineligible when it keeps needing heals (NodeSuspect)
     #[arg(long)]
     pub cordon_suspect_nodes: bool,
+    /// How long a hub that came back or joined must stay up before pubs with `rebalance: true`
+    /// move onto it
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub rebalance_cooldown: std::time::Duration,
     /// Folder for the git sources' bare mirrors [default: $XDG_CACHE_HOME/nomarch/git, else
     /// ~/.cache/nomarch/git]
     #[arg(long, env = "NOMARCH_GIT_CACHE")]
@@ -123,6 +127,7 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     let kinds: Arc<dyn Kinds> = Arc::new(AllKinds::new(
         args.cordon_suspect_nodes,
         args.git_cache.clone().unwrap_or_else(default_git_cache),
+        args.rebalance_cooldown,
     ));
     let mut context = Context::new(store, nomad, consul, metrics, identity.clone());
     context.leadership = leadership.clone();

@@ -74,9 +74,13 @@ pub struct AllKinds {
 }
 
 impl AllKinds {
-    pub fn new(cordon_suspect_nodes: bool, git_cache: std::path::PathBuf) -> AllKinds {
+    pub fn new(
+        cordon_suspect_nodes: bool,
+        git_cache: std::path::PathBuf,
+        rebalance_cooldown: std::time::Duration,
+    ) -> AllKinds {
         AllKinds {
-            pubs: pubs::PubState::default(),
+            pubs: pubs::PubState::new(rebalance_cooldown),
             heal: heal::HealState::new(cordon_suspect_nodes),
             git: std::sync::Arc::new(gitsource::GitState::new(git_cache)),
         }

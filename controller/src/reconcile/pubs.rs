@@ -2,6 +2,7 @@
 //! pinned to it (so a crash in between never yields two hubs or none), and move the pub when its
 //! hub is down past the grace, drained or gone. A hub that comes back keeps nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crds::kinds::Pub;
 use crds::status::{HubRecord, PubPhase, Reallocation};
 use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
+use reconcilers::rebalance::{plan, HubArrivals, Limits, PlacedPub};
 use reconcilers::render::pubs::render_pub;
 use reconcilers::status::set_condition;
 use reconcilers::status::{mark_stopped, record_rejection, record_rollback, Written};
@@ -46,13 +48,25 @@ pub struct PubState {
     placement: tokio::sync::Mutex<()>,
     /// When the next move may start: moves off a dead hub go at a bounded rate.
     next_repin: tokio::sync::Mutex<tokio::time::Instant>,
+    /// Hubs that came back or joined, for pubs that rebalance by themselves.
+    arrivals: std::sync::Mutex<HubArrivals>,
+    /// How long a hub must stay usable before it counts as arrived (`--rebalance-cooldown`).
+    rebalance_cooldown: Duration,
+    /// Moves a rebalance decided, by pub: the hub's ID; done when the pub is there.
+    requested_moves: std::sync::Mutex<HashMap<ObjectRef, String>>,
 }
 
-impl Default for PubState {
-    fn default() -> PubState {
+/// At most this many pubs move in one automatic rebalance.
+const AUTO_REBALANCE_MOVES: usize = 5;
+
+impl PubState {
+    pub fn new(rebalance_cooldown: Duration) -> PubState {
         PubState {
             placement: tokio::sync::Mutex::new(()),
             next_repin: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            arrivals: Default::default(),
+            rebalance_cooldown,
+            requested_moves: Default::default(),
         }
     }
 }
@@ -114,19 +128,78 @@ async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Arc<Vec<Hub>>, ReconcileError
     Ok(Arc::new(hubs))
 }
 
-/// The hub `nomarch rebalance` asked for (its name in the `move-to` annotation), when it is
-/// known and not the one the pub is on.
+/// The hub a move was asked for, when it is known and not the one the pub is on: by
+/// `nomarch rebalance` (its name in the `move-to` annotation), or by an automatic rebalance.
 fn asked_hub<'h>(
+    state: &PubState,
     pub_: &Pub,
     hubs: &'h [Hub],
     current: Option<&(String, String)>,
-) -> Option<&'h Hub> {
-    let name = pub_
+) -> Option<(&'h Hub, &'static str)> {
+    let key = pub_.object_ref();
+    let mut requested = lock(&state.requested_moves);
+    let by_annotation = pub_
         .metadata
         .annotations
-        .get(reconcilers::operator::MOVE_TO)?;
-    let target = hubs.iter().find(|h| &h.name == name)?;
-    (current.map(|(id, _)| id) != Some(&target.id)).then_some(target)
+        .get(reconcilers::operator::MOVE_TO)
+        .and_then(|name| hubs.iter().find(|h| &h.name == name));
+    let by_rebalance = requested
+        .get(&key)
+        .and_then(|id| hubs.iter().find(|h| &h.id == id));
+    let (target, why) = match (by_annotation, by_rebalance) {
+        (Some(hub), _) => (hub, "asked by nomarch rebalance"),
+        (None, Some(hub)) => (hub, "rebalanced onto a hub that came back or joined"),
+        (None, None) => return None,
+    };
+    let there = current.map(|(id, _)| id) == Some(&target.id);
+    if there {
+        requested.remove(&key);
+    }
+    (!there).then_some((target, why))
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `rebalance: true` pubs: when a hub has arrived (usable for the cool-down), plan a bounded
+/// rebalance over every pub (only those asking for it move) and ask for its moves. Returns how
+/// long until a hub still cooling down arrives, to look again then.
+fn auto_rebalance(ctx: &Context, state: &PubState, hubs: &[Hub]) -> Option<Duration> {
+    let (due, next) = lock(&state.arrivals).observe(hubs, Utc::now(), state.rebalance_cooldown);
+    if due.is_empty() {
+        return next;
+    }
+    let mut placed = Vec::new();
+    ctx.cache.for_each_of_kind(Kind::Pub, |resource, status| {
+        let (Resource::Pub(p), Some(hub)) = (resource, status.and_then(|s| s.hub.hub.as_ref()))
+        else {
+            return;
+        };
+        placed.push(PlacedPub {
+            object: p.object_ref(),
+            hub_id: hub.id.clone(),
+            need: (
+                u64::from(p.spec.resources.cpu),
+                u64::from(p.spec.resources.memory),
+            ),
+            selector: p.spec.hub_selector.clone(),
+            policy: p.spec.placement_policy,
+            volumes: p.spec.volumes.clone(),
+            pinned: !p.spec.rebalance || p.spec.stopped,
+        });
+    });
+    let limits = Limits {
+        max_moves: AUTO_REBALANCE_MOVES,
+        include_stateful: false,
+    };
+    let moves = plan(hubs, &placed, limits);
+    let mut requested = lock(&state.requested_moves);
+    for m in moves {
+        requested.insert(m.object.clone(), m.to);
+        ctx.queue.add(m.object);
+    }
+    next
 }
 
 /// CPU and memory promised on each hub to the other pubs, from their statuses. Runs over
@@ -196,8 +269,13 @@ pub async fn reconcile(
         verdict(&facts)
     };
     // A move someone asked for (`nomarch rebalance pubs`), only while nothing else moves it.
-    let asked = match (&verdict, asked_hub(&pub_, &hubs, current.as_ref())) {
-        (HubVerdict::Stay, Some(target)) => {
+    if pub_.spec.rebalance {
+        if let Some(wait) = auto_rebalance(ctx, state, &hubs) {
+            requeue = Some(wait + Duration::from_millis(200));
+        }
+    }
+    let asked = match (&verdict, asked_hub(state, &pub_, &hubs, current.as_ref())) {
+        (HubVerdict::Stay, Some((target, why))) => {
             let need = (
                 u64::from(pub_.spec.resources.cpu),
                 u64::from(pub_.spec.resources.memory),
@@ -224,13 +302,13 @@ pub async fn reconcile(
                 )
                 .await;
             }
-            fits.then_some(target)
+            fits.then_some((target, why))
         }
         _ => None,
     };
     let hub_id = match verdict {
         HubVerdict::Stay if asked.is_some() => {
-            let target = asked.expect("checked");
+            let (target, why) = asked.expect("checked");
             place(
                 ctx,
                 state,
@@ -239,7 +317,7 @@ pub async fn reconcile(
                 &mut status,
                 Some((
                     current.clone().expect("a pub that moves had a hub"),
-                    "asked by nomarch rebalance".to_string(),
+                    why.to_string(),
                 )),
             )
             .await?
