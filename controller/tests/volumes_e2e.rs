@@ -142,24 +142,13 @@ fn a_pub_waits_for_its_lost_hub_unless_told_to_move_and_then_only_where_its_volu
     assert_eq!(status["hub"]["name"], other, "{status}");
 }
 
-/// `rebalance pubs`: a hub that joins gets work: `--dry-run` says which moves, changes nothing;
-/// then at most `--max-moves` happen, through the controller, and the annotation that asked for
-/// each is gone once the pub is there.
-#[test]
-fn rebalance_moves_spread_pubs_onto_a_new_hub_a_bounded_number_at_a_time() {
-    let world = World::start(&[
-        "--nodes",
-        "2",
-        "--node-class",
-        "hub",
-        "--node-memory",
-        "8192",
-    ]);
-    let pubs: Vec<String> = (0..6).map(|i| format!("room-{i}")).collect();
+/// Six spread pubs on the world's two hubs, all Ready, then a third hub (`hub-new`) joins.
+fn spread_pubs_then_a_new_hub(world: &World, prefix: &str, extra: &str) -> Vec<String> {
+    let pubs: Vec<String> = (0..6).map(|i| format!("{prefix}-{i}")).collect();
     let manifests: Vec<String> = pubs
         .iter()
         .map(|p| format!(
-            "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: {p}\nspec:\n  tenant: {p}\n  image: ssb/room:1\n  resources:\n    cpu: 100\n    memory: 1024\n  hubSelector:\n    nodeClass: hub\n  placementPolicy: spread\n"
+            "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: {p}\nspec:\n  tenant: {p}\n  image: ssb/room:1\n  resources:\n    cpu: 100\n    memory: 1024\n  hubSelector:\n    nodeClass: hub\n  placementPolicy: spread\n{extra}"
         ))
         .collect();
     world.apply(&manifests.join("---\n"));
@@ -173,6 +162,23 @@ fn rebalance_moves_spread_pubs_onto_a_new_hub_a_bounded_number_at_a_time() {
         .send()
         .unwrap();
     assert_eq!(added.status(), 200);
+    pubs
+}
+
+/// `rebalance pubs`: a hub that joins gets work: `--dry-run` says which moves, changes nothing;
+/// then at most `--max-moves` happen, through the controller, and the annotation that asked for
+/// each is gone once the pub is there.
+#[test]
+fn rebalance_moves_spread_pubs_onto_a_new_hub_a_bounded_number_at_a_time() {
+    let world = World::start(&[
+        "--nodes",
+        "2",
+        "--node-class",
+        "hub",
+        "--node-memory",
+        "8192",
+    ]);
+    let pubs = spread_pubs_then_a_new_hub(&world, "room", "");
     eventually("the controller sees the new hub", || {
         world.nomad("/v1/nodes").as_array().unwrap().len() == 3
     });
@@ -235,24 +241,7 @@ fn pubs_that_rebalance_by_themselves_move_onto_a_hub_that_joined_after_the_cool_
         "8192",
     ]);
     world.restart_controller_with(&["--rebalance-cooldown", "1s"]);
-    let pubs: Vec<String> = (0..6).map(|i| format!("self-{i}")).collect();
-    let manifests: Vec<String> = pubs
-        .iter()
-        .map(|p| format!(
-            "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: {p}\nspec:\n  tenant: {p}\n  image: ssb/room:1\n  resources:\n    cpu: 100\n    memory: 1024\n  hubSelector:\n    nodeClass: hub\n  placementPolicy: spread\n  rebalance: true\n"
-        ))
-        .collect();
-    world.apply(&manifests.join("---\n"));
-    eventually("every pub Ready", || {
-        pubs.iter().all(|p| world.is_ready("pub", p))
-    });
-    let added = world
-        .http
-        .post(format!("{}/_sim/nodes", world.sim.nomad_url()))
-        .json(&json!({"name": "hub-new", "class": "hub", "memory": 8192}))
-        .send()
-        .unwrap();
-    assert_eq!(added.status(), 200);
+    let pubs = spread_pubs_then_a_new_hub(&world, "self", "  rebalance: true\n");
     eventually("two pubs moved onto the new hub by themselves", || {
         pubs.iter()
             .filter(|p| hub_of(&world, p) == "hub-new")

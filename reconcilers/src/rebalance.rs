@@ -31,6 +31,25 @@ pub struct PlacedPub {
     pub pinned: bool,
 }
 
+impl PlacedPub {
+    /// A pub on the hub its status names.
+    pub fn of(pub_: &crds::Pub, hub_id: &str, pinned: bool) -> PlacedPub {
+        let spec = &pub_.spec;
+        PlacedPub {
+            object: pub_.object_ref(),
+            hub_id: hub_id.to_string(),
+            need: (
+                u64::from(spec.resources.cpu),
+                u64::from(spec.resources.memory),
+            ),
+            selector: spec.hub_selector.clone(),
+            policy: spec.placement_policy,
+            volumes: spec.volumes.clone(),
+            pinned: pinned || spec.stopped,
+        }
+    }
+}
+
 /// How far a rebalance may go.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

@@ -69,18 +69,7 @@ pub async fn run(
                     .selector
                     .as_ref()
                     .is_none_or(|s| s.matches(&p.metadata.labels));
-            Some(PlacedPub {
-                object: p.object_ref(),
-                hub_id: hub.id.clone(),
-                need: (
-                    u64::from(p.spec.resources.cpu),
-                    u64::from(p.spec.resources.memory),
-                ),
-                selector: p.spec.hub_selector.clone(),
-                policy: p.spec.placement_policy,
-                volumes: p.spec.volumes.clone(),
-                pinned: !chosen || p.spec.stopped,
-            })
+            Some(PlacedPub::of(p, &hub.id, !chosen))
         })
         .collect();
     let moves = plan(&hubs, &placed, args.limits);

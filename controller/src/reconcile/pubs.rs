@@ -176,18 +176,7 @@ fn auto_rebalance(ctx: &Context, state: &PubState, hubs: &[Hub]) -> Option<Durat
         else {
             return;
         };
-        placed.push(PlacedPub {
-            object: p.object_ref(),
-            hub_id: hub.id.clone(),
-            need: (
-                u64::from(p.spec.resources.cpu),
-                u64::from(p.spec.resources.memory),
-            ),
-            selector: p.spec.hub_selector.clone(),
-            policy: p.spec.placement_policy,
-            volumes: p.spec.volumes.clone(),
-            pinned: !p.spec.rebalance || p.spec.stopped,
-        });
+        placed.push(PlacedPub::of(p, &hub.id, !p.spec.rebalance));
     });
     let limits = Limits {
         max_moves: AUTO_REBALANCE_MOVES,

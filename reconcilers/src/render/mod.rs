@@ -389,19 +389,20 @@ mod tests {
         }
     }
 
+    /// The one App a manifest text holds.
+    fn app_from(file: &str, text: &str) -> crds::App {
+        match crds::parse_str(file, text).unwrap().remove(0).resource {
+            crds::Resource::App(app) => app,
+            _ => unreachable!("an App manifest"),
+        }
+    }
+
     /// `spec.nomad` merges into the job, the group and the task: new keys added, maps merged
     /// key by key (nomarch's meta and env stay beside the additions), `null` removes.
     #[test]
     fn overrides_merge_into_the_job_its_group_and_its_task() {
         let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: tuned\nspec:\n  image: nginx:1\n  env:\n    - name: MODE\n      value: fast\n  nomad:\n    job:\n      Priority: 70\n      Meta:\n        team: web\n    group:\n      ShutdownDelay: 5000000000\n      ReschedulePolicy: null\n    task:\n      KillTimeout: 30000000000\n      Env:\n        EXTRA: \"1\"\n      Config:\n        work_dir: /srv\n";
-        let app = match crds::parse_str("tuned.yaml", text)
-            .unwrap()
-            .remove(0)
-            .resource
-        {
-            crds::Resource::App(app) => app,
-            _ => unreachable!(),
-        };
+        let app = app_from("tuned.yaml", text);
         let job = app::render_app(&app);
         assert_eq!(job["Priority"], 70);
         assert_eq!(job["Meta"]["team"], "web");
@@ -424,14 +425,7 @@ mod tests {
     #[test]
     fn host_volumes_render_as_group_requests_and_task_mounts() {
         let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: store\nspec:\n  image: minio/minio\n  volumes:\n    - name: data\n      source: tenant-data\n      mountPath: /data\n    - name: config\n      source: shared-config\n      readOnly: true\n      mountPath: /etc/store\n";
-        let app = match crds::parse_str("store.yaml", text)
-            .unwrap()
-            .remove(0)
-            .resource
-        {
-            crds::Resource::App(app) => app,
-            _ => unreachable!(),
-        };
+        let app = app_from("store.yaml", text);
         let job = app::render_app(&app);
         let group = &job["TaskGroups"][0];
         assert_eq!(
