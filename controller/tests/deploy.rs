@@ -470,7 +470,16 @@ fn broken_edits_of_the_controller_job_are_refused_naming_the_field() {
 
 #[test]
 fn the_controller_job_registers_on_nomad_sim_and_converges() {
-    let sim = SimProcess::start(&[]);
+    // Clients configured as deploy/nomad/nomarch.nomad.hcl asks: a `nomarch-git-cache` host
+    // volume on each (without it Nomad, and nomad-sim, place nothing).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.json");
+    let volume = json!({"nomarch-git-cache": {"path": "/var/lib/nomarch/git"}});
+    let nodes: Vec<Value> = (1..=3)
+        .map(|i| json!({"name": format!("node-{i}"), "class": "worker", "host_volumes": volume}))
+        .collect();
+    std::fs::write(&config, json!({"nodes": nodes}).to_string()).unwrap();
+    let sim = SimProcess::start(&["--config", config.to_str().unwrap()]);
     let http = e2e::http::blocking_client();
     let job = controller_job();
     let response = http
