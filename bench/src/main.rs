@@ -2,7 +2,7 @@
 //! measured in the same run, as a ratio, because these machines are shared and noisy.
 //!
 //! # Layout
-//! - [`figures`]: figures, percentiles, timing.
+//! - [`figures`]: figures, percentiles, timing; [`direct`]: jobs for floors without nomarch.
 //! - [`sim_scale`]: nomad-sim at 1,000 nodes and 20,000 allocations.
 //! - [`apply_latency`]: `apply` → job registered, through etcd, the controller and nomad-sim;
 //!   it also measures the floor the other nomarch scenarios are compared with.
@@ -18,6 +18,7 @@
 //! - [`plot`]: the SVG next to the table (latency CDF, convergence curve).
 
 mod apply_latency;
+mod direct;
 mod figures;
 mod git_sync;
 mod healing;

@@ -206,20 +206,7 @@ impl Successes {
 /// The rendered jobs of `direct-NN` Apps, to register straight to nomad-sim, without nomarch's
 /// meta (so the controller leaves them alone).
 fn direct_jobs(image: &str) -> anyhow::Result<Vec<Job>> {
-    let text = apps(image).replace("name: web-", "name: direct-");
-    let manifests = crds::parse_str("direct.yaml", &text).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    manifests
-        .into_iter()
-        .map(|m| match m.resource {
-            crds::Resource::App(app) => {
-                let mut job: Job =
-                    serde_json::from_value(reconcilers::render::app::render_app(&app))?;
-                job.meta = None;
-                Ok(job)
-            }
-            _ => bail!("only apps"),
-        })
-        .collect()
+    crate::direct::unmanaged_jobs(&apps(image).replace("name: web-", "name: direct-"))
 }
 
 /// The same rollout with nomarch out of the path: version 0, then the image change, registered

@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use controller::clients::nomad_types::Job;
 use controller::clients::NomadClient;
 use e2e::etcd::TestEtcd;
 use e2e::procs::{binary, ControllerProcess, SimProcess};
@@ -185,20 +184,7 @@ pub async fn run(figures: &mut Vec<Figure>) -> anyhow::Result<()> {
 /// straight to nomad-sim: running and healthy first, then stopped, then started, each timed.
 async fn direct_floor(http: &reqwest::Client, nomad_url: &str) -> anyhow::Result<(f64, f64)> {
     let nomad = NomadClient::new(nomad_url, None);
-    let manifests =
-        crds::parse_str("direct.yaml", &apps("direct")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let jobs: Vec<Job> = manifests
-        .into_iter()
-        .map(|m| match m.resource {
-            crds::Resource::App(app) => {
-                let mut job: Job =
-                    serde_json::from_value(reconcilers::render::app::render_app(&app))?;
-                job.meta = None;
-                Ok(job)
-            }
-            _ => bail!("only apps"),
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let jobs = crate::direct::unmanaged_jobs(&apps("direct"))?;
     let register_all = |stop: bool| {
         let nomad = &nomad;
         let jobs = &jobs;

@@ -448,7 +448,7 @@ fn completion_hooks_parse_in_their_shells_and_complete_object_names() {
         let out = nomarch(None, &["completion", shell], None);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         let script = stdout(&out);
-        assert!(script.contains("COMPLETE"), "{shell}: {script}");
+        assert!(script.contains("NOMARCH_COMPLETE"), "{shell}: {script}");
         let path = dir.path().join(format!("nomarch.{shell}"));
         std::fs::write(&path, &script).unwrap();
         // Run where the script is, with $PWD saying so: a shell whose $PWD is not its folder

@@ -15,8 +15,9 @@ use crds::Kind;
 
 use super::Cli;
 
-/// The environment variable the registration sets when it calls `nomarch` back.
-pub const VARIABLE: &str = "COMPLETE";
+/// The environment variable the registration sets when it calls `nomarch` back (its own name,
+/// so a `COMPLETE` someone set for another tool does not turn nomarch into a completer).
+pub const VARIABLE: &str = "NOMARCH_COMPLETE";
 
 /// How long completing may wait for etcd.
 const ETCD_PATIENCE: Duration = Duration::from_secs(1);

@@ -15,7 +15,7 @@ use super::output::age;
 use super::{connect, CliError, StoreArgs};
 use crate::clients::nomad_types::AllocStub;
 use crate::clients::QueryOptions;
-use crate::store::{Event, EventFilter, StoreError};
+use crate::store::{Event, EventFilter};
 
 /// How many of the object's events are shown, newest last.
 const EVENTS_SHOWN: usize = 10;
@@ -94,10 +94,7 @@ pub async fn gather(
     consul_args: &connect::ConsulArgs,
 ) -> Result<Description, CliError> {
     let store = store_args.connect().await?;
-    let resource = store
-        .get(object)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(object.to_string()))?;
+    let resource = store.get_existing(object).await?;
     let (all_events, _) = store.list_events().await?;
     let filter = EventFilter {
         kind: Some(object.kind),

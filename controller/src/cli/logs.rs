@@ -23,7 +23,6 @@ use super::{connect, say, CliError, StoreArgs};
 use crate::clients::logs::LogRequest;
 use crate::clients::nomad_types::AllocStub;
 use crate::clients::{ApiError, NomadClient, QueryOptions};
-use crate::store::StoreError;
 
 /// How often a follow looks for instances that started meanwhile.
 const NEW_INSTANCE_CHECK: Duration = Duration::from_secs(1);
@@ -249,10 +248,7 @@ pub async fn run(
     nomad_args: &connect::NomadArgs,
 ) -> Result<(), CliError> {
     let store = store_args.connect().await?;
-    let resource = store
-        .get(object)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(object.to_string()))?;
+    let resource = store.get_existing(object).await?;
     let task = match &args.task {
         Some(task) => task.clone(),
         None => default_task(object.kind)?.to_string(),

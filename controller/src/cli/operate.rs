@@ -12,17 +12,10 @@ use reconcilers::source_sync::Owner;
 use super::rollout::refuse_if_synced;
 use super::wait::{self, Awaited};
 use super::{say, CliError};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How long to follow the controller's answer; `None`: do not.
 pub type Follow = Option<Duration>;
-
-async fn stored(store: &Store, object: &ObjectRef) -> Result<Resource, CliError> {
-    store
-        .get(object)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(object.to_string()).into())
-}
 
 /// Writes `changed` over the stored object it was read from (check-and-set on its revision);
 /// returns the generation now stored.
@@ -30,7 +23,7 @@ async fn write(store: &Store, mut changed: Resource) -> Result<i64, CliError> {
     let object = changed.object_ref();
     changed.set_status(None);
     store.apply(&[changed]).await?;
-    Ok(stored(store, &object).await?.metadata().generation)
+    Ok(store.get_existing(&object).await?.metadata().generation)
 }
 
 async fn follow(
@@ -59,7 +52,7 @@ pub async fn set_stopped(
 ) -> Result<(), CliError> {
     let mut changed = Vec::new();
     for object in objects {
-        let mut resource = stored(store, object).await?;
+        let mut resource = store.get_existing(object).await?;
         refuse_unless_runnable(store, object, &resource, stopped).await?;
         let spec_stopped = match &mut resource {
             Resource::App(app) => &mut app.spec.stopped,
@@ -81,7 +74,7 @@ pub async fn set_stopped(
     store.apply(&changed).await?;
     let mut targets = Vec::new();
     for object in objects {
-        let generation = stored(store, object).await?.metadata().generation;
+        let generation = store.get_existing(object).await?.metadata().generation;
         if changed.iter().any(|r| r.object_ref() == *object) {
             say!(
                 "{object} {} (generation {generation})",
@@ -142,7 +135,7 @@ pub async fn set_suspended(
     object: &ObjectRef,
     suspended: bool,
 ) -> Result<(), CliError> {
-    let mut resource = stored(store, object).await?;
+    let mut resource = store.get_existing(object).await?;
     if is_suspended(resource.metadata()) == suspended {
         say!(
             "{object} is {} already",
@@ -181,7 +174,7 @@ pub async fn reconcile_now(
     with_source: bool,
     wait_for: Follow,
 ) -> Result<(), CliError> {
-    let resource = stored(store, object).await?;
+    let resource = store.get_existing(object).await?;
     if with_source {
         let Owner::Source(source) = Owner::of(&resource) else {
             return Err(CliError::Usage(format!(
@@ -194,7 +187,7 @@ pub async fn reconcile_now(
 }
 
 async fn request(store: &Store, object: &ObjectRef, wait_for: Follow) -> Result<(), CliError> {
-    let mut resource = stored(store, object).await?;
+    let mut resource = store.get_existing(object).await?;
     if is_suspended(resource.metadata()) {
         return Err(CliError::Usage(format!(
             "{object} is suspended: `nomarch resume {}/{}` first",

@@ -16,7 +16,6 @@ use super::say;
 use super::{connect, CliError, StoreArgs};
 use crate::clients::nomad_types::AllocStub;
 use crate::clients::{ConsulClient, NomadClient, QueryOptions};
-use crate::store::StoreError;
 
 /// How often a batch is looked at while it restarts.
 const POLL: Duration = Duration::from_millis(200);
@@ -128,10 +127,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<(), CliError> {
     let store = store_args.connect().await?;
-    let resource = store
-        .get(object)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(object.to_string()))?;
+    let resource = store.get_existing(object).await?;
     let target = Target::of(object, &resource)?;
     let nomad = nomad_args.client(|_| {})?;
     let consul = consul_args.client(|_| {})?;

@@ -10,7 +10,7 @@ use reconcilers::source_sync::Owner;
 
 use super::say;
 use super::{connect, parse_kind, wait, CliError, StoreArgs};
-use crate::store::{ApplyOutcome, Store, StoreError};
+use crate::store::{ApplyOutcome, StoreError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutAction {
@@ -125,17 +125,10 @@ pub async fn run(store_args: &StoreArgs, action: RolloutAction) -> Result<(), Cl
 }
 
 /// The object as stored, or NotFound.
-async fn stored(store: &Store, object: &ObjectRef) -> Result<Resource, CliError> {
-    store
-        .get(object)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(object.to_string()).into())
-}
-
 /// `nomarch rollout history KIND/NAME`.
 async fn history(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliError> {
     let store = store_args.connect().await?;
-    let current = stored(&store, object).await?;
+    let current = store.get_existing(object).await?;
     let mut generations = store.history(object).await?;
     let status = current.status().cloned();
     generations.push(current);
@@ -188,7 +181,7 @@ async fn undo(
     to_generation: Option<i64>,
 ) -> Result<(), CliError> {
     let store = store_args.connect().await?;
-    let current = stored(&store, object).await?;
+    let current = store.get_existing(object).await?;
     refuse_if_synced(object, &current, "revert that commit")?;
     let generation = current.metadata().generation;
     let wanted = to_generation.unwrap_or(generation - 1);
@@ -233,7 +226,7 @@ async fn undo(
 /// registers the spec Nomad rolled back once more.
 async fn retry(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliError> {
     let store = store_args.connect().await?;
-    let current = stored(&store, object).await?;
+    let current = store.get_existing(object).await?;
     refuse_if_synced(
         object,
         &current,

@@ -52,6 +52,13 @@ impl Store {
         Ok(Some(decode_object(&object, status.as_ref())?))
     }
 
+    /// As [`Store::get`], for an object that must exist: `NotFound` naming it otherwise.
+    pub async fn get_existing(&self, r: &ObjectRef) -> Result<Resource> {
+        self.get(r)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(r.to_string()))
+    }
+
     /// Every object (of one kind, or all), with status, sorted by kind, namespace and name.
     /// Also returns the revision the listing was read at, to start a watch from.
     pub async fn list(&self, kind: Option<Kind>) -> Result<(Vec<Resource>, i64)> {
