@@ -336,7 +336,70 @@ pub fn render(d: &Description, now: DateTime<Utc>) -> String {
 }
 
 /// A few lines on what the spec asks for.
+/// Lines for what App, Pub and CronJob share beyond the basics: volumes, service references,
+/// Nomad overrides.
+fn shared_summary(
+    volumes: &[crds::workload::Volume],
+    env: &[crds::workload::EnvVar],
+    nomad: &crds::workload::NomadOverrides,
+) -> Vec<String> {
+    let mut items: Vec<String> = volumes
+        .iter()
+        .map(|v| {
+            let mode = if v.read_only { ", read-only" } else { "" };
+            format!(
+                "volume {}: host volume {} at {}{mode}",
+                v.name, v.source, v.mount_path
+            )
+        })
+        .collect();
+    items.extend(env.iter().filter_map(|var| {
+        let reference = var.service_ref.as_ref()?;
+        let which = if reference.all {
+            "every instance"
+        } else {
+            "one instance"
+        };
+        Some(format!(
+            "env {}: {which} of app {}",
+            var.name, reference.name
+        ))
+    }));
+    for (level, patch) in [
+        ("job", &nomad.job),
+        ("group", &nomad.group),
+        ("task", &nomad.task),
+    ] {
+        if !patch.is_empty() {
+            let keys: Vec<&str> = patch.keys().map(String::as_str).collect();
+            items.push(format!("nomad {level} overrides: {}", keys.join(", ")));
+        }
+    }
+    items
+}
+
 fn spec_summary(resource: &Resource) -> Vec<String> {
+    let mut items = base_summary(resource);
+    match resource {
+        Resource::App(app) => items.extend(shared_summary(
+            &app.spec.volumes,
+            &app.spec.env,
+            &app.spec.nomad,
+        )),
+        Resource::Pub(p) => {
+            items.extend(shared_summary(&p.spec.volumes, &p.spec.env, &p.spec.nomad))
+        }
+        Resource::CronJob(c) => items.extend(shared_summary(
+            &c.spec.volumes,
+            &c.spec.task.env,
+            &c.spec.nomad,
+        )),
+        Resource::GitSource(_) => {}
+    }
+    items
+}
+
+fn base_summary(resource: &Resource) -> Vec<String> {
     match resource {
         Resource::App(app) => {
             let s = &app.spec;
@@ -367,6 +430,14 @@ fn spec_summary(resource: &Resource) -> Vec<String> {
                 "resources: {} MHz, {} MB",
                 p.spec.resources.cpu, p.spec.resources.memory
             ),
+            format!(
+                "on hub loss: {}",
+                if p.spec.waits_on_hub_loss() {
+                    "wait"
+                } else {
+                    "move"
+                }
+            ),
         ],
         Resource::CronJob(c) => vec![
             format!("schedule: {} ({})", c.spec.schedule, c.spec.time_zone),
@@ -393,6 +464,24 @@ mod tests {
             .unwrap()
             .remove(0)
             .resource
+    }
+
+    /// Volumes, service references and Nomad overrides are said in the spec summary.
+    #[test]
+    fn the_spec_summary_says_volumes_references_and_overrides() {
+        let yaml = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: nginx:1\n  env:\n    - name: STATS\n      serviceRef:\n        name: metrics\n        all: true\n  volumes:\n    - name: data\n      source: tenant-data\n      mountPath: /data\n      readOnly: true\n  nomad:\n    task:\n      KillTimeout: 1000000000\n";
+        let app = crds::parse_str("web.yaml", yaml)
+            .unwrap()
+            .remove(0)
+            .resource;
+        let items = spec_summary(&app);
+        for line in [
+            "volume data: host volume tenant-data at /data, read-only",
+            "env STATS: every instance of app metrics",
+            "nomad task overrides: KillTimeout",
+        ] {
+            assert!(items.iter().any(|i| i == line), "{line} in {items:?}");
+        }
     }
 
     #[test]
