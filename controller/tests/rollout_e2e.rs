@@ -687,3 +687,33 @@ fn a_failing_canary_is_rolled_back_and_not_registered_again() {
     assert_eq!(events.matches("RolledBack").count(), 1, "{events}");
     assert_eq!(events.matches("RolloutFailed").count(), 1, "{events}");
 }
+
+/// Stopped while a rollout waits (a blue/green set nobody promoted): Nomad cancels the
+/// deployment, and status says how it ended instead of showing it going forever.
+#[test]
+fn a_rollout_cut_short_by_a_stop_is_shown_ended() {
+    let world = World::start(&[]);
+    let strategy = "    strategy: blueGreen\n";
+    world.apply(&strategic_web("nginx:1", 2, strategy));
+    eventually("the first rollout succeeds", || {
+        latest_deployment(&world)["Status"] == "successful"
+    });
+    world.apply(&strategic_web("nginx:2", 2, strategy));
+    eventually("status says the rollout awaits promotion", || {
+        world.app("web")["status"]["rollout"]["phase"] == "AwaitingPromotion"
+    });
+    let stop = world.nomarch_exit(&["stop", "app/web", "--timeout", "60s"], None);
+    assert_eq!(
+        stop.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&stop.stdout)
+    );
+    eventually("the rollout shows as ended by the stop", || {
+        let rollout = &world.app("web")["status"]["rollout"];
+        rollout["phase"] == "Superseded"
+            && rollout["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("job is stopped"))
+    });
+}

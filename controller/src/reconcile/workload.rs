@@ -131,6 +131,13 @@ pub async fn observe(
         status.workload.rollout = rollout;
         status.workload.past_rollouts = past;
         rollout_steps = steps;
+    } else if workload.stopped {
+        if let Some((ended, steps)) =
+            observe_stopped_rollout(ctx, workload, written.as_ref(), previous).await?
+        {
+            status.workload.rollout = Some(ended);
+            rollout_steps = steps;
+        }
     }
     let mut heal_due = None;
     if let Some(detail) = &health_unknown {
@@ -209,6 +216,39 @@ async fn observe_rollout(
     let past = previous.map_or(&[][..], |p| &p.workload.past_rollouts[..]);
     let past = rollout::past_rollouts(past, ended.as_ref().or(recorded), &current);
     Ok((Some(current), past, steps))
+}
+
+/// A rollout still going when its object was stopped: Nomad cancels the deployment ("Cancelled
+/// because job is stopped", reconcile.go `cancelUnneededDeployments`); it is read once by ID so
+/// status says how it ended instead of showing it going forever.
+async fn observe_stopped_rollout(
+    ctx: &Context,
+    workload: Workload<'_>,
+    written: Option<&Written>,
+    previous: Option<&Status>,
+) -> Result<Option<(RolloutStatus, Vec<RolloutEvent>)>, ReconcileError> {
+    let Some(recorded) = previous
+        .and_then(|p| p.workload.rollout.as_ref())
+        .filter(|r| !r.phase.is_terminal())
+    else {
+        return Ok(None);
+    };
+    let namespace = &workload.object.namespace;
+    let Some(deployment) = ctx
+        .nomad
+        .deployment(namespace, &recorded.deployment_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let ended = rollout::rollout_status(
+        Some(recorded),
+        &deployment.view(),
+        written,
+        workload.generation,
+    );
+    let steps = rollout::rollout_events(Some(recorded), &ended);
+    Ok(Some((ended, steps)))
 }
 
 /// Says the rollout's steps, once the status that records them is stored.
