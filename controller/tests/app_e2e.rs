@@ -75,11 +75,8 @@ fn a_change_updates_the_job_once_and_reapplying_writes_nothing() {
 /// The IDs of the allocations of `job` that run.
 fn running_allocs(world: &World, job: &str) -> std::collections::BTreeSet<String> {
     world
-        .nomad(&format!("/v1/job/{job}/allocations"))
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .running_allocs(job)
+        .iter()
         .filter_map(|a| a["ID"].as_str().map(String::from))
         .collect()
 }

@@ -19,11 +19,8 @@ fn web(replicas: u32) -> String {
 
 fn running_ids(world: &World) -> Vec<String> {
     world
-        .nomad("/v1/job/web/allocations")
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .running_allocs("web")
+        .iter()
         .map(|a| a["ID"].as_str().unwrap().to_string())
         .collect()
 }

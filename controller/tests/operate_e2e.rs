@@ -21,13 +21,7 @@ fn said(output: &std::process::Output) -> String {
 }
 
 fn running(world: &World, job: &str) -> usize {
-    world
-        .nomad(&format!("/v1/job/{job}/allocations"))
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
-        .count()
+    world.running_allocs(job).len()
 }
 
 fn writes_to(world: &World, job: &str) -> Vec<Value> {

@@ -273,8 +273,9 @@ fn a_canary_promotes_itself_once_healthy_then_the_rest_roll() {
 
 /// `strategy: blueGreen`: a whole new set starts beside the old one and takes no traffic (its
 /// Consul registrations carry only the unpromoted tag) until promoted; then the old set stops.
-#[test]
-fn blue_green_switches_traffic_only_when_promoted() {
+/// A blue/green App rolled out once, then changed: the second rollout's new set runs beside
+/// the old one.
+fn world_with_a_second_blue_green_rollout() -> World {
     let world = World::start(&[]);
     let strategy = "    strategy: blueGreen\n";
     world.apply(&strategic_web("nginx:1", 2, strategy));
@@ -282,6 +283,12 @@ fn blue_green_switches_traffic_only_when_promoted() {
         latest_deployment(&world)["Status"] == "successful"
     });
     world.apply(&strategic_web("nginx:2", 2, strategy));
+    world
+}
+
+#[test]
+fn blue_green_switches_traffic_only_when_promoted() {
+    let world = world_with_a_second_blue_green_rollout();
     eventually("the green set is healthy and waits for promotion", || {
         let d = latest_deployment(&world);
         d["JobVersion"] == 1
@@ -692,13 +699,7 @@ fn a_failing_canary_is_rolled_back_and_not_registered_again() {
 /// deployment, and status says how it ended instead of showing it going forever.
 #[test]
 fn a_rollout_cut_short_by_a_stop_is_shown_ended() {
-    let world = World::start(&[]);
-    let strategy = "    strategy: blueGreen\n";
-    world.apply(&strategic_web("nginx:1", 2, strategy));
-    eventually("the first rollout succeeds", || {
-        latest_deployment(&world)["Status"] == "successful"
-    });
-    world.apply(&strategic_web("nginx:2", 2, strategy));
+    let world = world_with_a_second_blue_green_rollout();
     eventually("status says the rollout awaits promotion", || {
         world.app("web")["status"]["rollout"]["phase"] == "AwaitingPromotion"
     });

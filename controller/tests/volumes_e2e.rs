@@ -35,14 +35,21 @@ fn world() -> (World, tempfile::TempDir) {
 
 fn running_on(world: &World, job: &str) -> Vec<String> {
     world
-        .nomad(&format!("/v1/job/{job}/allocations"))
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+        .running_allocs(job)
+        .iter()
         .map(|a| a["NodeName"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// Two hubs of 8192 MB, nothing else.
+const TWO_HUBS: &[&str] = &[
+    "--nodes",
+    "2",
+    "--node-class",
+    "hub",
+    "--node-memory",
+    "8192",
+];
 
 fn node_id(world: &World, name: &str) -> String {
     world
@@ -170,14 +177,7 @@ fn spread_pubs_then_a_new_hub(world: &World, prefix: &str, extra: &str) -> Vec<S
 /// each is gone once the pub is there.
 #[test]
 fn rebalance_moves_spread_pubs_onto_a_new_hub_a_bounded_number_at_a_time() {
-    let world = World::start(&[
-        "--nodes",
-        "2",
-        "--node-class",
-        "hub",
-        "--node-memory",
-        "8192",
-    ]);
+    let world = World::start(TWO_HUBS);
     let pubs = spread_pubs_then_a_new_hub(&world, "room", "");
     eventually("the controller sees the new hub", || {
         world.nomad("/v1/nodes").as_array().unwrap().len() == 3
@@ -232,14 +232,7 @@ fn rebalance_moves_spread_pubs_onto_a_new_hub_a_bounded_number_at_a_time() {
 /// `rebalance: true`: a hub that joins and stays up for the cool-down gets pubs by itself.
 #[test]
 fn pubs_that_rebalance_by_themselves_move_onto_a_hub_that_joined_after_the_cool_down() {
-    let mut world = World::start(&[
-        "--nodes",
-        "2",
-        "--node-class",
-        "hub",
-        "--node-memory",
-        "8192",
-    ]);
+    let mut world = World::start(TWO_HUBS);
     world.restart_controller_with(&["--rebalance-cooldown", "1s"]);
     let pubs = spread_pubs_then_a_new_hub(&world, "self", "  rebalance: true\n");
     eventually("two pubs moved onto the new hub by themselves", || {

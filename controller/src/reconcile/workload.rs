@@ -123,7 +123,14 @@ pub async fn observe(
         failing,
         Utc::now(),
     );
-    mark_stopped(&mut status, workload.stopped, counts.running, Utc::now());
+    // Stopped means no allocation is live on a client any more (Nomad's job is then `dead`),
+    // not that none is wanted: one Nomad was told to stop runs until its client stopped it.
+    // (Every allocation: the stop made a new job version, and the old ones are what still run.)
+    let still_running = allocs
+        .iter()
+        .filter(|a| matches!(a.client_status.as_str(), "pending" | "running"))
+        .count() as u32;
+    mark_stopped(&mut status, workload.stopped, still_running, Utc::now());
     let mut rollout_steps = Vec::new();
     if let Some(job) = job_view.as_ref().filter(|_| workload.deploys) {
         let (rollout, past, steps) =

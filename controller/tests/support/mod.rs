@@ -159,6 +159,17 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// The allocations of `job` that run (desired and client status both say so).
+    pub fn running_allocs(&self, job: &str) -> Vec<Value> {
+        self.nomad(&format!("/v1/job/{job}/allocations"))
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+            .cloned()
+            .collect()
+    }
+
     pub fn ready(&self, name: &str) -> bool {
         let app = self.app_or_null(name);
         app["status"]["conditions"]
