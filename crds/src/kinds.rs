@@ -1,4 +1,4 @@
-//! The four kinds' specs, and `Resource`, the one type that holds any of them.
+//! The five kinds' specs, and `Resource`, the one type that holds any of them.
 
 use std::collections::BTreeMap;
 
@@ -296,10 +296,37 @@ fn default_git_interval() -> Duration {
     Duration::from_static("1m")
 }
 
+/// A Nomad job as people already write it: the API's JSON (`job`) or HCL (`hcl`, parsed by
+/// the cluster's own `/v1/jobs/parse`), kept registered, reverted when edited out of band,
+/// pruned and protected like the other kinds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NomadJobSpec {
+    /// The job in Nomad's API form (what `nomad job run -output` prints under `Job`). Its
+    /// `ID`, when given, is the object's name. Set exactly one of `job` and `hcl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub job: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The jobspec as HCL; its `job` block's label is the object's name. Input variables are
+    /// not supported: write the values in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hcl: Option<String>,
+    /// JSON pointers (RFC 6901) into the job as Nomad holds it, such as
+    /// `/TaskGroups/0/Tasks/0/Config/image`, whose live values are kept instead of reverted.
+    /// A group's `Count` is kept by itself while its `scaling` policy is enabled: the
+    /// autoscaler owns it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_differences: Vec<String>,
+    /// Run nothing, keep everything else: the job is registered stopped (`nomarch stop`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+}
+
 pub type App = Object<AppSpec>;
 pub type Pub = Object<PubSpec>;
 pub type CronJob = Object<CronJobSpec>;
 pub type GitSource = Object<GitSourceSpec>;
+pub type NomadJob = Object<NomadJobSpec>;
 
 /// An object of any kind.
 #[derive(Clone, Debug, PartialEq)]
@@ -308,6 +335,7 @@ pub enum Resource {
     Pub(Pub),
     CronJob(CronJob),
     GitSource(GitSource),
+    NomadJob(NomadJob),
 }
 
 macro_rules! each_kind {
@@ -317,6 +345,7 @@ macro_rules! each_kind {
             Resource::Pub($object) => $body,
             Resource::CronJob($object) => $body,
             Resource::GitSource($object) => $body,
+            Resource::NomadJob($object) => $body,
         }
     };
 }
@@ -328,6 +357,7 @@ impl Resource {
             Resource::Pub(_) => Kind::Pub,
             Resource::CronJob(_) => Kind::CronJob,
             Resource::GitSource(_) => Kind::GitSource,
+            Resource::NomadJob(_) => Kind::NomadJob,
         }
     }
 
@@ -386,6 +416,7 @@ impl Resource {
             Kind::Pub => serde_json::from_value(value).map(Resource::Pub),
             Kind::CronJob => serde_json::from_value(value).map(Resource::CronJob),
             Kind::GitSource => serde_json::from_value(value).map(Resource::GitSource),
+            Kind::NomadJob => serde_json::from_value(value).map(Resource::NomadJob),
         };
         resource.map_err(|e| e.to_string())
     }

@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`meta`]: the Kubernetes-style envelope (`apiVersion`, `kind`, `metadata`, `status`).
 //! - [`status`]: what the controller observed, typed: conditions and one section per concern.
-//! - [`kinds`]: the App, Pub, CronJob and GitSource specs, and [`Resource`], any one of them.
+//! - [`kinds`]: the App, Pub, CronJob, GitSource and NomadJob specs, and [`Resource`], any one of them.
 //! - [`workload`]: pieces the container kinds share (resources, ports, env, health, route, placement).
 //! - [`duration`]: durations as written (`10s`, `1m30s`).
 //! - [`yaml`]: YAML text → JSON documents that remember the line and column of every field.
@@ -32,8 +32,11 @@ pub mod workload;
 pub mod yaml;
 
 pub use kinds::{
-    App, AppSpec, CronJob, CronJobSpec, GitSource, GitSourceSpec, Pub, PubSpec, Resource,
+    App, AppSpec, CronJob, CronJobSpec, GitSource, GitSourceSpec, NomadJob, NomadJobSpec, Pub,
+    PubSpec, Resource,
 };
-pub use manifest::{load_blobs, load_paths, parse_bytes, parse_str, Manifest, ManifestError};
+pub use manifest::{
+    load_blobs, load_paths, parse_bytes, parse_str, JobText, Manifest, ManifestError,
+};
 pub use meta::{Kind, Object, ObjectMeta, ObjectRef, API_VERSION, DEFAULT_NAMESPACE};
 pub use status::{Condition, ConditionStatus, ConditionType, Status};

@@ -66,6 +66,79 @@ pub struct Manifest {
     pub source: Source,
     /// Whether the manifest named its namespace (a GitSource's targetNamespace fills the rest).
     pub namespace_explicit: bool,
+    /// Where a NomadJob's job is written, so what Nomad says of it points into the file.
+    pub job_text: Option<JobText>,
+}
+
+/// Where a NomadJob's `spec.job` or `spec.hcl` is in its file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobText {
+    /// `spec.job` or `spec.hcl`.
+    pub field: &'static str,
+    /// The field's key.
+    pub at: crate::yaml::Position,
+    /// Where HCL line 1, column 1 is, for HCL written as a block scalar (`hcl: |`); `None`
+    /// when it is written inline, where lines inside it cannot be pointed at.
+    pub hcl_start: Option<crate::yaml::Position>,
+}
+
+impl Manifest {
+    /// An error about the NomadJob's job, at `hcl_at` (HCL's own line and column, when Nomad
+    /// said where) inside its text, or at the field.
+    pub fn job_error(&self, hcl_at: Option<(usize, usize)>, message: String) -> ManifestError {
+        let (field, at) = match &self.job_text {
+            Some(text) => {
+                let inside = text.hcl_start.zip(hcl_at).map(|(start, (line, col))| {
+                    crate::yaml::Position {
+                        line: start.line + line - 1,
+                        col: start.col + col - 1,
+                    }
+                });
+                (text.field, inside.unwrap_or(text.at))
+            }
+            None => ("spec", crate::yaml::Position { line: self.source.line, col: self.source.col }),
+        };
+        ManifestError {
+            file: self.source.file.clone(),
+            line: at.line,
+            col: at.col,
+            field: field.to_string(),
+            message,
+        }
+    }
+}
+
+/// A NomadJob's job text in `doc`, read from the file's `text`.
+fn job_text(doc: &LocatedDocument, text: &str, resource: &Resource) -> Option<JobText> {
+    let Resource::NomadJob(job) = resource else {
+        return None;
+    };
+    let field = if job.spec.hcl.is_some() {
+        "spec.hcl"
+    } else {
+        "spec.job"
+    };
+    let at = doc.position_of(field);
+    let lines: Vec<&str> = text.lines().collect();
+    let key_line = lines.get(at.line.checked_sub(1)?)?;
+    let after_key = key_line.split_once(':').map_or("", |(_, rest)| rest).trim();
+    let block = after_key.starts_with('|') || after_key.starts_with('>');
+    let hcl_start = (field == "spec.hcl" && block)
+        .then(|| {
+            // The first line with content sets the block's indentation.
+            (at.line..lines.len())
+                .find(|i| !lines[*i].trim().is_empty())
+                .map(|i| crate::yaml::Position {
+                    line: i + 1,
+                    col: lines[i].len() - lines[i].trim_start().len() + 1,
+                })
+        })
+        .flatten();
+    Some(JobText {
+        field,
+        at,
+        hcl_start,
+    })
 }
 
 /// Everything loaded, or every error. Never half of each.
@@ -148,7 +221,7 @@ pub fn parse_str(file: &str, text: &str) -> LoadResult {
     let mut manifests = Vec::new();
     let mut errors = Vec::new();
     for doc in &documents {
-        match parse_document(file, doc) {
+        match parse_document(file, doc, text) {
             Ok(manifest) => manifests.push(manifest),
             Err(mut errs) => errors.append(&mut errs),
         }
@@ -331,7 +404,11 @@ fn duplicate_errors(manifests: &[Manifest]) -> Vec<ManifestError> {
     errors
 }
 
-fn parse_document(file: &str, doc: &LocatedDocument) -> Result<Manifest, Vec<ManifestError>> {
+fn parse_document(
+    file: &str,
+    doc: &LocatedDocument,
+    text: &str,
+) -> Result<Manifest, Vec<ManifestError>> {
     let at = |field: &str, message: String| {
         let Position { line, col } = doc.position_of(field);
         ManifestError {
@@ -357,6 +434,7 @@ fn parse_document(file: &str, doc: &LocatedDocument) -> Result<Manifest, Vec<Man
         Kind::Pub => typed(&doc.value).map(Resource::Pub),
         Kind::CronJob => typed(&doc.value).map(Resource::CronJob),
         Kind::GitSource => typed(&doc.value).map(Resource::GitSource),
+        Kind::NomadJob => typed(&doc.value).map(Resource::NomadJob),
     }
     .map_err(|(field, message)| vec![at(&field, message)])?;
     // Status belongs to the controller; what a file says about it is not desired state.
@@ -372,7 +450,9 @@ fn parse_document(file: &str, doc: &LocatedDocument) -> Result<Manifest, Vec<Man
         .get("metadata")
         .and_then(|m| m.get("namespace"))
         .is_some();
+    let job_text = job_text(doc, text, &resource);
     Ok(Manifest {
+        job_text,
         resource,
         source: Source {
             file: file.to_string(),

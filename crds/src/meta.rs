@@ -22,10 +22,17 @@ pub enum Kind {
     Pub,
     CronJob,
     GitSource,
+    NomadJob,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::App, Kind::Pub, Kind::CronJob, Kind::GitSource];
+    pub const ALL: [Kind; 5] = [
+        Kind::App,
+        Kind::Pub,
+        Kind::CronJob,
+        Kind::GitSource,
+        Kind::NomadJob,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +40,7 @@ impl Kind {
             Kind::Pub => "Pub",
             Kind::CronJob => "CronJob",
             Kind::GitSource => "GitSource",
+            Kind::NomadJob => "NomadJob",
         }
     }
 
@@ -43,6 +51,7 @@ impl Kind {
             Kind::Pub => "pub",
             Kind::CronJob => "cronjob",
             Kind::GitSource => "gitsource",
+            Kind::NomadJob => "nomadjob",
         }
     }
 
@@ -54,6 +63,7 @@ impl Kind {
             "pub" | "pubs" => Kind::Pub,
             "cronjob" | "cronjobs" | "cj" => Kind::CronJob,
             "gitsource" | "gitsources" | "gs" => Kind::GitSource,
+            "nomadjob" | "nomadjobs" | "nj" => Kind::NomadJob,
             _ => return None,
         };
         Some(kind)

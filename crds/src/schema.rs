@@ -4,7 +4,7 @@
 use schemars::{generate::SchemaSettings, JsonSchema};
 use serde_json::{json, Value};
 
-use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, PubSpec};
+use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, NomadJobSpec, PubSpec};
 use crate::meta::{Kind, Object, API_VERSION};
 
 /// The schema of one kind's manifest, pinned to that kind and API version.
@@ -14,6 +14,7 @@ pub fn schema_for(kind: Kind) -> Value {
         Kind::Pub => generate::<Object<PubSpec>>(),
         Kind::CronJob => generate::<Object<CronJobSpec>>(),
         Kind::GitSource => generate::<Object<GitSourceSpec>>(),
+        Kind::NomadJob => generate::<Object<NomadJobSpec>>(),
     };
     let root = schema
         .as_object_mut()

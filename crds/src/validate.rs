@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration as StdDuration;
 
-use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, PubSpec, Resource};
+use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, NomadJobSpec, PubSpec, Resource};
 use crate::meta::ObjectMeta;
 use crate::workload::{
     CheckType, Constraint, Container, EnvVar, HealthCheck, NomadOverrides, Placement, Port,
@@ -60,6 +60,7 @@ pub fn validate(resource: &Resource) -> Vec<Problem> {
         Resource::Pub(pub_) => validate_pub(&pub_.spec, &mut problems),
         Resource::CronJob(cron) => validate_cronjob(&cron.spec, &mut problems),
         Resource::GitSource(source) => validate_gitsource(&source.spec, &mut problems),
+        Resource::NomadJob(job) => validate_nomadjob(&job.spec, &job.metadata, &mut problems),
     }
     problems.0
 }
@@ -343,6 +344,125 @@ fn validate_gitsource(spec: &GitSourceSpec, p: &mut Problems) {
     if let Some(secret) = &spec.webhook_secret_ref {
         validate_secret_ref(secret, "spec.webhookSecretRef", p);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NomadJob
+
+/// The job types Nomad schedules (nomad/structs/structs.go `JobType*`).
+const JOB_TYPES: &[&str] = &["service", "batch", "system", "sysbatch"];
+
+/// Job fields that say who owns the job (and whether it runs), which `ignoreDifferences` may
+/// not hand over: these, and what lies under them. `/Meta` itself and nomarch's own meta keys
+/// only: other meta keys may be left to whoever stamps them.
+const OWNERSHIP_POINTERS: &[&str] = &["/ID", "/Name", "/Namespace", "/Stop", "/Meta/nomarch.io~1"];
+
+/// One of `job` and `hcl`; the job's identity is the object's (its ID the name, its namespace
+/// the object's), nomarch's meta and `Stop` its own; ignored paths are JSON pointers that leave
+/// the job's identity alone. What Nomad itself refuses is asked of Nomad before anything is
+/// written (`nomarch apply`, a git sync), not guessed here.
+fn validate_nomadjob(spec: &NomadJobSpec, meta: &ObjectMeta, p: &mut Problems) {
+    match (&spec.job, &spec.hcl) {
+        (Some(_), Some(_)) => p.add("spec.hcl", "set either spec.job or spec.hcl, not both"),
+        (None, None) => p.add("spec", "set spec.job (Nomad's JSON) or spec.hcl (a jobspec)"),
+        (None, Some(hcl)) => p.check(!hcl.trim().is_empty(), "spec.hcl", || {
+            "must not be empty".into()
+        }),
+        (Some(job), None) => validate_embedded_job(job, meta, p),
+    }
+    let mut seen = HashSet::new();
+    for (i, pointer) in spec.ignore_differences.iter().enumerate() {
+        let path = join_index("spec.ignoreDifferences", i);
+        if !pointer.starts_with('/') {
+            p.add(
+                path,
+                format!(
+                    "`{}` is not a JSON pointer: start it with `/`, as in `/TaskGroups/0/Count`",
+                    printable(pointer)
+                ),
+            );
+            continue;
+        }
+        // `/Meta/nomarch.io~1` is a prefix of keys; the others are fields and what is under them.
+        let owned = pointer == "/Meta"
+            || OWNERSHIP_POINTERS.iter().any(|owned| {
+                if owned.ends_with("~1") {
+                    pointer.starts_with(*owned)
+                } else {
+                    pointer == *owned || pointer.starts_with(&format!("{owned}/"))
+                }
+            });
+        if owned {
+            p.add(
+                &path,
+                format!(
+                    "`{}` is nomarch's to keep: it says which object owns the job",
+                    printable(pointer)
+                ),
+            );
+        }
+        p.check(seen.insert(pointer), &path, || {
+            format!("`{}` is listed twice", printable(pointer))
+        });
+    }
+}
+
+fn validate_embedded_job(
+    job: &serde_json::Map<String, serde_json::Value>,
+    meta: &ObjectMeta,
+    p: &mut Problems,
+) {
+    let text = |key: &str| job.get(key).map(|v| v.as_str().ok_or(v));
+    match text("ID") {
+        Some(Ok(id)) if id != meta.name => p.add(
+            "spec.job.ID",
+            format!(
+                "the job's ID `{}` must be the object's name `{}` (or leave ID out)",
+                printable(id),
+                meta.name
+            ),
+        ),
+        Some(Err(_)) => p.add("spec.job.ID", "must be a string"),
+        _ => {}
+    }
+    match text("Namespace") {
+        Some(Ok(ns)) if ns != meta.namespace => p.add(
+            "spec.job.Namespace",
+            format!(
+                "the job lives in the object's namespace `{}`; set metadata.namespace instead",
+                meta.namespace
+            ),
+        ),
+        Some(Err(_)) => p.add("spec.job.Namespace", "must be a string"),
+        _ => {}
+    }
+    match text("Type") {
+        Some(Ok(kind)) if !JOB_TYPES.contains(&kind) => p.add(
+            "spec.job.Type",
+            format!(
+                "`{}` is not a Nomad job type ({})",
+                printable(kind),
+                JOB_TYPES.join(", ")
+            ),
+        ),
+        Some(Err(_)) => p.add("spec.job.Type", "must be a string"),
+        _ => {}
+    }
+    if job.contains_key("Stop") {
+        p.add("spec.job.Stop", "use spec.stopped (`nomarch stop`)");
+    }
+    if let Some(serde_json::Value::Object(job_meta)) = job.get("Meta") {
+        for key in job_meta.keys().filter(|k| k.starts_with("nomarch.io/")) {
+            p.add(
+                join_key("spec.job.Meta", key),
+                "nomarch's own meta cannot be set here",
+            );
+        }
+    }
+    let groups = job.get("TaskGroups").and_then(serde_json::Value::as_array);
+    p.check(groups.is_some_and(|g| !g.is_empty()), "spec.job.TaskGroups", || {
+        "a job needs at least one group".into()
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -237,6 +237,14 @@ fn canonicalize_group(group: &mut Map<String, Value>, batch: bool, job_update: &
             "Consul",
         ],
     );
+    // api/scaling.go `ScalingPolicy.Canonicalize`: enabled unless said, the group's count as
+    // its minimum, horizontal.
+    let count = group.get("Count").cloned().unwrap_or(json!(1));
+    if let Some(Value::Object(scaling)) = group.get_mut("Scaling") {
+        set_if_empty(scaling, "Enabled", json!(true));
+        set_if_empty(scaling, "Min", count);
+        set_if_empty(scaling, "Type", json!("horizontal"));
+    }
     for network in objects_in(group, "Networks") {
         canonicalize_network(network);
     }
@@ -563,6 +571,77 @@ impl Cluster {
         let eval_id = self.create_eval(index, &record, "job-register", "JobRegistered");
         self.process_eval(&eval_id);
         Ok(register_reply(&eval_id, index, job_modify_index, index))
+    }
+
+    /// `POST /v1/job/:id/scale` (nomad/job_endpoint.go `Scale`): one group's count set, within
+    /// its scaling policy's bounds, refused while the job's deployment is active, registered
+    /// as a new version (a check-and-set on the job as read, and `JobModifyIndex` when the
+    /// caller gives one), then evaluated. The scaling event history is not kept.
+    pub fn scale_job(&mut self, namespace: &str, id: &str, body: &Value) -> ApiResult<Value> {
+        let job = self
+            .job(namespace, id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("job {id:?} not found")))?;
+        let group_name = body
+            .pointer("/Target/Group")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut spec = job.spec.clone();
+        let groups = spec.get_mut("TaskGroups").and_then(Value::as_array_mut);
+        let Some(group) = groups
+            .into_iter()
+            .flatten()
+            .find(|g| g.get("Name").and_then(Value::as_str) == Some(group_name.as_str()))
+        else {
+            return Err(ApiError::bad_request(format!(
+                "task group {group_name:?} specified for scaling does not exist in job"
+            )));
+        };
+        let Some(count) = body.get("Count").and_then(Value::as_i64) else {
+            // No count: a scaling event only, nothing registered.
+            return Ok(json!({"JobModifyIndex": job.modify_index, "EvalID": "", "EvalCreateIndex": 0, "Index": self.index}));
+        };
+        if job.spec.get("Type").and_then(Value::as_str) == Some("system") && count > 1 {
+            return Err(ApiError::bad_request(
+                "jobs of type \"system\" can only be scaled between 0 and 1",
+            ));
+        }
+        if let Some(scaling) = group.get("Scaling").filter(|s| s.is_object()) {
+            let bound = |key: &str| scaling.get(key).and_then(Value::as_i64);
+            if let Some(min) = bound("Min").filter(|min| count < *min) {
+                return Err(ApiError::bad_request(format!(
+                    "group count was less than scaling policy minimum: {count} < {min}"
+                )));
+            }
+            if let Some(max) = bound("Max").filter(|max| *max < count) {
+                return Err(ApiError::bad_request(format!(
+                    "group count was greater than scaling policy maximum: {count} > {max}"
+                )));
+            }
+        }
+        group["Count"] = json!(count);
+        let blocked = self
+            .latest_deployment(namespace, id)
+            .is_some_and(|d| d.active() && d.job_create_index == job.create_index);
+        if blocked {
+            return Err(ApiError::bad_request(
+                "job scaling blocked due to active deployment",
+            ));
+        }
+        if let Some(wanted) = body
+            .get("JobModifyIndex")
+            .and_then(Value::as_u64)
+            .filter(|w| *w > 0 && *w != job.job_modify_index)
+        {
+            return Err(ApiError::internal(format!(
+                "Enforcing job modify index {wanted}: job exists with conflicting job modify index: {}",
+                job.job_modify_index
+            )));
+        }
+        spec["Stop"] = json!(job.stop);
+        let register = json!({"Job": spec, "EnforceIndex": true, "JobModifyIndex": job.job_modify_index});
+        self.register_job(Some(namespace), &register, Some(id))
     }
 
     /// `DELETE /v1/job/:id`: stop (a new version with `Stop=true`), or purge.

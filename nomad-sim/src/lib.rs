@@ -36,6 +36,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod jobs;
+pub mod jobspec;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;

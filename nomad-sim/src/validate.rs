@@ -311,6 +311,33 @@ fn volume_mount_errors(group: &Value, task: &Value) -> Vec<Item> {
 /// What `Job.Register` (and `Job.Plan`) answer for an invalid job, or `Ok`. `pools` are the
 /// node pools that exist: `default`, `all`, and those clients registered into.
 pub fn validate(job: &Value, pools: &std::collections::BTreeSet<String>) -> Result<(), String> {
+    let errors = admission_errors(job, pools);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(list_format(&errors))
+    }
+}
+
+/// `PUT /v1/validate/job` (nomad/job_endpoint.go `Job.Validate`): each of the admission
+/// validators' errors as its own text, and the whole list as go-multierror prints it.
+pub fn validation_response(job: &Value, pools: &std::collections::BTreeSet<String>) -> Value {
+    let errors = admission_errors(job, pools);
+    let texts: Vec<String> = errors.iter().map(Item::render).collect();
+    let error = if errors.is_empty() {
+        String::new()
+    } else {
+        list_format(&errors)
+    };
+    serde_json::json!({
+        "DriverConfigValidated": false,
+        "ValidationErrors": texts,
+        "Error": error,
+        "Warnings": "",
+    })
+}
+
+fn admission_errors(job: &Value, pools: &std::collections::BTreeSet<String>) -> Vec<Item> {
     // job_endpoint.go `admissionValidators`: each validator's errors appended to one list,
     // the node pool hook's before `jobValidate`'s.
     let mut errors = Vec::new();
@@ -325,11 +352,7 @@ pub fn validate(job: &Value, pools: &std::collections::BTreeSet<String>) -> Resu
         )));
     }
     errors.extend(job_errors(job));
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(list_format(&errors))
-    }
+    errors
 }
 
 /// nomad/job_endpoint.go `validateJobUpdate`: what an update of an existing job may not change.

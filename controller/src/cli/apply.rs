@@ -1,21 +1,35 @@
-//! `nomarch apply -f`: every manifest valid, or nothing written.
+//! `nomarch apply -f`: every manifest valid (a NomadJob's job by Nomad's own checks too), or
+//! nothing written.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::store::{ApplyOutcome, EventType, NewEvent, Store};
 
+use super::connect::NomadArgs;
 use super::say;
+use crate::reconcile::nomadjob::{check_manifests, CheckError};
 use super::{wait, CliError, StoreArgs};
 
 /// Applies the files; with `wait`, then follows what changed until it is done or the time is up.
 pub async fn run(
     store_args: &StoreArgs,
     files: &[PathBuf],
+    nomad_args: &NomadArgs,
     wait: Option<Duration>,
 ) -> Result<(), CliError> {
     // Validate everything before touching etcd: one bad document means no writes at all.
     let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
+    // NomadJobs are asked of Nomad too (their HCL parsed, their job validated), still before
+    // anything is written.
+    if manifests.iter().any(|m| m.resource.kind() == crds::Kind::NomadJob) {
+        let nomad = nomad_args.client(|_| {})?;
+        match check_manifests(&nomad, &manifests).await {
+            Ok(()) => {}
+            Err(CheckError::Invalid(problems)) => return Err(CliError::Invalid(problems)),
+            Err(e @ CheckError::Nomad(_)) => return Err(CliError::Runtime(e.to_string())),
+        }
+    }
     let store = store_args.connect().await?;
     let resources: Vec<_> = manifests.into_iter().map(|m| m.resource).collect();
     let outcomes = store.apply(&resources).await?;

@@ -394,7 +394,7 @@ fn spec_summary(resource: &Resource) -> Vec<String> {
             &c.spec.task.env,
             &c.spec.nomad,
         )),
-        Resource::GitSource(_) => {}
+        Resource::GitSource(_) | Resource::NomadJob(_) => {}
     }
     items
 }
@@ -449,6 +449,26 @@ fn base_summary(resource: &Resource) -> Vec<String> {
             format!("branch: {}, path: {}", g.spec.branch, g.spec.path),
             format!("interval: {}", g.spec.interval.as_str()),
         ],
+        Resource::NomadJob(j) => {
+            let mut items = vec![match (&j.spec.hcl, &j.spec.job) {
+                (Some(hcl), _) => format!("job: HCL, {} line(s), parsed by Nomad", hcl.lines().count()),
+                (None, Some(job)) => {
+                    let groups = job.get("TaskGroups").and_then(|g| g.as_array()).map_or(0, Vec::len);
+                    format!("job: JSON, {groups} group(s)")
+                }
+                (None, None) => "job: none".into(),
+            }];
+            if !j.spec.ignore_differences.is_empty() {
+                items.push(format!(
+                    "live values kept at: {}",
+                    j.spec.ignore_differences.join(", ")
+                ));
+            }
+            if j.spec.stopped {
+                items.push("stopped: true".into());
+            }
+            items
+        }
     }
 }
 

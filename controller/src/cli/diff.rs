@@ -1,6 +1,6 @@
 //! `nomarch diff -f PATH`: what applying would change in Nomad, from the same plan the
-//! controller runs and Nomad's own plan diff, for Apps, CronJobs and Pubs (a Pub on the hub its
-//! status records; placing or moving one is the controller's). Changes nothing.
+//! controller runs and Nomad's own plan diff, for Apps, CronJobs, NomadJobs and Pubs (a Pub on
+//! the hub its status records; placing or moving one is the controller's). Changes nothing.
 
 use std::path::PathBuf;
 
@@ -24,10 +24,61 @@ use crate::clients::{NomadClient, QueryOptions};
 enum Desired {
     Job {
         job: Box<Job>,
+        /// The job without what other actors own (a NomadJob's autoscaled counts and ignored
+        /// paths), which the plan fingerprints; the same job for the other kinds.
+        decided: Box<Job>,
         /// `dependsOn` objects that are not Ready.
         waiting_for: Vec<String>,
     },
     Note(String),
+}
+
+impl Desired {
+    /// A job nomarch decides whole.
+    fn job(job: Box<Job>, waiting_for: Vec<String>) -> Desired {
+        Desired::Job {
+            decided: job.clone(),
+            job,
+            waiting_for,
+        }
+    }
+}
+
+/// A NomadJob's job as its reconciler renders it: its JSON, or Nomad's parse of its HCL, with
+/// the live job's values where another actor owns them.
+async fn nomadjob_job(nomad: &NomadClient, object: &crds::NomadJob) -> Result<Desired, CliError> {
+    let key = object.object_ref();
+    let source = match (&object.spec.job, &object.spec.hcl) {
+        (Some(job), _) => Value::Object(job.clone()),
+        (None, Some(hcl)) => match nomad.parse_hcl(&key.namespace, hcl).await {
+            Ok(job) => job,
+            Err(crate::clients::ApiError::BadRequest { message, .. }) => {
+                return Ok(Desired::Note(format!("Nomad cannot read spec.hcl: {message}")))
+            }
+            Err(e) => return Err(CliError::Runtime(format!("Nomad: {e}"))),
+        },
+        (None, None) => return Ok(Desired::Note("holds no job".into())),
+    };
+    let live = nomad
+        .job(&key.namespace, &job_id(&key), QueryOptions::default())
+        .await
+        .map_err(|e| CliError::Runtime(format!("Nomad: {e}")))?
+        .value
+        .map(|j| serde_json::to_value(j).expect("jobs serialize"));
+    let rendered = match reconcilers::render::nomadjob::render_nomadjob(object, &source, live.as_ref()) {
+        Ok(rendered) => rendered,
+        Err(problem) => return Ok(Desired::Note(problem.to_string())),
+    };
+    let decode = |value: Value| -> Result<Box<Job>, CliError> {
+        serde_json::from_value(value)
+            .map(Box::new)
+            .map_err(|e| CliError::Runtime(format!("the job is not a Nomad job: {e}")))
+    };
+    Ok(Desired::Job {
+        job: decode(rendered.job)?,
+        decided: decode(rendered.decided)?,
+        waiting_for: Vec::new(),
+    })
 }
 
 /// One object's answer, as `-o json` prints it: the full plan Nomad answered, for scripts.
@@ -70,8 +121,14 @@ pub async fn run(
             Some(current) => current.metadata().generation + 1,
         };
         let previous = stored.as_ref().and_then(|s| s.status());
-        let (desired, waiting_for) = match desired(&store, &nomad, &resource, previous).await? {
-            Desired::Job { job, waiting_for } => (job, waiting_for),
+        let (desired, decided, waiting_for) = match desired(&store, &nomad, &resource, previous)
+            .await?
+        {
+            Desired::Job {
+                job,
+                decided,
+                waiting_for,
+            } => (job, decided, waiting_for),
             Desired::Note(note) => {
                 answers.push(Planned {
                     object: object.to_string(),
@@ -90,7 +147,7 @@ pub async fn run(
             .value;
         let observation = crate::reconcile::job::observation(
             &object,
-            &desired,
+            &decided,
             live.as_ref(),
             previous,
             stored
@@ -195,15 +252,10 @@ async fn desired(
                     waiting_for.push(dep.clone());
                 }
             }
-            Ok(Desired::Job {
-                job: decode(render_app(app)),
-                waiting_for,
-            })
+            Ok(Desired::job(decode(render_app(app)), waiting_for))
         }
-        Resource::CronJob(cron) => Ok(Desired::Job {
-            job: decode(render_cronjob(cron)),
-            waiting_for: Vec::new(),
-        }),
+        Resource::CronJob(cron) => Ok(Desired::job(decode(render_cronjob(cron)), Vec::new())),
+        Resource::NomadJob(object) => nomadjob_job(nomad, object).await,
         Resource::Pub(pub_) => pub_job(nomad, pub_, previous).await,
         Resource::GitSource(_) => Ok(Desired::Note(
             "registers no Nomad job (`nomarch get gitsource -o wide` shows its last sync)".into(),
@@ -243,13 +295,13 @@ async fn pub_job(
     };
     match (verdict(&facts), hub) {
         (HubVerdict::Stay | HubVerdict::Wait(_) | HubVerdict::Hold(_), Some(hub)) => {
-            Ok(Desired::Job {
-                job: Box::new(
+            Ok(Desired::job(
+                Box::new(
                     serde_json::from_value(render_pub(pub_, &hub.id, &hub.pool))
                         .expect("rendered jobs decode as jobs"),
                 ),
-                waiting_for: Vec::new(),
-            })
+                Vec::new(),
+            ))
         }
         (HubVerdict::Move(reason), _) => Ok(Desired::Note(format!(
             "would move off hub {} ({reason}); the controller chooses the new hub",

@@ -217,6 +217,9 @@ fn default_task(kind: Kind) -> Result<&'static str, CliError> {
         Kind::App => Ok(reconcilers::render::app::GROUP),
         Kind::Pub => Ok(reconcilers::render::pubs::GROUP),
         Kind::CronJob => Ok(reconcilers::render::cronjob::GROUP),
+        Kind::NomadJob => Err(CliError::Usage(
+            "a NomadJob's tasks are named in its job: pick one with --task".into(),
+        )),
         Kind::GitSource => Err(CliError::Usage(
             "a git source runs nothing in Nomad: its fetches and syncs are in `nomarch events --kind gitsource`"
                 .into(),

@@ -214,6 +214,9 @@ pub enum Command {
         /// How long --wait waits
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// Nomad, asked to parse and validate NomadJobs before anything is written
+        #[command(flatten)]
+        nomad: connect::NomadArgs,
     },
     /// Show what applying would change in Nomad, as `nomad job plan` shows it; changes nothing
     /// (exit 0: no changes, 1: changes, 2: invalid manifests)
@@ -524,7 +527,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             files,
             wait,
             timeout,
-        } => apply::run(&cli.store, &files, wait.then_some(timeout)).await,
+            nomad,
+        } => apply::run(&cli.store, &files, &nomad, wait.then_some(timeout)).await,
         Command::Get {
             kind,
             name,

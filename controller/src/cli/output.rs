@@ -64,6 +64,7 @@ pub fn state(resource: &Resource) -> &'static str {
     let stopped = match resource {
         Resource::App(app) => app.spec.stopped,
         Resource::Pub(p) => p.spec.stopped,
+        Resource::NomadJob(j) => j.spec.stopped,
         Resource::CronJob(_) | Resource::GitSource(_) => false,
     };
     let status = resource.status();
@@ -72,6 +73,15 @@ pub fn state(resource: &Resource) -> &'static str {
         _ if stopped && status.is_some_and(|s| s.is_true(ConditionType::Stopped)) => "Stopped",
         _ if stopped => "Stopping",
         _ => "Active",
+    }
+}
+
+/// How a NomadJob holds its job: `hcl` or `json`.
+fn nomadjob_form(job: &crds::NomadJob) -> &'static str {
+    if job.spec.hcl.is_some() {
+        "hcl"
+    } else {
+        "json"
     }
 }
 
@@ -109,6 +119,7 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
             row.push(("SUSPEND", c.spec.suspend.to_string()));
         }
         Resource::GitSource(g) => row.push(("URL", g.spec.url.clone())),
+        Resource::NomadJob(j) => row.push(("FORM", nomadjob_form(j).into())),
     }
     row.push(ready(resource));
     row.push(("STATE", state(resource).to_string()));
@@ -119,11 +130,12 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
             Resource::Pub(p) => p.spec.image.clone(),
             Resource::CronJob(c) => c.spec.task.image.clone(),
             Resource::GitSource(g) => format!("{}:{}", g.spec.branch, g.spec.path),
+            Resource::NomadJob(j) => j.spec.ignore_differences.join(","),
         };
-        let header = if matches!(resource, Resource::GitSource(_)) {
-            "REF"
-        } else {
-            "IMAGE"
+        let header = match resource {
+            Resource::GitSource(_) => "REF",
+            Resource::NomadJob(_) => "IGNORED",
+            _ => "IMAGE",
         };
         row.push((header, detail));
         if let Resource::GitSource(g) = resource {

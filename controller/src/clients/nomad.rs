@@ -160,6 +160,50 @@ impl NomadClient {
         self.http.decode(response).await
     }
 
+    /// HCL read by Nomad itself (`PUT /v1/jobs/parse`): the API job, with unset fields as Nomad
+    /// leaves them (not canonicalized: registering fills them). A jobspec Nomad cannot read is
+    /// [`ApiError::BadRequest`] with its diagnostics.
+    pub async fn parse_hcl(&self, namespace: &str, hcl: &str) -> Result<Value, ApiError> {
+        let request = self
+            .http
+            .request(
+                Method::PUT,
+                "/v1/jobs/parse",
+                &QueryOptions::namespace(namespace),
+            )
+            .json(&json!({"JobHCL": hcl, "Canonicalize": false}));
+        // Parsing writes nothing: it is not a write for the write guard.
+        let response = self.http.send(request, false).await?;
+        self.http.decode(response).await
+    }
+
+    /// What Nomad's admission validators say of a job (`PUT /v1/validate/job`): each error's
+    /// text, none when Nomad would accept it.
+    pub async fn validate_job(&self, job: &Value) -> Result<Vec<String>, ApiError> {
+        let namespace = job
+            .get("Namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_string();
+        let request = self
+            .http
+            .request(
+                Method::PUT,
+                "/v1/validate/job",
+                &QueryOptions::namespace(&namespace),
+            )
+            .json(&json!({"Job": job}));
+        let response = self.http.send(request, false).await?;
+        let answer: Value = self.http.decode(response).await?;
+        Ok(answer
+            .get("ValidationErrors")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str().map(String::from))
+            .collect())
+    }
+
     /// A job's deployments, newest first.
     pub async fn job_deployments(
         &self,

@@ -116,7 +116,7 @@ async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome,
         }
     };
 
-    let manifests = match parse(git, key, &source, &commit).await {
+    let manifests = match parse(&ctx.nomad, git, key, &source, &commit).await {
         Ok(manifests) => manifests,
         Err(e) => {
             let failed = Failed::new(
@@ -293,6 +293,9 @@ pub enum SourceError {
     SecretMissing { name: String, key: String },
     #[error(transparent)]
     Api(#[from] crate::clients::ApiError),
+    /// Nomad could not be asked about the commit's NomadJobs (nothing is applied unchecked).
+    #[error("{0}")]
+    JobCheck(crate::clients::ApiError),
 }
 
 impl SourceError {
@@ -307,6 +310,7 @@ impl SourceError {
             SourceError::Git(_) => "FetchFailed",
             SourceError::SecretMissing { .. } => "SecretNotFound",
             SourceError::Api(_) => "SecretUnreadable",
+            SourceError::JobCheck(_) => "NomadUnreachable",
         }
     }
 
@@ -315,7 +319,7 @@ impl SourceError {
             SourceError::Git(e) => e.is_transient(),
             // Until someone writes the secret; the next poll looks again.
             SourceError::SecretMissing { .. } => true,
-            SourceError::Api(e) => e.is_transient(),
+            SourceError::Api(e) | SourceError::JobCheck(e) => e.is_transient(),
         }
     }
 
@@ -323,7 +327,7 @@ impl SourceError {
         match self {
             SourceError::Git(e) => e.metric_label(),
             SourceError::SecretMissing { .. } => "secret_missing",
-            SourceError::Api(e) => e.metric_label(),
+            SourceError::Api(e) | SourceError::JobCheck(e) => e.metric_label(),
         }
     }
 }
@@ -374,6 +378,7 @@ type Parsed = Arc<Result<Vec<Resource>, Vec<ManifestError>>>;
 
 /// The commit's objects (or every error), parsed once per commit, folder and namespace.
 async fn parse(
+    nomad: &crate::clients::NomadClient,
     git: &GitState,
     key: &ObjectRef,
     source: &GitSource,
@@ -392,15 +397,12 @@ async fn parse(
     }
     let mirror = Mirror::for_source(&git.cache_dir, &key.namespace, &key.name, &source.spec.url);
     let (commit_id, folder) = (commit.to_string(), source.spec.path.clone());
-    let parsed: Parsed = tokio::task::spawn_blocking(move || {
+    let loaded = tokio::task::spawn_blocking(move || {
         let repo = mirror.repository()?;
         let files = crate::git::read_manifests(&repo, &commit_id, &folder)?;
-        let loaded = crds::load_blobs(
+        Ok::<_, GitError>(crds::load_blobs(
             files.iter().map(|(p, b)| (p.as_str(), b.as_slice())),
             target.as_deref(),
-        );
-        Ok::<_, GitError>(Arc::new(
-            loaded.map(|ms| ms.into_iter().map(|m| m.resource).collect()),
         ))
     })
     .await
@@ -410,6 +412,16 @@ async fn parse(
             message: format!("the parse task failed: {e}"),
         })
     })?;
+    // The commit's NomadJobs asked of Nomad, as `nomarch apply` asks: what Nomad refuses makes
+    // the commit invalid; Nomad not answering is retried (and nothing is cached).
+    let parsed: Parsed = match loaded {
+        Ok(manifests) => match super::nomadjob::check_manifests(nomad, &manifests).await {
+            Ok(()) => Arc::new(Ok(manifests.into_iter().map(|m| m.resource).collect())),
+            Err(super::nomadjob::CheckError::Invalid(problems)) => Arc::new(Err(problems)),
+            Err(super::nomadjob::CheckError::Nomad(e)) => return Err(SourceError::JobCheck(e)),
+        },
+        Err(errors) => Arc::new(Err(errors)),
+    };
     lock(&git.parsed_commits).insert(
         key.clone(),
         ParsedCommit {

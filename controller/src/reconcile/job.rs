@@ -77,8 +77,30 @@ pub fn retry_token(meta: &ObjectMeta) -> &str {
         .map_or("", String::as_str)
 }
 
-fn desired_fingerprint(desired: &Job) -> String {
+/// What the plan compares with nomarch's last write.
+pub fn desired_fingerprint(desired: &Job) -> String {
     fingerprint(&serde_json::to_value(desired).expect("jobs serialize"))
+}
+
+/// The live job `id` of `key`'s namespace: from the job cache when it is at least as new as
+/// nomarch's last write, otherwise read from Nomad (and cached).
+pub async fn live_job(
+    ctx: &Context,
+    key: &ObjectRef,
+    id: &str,
+    previous: Option<&Status>,
+) -> Result<Option<Job>, ReconcileError> {
+    let at_least = last_written(previous).map(|w| w.job_modify_index);
+    if let Some(cached) = ctx.jobs.get(&key.namespace, id, at_least) {
+        return Ok(cached);
+    }
+    let read = ctx
+        .nomad
+        .job(&key.namespace, id, QueryOptions::default())
+        .await?
+        .value;
+    ctx.jobs.put(&key.namespace, id, read.clone());
+    Ok(read)
 }
 
 pub async fn ensure_job(
@@ -89,22 +111,25 @@ pub async fn ensure_job(
     previous: Option<&Status>,
     waiting_for: Vec<String>,
 ) -> Result<Ensured, ReconcileError> {
+    ensure_job_keeping(ctx, key, desired, desired, meta, previous, waiting_for).await
+}
+
+/// [`ensure_job`] for a job some of whose values another actor owns: `desired` carries them as
+/// the live job holds them (a register never reverts them), `decided` as the object says, and
+/// only `decided` is fingerprinted, so their changes are not spec changes.
+pub async fn ensure_job_keeping(
+    ctx: &Context,
+    key: &ObjectRef,
+    desired: &Job,
+    decided: &Job,
+    meta: &ObjectMeta,
+    previous: Option<&Status>,
+    waiting_for: Vec<String>,
+) -> Result<Ensured, ReconcileError> {
     let generation = meta.generation;
     let retry = retry_token(meta);
-    let at_least = last_written(previous).map(|w| w.job_modify_index);
-    let live = match ctx.jobs.get(&key.namespace, &desired.id, at_least) {
-        Some(cached) => cached,
-        None => {
-            let read = ctx
-                .nomad
-                .job(&key.namespace, &desired.id, QueryOptions::default())
-                .await?
-                .value;
-            ctx.jobs.put(&key.namespace, &desired.id, read.clone());
-            read
-        }
-    };
-    let mut observation = observation(key, desired, live.as_ref(), previous, retry, waiting_for);
+    let live = live_job(ctx, key, &desired.id, previous).await?;
+    let mut observation = observation(key, decided, live.as_ref(), previous, retry, waiting_for);
     // The job moved since nomarch's write: if Nomad rolled that write back, hold it.
     let mut rolled_back = observation
         .rolled_back

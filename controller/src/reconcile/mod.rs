@@ -2,7 +2,7 @@
 //! execute, and returns when to look again.
 //!
 //! # Layout
-//! - `app`, `pubs`, `cronjob`, `gitsource`: one kind each; `job` and `workload`: what the kinds
+//! - `app`, `pubs`, `cronjob`, `gitsource`, `nomadjob`: one kind each; `job` and `workload`: what the kinds
 //!   with a Nomad job share; `heal`: healing's stops and suspect nodes.
 //! - `operator`: suspend and reconcile-now requests, before and after any kind's reconcile.
 //! - `webhook` and `deliveries`: the git push webhook a GitSource serves (verified, replays
@@ -14,6 +14,7 @@ pub mod deliveries;
 pub mod gitsource;
 pub mod heal;
 pub mod job;
+pub mod nomadjob;
 pub mod operator;
 pub mod pubs;
 pub mod webhook;
@@ -65,9 +66,10 @@ impl ReconcileError {
     }
 }
 
-/// The four kinds, as the runtime runs them, with what each keeps across reconciles.
+/// The kinds, as the runtime runs them, with what each keeps across reconciles.
 pub struct AllKinds {
     pub pubs: pubs::PubState,
+    pub nomad_jobs: nomadjob::NomadJobState,
     pub heal: heal::HealState,
     /// Shared with the webhook's handler, which asks for fetches.
     pub git: std::sync::Arc<gitsource::GitState>,
@@ -81,6 +83,7 @@ impl AllKinds {
     ) -> AllKinds {
         AllKinds {
             pubs: pubs::PubState::new(rebalance_cooldown),
+            nomad_jobs: nomadjob::NomadJobState::default(),
             heal: heal::HealState::new(cordon_suspect_nodes),
             git: std::sync::Arc::new(gitsource::GitState::new(git_cache)),
         }
@@ -122,6 +125,9 @@ async fn reconcile(kinds: &AllKinds, ctx: &Context, key: &ObjectRef) -> (Outcome
                 Kind::Pub => pubs::reconcile(ctx, &kinds.pubs, &kinds.heal, key).await,
                 Kind::CronJob => cronjob::reconcile(ctx, key).await,
                 Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, key).await,
+                Kind::NomadJob => {
+                    nomadjob::reconcile(ctx, &kinds.nomad_jobs, &kinds.heal, key).await
+                }
             };
             // Handled either way: whoever asked reads the outcome from status and events.
             // A transient failure is retried, and the retry answers the request.

@@ -305,8 +305,10 @@ async fn nomad_entry(
         }
     }
     let result = nomad::handle(&sim, &req).await;
-    // A plan is a PUT that changes nothing: Nomad's dry run is not a write.
-    let dry_run = req.path.ends_with("/plan");
+    // A plan, a parse and a validation are PUTs that change nothing: not writes.
+    let dry_run = req.path.ends_with("/plan")
+        || req.path == "/v1/jobs/parse"
+        || req.path == "/v1/validate/job";
     if (req.is_write() || req.method == Method::DELETE) && !dry_run {
         if let Ok(Reply::Json { status: 200, .. }) = &result {
             let job_id = nomad::job_id_of(&req.path).or_else(|| {

@@ -79,6 +79,45 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     let path = req.path.as_str();
     match path {
         "/v1/jobs" => return jobs(sim, req).await,
+        // command/agent/job_endpoint.go `JobsParseRequest`: HCL in, the API job out.
+        "/v1/jobs/parse" => {
+            write_only(req)?;
+            let body = req.json()?;
+            let hcl = body.get("JobHCL").and_then(Value::as_str).unwrap_or("");
+            if hcl.is_empty() {
+                return Err(ApiError::bad_request("Job spec is empty"));
+            }
+            let job = crate::jobspec::parse(hcl)
+                .map_err(|e| ApiError::bad_request(format!("Failed to parse job: {e}")))?;
+            let canonicalize = body.get("Canonicalize").and_then(Value::as_bool) == Some(true);
+            let job = if canonicalize {
+                let region = sim.read(|c| c.config.region.clone());
+                let namespace = job
+                    .get("Namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_string();
+                crate::jobs::canonicalize(job, &namespace, &region)
+            } else {
+                job
+            };
+            return Ok(Reply::ok(job));
+        }
+        // command/agent/job_endpoint.go `ValidateJobRequest` → nomad/job_endpoint.go
+        // `Job.Validate`: the job canonicalized, the register's admission validators run.
+        "/v1/validate/job" => {
+            write_only(req)?;
+            let body = req.json()?;
+            let Some(job) = body.get("Job").filter(|j| j.is_object()) else {
+                return Err(ApiError::bad_request("Job must be specified"));
+            };
+            let namespace = crate::jobs::namespace_for(req.param("namespace"), &body, job);
+            let reply = sim.read(|c| {
+                let spec = crate::jobs::canonicalize(job.clone(), &namespace, &c.config.region);
+                crate::validate::validation_response(&spec, &c.node_pools())
+            });
+            return Ok(Reply::ok(reply));
+        }
         "/v1/allocations" => return allocations(sim, req).await,
         "/v1/nodes" => return nodes(sim, req).await,
         "/v1/evaluations" => return evaluations(sim, req).await,
@@ -492,7 +531,12 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
             write_only(req)?;
             Ok(Reply::ok(sim.write(|c| c.launch_periodic(&namespace, id))?))
         }
-        "/scale" | "/dispatch" | "/submission" => Err(ApiError::not_found(format!(
+        "/scale" => {
+            write_only(req)?;
+            let body = req.json()?;
+            Ok(Reply::ok(sim.write(|c| c.scale_job(&namespace, id, &body))?))
+        }
+        "/dispatch" | "/submission" => Err(ApiError::not_found(format!(
             "nomad-sim does not simulate {suffix}"
         ))),
         _ => Err(ApiError::not_found("Invalid URL path")),

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod cronjob;
+pub mod nomadjob;
 pub mod pubs;
 
 use std::time::Duration;
