@@ -9,60 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{condition, eventually, git, sign, World};
-
-/// A bare "state repo" and a working clone that pushes to it.
-struct StateRepo {
-    _dir: tempfile::TempDir,
-    bare: PathBuf,
-    work: PathBuf,
-}
-
-impl StateRepo {
-    fn new() -> StateRepo {
-        let dir = tempfile::tempdir().unwrap();
-        let bare = dir.path().join("state.git");
-        let work = dir.path().join("work");
-        git(
-            dir.path(),
-            &["init", "-q", "--bare", "-b", "main", "state.git"],
-        );
-        git(dir.path(), &["clone", "-q", "state.git", "work"]);
-        git(&work, &["checkout", "-q", "-b", "main"]);
-        StateRepo {
-            _dir: dir,
-            bare,
-            work,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.bare.display())
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let file = self.work.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
-    }
-
-    fn remove(&self, path: &str) {
-        std::fs::remove_file(self.work.join(path)).unwrap();
-    }
-
-    /// Commits everything and pushes; returns the new commit id.
-    fn push(&self, message: &str) -> String {
-        git(&self.work, &["add", "-A"]);
-        git(&self.work, &["commit", "-q", "-m", message]);
-        git(&self.work, &["push", "-q", "origin", "main"]);
-        let head = Command::new("git")
-            .current_dir(&self.work)
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .unwrap();
-        String::from_utf8(head.stdout).unwrap().trim().to_string()
-    }
-}
+use support::{condition, eventually, git, sign, StateRepo, World};
 
 fn app(name: &str, image: &str) -> String {
     format!(

@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{eventually, settle, World};
+use support::{condition, eventually, settle, StateRepo, World};
 
 /// A jobspec as people keep it in their repos, embedded as a block scalar.
 fn hcl_job(name: &str, image: &str, extra_group: &str) -> String {
@@ -78,7 +78,9 @@ fn an_hcl_job_is_registered_reverted_and_deregistered_with_its_object() {
     });
 
     world.nomarch(&["delete", "nomadjob", "shop"], None);
-    eventually("shop stopped", || world.nomad("/v1/job/shop")["Stop"] == true);
+    eventually("shop stopped", || {
+        world.nomad("/v1/job/shop")["Stop"] == true
+    });
 }
 
 #[test]
@@ -142,7 +144,12 @@ fn an_autoscaled_count_is_left_to_the_autoscaler() {
         .json(&json!({"Count": 4, "Target": {"Group": "web"}, "Message": "autoscaler"}))
         .send()
         .unwrap();
-    assert_eq!(answer.status(), 200, "{}", answer.text().unwrap_or_default());
+    assert_eq!(
+        answer.status(),
+        200,
+        "{}",
+        answer.text().unwrap_or_default()
+    );
     eventually("four running", || world.running_allocs("scaled").len() == 4);
     // Several resyncs later the count stands and nothing was corrected.
     settle();
@@ -184,7 +191,10 @@ fn what_nomad_refuses_is_refused_at_apply_where_it_is_written() {
         stderr.contains("<stdin>:10:9: spec.hcl: Failed to parse job: input.hcl:4,5-9: Unsupported argument; An argument named \"cont\" is not expected here."),
         "{stderr}"
     );
-    assert!(world.object("nomadjob", "typo").is_null(), "nothing written");
+    assert!(
+        world.object("nomadjob", "typo").is_null(),
+        "nothing written"
+    );
 
     // A job Nomad's validation refuses, beside a valid App: neither is written.
     let starved = r#"apiVersion: nomarch.io/v1alpha1
@@ -212,7 +222,8 @@ spec:
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("spec.job: Nomad refuses the job:") && stderr.contains("minimum MemoryMB value is 10"),
+        stderr.contains("spec.job: Nomad refuses the job:")
+            && stderr.contains("minimum MemoryMB value is 10"),
         "{stderr}"
     );
     assert!(world.object("app", "fine").is_null(), "all or nothing");
@@ -221,7 +232,10 @@ spec:
     let renamed = hcl_job("one", "nginx:1", "").replace("job \"one\"", "job \"two\"");
     let output = world.nomarch_exit(&["apply", "-f", "-"], Some(&renamed));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("a NomadJob's job ID is its name"), "{stderr}");
+    assert!(
+        stderr.contains("a NomadJob's job ID is its name"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -229,10 +243,80 @@ fn diff_shows_what_a_nomadjob_would_change() {
     let world = World::start(&[]);
     world.apply(&hcl_job("shown", "nginx:1.27", ""));
     eventually("shown Ready", || world.is_ready("nomadjob", "shown"));
-    let same = world.nomarch_exit(&["diff", "-f", "-"], Some(&hcl_job("shown", "nginx:1.27", "")));
-    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stdout));
-    let changed = world.nomarch_exit(&["diff", "-f", "-"], Some(&hcl_job("shown", "nginx:1.28", "")));
+    let same = world.nomarch_exit(
+        &["diff", "-f", "-"],
+        Some(&hcl_job("shown", "nginx:1.27", "")),
+    );
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    let changed = world.nomarch_exit(
+        &["diff", "-f", "-"],
+        Some(&hcl_job("shown", "nginx:1.28", "")),
+    );
     assert_eq!(changed.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&changed.stdout);
     assert!(stdout.contains("nginx:1.28"), "{stdout}");
+}
+
+/// The JSON form of a small job, as a manifest.
+fn json_job(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: NomadJob\nmetadata:\n  name: {name}\nspec:\n  job:\n    TaskGroups:\n      - Name: {name}\n        Tasks:\n          - Name: {name}\n            Driver: docker\n            Config: {{image: \"{image}\"}}\n            Resources: {{CPU: 100, MemoryMB: 64}}\n"
+    )
+}
+
+#[test]
+fn a_state_repo_of_nomadjobs_is_synced_checked_by_nomad_and_pruned() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut world = World::without_controller(&[]);
+    world.restart_controller_with(&["--git-cache", cache.path().to_str().unwrap()]);
+    let repo = StateRepo::new();
+    repo.write("jobs/shop.yaml", &hcl_job("shop", "nginx:1.27", ""));
+    repo.write("jobs/api.yaml", &json_job("api", "api:1"));
+    repo.push("two Nomad jobs");
+    world.apply(&format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: GitSource\nmetadata:\n  name: state\nspec:\n  url: {}\n  branch: main\n  path: jobs\n  interval: 1s\n  prune: true\n",
+        repo.url()
+    ));
+    eventually("both jobs run", || {
+        world.is_ready("nomadjob", "shop") && world.is_ready("nomadjob", "api")
+    });
+
+    // A commit whose HCL Nomad cannot read applies nothing, and says where.
+    repo.write(
+        "jobs/shop.yaml",
+        &hcl_job("shop", "nginx:1.28", "").replace("count = 2", "cont = 2"),
+    );
+    repo.write("jobs/api.yaml", &json_job("api", "api:2"));
+    repo.push("a typo");
+    eventually("the sync refused", || {
+        let status = world.object("gitsource", "state")["status"].clone();
+        let synced = condition(&status, "Synced");
+        synced["status"] == "False"
+            && synced["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("jobs/shop.yaml:10:9") && m.contains("cont"))
+    });
+    assert_eq!(
+        image(&world.nomad("/v1/job/api")),
+        "api:1",
+        "nothing of the commit applied"
+    );
+
+    // The fix lands whole; then a removal prunes.
+    repo.write("jobs/shop.yaml", &hcl_job("shop", "nginx:1.28", ""));
+    repo.push("fixed");
+    eventually("both edits in Nomad", || {
+        image(&world.nomad("/v1/job/shop")) == "nginx:1.28"
+            && image(&world.nomad("/v1/job/api")) == "api:2"
+    });
+    repo.remove("jobs/api.yaml");
+    repo.push("api retired");
+    eventually("api pruned and its job stopped", || {
+        world.object("nomadjob", "api").is_null() && world.nomad("/v1/job/api")["Stop"] == true
+    });
 }

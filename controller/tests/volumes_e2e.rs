@@ -249,3 +249,103 @@ fn pubs_that_rebalance_by_themselves_move_onto_a_hub_that_joined_after_the_cool_
         world.events()
     );
 }
+
+/// Two hubs running the CSI plugin `ebs`, a worker without it; volumes `pg-data` and
+/// `room-data` registered single-node-writer.
+fn csi_world() -> (World, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "nodes": [
+            {"name": "hub-a", "class": "hub", "csi_plugins": ["ebs"]},
+            {"name": "hub-b", "class": "hub", "csi_plugins": ["ebs"]},
+            {"name": "worker", "class": "worker"},
+        ],
+        "csi_volumes": [
+            {"id": "pg-data", "plugin_id": "ebs"},
+            {"id": "room-data", "plugin_id": "ebs"},
+        ],
+    });
+    let path = dir.path().join("cluster.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let world = World::start(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--heartbeat-ttl",
+        "500ms",
+        "--heartbeat-grace",
+        "500ms",
+    ]);
+    (world, dir)
+}
+
+fn csi_app(name: &str) -> String {
+    format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\nspec:\n  image: postgres:16\n  volumes:\n    - name: data\n      type: csi\n      source: pg-data\n      mountPath: /var/lib/postgresql\n"
+    )
+}
+
+/// Why Nomad could not place a job's group, from its evaluations' `FailedTGAllocs`.
+fn placement_failures(world: &World, job: &str) -> String {
+    world
+        .nomad(&format!("/v1/job/{job}/evaluations"))
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["FailedTGAllocs"].to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_csi_volume_is_claimed_by_one_allocation_at_a_time() {
+    let (world, _dir) = csi_world();
+    world.apply(&csi_app("db"));
+    eventually("db Ready", || world.ready("db"));
+    let nodes = running_on(&world, "db");
+    assert!(
+        nodes == ["hub-a"] || nodes == ["hub-b"],
+        "only where the plugin runs: {nodes:?}"
+    );
+    let volume = world.nomad("/v1/volume/csi/pg-data");
+    let db_alloc = world.running_allocs("db")[0]["ID"].clone();
+    assert!(
+        volume["WriteAllocs"]
+            .as_object()
+            .is_some_and(|w| w.len() == 1 && w.contains_key(db_alloc.as_str().unwrap())),
+        "{volume}"
+    );
+
+    // A second job asking to write the same volume waits for the claim, in Nomad's words.
+    world.apply(&csi_app("db-copy"));
+    eventually("db-copy refused the claim", || {
+        placement_failures(&world, "db-copy")
+            .contains("CSI volume pg-data has exhausted its available writer claims")
+    });
+    assert!(world.running_allocs("db-copy").is_empty());
+
+    // The first lets go: the second gets the volume.
+    world.nomarch(&["stop", "app/db"], None);
+    eventually("db-copy runs", || {
+        world.running_allocs("db-copy").len() == 1
+    });
+    let volume = world.nomad("/v1/volume/csi/pg-data");
+    assert_eq!(volume["WriteAllocs"].as_object().map(|w| w.len()), Some(1));
+}
+
+#[test]
+fn a_pub_on_a_csi_volume_moves_with_it_off_a_lost_hub() {
+    let (world, _dir) = csi_world();
+    world.apply(
+        "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: room\nspec:\n  tenant: room\n  image: ssb/room:1\n  hubSelector:\n    nodeClass: hub\n  reallocation:\n    grace: 1s\n  volumes:\n    - name: data\n      type: csi\n      source: room-data\n      mountPath: /data\n",
+    );
+    eventually("room Ready", || world.is_ready("pub", "room"));
+    let first = hub_of(&world, "room");
+    set_node(&world, &first, "kill");
+    let other = if first == "hub-a" { "hub-b" } else { "hub-a" };
+    eventually("room runs on the other hub, its volume with it", || {
+        running_on(&world, "room") == vec![other.to_string()]
+            && world.nomad("/v1/volume/csi/room-data")["WriteAllocs"]
+                .as_object()
+                .is_some_and(|w| w.len() == 1)
+    });
+}

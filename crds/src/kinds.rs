@@ -176,7 +176,8 @@ pub struct Reallocation {
     pub grace: Duration,
     /// When the hub is lost (down past the grace, or gone from Nomad): `move` starts the pub
     /// on another hub, fresh (data on the lost hub's disk stays there); `wait` keeps it pinned
-    /// until the hub returns. Default: `wait` for a pub with host volumes, `move` otherwise.
+    /// until the hub returns. Default: `wait` for a pub with host volumes, `move` otherwise (a
+    /// CSI volume is reachable from the new hub: the pub moves with its data).
     /// A draining hub is always left: someone chose to empty it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_hub_loss: Option<OnHubLoss>,
@@ -191,12 +192,17 @@ pub enum OnHubLoss {
 
 impl PubSpec {
     /// Whether a lost hub keeps the pub waiting for it (`reallocation.onHubLoss`, or its
-    /// default: a pub with host volumes keeps its data by waiting).
+    /// default: a pub with host volumes keeps its data by waiting; one with CSI volumes only
+    /// takes them along).
     pub fn waits_on_hub_loss(&self) -> bool {
-        let default = if self.volumes.is_empty() {
-            OnHubLoss::Move
-        } else {
+        let on_the_hubs_disk = self
+            .volumes
+            .iter()
+            .any(|v| v.type_ == crate::workload::VolumeType::Host);
+        let default = if on_the_hubs_disk {
             OnHubLoss::Wait
+        } else {
+            OnHubLoss::Move
         };
         self.reallocation.on_hub_loss.unwrap_or(default) == OnHubLoss::Wait
     }

@@ -88,15 +88,22 @@ impl Manifest {
     pub fn job_error(&self, hcl_at: Option<(usize, usize)>, message: String) -> ManifestError {
         let (field, at) = match &self.job_text {
             Some(text) => {
-                let inside = text.hcl_start.zip(hcl_at).map(|(start, (line, col))| {
-                    crate::yaml::Position {
-                        line: start.line + line - 1,
-                        col: start.col + col - 1,
-                    }
-                });
+                let inside =
+                    text.hcl_start
+                        .zip(hcl_at)
+                        .map(|(start, (line, col))| crate::yaml::Position {
+                            line: start.line + line - 1,
+                            col: start.col + col - 1,
+                        });
                 (text.field, inside.unwrap_or(text.at))
             }
-            None => ("spec", crate::yaml::Position { line: self.source.line, col: self.source.col }),
+            None => (
+                "spec",
+                crate::yaml::Position {
+                    line: self.source.line,
+                    col: self.source.col,
+                },
+            ),
         };
         ManifestError {
             file: self.source.file.clone(),

@@ -239,7 +239,7 @@ fn validate_app(spec: &AppSpec, own_name: &str, p: &mut Problems) {
     }
     validate_placement(&spec.placement, "spec.placement", p);
     validate_update(&spec.update, p);
-    validate_volumes(&spec.volumes, p);
+    validate_volumes(&spec.volumes, spec.replicas, p);
     validate_nomad(&spec.nomad, "spec", p);
     let mut seen = HashSet::new();
     for (i, dep) in spec.depends_on.iter().enumerate() {
@@ -292,7 +292,7 @@ fn validate_pub(spec: &PubSpec, p: &mut Problems) {
         "spec.reallocation.grace",
         || "must be at least 1s".into(),
     );
-    validate_volumes(&spec.volumes, p);
+    validate_volumes(&spec.volumes, 1, p);
     validate_nomad(&spec.nomad, "spec", p);
 }
 
@@ -311,7 +311,7 @@ fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
     }
     validate_container(&spec.task, "spec.task", p);
     validate_placement(&spec.placement, "spec.placement", p);
-    validate_volumes(&spec.volumes, p);
+    validate_volumes(&spec.volumes, 1, p);
     validate_nomad(&spec.nomad, "spec", p);
 }
 
@@ -364,7 +364,10 @@ const OWNERSHIP_POINTERS: &[&str] = &["/ID", "/Name", "/Namespace", "/Stop", "/M
 fn validate_nomadjob(spec: &NomadJobSpec, meta: &ObjectMeta, p: &mut Problems) {
     match (&spec.job, &spec.hcl) {
         (Some(_), Some(_)) => p.add("spec.hcl", "set either spec.job or spec.hcl, not both"),
-        (None, None) => p.add("spec", "set spec.job (Nomad's JSON) or spec.hcl (a jobspec)"),
+        (None, None) => p.add(
+            "spec",
+            "set spec.job (Nomad's JSON) or spec.hcl (a jobspec)",
+        ),
         (None, Some(hcl)) => p.check(!hcl.trim().is_empty(), "spec.hcl", || {
             "must not be empty".into()
         }),
@@ -460,9 +463,11 @@ fn validate_embedded_job(
         }
     }
     let groups = job.get("TaskGroups").and_then(serde_json::Value::as_array);
-    p.check(groups.is_some_and(|g| !g.is_empty()), "spec.job.TaskGroups", || {
-        "a job needs at least one group".into()
-    });
+    p.check(
+        groups.is_some_and(|g| !g.is_empty()),
+        "spec.job.TaskGroups",
+        || "a job needs at least one group".into(),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,9 +580,10 @@ fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mut Problems)
     }
 }
 
-/// Names and mount paths unique; host volumes only (what nomad-sim models, so what nomarch
-/// renders tested); a source Nomad accepts (structs `VolumeRequest.Validate`: not empty).
-fn validate_volumes(volumes: &[Volume], p: &mut Problems) {
+/// Names and mount paths unique; a source Nomad accepts (structs `VolumeRequest.Validate`: not
+/// empty); an access mode for CSI volumes only, one that the mount (read-only or not) and the
+/// number of `instances` sharing the volume fit.
+fn validate_volumes(volumes: &[Volume], instances: u32, p: &mut Problems) {
     let (mut names, mut paths) = (HashSet::new(), HashSet::new());
     for (i, volume) in volumes.iter().enumerate() {
         let item = join_index("spec.volumes", i);
@@ -587,11 +593,32 @@ fn validate_volumes(volumes: &[Volume], p: &mut Problems) {
         p.check(names.insert(&volume.name), &format!("{item}.name"), || {
             format!("`{}` is listed twice", printable(&volume.name))
         });
-        p.check(
-            volume.type_ == VolumeType::Host,
-            &format!("{item}.type"),
-            || "csi volumes are not supported yet; use a host volume".into(),
-        );
+        // structs/volumes.go `VolumeRequest.Validate`, refused here first in Nomad's words.
+        match (volume.type_, volume.access_mode) {
+            (VolumeType::Host, Some(_)) => p.add(
+                format!("{item}.accessMode"),
+                "only csi volumes have an access mode",
+            ),
+            (VolumeType::Csi, mode) => {
+                let mode = mode.unwrap_or_default();
+                p.check(
+                    volume.read_only || !mode.reads_only(),
+                    &format!("{item}.readOnly"),
+                    || format!("{} volumes must be read-only", mode.as_str()),
+                );
+                p.check(
+                    instances <= 1 || !mode.single_instance(),
+                    &format!("{item}.accessMode"),
+                    || {
+                        format!(
+                            "volume with {} access mode allows only one instance; there are {instances} replicas",
+                            mode.as_str()
+                        )
+                    },
+                );
+            }
+            (VolumeType::Host, None) => {}
+        }
         validate_nomad_name(&volume.source, &format!("{item}.source"), p);
         let path = &volume.mount_path;
         let absolute = path.starts_with('/')

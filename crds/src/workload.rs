@@ -62,23 +62,69 @@ pub struct Port {
 }
 
 /// Storage a workload mounts: a host volume a Nomad client offers (`host_volume` in the client's
-/// config), rendered as a group `volume` and a task `volume_mount`. Instances are placed only on
-/// nodes that have it.
+/// config), or a CSI volume registered in Nomad, rendered as a group `volume` and a task
+/// `volume_mount`. Instances are placed only on nodes that have it (for CSI: that run its
+/// plugin, while the volume has a free claim).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Volume {
     /// DNS label, unique within the workload.
     pub name: String,
-    /// `host`: a volume configured on the Nomad client (`csi` is not supported yet).
+    /// `host`: a volume configured on the Nomad client; `csi`: a volume registered in Nomad
+    /// (`nomad volume register`), reachable from every node running its plugin.
     #[serde(default, rename = "type")]
     pub type_: VolumeType,
-    /// The client's host volume name.
+    /// The client's host volume name, or the CSI volume's ID.
     pub source: String,
     /// Mount it read-only (required when the client offers it read-only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     /// Where the task sees it: an absolute path.
     pub mount_path: String,
+    /// How a CSI volume is claimed (csi only; default `single-node-writer`: one instance at a
+    /// time, so at most one replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_mode: Option<CsiAccessMode>,
+}
+
+/// Nomad's CSI access modes (structs/csi.go `CSIVolumeAccessMode*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CsiAccessMode {
+    SingleNodeReaderOnly,
+    #[default]
+    SingleNodeWriter,
+    MultiNodeReaderOnly,
+    MultiNodeSingleWriter,
+    MultiNodeMultiWriter,
+}
+
+impl CsiAccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CsiAccessMode::SingleNodeReaderOnly => "single-node-reader-only",
+            CsiAccessMode::SingleNodeWriter => "single-node-writer",
+            CsiAccessMode::MultiNodeReaderOnly => "multi-node-reader-only",
+            CsiAccessMode::MultiNodeSingleWriter => "multi-node-single-writer",
+            CsiAccessMode::MultiNodeMultiWriter => "multi-node-multi-writer",
+        }
+    }
+
+    /// Whether every mount of it must be read-only.
+    pub fn reads_only(self) -> bool {
+        matches!(
+            self,
+            CsiAccessMode::SingleNodeReaderOnly | CsiAccessMode::MultiNodeReaderOnly
+        )
+    }
+
+    /// Whether it may be mounted by one instance only.
+    pub fn single_instance(self) -> bool {
+        matches!(
+            self,
+            CsiAccessMode::SingleNodeReaderOnly | CsiAccessMode::SingleNodeWriter
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

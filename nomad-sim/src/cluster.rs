@@ -118,6 +118,9 @@ pub struct Cluster {
     /// The next launch of each periodic job, memoized (see `tick_periodic`).
     pub next_launches: HashMap<(String, String), NextLaunch>,
     pub namespaces: BTreeMap<String, Namespace>,
+    /// CSI volumes by (namespace, ID); their claims are the allocations that use them
+    /// ([`crate::csi`]).
+    pub csi_volumes: BTreeMap<(String, String), crate::csi::CsiVolume>,
     pub kv: BTreeMap<String, KvEntry>,
     /// Nomad variables by (namespace, path).
     pub variables: BTreeMap<(String, String), VariableEntry>,
@@ -165,6 +168,7 @@ impl Cluster {
             periodic_jobs: BTreeSet::new(),
             next_launches: HashMap::new(),
             namespaces: BTreeMap::new(),
+            csi_volumes: BTreeMap::new(),
             kv: BTreeMap::new(),
             variables: BTreeMap::new(),
             check_rules: Vec::new(),
@@ -192,6 +196,9 @@ impl Cluster {
             },
         );
         cluster.tables.namespaces = index;
+        for spec in cluster.config.csi_volumes.clone() {
+            cluster.register_csi_volume(crate::csi::CsiVolume::from_spec(&spec, index));
+        }
         cluster
     }
 

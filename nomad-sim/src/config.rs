@@ -25,6 +25,34 @@ pub struct NodeSpec {
     /// The client's `host_volume` blocks, by name.
     #[serde(default)]
     pub host_volumes: BTreeMap<String, HostVolume>,
+    /// CSI node plugins running (healthy) on the client, by plugin ID.
+    #[serde(default)]
+    pub csi_plugins: Vec<String>,
+}
+
+/// A CSI volume registered at start (`nomad volume register`): its plugin and the access and
+/// attachment modes it was registered with (`capability` blocks; one each here).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsiVolumeSpec {
+    pub id: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub plugin_id: String,
+    #[serde(default = "default_access_mode")]
+    pub access_mode: String,
+    #[serde(default = "default_attachment_mode")]
+    pub attachment_mode: String,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+fn default_access_mode() -> String {
+    "single-node-writer".into()
+}
+fn default_attachment_mode() -> String {
+    "file-system".into()
 }
 
 /// A client's `host_volume "name" { path = ..., read_only = ... }` (structs
@@ -63,6 +91,7 @@ impl NodeSpec {
             cpu: default_cpu(),
             memory: default_memory(),
             host_volumes: BTreeMap::new(),
+            csi_plugins: Vec::new(),
         }
     }
 }
@@ -91,6 +120,8 @@ pub struct SimConfig {
     /// Terminal allocations and evaluations older than this are garbage-collected, as Nomad's
     /// core GC does (`eval_gc_threshold`, 1h by default).
     pub gc_threshold: Duration,
+    /// CSI volumes registered at start.
+    pub csi_volumes: Vec<CsiVolumeSpec>,
 }
 
 impl Default for SimConfig {
@@ -105,6 +136,7 @@ impl Default for SimConfig {
             acl_token: None,
             region: "global".into(),
             gc_threshold: Duration::from_secs(3600),
+            csi_volumes: Vec::new(),
         }
     }
 }
@@ -135,4 +167,6 @@ pub fn default_nodes() -> Vec<NodeSpec> {
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub nodes: Vec<NodeSpec>,
+    #[serde(default)]
+    pub csi_volumes: Vec<CsiVolumeSpec>,
 }

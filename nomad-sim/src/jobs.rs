@@ -600,7 +600,9 @@ impl Cluster {
         };
         let Some(count) = body.get("Count").and_then(Value::as_i64) else {
             // No count: a scaling event only, nothing registered.
-            return Ok(json!({"JobModifyIndex": job.modify_index, "EvalID": "", "EvalCreateIndex": 0, "Index": self.index}));
+            return Ok(
+                json!({"JobModifyIndex": job.modify_index, "EvalID": "", "EvalCreateIndex": 0, "Index": self.index}),
+            );
         };
         if job.spec.get("Type").and_then(Value::as_str) == Some("system") && count > 1 {
             return Err(ApiError::bad_request(
@@ -640,7 +642,8 @@ impl Cluster {
             )));
         }
         spec["Stop"] = json!(job.stop);
-        let register = json!({"Job": spec, "EnforceIndex": true, "JobModifyIndex": job.job_modify_index});
+        let register =
+            json!({"Job": spec, "EnforceIndex": true, "JobModifyIndex": job.job_modify_index});
         self.register_job(Some(namespace), &register, Some(id))
     }
 

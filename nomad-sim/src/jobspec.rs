@@ -130,7 +130,12 @@ const CHECK: &[Field] = &[
     Arg("on_update", "OnUpdate", Str),
     Arg("success_before_passing", "SuccessBeforePassing", Int),
     Arg("failures_before_critical", "FailuresBeforeCritical", Int),
-    Blk("check_restart", "CheckRestart", Shape::Single, CHECK_RESTART),
+    Blk(
+        "check_restart",
+        "CheckRestart",
+        Shape::Single,
+        CHECK_RESTART,
+    ),
 ];
 const SERVICE: &[Field] = &[
     Arg("name", "Name", Str),
@@ -142,7 +147,12 @@ const SERVICE: &[Field] = &[
     Arg("task", "TaskName", Str),
     Arg("on_update", "OnUpdate", Str),
     Blk("check", "Checks", Shape::List, CHECK),
-    Blk("check_restart", "CheckRestart", Shape::Single, CHECK_RESTART),
+    Blk(
+        "check_restart",
+        "CheckRestart",
+        Shape::Single,
+        CHECK_RESTART,
+    ),
     Blk("meta", "Meta", Shape::StrMap, &[]),
 ];
 const RESOURCES: &[Field] = &[
@@ -444,9 +454,7 @@ impl Reader<'_> {
                 Structure::Block(block) => {
                     let name = block.ident.as_str();
                     let Some((key, shape, inner)) = fields.iter().find_map(|f| match f {
-                        Blk(hcl, key, shape, inner) if *hcl == name => {
-                            Some((*key, *shape, *inner))
-                        }
+                        Blk(hcl, key, shape, inner) if *hcl == name => Some((*key, *shape, *inner)),
                         _ => None,
                     }) else {
                         self.unknown_block(block);
@@ -841,7 +849,10 @@ EOT
         assert_eq!(group["Name"], "web");
         assert_eq!(group["Count"], 2);
         let network = &group["Networks"][0];
-        assert_eq!(network["DynamicPorts"], json!([{"Label": "http", "To": 8080}]));
+        assert_eq!(
+            network["DynamicPorts"],
+            json!([{"Label": "http", "To": 8080}])
+        );
         assert_eq!(
             network["ReservedPorts"],
             json!([{"Label": "admin", "Value": 9000}]),
@@ -905,7 +916,10 @@ EOT
         assert!(syntax.starts_with("input.hcl:2,"), "{syntax}");
         let variable = parse("job \"x\" {\n  type = var.kind\n}\n").unwrap_err();
         assert!(variable.contains("Unknown variable"), "{variable}");
-        let vault = parse("job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      vault {}\n    }\n  }\n}\n").unwrap_err();
+        let vault = parse(
+            "job \"x\" {\n  group \"g\" {\n    task \"t\" {\n      vault {}\n    }\n  }\n}\n",
+        )
+        .unwrap_err();
         assert!(vault.contains("nomad-sim does not simulate"), "{vault}");
     }
 

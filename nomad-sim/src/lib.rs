@@ -14,7 +14,8 @@
 //! - [`scheduler`]: evaluations, and per job: a snapshot of each group, [`reconcile`]'s pure
 //!   plan for it (Nomad's `computeGroup`), then applying it; [`placement`]: candidate nodes,
 //!   capacity and binpack; [`constraints`]: constraint operands and interpolation;
-//!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`); [`validate`]:
+//!   [`updates`]: in-place or destructive updates (Nomad's `tasksUpdated`); [`csi`]: CSI
+//!   volumes, their claims and placement; [`jobspec`]: HCL jobspecs into API jobs (`/v1/jobs/parse`); [`validate`]:
 //!   the jobs Nomad refuses, in its words; [`deployments`]: rollouts gated on health, progress
 //!   deadlines, auto-revert and stable versions.
 //! - [`lifecycle`]: what time does: tasks start and stop, nodes miss heartbeats, periodic launches;
@@ -30,6 +31,7 @@ pub mod cluster;
 pub mod config;
 pub mod constraints;
 pub mod consul;
+pub mod csi;
 pub mod deployments;
 pub mod diff;
 pub mod error;

@@ -72,6 +72,7 @@ impl Cluster {
             cpu: spec.cpu,
             memory: spec.memory,
             host_volumes: spec.host_volumes.clone(),
+            csi_plugins: spec.csi_plugins.clone(),
             address,
             status: "ready",
             eligibility: "eligible",

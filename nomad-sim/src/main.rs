@@ -181,12 +181,14 @@ fn go_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn sim_config(args: &ServeArgs) -> anyhow::Result<SimConfig> {
+    let mut csi_volumes = Vec::new();
     let nodes = match (&args.config, args.nodes) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let file: ConfigFile = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
+            csi_volumes = file.csi_volumes;
             file.nodes
         }
         (None, Some(count)) => {
@@ -201,6 +203,7 @@ fn sim_config(args: &ServeArgs) -> anyhow::Result<SimConfig> {
                     cpu: args.node_cpu,
                     memory: args.node_memory,
                     host_volumes: Default::default(),
+                    csi_plugins: Vec::new(),
                 })
                 .collect()
         }
@@ -220,6 +223,7 @@ fn sim_config(args: &ServeArgs) -> anyhow::Result<SimConfig> {
         acl_token: args.acl_token.clone(),
         region: "global".into(),
         gc_threshold: args.gc_threshold,
+        csi_volumes,
     })
 }
 

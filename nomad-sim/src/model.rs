@@ -401,6 +401,8 @@ pub struct Node {
     pub memory: u64,
     /// The client's `host_volume` blocks, by name.
     pub host_volumes: BTreeMap<String, super::config::HostVolume>,
+    /// CSI node plugins running healthy on the client.
+    pub csi_plugins: Vec<String>,
     pub address: String,
     pub status: &'static str,
     pub eligibility: &'static str,

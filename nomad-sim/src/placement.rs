@@ -237,6 +237,12 @@ impl Placer {
                     .or_default() += 1;
                 continue;
             }
+            if let Err(reason) = cluster.csi_volumes_fit(ask.namespace, ask.job_id, ask.group, node)
+            {
+                metrics.filtered += 1;
+                *metrics.constraint_filtered.entry(reason).or_default() += 1;
+                continue;
+            }
             let load = load_of(&mut self.loads, cluster, ask, &node.id);
             let (used_cpu, used_mem) = (load.cpu, load.memory);
             let fits_cpu = used_cpu + ask.cpu <= node.cpu;
@@ -301,8 +307,8 @@ pub const MISSING_HOST_VOLUMES: &str = "missing compatible host volumes";
 
 /// scheduler/feasible.go `HostVolumeChecker.hasVolumes`, for static host volumes (the node's
 /// `host_volume` config): the node offers every host volume the group asks for, and none that
-/// the group would write is read-only on the node. (Dynamic host volumes and CSI volumes are
-/// not simulated.)
+/// the group would write is read-only on the node. (Dynamic host volumes are not simulated;
+/// CSI volumes are [`crate::csi`]'s.)
 pub fn host_volumes_fit(group: &Value, node: &Node) -> bool {
     group
         .get("Volumes")

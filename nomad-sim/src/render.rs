@@ -441,7 +441,7 @@ pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
             "Networks": {"ReservedHostPorts": ""},
         },
         "CSIControllerPlugins": null,
-        "CSINodePlugins": null,
+        "CSINodePlugins": crate::csi::node_plugins(node),
         "Drain": node.drain.is_some(),
         "DrainStrategy": node.drain,
         "LastDrain": node.last_drain,

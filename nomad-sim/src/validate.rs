@@ -263,25 +263,63 @@ fn job_errors(job: &Value) -> Vec<Item> {
 
 /// `TaskGroup.Validate` on its volume requests, by name (Go's map order is random; names are
 /// sorted here): structs/volumes.go `VolumeRequest.Validate` refuses an unknown type outright and
-/// lists the rest (an empty source).
+/// lists the rest (an empty source; for CSI, a missing attachment or access mode, a
+/// single-node volume shared by more than one instance, a reader-only one written).
 fn volume_errors(group: &Value) -> Vec<Item> {
     let Some(volumes) = group.get("Volumes").and_then(Value::as_object) else {
         return Vec::new();
     };
+    let count = group.get("Count").and_then(Value::as_u64).unwrap_or(1);
     let mut items = Vec::new();
     for (name, request) in volumes {
         let kind = request.get("Type").and_then(Value::as_str).unwrap_or("");
+        let text = |key: &str| request.get(key).and_then(Value::as_str).unwrap_or("");
+        let flag = |key: &str| request.get(key).and_then(Value::as_bool).unwrap_or(false);
         let failed = if kind != "host" && kind != "csi" {
             format!("volume has unrecognized type {kind}")
-        } else if request
-            .get("Source")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
-            list_format(&[Item::Text("volume has an empty source".into())])
         } else {
-            continue;
+            let mut problems = Vec::new();
+            if text("Source").is_empty() {
+                problems.push(Item::Text("volume has an empty source".into()));
+            }
+            if kind == "csi" {
+                if text("AttachmentMode").is_empty() {
+                    problems.push(Item::Text(
+                        "CSI volumes must have an attachment mode".into(),
+                    ));
+                }
+                let mode = text("AccessMode");
+                let shared = count > 1 && !flag("PerAlloc");
+                match mode {
+                    "" => problems.push(Item::Text("CSI volumes must have an access mode".into())),
+                    "single-node-reader-only" => {
+                        if !flag("ReadOnly") {
+                            problems.push(Item::Text(format!("{mode} volumes must be read-only")));
+                        }
+                        if shared {
+                            problems.push(Item::Text(format!(
+                                "volume with {mode} access mode allows only one reader"
+                            )));
+                        }
+                    }
+                    "single-node-writer" if shared => problems.push(Item::Text(format!(
+                        "volume with {mode} access mode allows only one reader or writer"
+                    ))),
+                    "multi-node-reader-only" if !flag("ReadOnly") => {
+                        problems.push(Item::Text(format!("{mode} volumes must be read-only")))
+                    }
+                    "multi-node-single-writer" if shared && !flag("ReadOnly") => {
+                        problems.push(Item::Text(format!(
+                            "volume with {mode} access mode allows only one writer"
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            if problems.is_empty() {
+                continue;
+            }
+            list_format(&problems)
         };
         items.push(Item::Text(format!(
             "Task group volume validation for {name} failed: {failed}"

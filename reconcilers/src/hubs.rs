@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crds::kinds::{HubSelector, PlacementPolicy};
-use crds::workload::Volume;
+use crds::workload::{Volume, VolumeType};
 
 /// A Nomad client node, as placement needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,10 +28,13 @@ pub struct Hub {
 }
 
 /// scheduler/feasible.go `HostVolumeChecker` for static host volumes: the hub offers every
-/// volume, and none the pub writes is read-only there. Nomad would refuse the placement
-/// otherwise (the pub's job is pinned to the hub), so such a hub is never chosen.
+/// host volume, and none the pub writes is read-only there. Nomad would refuse the placement
+/// otherwise (the pub's job is pinned to the hub), so such a hub is never chosen. CSI volumes
+/// are Nomad's to place (its `CSIVolumeChecker` reads the volume's plugin and claims): a hub
+/// without the plugin shows as the pub's placement failure.
 pub fn offers(hub: &Hub, volumes: &[Volume]) -> bool {
-    volumes.iter().all(|v| {
+    let host = volumes.iter().filter(|v| v.type_ == VolumeType::Host);
+    host.into_iter().all(|v| {
         hub.volumes
             .get(&v.source)
             .is_some_and(|read_only| v.read_only || !read_only)
@@ -354,6 +357,7 @@ mod tests {
             source: "tenant-data".into(),
             read_only,
             mount_path: "/data".into(),
+            access_mode: None,
         };
         let mut writable = hub("writable", 4096, true, true);
         writable.volumes = [("tenant-data".to_string(), false)].into();
@@ -378,5 +382,12 @@ mod tests {
             Some("read-only"),
             "the emptiest that offers it"
         );
+        // A CSI volume is Nomad's to place: no hub is ruled out for it here.
+        let csi = Volume {
+            type_: crds::workload::VolumeType::Csi,
+            source: "shared-disk".into(),
+            ..volume(false)
+        };
+        assert!(pick(csi).is_some());
     }
 }

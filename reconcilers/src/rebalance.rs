@@ -309,6 +309,7 @@ mod tests {
             source: "tenant-data".into(),
             read_only: false,
             mount_path: "/data".into(),
+            access_mode: None,
         }];
         assert!(
             plan(&hubs, &pubs, ALL).is_empty(),

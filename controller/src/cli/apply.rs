@@ -8,8 +8,8 @@ use crate::store::{ApplyOutcome, EventType, NewEvent, Store};
 
 use super::connect::NomadArgs;
 use super::say;
-use crate::reconcile::nomadjob::{check_manifests, CheckError};
 use super::{wait, CliError, StoreArgs};
+use crate::reconcile::nomadjob::{check_manifests, CheckError};
 
 /// Applies the files; with `wait`, then follows what changed until it is done or the time is up.
 pub async fn run(
@@ -22,7 +22,10 @@ pub async fn run(
     let manifests = crds::load_paths(files).map_err(CliError::Invalid)?;
     // NomadJobs are asked of Nomad too (their HCL parsed, their job validated), still before
     // anything is written.
-    if manifests.iter().any(|m| m.resource.kind() == crds::Kind::NomadJob) {
+    if manifests
+        .iter()
+        .any(|m| m.resource.kind() == crds::Kind::NomadJob)
+    {
         let nomad = nomad_args.client(|_| {})?;
         match check_manifests(&nomad, &manifests).await {
             Ok(()) => {}

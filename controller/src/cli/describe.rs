@@ -451,9 +451,14 @@ fn base_summary(resource: &Resource) -> Vec<String> {
         ],
         Resource::NomadJob(j) => {
             let mut items = vec![match (&j.spec.hcl, &j.spec.job) {
-                (Some(hcl), _) => format!("job: HCL, {} line(s), parsed by Nomad", hcl.lines().count()),
+                (Some(hcl), _) => {
+                    format!("job: HCL, {} line(s), parsed by Nomad", hcl.lines().count())
+                }
                 (None, Some(job)) => {
-                    let groups = job.get("TaskGroups").and_then(|g| g.as_array()).map_or(0, Vec::len);
+                    let groups = job
+                        .get("TaskGroups")
+                        .and_then(|g| g.as_array())
+                        .map_or(0, Vec::len);
                     format!("job: JSON, {groups} group(s)")
                 }
                 (None, None) => "job: none".into(),

@@ -53,7 +53,9 @@ async fn nomadjob_job(nomad: &NomadClient, object: &crds::NomadJob) -> Result<De
         (None, Some(hcl)) => match nomad.parse_hcl(&key.namespace, hcl).await {
             Ok(job) => job,
             Err(crate::clients::ApiError::BadRequest { message, .. }) => {
-                return Ok(Desired::Note(format!("Nomad cannot read spec.hcl: {message}")))
+                return Ok(Desired::Note(format!(
+                    "Nomad cannot read spec.hcl: {message}"
+                )))
             }
             Err(e) => return Err(CliError::Runtime(format!("Nomad: {e}"))),
         },
@@ -65,10 +67,11 @@ async fn nomadjob_job(nomad: &NomadClient, object: &crds::NomadJob) -> Result<De
         .map_err(|e| CliError::Runtime(format!("Nomad: {e}")))?
         .value
         .map(|j| serde_json::to_value(j).expect("jobs serialize"));
-    let rendered = match reconcilers::render::nomadjob::render_nomadjob(object, &source, live.as_ref()) {
-        Ok(rendered) => rendered,
-        Err(problem) => return Ok(Desired::Note(problem.to_string())),
-    };
+    let rendered =
+        match reconcilers::render::nomadjob::render_nomadjob(object, &source, live.as_ref()) {
+            Ok(rendered) => rendered,
+            Err(problem) => return Ok(Desired::Note(problem.to_string())),
+        };
     let decode = |value: Value| -> Result<Box<Job>, CliError> {
         serde_json::from_value(value)
             .map(Box::new)
@@ -121,25 +124,24 @@ pub async fn run(
             Some(current) => current.metadata().generation + 1,
         };
         let previous = stored.as_ref().and_then(|s| s.status());
-        let (desired, decided, waiting_for) = match desired(&store, &nomad, &resource, previous)
-            .await?
-        {
-            Desired::Job {
-                job,
-                decided,
-                waiting_for,
-            } => (job, decided, waiting_for),
-            Desired::Note(note) => {
-                answers.push(Planned {
-                    object: object.to_string(),
-                    rule: "not diffed",
-                    changes: false,
-                    note: Some(note),
-                    plan: None,
-                });
-                continue;
-            }
-        };
+        let (desired, decided, waiting_for) =
+            match desired(&store, &nomad, &resource, previous).await? {
+                Desired::Job {
+                    job,
+                    decided,
+                    waiting_for,
+                } => (job, decided, waiting_for),
+                Desired::Note(note) => {
+                    answers.push(Planned {
+                        object: object.to_string(),
+                        rule: "not diffed",
+                        changes: false,
+                        note: Some(note),
+                        plan: None,
+                    });
+                    continue;
+                }
+            };
         let live = nomad
             .job(&object.namespace, &job_id(&object), QueryOptions::default())
             .await

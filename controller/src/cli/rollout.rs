@@ -345,9 +345,9 @@ async fn promote(
     nomad_args: &connect::NomadArgs,
 ) -> Result<(), CliError> {
     let object = object_ref(object, namespace)?;
-    if object.kind != crds::Kind::App {
+    if !matches!(object.kind, crds::Kind::App | crds::Kind::NomadJob) {
         return Err(CliError::Usage(format!(
-            "{object}: only apps roll out with canaries or blue/green"
+            "{object}: only apps and Nomad jobs roll out with canaries or blue/green"
         )));
     }
     let nomad = nomad_args.client(|_| {})?;

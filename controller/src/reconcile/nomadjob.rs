@@ -97,9 +97,8 @@ pub async fn reconcile(
         Err(message) => return unreadable(ctx, &object, previous.as_ref(), message).await,
     };
     let as_job = |value: Value| -> Result<Job, ReconcileError> {
-        serde_json::from_value(value).map_err(|e| {
-            ReconcileError::Refused(format!("the job is not a Nomad job: {e}"))
-        })
+        serde_json::from_value(value)
+            .map_err(|e| ReconcileError::Refused(format!("the job is not a Nomad job: {e}")))
     };
     let id = reconcilers::meta::job_id(key);
     let rendered = match render_nomadjob(&object, &source, None) {
@@ -269,16 +268,14 @@ pub async fn check_manifests(
         };
         let source = match (&object.spec.job, &object.spec.hcl) {
             (Some(job), _) => Value::Object(job.clone()),
-            (None, Some(hcl)) => {
-                match nomad.parse_hcl(&object.metadata.namespace, hcl).await {
-                    Ok(job) => job,
-                    Err(ApiError::BadRequest { message, .. }) => {
-                        problems.push(manifest.job_error(hcl_position(&message), message));
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
+            (None, Some(hcl)) => match nomad.parse_hcl(&object.metadata.namespace, hcl).await {
+                Ok(job) => job,
+                Err(ApiError::BadRequest { message, .. }) => {
+                    problems.push(manifest.job_error(hcl_position(&message), message));
+                    continue;
                 }
-            }
+                Err(e) => return Err(e.into()),
+            },
             (None, None) => continue,
         };
         let rendered = match render_nomadjob(object, &source, None) {
@@ -330,6 +327,10 @@ mod tests {
             "HCL line 3 column 5 is the file's line 9, past the block's indentation"
         );
         let elsewhere = manifest.job_error(None, "Nomad refuses the job".into());
-        assert_eq!((elsewhere.line, elsewhere.col), (6, 3), "at the field's key");
+        assert_eq!(
+            (elsewhere.line, elsewhere.col),
+            (6, 3),
+            "at the field's key"
+        );
     }
 }

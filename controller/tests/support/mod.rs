@@ -294,3 +294,56 @@ pub fn condition(status: &Value, type_: &str) -> Value {
         .cloned()
         .unwrap_or(Value::Null)
 }
+
+/// A bare "state repo" and a working clone that pushes to it.
+pub struct StateRepo {
+    pub _dir: tempfile::TempDir,
+    pub bare: PathBuf,
+    pub work: PathBuf,
+}
+
+impl StateRepo {
+    pub fn new() -> StateRepo {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("state.git");
+        let work = dir.path().join("work");
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "state.git"],
+        );
+        git(dir.path(), &["clone", "-q", "state.git", "work"]);
+        git(&work, &["checkout", "-q", "-b", "main"]);
+        StateRepo {
+            _dir: dir,
+            bare,
+            work,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let file = self.work.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+
+    pub fn remove(&self, path: &str) {
+        std::fs::remove_file(self.work.join(path)).unwrap();
+    }
+
+    /// Commits everything and pushes; returns the new commit id.
+    pub fn push(&self, message: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", message]);
+        git(&self.work, &["push", "-q", "origin", "main"]);
+        let head = Command::new("git")
+            .current_dir(&self.work)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8(head.stdout).unwrap().trim().to_string()
+    }
+}

@@ -152,6 +152,23 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
             )
             .await;
         }
+        // nomad/csi_endpoint.go `List` (type=csi): every volume of the namespace.
+        "/v1/volumes" => {
+            get_only(req)?;
+            if req.param("type") != Some("csi") {
+                return Err(ApiError::bad_request(
+                    "nomad-sim simulates only `type=csi` volume listings",
+                ));
+            }
+            let list = sim.read(|c| {
+                c.csi_volumes
+                    .values()
+                    .filter(|v| namespace_matches(req, &v.namespace))
+                    .map(|v| c.render_csi_stub(v))
+                    .collect::<Vec<_>>()
+            });
+            return Ok(Reply::ok(json!(list)));
+        }
         "/v1/namespaces" => {
             get_only(req)?;
             return blocking_table(
@@ -221,6 +238,22 @@ pub async fn handle(sim: &Sim, req: &Req) -> ApiResult<Reply> {
     }
     if let Some(var_path) = path.strip_prefix("/v1/var/") {
         return variables::handle(sim, req, var_path).await;
+    }
+    if let Some(id) = path.strip_prefix("/v1/volume/csi/") {
+        let namespace = req.namespace_str().to_string();
+        return match req.method {
+            Method::GET => sim.read(|c| {
+                c.csi_volumes
+                    .get(&(namespace, id.to_string()))
+                    .map(|v| Reply::ok(c.render_csi_volume(v)))
+                    .ok_or_else(|| ApiError::not_found("volume not found"))
+            }),
+            _ if req.is_write() => {
+                let body = req.json()?;
+                Ok(Reply::ok(sim.write(|c| c.register_csi_request(id, &body))?))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        };
     }
     if let Some(name) = path.strip_prefix("/v1/namespace/") {
         return namespace(sim, req, name).await;
@@ -534,7 +567,9 @@ async fn job(sim: &Sim, req: &Req, rest: &str) -> ApiResult<Reply> {
         "/scale" => {
             write_only(req)?;
             let body = req.json()?;
-            Ok(Reply::ok(sim.write(|c| c.scale_job(&namespace, id, &body))?))
+            Ok(Reply::ok(
+                sim.write(|c| c.scale_job(&namespace, id, &body))?,
+            ))
         }
         "/dispatch" | "/submission" => Err(ApiError::not_found(format!(
             "nomad-sim does not simulate {suffix}"

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crds::workload::{
     CheckType, Constraint, EnvVar, HealthCheck, Placement, Port, Protocol, Resources,
-    RolloutStrategy, Route, UpdateStrategy,
+    RolloutStrategy, Route, UpdateStrategy, VolumeType,
 };
 use crds::ObjectRef;
 use serde_json::{json, Map, Value};
@@ -83,7 +83,7 @@ pub const UNPROMOTED_TAG: &str = "nomarch-unpromoted";
 
 /// The job's update block. Canary and auto-promote keys only for the strategies that use
 /// them: a rolling update renders as it always has, so its fingerprint does not change.
-/// Host volumes as the group's `Volumes` and the task's `VolumeMounts` (the job's only group
+/// Host and CSI volumes as the group's `Volumes` and the task's `VolumeMounts` (the job's only group
 /// and task). Nothing is added without volumes, so other jobs' fingerprints stay as they were.
 pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
     if volumes.is_empty() {
@@ -92,10 +92,18 @@ pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
     let requests: Map<String, Value> = volumes
         .iter()
         .map(|v| {
-            (
-                v.name.clone(),
-                json!({"Name": v.name, "Type": "host", "Source": v.source, "ReadOnly": v.read_only}),
-            )
+            let request = match v.type_ {
+                VolumeType::Host => {
+                    json!({"Name": v.name, "Type": "host", "Source": v.source, "ReadOnly": v.read_only})
+                }
+                // A filesystem mount: what a task's `volume_mount` needs of a CSI volume.
+                VolumeType::Csi => json!({
+                    "Name": v.name, "Type": "csi", "Source": v.source, "ReadOnly": v.read_only,
+                    "AccessMode": v.access_mode.unwrap_or_default().as_str(),
+                    "AttachmentMode": "file-system",
+                }),
+            };
+            (v.name.clone(), request)
         })
         .collect();
     let mounts: Vec<Value> = volumes

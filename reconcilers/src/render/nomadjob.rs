@@ -23,7 +23,9 @@ pub struct RenderedNomadJob {
 pub enum NomadJobProblem {
     #[error("the job is {found:?}; a NomadJob's job ID is its name ({name:?}): rename one")]
     OtherId { found: String, name: String },
-    #[error("the job says namespace {found:?}; it lives in the object's namespace ({namespace:?})")]
+    #[error(
+        "the job says namespace {found:?}; it lives in the object's namespace ({namespace:?})"
+    )]
     OtherNamespace { found: String, namespace: String },
 }
 
@@ -174,7 +176,9 @@ fn make_parents<'v>(job: &'v mut Value, pointer: &str) -> Option<&'v mut Value> 
     for token in pointer.split('/').skip(1) {
         let token = token.replace("~1", "/").replace("~0", "~");
         at = match at {
-            Value::Object(map) => map.entry(token).or_insert_with(|| Value::Object(Map::new())),
+            Value::Object(map) => map
+                .entry(token)
+                .or_insert_with(|| Value::Object(Map::new())),
             Value::Array(items) => items.get_mut(token.parse::<usize>().ok()?)?,
             _ => return None,
         };
@@ -273,10 +277,13 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("team");
-        let rendered = render_nomadjob(&object(&ignored), &source(), Some(&live_without_team))
-            .unwrap();
+        let rendered =
+            render_nomadjob(&object(&ignored), &source(), Some(&live_without_team)).unwrap();
         let job = &rendered.job;
-        assert_eq!(job["TaskGroups"][0]["Count"], 7, "the autoscaler's count stands");
+        assert_eq!(
+            job["TaskGroups"][0]["Count"], 7,
+            "the autoscaler's count stands"
+        );
         assert_eq!(
             job["TaskGroups"][1]["Count"], 1,
             "a group without a scaling policy is nomarch's"
