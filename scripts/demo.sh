@@ -82,7 +82,7 @@ git -C "$work" checkout -q -b main
 cp -r "$root/manifests/examples/." "$work/"
 git -C "$work" add -A
 git -C "$work" commit -q -m "the examples"
-echo "== git push (the examples: apps, pubs, cron jobs)"
+echo "== git push (the examples: apps, pubs, cron jobs, a Nomad job in HCL)"
 git -C "$work" push -q origin main
 echo
 echo "== nomarch apply -f manifests/gitsource.yaml (url: file://$repo)"
@@ -95,7 +95,7 @@ for _ in $(seq 1 60); do
   [ "$apps" -gt 0 ] && [ "$not_ready" -eq 0 ] && break
   sleep 0.5
 done
-for kind in gitsources apps pubs cronjobs; do
+for kind in gitsources apps pubs cronjobs nomadjobs; do
   echo
   echo "== nomarch get $kind -o wide"
   "$nomarch" get "$kind" -o wide

@@ -23,11 +23,23 @@ fn examples() -> PathBuf {
 
 /// Runs nomarch with a clean environment for the endpoint variables.
 fn nomarch(etcd: Option<&TestEtcd>, args: &[&str], stdin: Option<&str>) -> Output {
+    nomarch_with(etcd, &[], args, stdin)
+}
+
+/// [`nomarch`] with more environment (`NOMAD_ADDR` of a nomad-sim).
+fn nomarch_with(
+    etcd: Option<&TestEtcd>,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nomarch"));
     command
         .env_remove("NOMARCH_ETCD_ENDPOINTS")
         .env_remove("ETCDCTL_ENDPOINTS")
-        .env("NOMARCH_PREFIX", PREFIX);
+        .env_remove("NOMAD_ADDR")
+        .env("NOMARCH_PREFIX", PREFIX)
+        .envs(env.iter().copied());
     if let Some(etcd) = etcd {
         command.env("NOMARCH_ETCD_ENDPOINTS", etcd.endpoint());
     }
@@ -148,9 +160,14 @@ async fn apply_of_a_directory_with_one_bad_file_writes_nothing() {
 #[tokio::test]
 async fn apply_reports_like_kubectl_and_reapplying_writes_nothing() {
     let etcd = TestEtcd::start();
+    // The examples hold a NomadJob: its HCL is read by Nomad before anything is written.
+    let sim = e2e::procs::SimProcess::start(&[]);
+    let nomad_url = sim.nomad_url();
+    let nomad = [("NOMAD_ADDR", nomad_url.as_str())];
     let examples = examples();
-    let first = nomarch(
+    let first = nomarch_with(
         Some(&etcd),
+        &nomad,
         &["apply", "-f", examples.to_str().unwrap()],
         None,
     );
@@ -163,6 +180,7 @@ async fn apply_reports_like_kubectl_and_reapplying_writes_nothing() {
             "app/website created",
             "cronjob/cache-warmer created",
             "cronjob/nightly-backup created",
+            "nomadjob/whoami created",
             "pub/pub-alice created",
             "pub/pub-bob created",
             "pub/pub-carol created",
@@ -172,8 +190,9 @@ async fn apply_reports_like_kubectl_and_reapplying_writes_nothing() {
 
     let store = store(&etcd).await;
     let before = store.revision().await.unwrap();
-    let again = nomarch(
+    let again = nomarch_with(
         Some(&etcd),
+        &nomad,
         &["apply", "-f", examples.to_str().unwrap()],
         None,
     );

@@ -73,7 +73,7 @@ fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
         if line.contains("Normal") && line.contains("Registered") {
             events_seen += 1;
         }
-        if synced && events_seen == 9 {
+        if synced && events_seen == 10 {
             break;
         }
     }
@@ -82,7 +82,7 @@ fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
         "{transcript}"
     );
     assert!(
-        transcript.contains("9 created, 0 configured"),
+        transcript.contains("10 created, 0 configured"),
         "one sync creates every example object:\n{transcript}"
     );
     assert!(
@@ -101,7 +101,7 @@ fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
         "the apps converge on nomad-sim:\n{transcript}"
     );
     assert_eq!(
-        events_seen, 9,
+        events_seen, 10,
         "one Registered event per example object:\n{transcript}"
     );
 
