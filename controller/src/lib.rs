@@ -9,9 +9,12 @@
 //!   runner, leadership, metrics); it knows no kind and runs whatever `runtime::kinds::Kinds`
 //!   it is handed.
 //! - [`reconcile`]: the kinds, one module each, and `reconcile::AllKinds` for the runtime.
+//! - [`api`]: the HTTP API (`/api/v1`) with bearer tokens and roles; mounted by
+//!   `cli::controller` on the runtime's listener.
 //! - [`cli`]: the `nomarch` commands (`validate`, `apply`, `get`, `delete`, `events`, `schema`),
 //!   their output formats and exit codes.
 
+pub mod api;
 pub mod cli;
 pub mod clients;
 pub mod git;

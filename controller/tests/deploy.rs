@@ -612,6 +612,10 @@ const NOMAD_NEEDS: &[(&str, &[&str])] = &[
         &["namespace:read-job", "namespace:submit-job"],
     ),
     ("/v1/job/:x/plan", &["namespace:submit-job"]),
+    // A NomadJob's HCL: job_endpoint.go JobsParseRequest allows parse-job or submit-job.
+    ("/v1/jobs/parse", &["namespace:submit-job"]),
+    // A NomadJob checked before it is written: job_endpoint.go Validate checks read-job.
+    ("/v1/validate/job", &["namespace:read-job"]),
     ("/v1/job/:x/allocations", &["namespace:read-job"]),
     ("/v1/job/:x/deployments", &["namespace:read-job"]),
     ("/v1/job/:x/deployment", &["namespace:read-job"]),

@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 
 /// (layer, the modules above it that it must not name).
 const RULES: &[(&str, &[&str])] = &[
-    ("clients", &["store", "git", "runtime", "reconcile", "cli"]),
-    ("store", &["runtime", "reconcile", "cli"]),
-    ("git", &["runtime", "reconcile", "cli"]),
-    ("runtime", &["reconcile", "cli"]),
-    ("reconcile", &["cli"]),
+    (
+        "clients",
+        &["store", "git", "runtime", "reconcile", "api", "cli"],
+    ),
+    ("store", &["runtime", "reconcile", "api", "cli"]),
+    ("git", &["runtime", "reconcile", "api", "cli"]),
+    ("runtime", &["reconcile", "api", "cli"]),
+    ("reconcile", &["api", "cli"]),
+    ("api", &["reconcile", "cli"]),
 ];
 
 fn sources(dir: &Path) -> Vec<PathBuf> {

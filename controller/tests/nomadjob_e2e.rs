@@ -124,6 +124,13 @@ spec:
         "api:2",
         "the ignored image is the deploy tool's"
     );
+
+    // Stopped and started as the other kinds are (the job registered with `Stop`).
+    world.nomarch(&["stop", "nomadjob/api"], None);
+    assert_eq!(world.nomad("/v1/job/api")["Stop"], true);
+    assert!(world.running_allocs("api").is_empty());
+    world.nomarch(&["start", "nomadjob/api"], None);
+    eventually("api runs again", || world.running_allocs("api").len() == 1);
 }
 
 #[test]

@@ -19,13 +19,15 @@ namespace "*" {
     # rolled back?), /v1/job/:id/deployment and /v1/deployment/:id (the rollout in status),
     # /v1/allocations, the Job, Allocation and Deployment event topics: Job.GetJob,
     # Job.Allocations, Job.Deployments, Job.LatestDeployment, Deployment.GetDeployment,
-    # Alloc.List, event_endpoint.go validateNsOp
+    # Alloc.List, event_endpoint.go validateNsOp; PUT /v1/validate/job (a NomadJob checked
+    # before it is written): Job.Validate
     "read-job",
     # PUT /v1/job/:id (register), /v1/job/:id/plan, DELETE /v1/job/:id,
     # PUT /v1/job/:id/periodic/force (`nomarch run cronjob`) and
     # PUT /v1/deployment/promote/:id (`nomarch rollout promote`): Job.Register, Job.Plan,
     # Job.Deregister, periodic_endpoint.go Force (submit-job or dispatch-job),
-    # deployment_endpoint.go Promote
+    # deployment_endpoint.go Promote; PUT /v1/jobs/parse (a NomadJob's HCL):
+    # command/agent/job_endpoint.go JobsParseRequest (parse-job or submit-job)
     "submit-job",
     # PUT /v1/allocation/:id/stop (healing): nomad/alloc_endpoint.go Alloc.Stop;
     # PUT /v1/client/allocation/:id/restart (`nomarch rollout restart`):

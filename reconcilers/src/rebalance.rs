@@ -7,7 +7,7 @@
 //! the hub it is on, onto a ready, schedulable hub its selector matches, with room and its
 //! volumes), and stops when no move makes things more even, or at the limit. Only pubs whose
 //! policy is `spread` are moved (a `binpack` pub asked to be packed); pubs with host volumes
-//! only when asked (their data stays on the old hub's disk).
+//! only when asked (their data stays on the old hub's disk; a CSI volume goes along).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +29,16 @@ pub struct PlacedPub {
     pub volumes: Vec<Volume>,
     /// Not to be moved by this rebalance (outside its selector, or stopped); its load counts.
     pub pinned: bool,
+}
+
+impl PlacedPub {
+    /// A host volume is on the hub's disk: a move starts the pub without it. (A CSI volume
+    /// goes along.)
+    fn keeps_data_on_its_hub(&self) -> bool {
+        self.volumes
+            .iter()
+            .any(|v| v.type_ == crds::workload::VolumeType::Host)
+    }
 }
 
 impl PlacedPub {
@@ -91,7 +101,7 @@ pub fn plan(hubs: &[Hub], placed: &[PlacedPub], limits: Limits) -> Vec<Move> {
         for p in placed {
             let movable = !p.pinned
                 && p.policy == PlacementPolicy::Spread
-                && (limits.include_stateful || p.volumes.is_empty())
+                && (limits.include_stateful || !p.keeps_data_on_its_hub())
                 && !moved.contains(&p.object);
             let Some(source) = hubs.iter().find(|h| h.id == placed_on[&p.object]) else {
                 continue;
@@ -327,6 +337,9 @@ mod tests {
         with_volume.volumes = [("tenant-data".to_string(), false)].into();
         let hubs = [hub("a", 8192), with_volume];
         assert_eq!(plan(&hubs, &pubs, stateful).len(), 1);
+        // A CSI volume moves with its pub: nothing to be told.
+        pubs[5].volumes[0].type_ = crds::workload::VolumeType::Csi;
+        assert_eq!(plan(&[hub("a", 8192), hub("b", 8192)], &pubs, ALL).len(), 1);
     }
 
     /// A hub counts after the cool-down, once; one that flaps starts over.

@@ -36,6 +36,7 @@ mod rebalance;
 mod restart;
 mod rollout;
 mod select;
+mod token;
 mod wait;
 
 use std::path::PathBuf;
@@ -296,6 +297,11 @@ pub enum Command {
     Rollout {
         #[command(subcommand)]
         action: rollout::RolloutAction,
+    },
+    /// Bearer tokens for the controller's HTTP API (`/api/v1`)
+    Token {
+        #[command(subcommand)]
+        action: token::TokenAction,
     },
     /// Launch a run of a cron job now (Nomad's periodic force)
     Run {
@@ -609,6 +615,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             nomad,
         } => diff::run(&cli.store, &files, &nomad, output.is_some()).await,
         Command::Rollout { action } => rollout::run(&cli.store, action).await,
+        Command::Token { action } => token::run(&cli.store, action).await,
         Command::Logs {
             object,
             namespace,

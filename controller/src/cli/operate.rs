@@ -57,6 +57,7 @@ pub async fn set_stopped(
         let spec_stopped = match &mut resource {
             Resource::App(app) => &mut app.spec.stopped,
             Resource::Pub(p) => &mut p.spec.stopped,
+            Resource::NomadJob(j) => &mut j.spec.stopped,
             _ => unreachable!("refused above"),
         };
         if *spec_stopped == stopped {
@@ -89,7 +90,8 @@ pub async fn set_stopped(
     }
 }
 
-/// Only apps and pubs run until stopped; a synced one only while its source is suspended.
+/// Only apps, pubs and Nomad jobs run until stopped; a synced one only while its source is
+/// suspended.
 async fn refuse_unless_runnable(
     store: &Store,
     object: &ObjectRef,
@@ -97,9 +99,12 @@ async fn refuse_unless_runnable(
     stopped: bool,
 ) -> Result<(), CliError> {
     let verb = if stopped { "stop" } else { "start" };
-    if !matches!(resource, Resource::App(_) | Resource::Pub(_)) {
+    if !matches!(
+        resource,
+        Resource::App(_) | Resource::Pub(_) | Resource::NomadJob(_)
+    ) {
         return Err(CliError::Usage(format!(
-            "a {} cannot be {verb}ped: only apps and pubs run until stopped{}",
+            "a {} cannot be {verb}ped: only apps, pubs and Nomad jobs run until stopped{}",
             resource.kind(),
             if resource.kind() == Kind::CronJob {
                 " (a cron job's spec.suspend stops its launches)"

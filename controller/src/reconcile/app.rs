@@ -5,16 +5,15 @@ use std::time::Duration;
 
 use crds::{App, ConditionType, Kind, ObjectRef, Resource, Status};
 use reconcilers::render::app::render_app;
-use reconcilers::status::{record_rejection, record_rollback, Written};
+use reconcilers::status::Written;
 
 use super::heal::HealState;
-use super::job::{deregister_if_ours, ensure_job, save_status};
-use super::workload::{announce_rollout, keep_if_unchanged, observe, Observed, Workload};
+use super::job::{deregister_if_ours, ensure_job};
+use super::workload::{keep_if_unchanged, observe, save_and_announce, Observed, Workload};
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
-use crate::store::EventType;
 
 /// While an App is converging, look again this often even without a trigger.
 const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
@@ -58,7 +57,7 @@ pub async fn reconcile(
     )
     .await?;
     let Observed {
-        mut status,
+        status,
         heal_due,
         rollout_steps,
     } = observe_status(
@@ -66,30 +65,13 @@ pub async fn reconcile(
         heal,
         &app,
         ensured.job.as_ref(),
-        ensured.written,
+        ensured.written.clone(),
         previous.as_ref(),
     )
     .await?;
-    record_rejection(&mut status, ensured.rejected.as_ref(), chrono::Utc::now());
-    record_rollback(
-        &mut status,
-        previous.as_ref(),
-        ensured.rolled_back.as_ref(),
-        chrono::Utc::now(),
-    );
+    let status =
+        save_and_announce(ctx, key, previous.as_ref(), status, &ensured, rollout_steps).await?;
     let ready = status.is_true(ConditionType::Ready);
-    let was_ready = previous
-        .as_ref()
-        .is_some_and(|s| s.is_true(ConditionType::Ready));
-    save_status(ctx, key, previous.as_ref(), &status).await?;
-    announce_rollout(ctx, key, rollout_steps).await;
-    if ready && !was_ready {
-        let message = status
-            .condition(ConditionType::Ready)
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        ctx.event(key, EventType::Normal, "Ready", message).await;
-    }
     // Refused by Nomad: nothing changes until the App does, and that queues it again.
     if ensured.rejected.is_some() {
         return Ok(Outcome::Done);

@@ -12,14 +12,14 @@ use chrono::Utc;
 use crds::{ConditionType, NomadJob, ObjectRef, Resource, Status};
 use reconcilers::fingerprint::fingerprint;
 use reconcilers::render::nomadjob::{deploys, desired_instances, render_nomadjob};
-use reconcilers::status::{record_rejection, record_rollback, rejection, Rejection};
+use reconcilers::status::{record_rejection, rejection, Rejection};
 use serde_json::Value;
 
 use super::heal::HealState;
 use super::job::{
     deregister_if_ours, desired_fingerprint, ensure_job_keeping, live_job, save_status,
 };
-use super::workload::{announce_rollout, keep_if_unchanged, observe, Workload};
+use super::workload::{keep_if_unchanged, observe, save_and_announce, Workload};
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::clients::ApiError;
@@ -30,15 +30,18 @@ use crate::store::EventType;
 /// While a job is converging, look again this often even without a trigger.
 const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
 
-/// What NomadJobs keep across reconciles: per object, Nomad's parse of its HCL, by the text's
-/// fingerprint, so a steady job costs no parse request.
+/// Nomad's answer to one HCL text: the API job, or why Nomad cannot read it.
+type Parsed = Result<Value, String>;
+
+/// What NomadJobs keep across reconciles: per object, Nomad's parse of its HCL and the text it
+/// was for, so a steady job costs no parse request.
 #[derive(Default)]
 pub struct NomadJobState {
-    parsed: Mutex<HashMap<ObjectRef, (String, Result<Value, String>)>>,
+    parsed: Mutex<HashMap<ObjectRef, (String, Parsed)>>,
 }
 
 impl NomadJobState {
-    fn cached(&self, key: &ObjectRef, text: &str) -> Option<Result<Value, String>> {
+    fn cached(&self, key: &ObjectRef, text: &str) -> Option<Parsed> {
         let parsed = self.parsed.lock().expect("parse cache lock");
         parsed
             .get(key)
@@ -46,7 +49,7 @@ impl NomadJobState {
             .map(|(_, result)| result.clone())
     }
 
-    fn remember(&self, key: &ObjectRef, text: &str, result: Result<Value, String>) {
+    fn remember(&self, key: &ObjectRef, text: &str, result: Parsed) {
         let mut parsed = self.parsed.lock().expect("parse cache lock");
         parsed.insert(key.clone(), (text.to_string(), result));
     }
@@ -62,7 +65,7 @@ pub async fn source_job(
     ctx: &Context,
     state: &NomadJobState,
     object: &NomadJob,
-) -> Result<Result<Value, String>, ReconcileError> {
+) -> Result<Parsed, ReconcileError> {
     if let Some(job) = &object.spec.job {
         return Ok(Ok(Value::Object(job.clone())));
     }
@@ -165,39 +168,28 @@ pub async fn reconcile(
         ctx,
         workload,
         ensured.job.as_ref(),
-        ensured.written,
+        ensured.written.clone(),
         previous.as_ref(),
     )
     .await?;
-    let mut status = keep_if_unchanged(
+    let status = keep_if_unchanged(
         observed.status,
         previous.as_ref(),
         object.metadata.generation,
     );
-    record_rejection(&mut status, ensured.rejected.as_ref(), Utc::now());
-    record_rollback(
-        &mut status,
+    let status = save_and_announce(
+        ctx,
+        key,
         previous.as_ref(),
-        ensured.rolled_back.as_ref(),
-        Utc::now(),
-    );
-    let ready = status.is_true(ConditionType::Ready);
-    let was_ready = previous
-        .as_ref()
-        .is_some_and(|s| s.is_true(ConditionType::Ready));
-    save_status(ctx, key, previous.as_ref(), &status).await?;
-    announce_rollout(ctx, key, observed.rollout_steps).await;
-    if ready && !was_ready {
-        let message = status
-            .condition(ConditionType::Ready)
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        ctx.event(key, EventType::Normal, "Ready", message).await;
-    }
+        status,
+        &ensured,
+        observed.rollout_steps,
+    )
+    .await?;
     if ensured.rejected.is_some() {
         return Ok(Outcome::Done);
     }
-    let settled = ready || status.is_true(ConditionType::Stopped);
+    let settled = status.is_true(ConditionType::Ready) || status.is_true(ConditionType::Stopped);
     if settled {
         Ok(Outcome::Done)
     } else {

@@ -258,6 +258,38 @@ async fn observe_stopped_rollout(
     Ok(Some((ended, steps)))
 }
 
+/// What Apps and NomadJobs do once they have observed: Nomad's refusal and rollback (from
+/// `ensured`) put on record, the status saved, the rollout's steps said, and `Ready` said
+/// when it just became so. Returns the saved status.
+pub async fn save_and_announce(
+    ctx: &Context,
+    key: &ObjectRef,
+    previous: Option<&Status>,
+    mut status: Status,
+    ensured: &super::job::Ensured,
+    rollout_steps: Vec<RolloutEvent>,
+) -> Result<Status, ReconcileError> {
+    reconcilers::status::record_rejection(&mut status, ensured.rejected.as_ref(), Utc::now());
+    reconcilers::status::record_rollback(
+        &mut status,
+        previous,
+        ensured.rolled_back.as_ref(),
+        Utc::now(),
+    );
+    super::job::save_status(ctx, key, previous, &status).await?;
+    announce_rollout(ctx, key, rollout_steps).await;
+    let ready = status.is_true(crds::ConditionType::Ready);
+    let was_ready = previous.is_some_and(|s| s.is_true(crds::ConditionType::Ready));
+    if ready && !was_ready {
+        let message = status
+            .condition(crds::ConditionType::Ready)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        ctx.event(key, EventType::Normal, "Ready", message).await;
+    }
+    Ok(status)
+}
+
 /// Says the rollout's steps, once the status that records them is stored.
 pub async fn announce_rollout(ctx: &Context, object: &ObjectRef, steps: Vec<RolloutEvent>) {
     for step in steps {

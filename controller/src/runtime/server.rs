@@ -12,13 +12,16 @@ use axum::Router;
 use super::context::Context;
 use super::kinds::Kinds;
 
-pub fn router(ctx: Arc<Context>, kinds: &dyn Kinds) -> Router {
+/// `api` is the HTTP API's routes (above the runtime: it names no kind, but it is not the
+/// runtime's either).
+pub fn router(ctx: Arc<Context>, kinds: &dyn Kinds, api: Router<Arc<Context>>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/api/v1/events/stream", get(super::event_stream::events))
         .merge(kinds.routes())
+        .merge(api)
         .with_state(ctx)
 }
 

@@ -6,6 +6,7 @@
 //! | `status/{kind}/{namespace}/{name}` | its status, written separately so it never bumps `generation` |
 //! | `history/{kind}/{namespace}/{name}/{generation:020}` | previous generations, for rollback |
 //! | `events/{namespace}/{kind}/{name}/{id}` | events, with a lease TTL |
+//! | `tokens/{name}` | an API token: its role, namespace, expiry and the SHA-256 of its secret |
 
 use crds::{Kind, ObjectRef};
 

@@ -1,4 +1,5 @@
-//! The etcd store: objects, status, history, events and watches under one key prefix.
+//! The etcd store: objects, status, history, events, watches and API tokens under one key
+//! prefix.
 //!
 //! Every write is a transaction that compares what it read (the object's mod revision, or its
 //! absence), so a stale writer gets [`StoreError::Conflict`] instead of overwriting. Every call
@@ -12,6 +13,7 @@ mod lease;
 mod members;
 mod objects;
 mod paging;
+mod tokens;
 mod watch;
 
 use std::future::Future;
@@ -27,6 +29,7 @@ pub use events::{decode_event, Event, EventFilter, EventType, NewEvent};
 pub use keys::Keys;
 pub use lease::Fence;
 pub use objects::{ApplyOutcome, HISTORY_LIMIT};
+pub use tokens::{new_secret, secret_sha256, Role, TokenRecord, SECRET_PREFIX};
 pub use watch::{RawItem, WatchEvent};
 
 pub const DEFAULT_PREFIX: &str = "/nomarch/";

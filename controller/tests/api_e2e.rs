@@ -1,0 +1,172 @@
+//! The HTTP API against a running controller: tokens made with `nomarch token create`, each
+//! role against each act, a tenant's token that sees only its namespace, and tokens refused
+//! once revoked or expired. Denied by default: no token, no answer.
+
+mod support;
+
+use reqwest::blocking::RequestBuilder;
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{eventually, World};
+
+fn app(namespace: &str, name: &str) -> String {
+    format!(
+        "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  image: nginx:1\n"
+    )
+}
+
+/// A new token's secret, as `token create` prints it.
+fn token(world: &World, args: &[&str]) -> String {
+    let mut full = vec!["token", "create"];
+    full.extend_from_slice(args);
+    let output = world.nomarch(&full, None);
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+struct Api<'a> {
+    world: &'a World,
+}
+
+impl Api<'_> {
+    fn url(&self, path: &str) -> String {
+        let port = self.world.controller.as_ref().unwrap().port;
+        format!("http://127.0.0.1:{port}/api/v1{path}")
+    }
+
+    fn send(&self, request: RequestBuilder, secret: Option<&str>) -> (StatusCode, Value) {
+        let request = match secret {
+            Some(secret) => request.bearer_auth(secret),
+            None => request,
+        };
+        let response = request.send().unwrap();
+        let status = response.status();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    fn get(&self, path: &str, secret: Option<&str>) -> (StatusCode, Value) {
+        self.send(self.world.http.get(self.url(path)), secret)
+    }
+
+    fn post(&self, path: &str, secret: Option<&str>) -> (StatusCode, Value) {
+        self.send(self.world.http.post(self.url(path)), secret)
+    }
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tokens_roles_and_namespaces_decide_what_the_api_answers() {
+    let world = World::start(&[]);
+    for ns in ["alice", "bob"] {
+        assert_eq!(
+            world.put_nomad(
+                &format!("/v1/namespace/{ns}"),
+                serde_json::json!({"Name": ns})
+            ),
+            200
+        );
+    }
+    world.apply(&format!(
+        "{}---\n{}",
+        app("alice", "web"),
+        app("bob", "web")
+    ));
+    let api = Api { world: &world };
+
+    // Denied by default.
+    let (status, body) = api.get("/objects", None);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = api.get("/objects", Some("nomarch_not-a-token"));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let viewer = token(&world, &["viewer", "--all", "--role", "viewer"]);
+    let operator = token(&world, &["operator", "--all", "--role", "operator"]);
+    let tenant = token(
+        &world,
+        &["alice", "--namespace", "alice", "--role", "operator"],
+    );
+    let listed = String::from_utf8(world.nomarch(&["token", "list"], None).stdout).unwrap();
+    assert!(listed.contains("alice\toperator\talice"), "{listed}");
+    assert!(
+        !listed.contains(&viewer) && !listed.contains(&tenant),
+        "secrets are never listed"
+    );
+
+    // A viewer reads everything and may not act.
+    let (status, list) = api.get("/objects?kind=app", Some(&viewer));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&list), ["alice/web", "bob/web"]);
+    let (status, one) = api.get("/objects/app/bob/web", Some(&viewer));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["spec"]["image"], "nginx:1");
+    let (status, body) = api.post("/objects/app/bob/web/suspend", Some(&viewer));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("needs operator"));
+
+    // An operator acts: suspended as `nomarch suspend` would, and resumed.
+    let (status, body) = api.post("/objects/app/bob/web/suspend", Some(&operator));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let state = |name: &str| {
+        String::from_utf8(world.nomarch(&["get", "apps", "-n", "bob"], None).stdout)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(state("web").contains("Suspended"), "{}", state("web"));
+    let (status, _) = api.post("/objects/app/bob/web/resume", Some(&operator));
+    assert_eq!(status, StatusCode::OK);
+    assert!(state("web").contains("Active"));
+    let (status, _) = api.post(
+        "/objects/app/bob/web/reconcile?resourceVersion=1",
+        Some(&operator),
+    );
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a stale resourceVersion is refused"
+    );
+
+    // A tenant's token sees and acts on its own namespace only; others' objects do not exist.
+    let (status, list) = api.get("/objects", Some(&tenant));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&list), ["alice/web"]);
+    let (status, _) = api.get("/objects/app/bob/web", Some(&tenant));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.post("/objects/app/bob/web/suspend", Some(&tenant));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.post("/objects/app/alice/web/reconcile", Some(&tenant));
+    assert_eq!(status, StatusCode::OK);
+
+    // Revoked: refused from the next request on.
+    world.nomarch(&["token", "revoke", "alice"], None);
+    let (status, _) = api.get("/objects", Some(&tenant));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let again = world.nomarch_exit(&["token", "revoke", "alice"], None);
+    assert!(!again.status.success());
+
+    // Expired: refused once its time is up.
+    let brief = token(
+        &world,
+        &["brief", "--all", "--role", "admin", "--expires", "1s"],
+    );
+    let (status, _) = api.get("/objects", Some(&brief));
+    assert_eq!(status, StatusCode::OK);
+    eventually("the brief token expired", || {
+        api.get("/objects", Some(&brief)).0 == StatusCode::UNAUTHORIZED
+    });
+}
