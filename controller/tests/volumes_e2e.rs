@@ -10,16 +10,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::{eventually, World};
 
-/// Three hubs, two offering `tenant-data`; one worker offering nothing. Heartbeats lapse fast.
-fn world() -> (World, tempfile::TempDir) {
+/// A world whose nomad-sim reads `config` (its `--config` file, kept in the returned folder);
+/// heartbeats lapse fast.
+fn started_with(config: &Value) -> (World, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let volume = json!({"tenant-data": {"path": "/srv/tenants"}});
-    let config = json!({"nodes": [
-        {"name": "hub-a", "class": "hub", "host_volumes": volume},
-        {"name": "hub-b", "class": "hub", "host_volumes": volume},
-        {"name": "hub-c", "class": "hub"},
-        {"name": "worker", "class": "worker"},
-    ]});
     let path = dir.path().join("cluster.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let world = World::start(&[
@@ -31,6 +25,18 @@ fn world() -> (World, tempfile::TempDir) {
         "500ms",
     ]);
     (world, dir)
+}
+
+/// Three hubs, two offering `tenant-data`; one worker offering nothing.
+fn world() -> (World, tempfile::TempDir) {
+    let volume = json!({"tenant-data": {"path": "/srv/tenants"}});
+    let config = json!({"nodes": [
+        {"name": "hub-a", "class": "hub", "host_volumes": volume},
+        {"name": "hub-b", "class": "hub", "host_volumes": volume},
+        {"name": "hub-c", "class": "hub"},
+        {"name": "worker", "class": "worker"},
+    ]});
+    started_with(&config)
 }
 
 fn running_on(world: &World, job: &str) -> Vec<String> {
@@ -253,7 +259,6 @@ fn pubs_that_rebalance_by_themselves_move_onto_a_hub_that_joined_after_the_cool_
 /// Two hubs running the CSI plugin `ebs`, a worker without it; volumes `pg-data` and
 /// `room-data` registered single-node-writer.
 fn csi_world() -> (World, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
     let config = json!({
         "nodes": [
             {"name": "hub-a", "class": "hub", "csi_plugins": ["ebs"]},
@@ -265,17 +270,7 @@ fn csi_world() -> (World, tempfile::TempDir) {
             {"id": "room-data", "plugin_id": "ebs"},
         ],
     });
-    let path = dir.path().join("cluster.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let world = World::start(&[
-        "--config",
-        path.to_str().unwrap(),
-        "--heartbeat-ttl",
-        "500ms",
-        "--heartbeat-grace",
-        "500ms",
-    ]);
-    (world, dir)
+    started_with(&config)
 }
 
 fn csi_app(name: &str) -> String {

@@ -120,7 +120,7 @@ pub struct Cluster {
     pub namespaces: BTreeMap<String, Namespace>,
     /// CSI volumes by (namespace, ID); their claims are the allocations that use them
     /// ([`crate::csi`]).
-    pub csi_volumes: BTreeMap<(String, String), crate::csi::CsiVolume>,
+    pub csi_volumes: BTreeMap<(String, String), super::model::CsiVolume>,
     pub kv: BTreeMap<String, KvEntry>,
     /// Nomad variables by (namespace, path).
     pub variables: BTreeMap<(String, String), VariableEntry>,
@@ -196,8 +196,10 @@ impl Cluster {
             },
         );
         cluster.tables.namespaces = index;
-        for spec in cluster.config.csi_volumes.clone() {
-            cluster.register_csi_volume(crate::csi::CsiVolume::from_spec(&spec, index));
+        for spec in &cluster.config.csi_volumes {
+            let volume = super::model::CsiVolume::from_spec(spec, index);
+            let key = (volume.namespace.clone(), volume.id.clone());
+            cluster.csi_volumes.insert(key, volume);
         }
         cluster
     }

@@ -14,22 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::cluster::Cluster;
-use crate::config::CsiVolumeSpec;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Alloc, Node};
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct CsiVolume {
-    pub id: String,
-    pub namespace: String,
-    pub name: String,
-    pub plugin_id: String,
-    /// The registered capability's access mode (`single-node-writer`, ...).
-    pub access_mode: String,
-    pub attachment_mode: String,
-    pub create_index: u64,
-    pub modify_index: u64,
-}
+use crate::model::{Alloc, CsiVolume, Node};
 
 /// Access modes a writer may claim (structs/csi.go `WriteSchedulable`).
 const WRITER_MODES: &[&str] = &[
@@ -47,19 +33,6 @@ const ACCESS_MODES: &[&str] = &[
 ];
 
 impl CsiVolume {
-    pub fn from_spec(spec: &CsiVolumeSpec, index: u64) -> CsiVolume {
-        CsiVolume {
-            id: spec.id.clone(),
-            namespace: spec.namespace.clone(),
-            name: spec.id.clone(),
-            plugin_id: spec.plugin_id.clone(),
-            access_mode: spec.access_mode.clone(),
-            attachment_mode: spec.attachment_mode.clone(),
-            create_index: index,
-            modify_index: index,
-        }
-    }
-
     fn write_schedulable(&self) -> bool {
         WRITER_MODES.contains(&self.access_mode.as_str())
     }
@@ -90,7 +63,7 @@ fn csi_requests(group: &Value) -> Vec<(String, bool)> {
 }
 
 impl Cluster {
-    pub fn register_csi_volume(&mut self, volume: CsiVolume) {
+    fn register_csi_volume(&mut self, volume: CsiVolume) {
         self.csi_volumes
             .insert((volume.namespace.clone(), volume.id.clone()), volume);
     }
@@ -284,23 +257,4 @@ impl Cluster {
         });
         Ok(json!({"Index": index, "LastContact": 0, "KnownLeader": true}))
     }
-}
-
-/// A node's `CSINodePlugins`: each plugin healthy, unlimited volumes.
-pub fn node_plugins(node: &Node) -> Value {
-    if node.csi_plugins.is_empty() {
-        return Value::Null;
-    }
-    let plugins: Map<String, Value> = node
-        .csi_plugins
-        .iter()
-        .map(|id| {
-            (
-                id.clone(),
-                json!({"PluginID": id, "Healthy": true, "HealthDescription": "healthy",
-                       "NodeInfo": {"ID": node.id, "MaxVolumes": i64::MAX}}),
-            )
-        })
-        .collect();
-    Value::Object(plugins)
 }

@@ -585,7 +585,7 @@ impl Reader<'_> {
                 _ => None,
             },
             Duration => match &value {
-                Value::String(s) => match crate::http::parse_go_duration(s) {
+                Value::String(s) => match crate::clock::parse_go_duration(s) {
                     Some(d) => Some(json!(d.as_nanos() as u64)),
                     None => {
                         self.fail(

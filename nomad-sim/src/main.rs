@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use nomad_sim::clock::parse_go_duration;
 use nomad_sim::config::{default_nodes, BatchOutcome, ConfigFile, NodeSpec, SimConfig};
-use nomad_sim::http::parse_go_duration;
 use nomad_sim::RunningSim;
 use serde_json::{json, Value};
 

@@ -494,3 +494,33 @@ pub struct WriteRecord {
     /// The client's `User-Agent` (nomarch sends its identity), so tests can tell who wrote.
     pub agent: String,
 }
+
+/// A CSI volume registered in the cluster; its claims are derived from allocations
+/// ([`crate::csi`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsiVolume {
+    pub id: String,
+    pub namespace: String,
+    pub name: String,
+    pub plugin_id: String,
+    /// The registered capability's access mode (`single-node-writer`, ...).
+    pub access_mode: String,
+    pub attachment_mode: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl CsiVolume {
+    pub fn from_spec(spec: &super::config::CsiVolumeSpec, index: u64) -> CsiVolume {
+        CsiVolume {
+            id: spec.id.clone(),
+            namespace: spec.namespace.clone(),
+            name: spec.id.clone(),
+            plugin_id: spec.plugin_id.clone(),
+            access_mode: spec.access_mode.clone(),
+            attachment_mode: spec.attachment_mode.clone(),
+            create_index: index,
+            modify_index: index,
+        }
+    }
+}

@@ -441,7 +441,7 @@ pub fn node(node: &Node, now: DateTime<Utc>, with_secret: bool) -> Value {
             "Networks": {"ReservedHostPorts": ""},
         },
         "CSIControllerPlugins": null,
-        "CSINodePlugins": crate::csi::node_plugins(node),
+        "CSINodePlugins": csi_node_plugins(node),
         "Drain": node.drain.is_some(),
         "DrainStrategy": node.drain,
         "LastDrain": node.last_drain,
@@ -491,4 +491,23 @@ pub fn eval(eval: &Eval) -> Value {
         "CreateTime": eval.create_time,
         "ModifyTime": eval.modify_time,
     })
+}
+
+/// A node's `CSINodePlugins`: each plugin healthy, unlimited volumes.
+fn csi_node_plugins(node: &Node) -> Value {
+    if node.csi_plugins.is_empty() {
+        return Value::Null;
+    }
+    let plugins: Map<String, Value> = node
+        .csi_plugins
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                json!({"PluginID": id, "Healthy": true, "HealthDescription": "healthy",
+                       "NodeInfo": {"ID": node.id, "MaxVolumes": i64::MAX}}),
+            )
+        })
+        .collect();
+    Value::Object(plugins)
 }

@@ -347,37 +347,6 @@ async fn consul_entry(
     render(consul::handle(&sim, &req).await, pretty, Api::Consul)
 }
 
-/// Parses a Go duration (`10s`, `5m`, `500ms`, `1m30s`).
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * factor;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
 /// Runs a read as a blocking query: answers at once without `index`, otherwise when the result's
 /// index passes it or `wait` runs out (then with the unchanged data, status 200).
 ///
@@ -426,9 +395,8 @@ where
     };
     let wait = match req.param("wait") {
         None | Some("") => DEFAULT_BLOCKING_WAIT,
-        Some(text) => {
-            parse_go_duration(text).ok_or_else(|| ApiError::bad_request("Invalid wait time"))?
-        }
+        Some(text) => crate::clock::parse_go_duration(text)
+            .ok_or_else(|| ApiError::bad_request("Invalid wait time"))?,
     };
     let wait = wait.min(MAX_BLOCKING_WAIT);
     let jitter = wait.div_f64(16.0).mul_f64(rand::random::<f64>());
@@ -469,15 +437,6 @@ pub fn table(cluster: &Cluster, pick: fn(&TableIndex) -> u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("ten"), None);
-        assert_eq!(parse_go_duration("10"), None);
-    }
 
     #[test]
     fn paths_are_percent_decoded() {
