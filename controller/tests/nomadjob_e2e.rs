@@ -327,3 +327,26 @@ fn a_state_repo_of_nomadjobs_is_synced_checked_by_nomad_and_pruned() {
         world.object("nomadjob", "api").is_null() && world.nomad("/v1/job/api")["Stop"] == true
     });
 }
+
+#[test]
+fn a_batch_job_is_ready_once_registered_and_its_run_ends() {
+    let world = World::start(&["--batch-duration", "1s"]);
+    world.apply(
+        "apiVersion: nomarch.io/v1alpha1\nkind: NomadJob\nmetadata:\n  name: migrate\nspec:\n  hcl: |\n    job \"migrate\" {\n      type = \"batch\"\n      group \"migrate\" {\n        task \"migrate\" {\n          driver = \"docker\"\n          config { image = \"migrate:1\" }\n          resources {\n            cpu    = 100\n            memory = 64\n          }\n        }\n      }\n    }\n",
+    );
+    eventually("migrate Ready", || world.is_ready("nomadjob", "migrate"));
+    eventually("its run complete", || {
+        world
+            .nomad("/v1/job/migrate/allocations")
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["ClientStatus"] == "complete")
+    });
+    assert!(
+        world.is_ready("nomadjob", "migrate"),
+        "still Ready once it ended"
+    );
+    assert!(
+        !world.events().contains("DriftCorrected"),
+        "a finished run is not drift"
+    );
+}

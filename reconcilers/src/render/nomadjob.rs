@@ -80,8 +80,14 @@ pub fn render_nomadjob(
     Ok(RenderedNomadJob { job, decided })
 }
 
-/// The instances the job asks for: the sum of its groups' counts (Nomad's default is 1).
+/// The instances that must run for the job to be Ready: for a service job the sum of its
+/// groups' counts (Nomad's default is 1). Batch and sysbatch runs end, and a system job runs
+/// one per eligible node, so none of them has a number that must keep running: 0, and such a
+/// job is Ready once registered.
 pub fn desired_instances(job: &Value) -> u32 {
+    if job.get("Type").and_then(Value::as_str).unwrap_or("service") != "service" {
+        return 0;
+    }
     groups(job)
         .map(|g| g.get("Count").and_then(Value::as_u64).unwrap_or(1) as u32)
         .sum()
@@ -247,6 +253,13 @@ mod tests {
         assert!(job.get("Region").is_none(), "nulls are left out");
         assert_eq!(rendered.job, rendered.decided, "nothing live to keep");
         assert_eq!(desired_instances(job), 3);
+        let mut batch = job.clone();
+        batch["Type"] = json!("batch");
+        assert_eq!(
+            desired_instances(&batch),
+            0,
+            "runs end: nothing must keep running"
+        );
     }
 
     #[test]
