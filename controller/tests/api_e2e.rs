@@ -50,6 +50,15 @@ impl Api<'_> {
     fn post(&self, path: &str, secret: Option<&str>) -> (StatusCode, Value) {
         self.send(self.world.http.post(self.url(path)), secret)
     }
+
+    fn post_body(&self, path: &str, body: &str, secret: &str) -> (StatusCode, Value) {
+        let request = self.world.http.post(self.url(path)).body(body.to_string());
+        self.send(request, Some(secret))
+    }
+
+    fn delete(&self, path: &str, secret: &str) -> (StatusCode, Value) {
+        self.send(self.world.http.delete(self.url(path)), Some(secret))
+    }
 }
 
 fn names(list: &Value) -> Vec<String> {
@@ -169,4 +178,103 @@ fn tokens_roles_and_namespaces_decide_what_the_api_answers() {
     eventually("the brief token expired", || {
         api.get("/objects", Some(&brief)).0 == StatusCode::UNAUTHORIZED
     });
+}
+
+#[test]
+fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
+    let world = World::start(&[]);
+    let api = Api { world: &world };
+    let admin = token(&world, &["admin", "--all", "--role", "admin"]);
+    let operator = token(&world, &["operator", "--all", "--role", "operator"]);
+    let tenant_admin = token(
+        &world,
+        &["alice", "--namespace", "alice", "--role", "admin"],
+    );
+    let web = app("default", "web");
+
+    // Applying is an admin's: the same validation and all-or-nothing rule as `nomarch apply`.
+    let (status, _) = api.post_body("/apply", &web, &operator);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = api.post_body("/apply", &web, &tenant_admin);
+    assert_eq!(status, StatusCode::NOT_FOUND, "another namespace: {body}");
+    let broken = format!(
+        "{web}---\n{}",
+        app("default", "api").replace("nginx:1", "''")
+    );
+    let (status, body) = api.post_body("/apply", &broken, &admin);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("request:15:3: spec.image"), "{error}");
+    assert!(
+        world.object("app", "web").is_null(),
+        "nothing of a bad batch is written"
+    );
+    let (status, body) = api.post_body("/apply", &web, &admin);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["applied"][0]["outcome"], "created");
+    eventually("web Ready", || world.ready("web"));
+
+    // Running a cron job now is an operator's.
+    let cron = "apiVersion: nomarch.io/v1alpha1\nkind: CronJob\nmetadata:\n  name: backup\nspec:\n  schedule: \"0 3 * * *\"\n  task:\n    image: restic:1\n";
+    let (status, _) = api.post_body("/apply", cron, &admin);
+    assert_eq!(status, StatusCode::OK);
+    eventually("the periodic job registered", || {
+        !world.nomad("/v1/job/backup").is_null()
+    });
+    let (status, body) = api.post("/objects/cronjob/default/backup/run", Some(&operator));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually("a run launched", || {
+        world
+            .nomad("/v1/jobs?prefix=backup/periodic-")
+            .as_array()
+            .is_some_and(|jobs| !jobs.is_empty())
+    });
+    let (status, _) = api.post("/objects/app/default/web/run", Some(&operator));
+    assert_eq!(status, StatusCode::CONFLICT, "only cron jobs run now");
+
+    // Deleting is an admin's, and compares the resourceVersion when given.
+    let (status, _) = api.delete("/objects/app/default/web", &operator);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.delete("/objects/app/default/web?resourceVersion=1", &admin);
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = api.delete("/objects/app/default/web", &admin);
+    assert_eq!(status, StatusCode::OK);
+    eventually("web's job stopped", || {
+        world.nomad("/v1/job/web")["Stop"] == true
+    });
+}
+
+/// Each operation the OpenAPI description names is served (a request without a token is 401,
+/// never 404 or 405), and a path it does not name is not.
+#[test]
+fn the_openapi_description_matches_what_is_served() {
+    let world = World::start(&[]);
+    let api = Api { world: &world };
+    let (status, described) = api.get("/openapi.json", None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(described["openapi"], "3.1.0");
+    let port = world.controller.as_ref().unwrap().port;
+    let mut operations = 0;
+    for (path, methods) in described["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{kind}", "app")
+            .replace("{namespace}", "default")
+            .replace("{name}", "web")
+            .replace("{act}", "suspend");
+        let url = format!("http://127.0.0.1:{port}{concrete}");
+        for method in methods.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let status = world
+                .http
+                .request(method.clone(), &url)
+                .send()
+                .unwrap()
+                .status();
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 5);
+    let (status, _) = api.get("/objects/app/default", None);
+    assert_eq!(status, StatusCode::NOT_FOUND, "not an operation");
 }

@@ -17,7 +17,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("git", &["runtime", "reconcile", "api", "cli"]),
     ("runtime", &["reconcile", "api", "cli"]),
     ("reconcile", &["api", "cli"]),
-    ("api", &["reconcile", "cli"]),
+    ("api", &["cli"]),
 ];
 
 fn sources(dir: &Path) -> Vec<PathBuf> {
