@@ -101,6 +101,9 @@ for kind in gitsources apps pubs cronjobs nomadjobs; do
   "$nomarch" get "$kind" -o wide
 done
 
+# A token for the HTTP API (an admin's, every namespace, for this demo only).
+api_token=$("$nomarch" token create demo-admin --all --role admin --expires 24h 2>/dev/null || true)
+
 cat <<MSG
 
 Try, in another terminal:
@@ -114,6 +117,7 @@ Try, in another terminal:
   $nomad_sim ctl --addr \$NOMAD_ADDR kill-node hub-1   # a hub: its pubs move after the grace
   $nomarch get gitsources -o wide; $nomarch events --kind gitsource
   curl -N http://127.0.0.1:$controller_port/api/v1/events/stream   # the same events as SSE
+  curl -H "Authorization: Bearer $api_token" http://127.0.0.1:$controller_port/api/v1/objects?kind=app
 Metrics: http://127.0.0.1:$controller_port/metrics   Logs: $state/
 
 == nomarch events --watch (Ctrl-C stops the demo)

@@ -86,6 +86,10 @@ fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
         "one sync creates every example object:\n{transcript}"
     );
     assert!(
+        transcript.contains("Authorization: Bearer nomarch_"),
+        "the demo prints an API token:\n{transcript}"
+    );
+    assert!(
         transcript.contains("pub-alice"),
         "get pubs shows the pubs:\n{transcript}"
     );
