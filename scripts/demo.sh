@@ -116,7 +116,7 @@ Try, in another terminal:
   $nomad_sim ctl --addr \$NOMAD_ADDR set-check critical --service website
   $nomad_sim ctl --addr \$NOMAD_ADDR kill-node hub-1   # a hub: its pubs move after the grace
   $nomarch get gitsources -o wide; $nomarch events --kind gitsource
-  curl -N http://127.0.0.1:$controller_port/api/v1/events/stream   # the same events as SSE
+  curl -N -H "Authorization: Bearer $api_token" http://127.0.0.1:$controller_port/api/v1/events/stream   # the same events as SSE
   curl -H "Authorization: Bearer $api_token" http://127.0.0.1:$controller_port/api/v1/objects?kind=app
 Metrics: http://127.0.0.1:$controller_port/metrics   Logs: $state/
 

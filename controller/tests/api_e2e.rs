@@ -274,7 +274,7 @@ fn the_openapi_description_matches_what_is_served() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 5);
+    assert_eq!(operations, 6);
     let (status, _) = api.get("/objects/app/default", None);
     assert_eq!(status, StatusCode::NOT_FOUND, "not an operation");
 }

@@ -18,12 +18,30 @@ struct Frame {
     data: Value,
 }
 
-/// Opens the stream and forwards its frames to a channel, from a thread of its own.
-fn open(world: &World, query: &str, last_event_id: Option<i64>) -> mpsc::Receiver<Frame> {
+/// A new API token's secret (`nomarch token create NAME ARGS...`).
+fn token(world: &World, name: &str, args: &[&str]) -> String {
+    let mut full = vec!["token", "create", name];
+    full.extend_from_slice(args);
+    String::from_utf8(world.nomarch(&full, None).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn stream_url(world: &World, query: &str) -> String {
     let port = world.controller.as_ref().unwrap().port;
-    let mut request = world.http.get(format!(
-        "http://127.0.0.1:{port}/api/v1/events/stream{query}"
-    ));
+    format!("http://127.0.0.1:{port}/api/v1/events/stream{query}")
+}
+
+/// Opens the stream with `secret` and forwards its frames to a channel, from a thread of its
+/// own.
+fn open(
+    world: &World,
+    secret: &str,
+    query: &str,
+    last_event_id: Option<i64>,
+) -> mpsc::Receiver<Frame> {
+    let mut request = world.http.get(stream_url(world, query)).bearer_auth(secret);
     if let Some(id) = last_event_id {
         request = request.header("Last-Event-ID", id.to_string());
     }
@@ -67,14 +85,15 @@ fn the_stream_replays_live_events_and_resumes_from_last_event_id() {
     world.apply(&app("web"));
     eventually("an event about web", || world.events().contains("app/web"));
 
-    let frames = open(&world, "", None);
+    let viewer = token(&world, "viewer", &["--all", "--role", "viewer"]);
+    let frames = open(&world, &viewer, "", None);
     let first = next(&frames);
     assert!(first.id > 0);
     assert!(first.data["object"]["name"].is_string(), "{:?}", first.data);
 
     // Reconnect after the first frame: only later events come, in revision order.
     drop(frames);
-    let resumed = open(&world, "?kind=app&name=api", Some(first.id));
+    let resumed = open(&world, &viewer, "?kind=app&name=api", Some(first.id));
     world.apply(&app("api"));
     let frame = next(&resumed);
     assert!(
@@ -87,13 +106,54 @@ fn the_stream_replays_live_events_and_resumes_from_last_event_id() {
     assert_eq!(again.data["object"]["name"], "api");
 
     // A filter that cannot parse is a 400, not an empty stream.
-    let port = world.controller.as_ref().unwrap().port;
     let bad = world
         .http
-        .get(format!(
-            "http://127.0.0.1:{port}/api/v1/events/stream?type=Error"
-        ))
+        .get(stream_url(&world, "?type=Error"))
+        .bearer_auth(&viewer)
         .send()
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+/// The stream is the API's: no token, no events; a tenant's token hears its namespace only.
+#[test]
+fn the_stream_needs_a_token_and_holds_a_tenant_to_its_namespace() {
+    let world = World::start(&[]);
+    let anonymous = world.http.get(stream_url(&world, "")).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    for ns in ["alice", "bob"] {
+        world.put_nomad(
+            &format!("/v1/namespace/{ns}"),
+            serde_json::json!({"Name": ns}),
+        );
+    }
+    let tenant = token(
+        &world,
+        "alice",
+        &["--namespace", "alice", "--role", "viewer"],
+    );
+    let elsewhere = world
+        .http
+        .get(stream_url(&world, "?namespace=bob"))
+        .bearer_auth(&tenant)
+        .send()
+        .unwrap();
+    assert_eq!(
+        elsewhere.status(),
+        404,
+        "another tenant's events do not exist"
+    );
+    let frames = open(&world, &tenant, "", None);
+    let in_ns = |ns: &str, name: &str| {
+        format!("apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  image: nginx:1\n")
+    };
+    world.apply(&in_ns("bob", "secret-plans"));
+    world.apply(&in_ns("alice", "web"));
+    let frame = next(&frames);
+    assert_eq!(
+        frame.data["object"]["namespace"], "alice",
+        "{:?}",
+        frame.data
+    );
+    assert_eq!(frame.data["object"]["name"], "web");
 }

@@ -69,6 +69,13 @@ fn operations() -> Vec<Operation> {
             serve: post(act),
         },
         Operation {
+            method: "get",
+            path: "/api/v1/events/stream",
+            needs: Role::Viewer,
+            summary: "Events as Server-Sent Events (`?kind=&namespace=&name=&type=`, `Last-Event-ID`), of the namespaces the token sees",
+            serve: get(events),
+        },
+        Operation {
             method: "post",
             path: "/api/v1/apply",
             needs: Role::Admin,
@@ -218,6 +225,24 @@ async fn list(
         .map(Resource::to_json)
         .collect();
     Ok(Json(json!({"items": items, "revision": revision})))
+}
+
+/// `GET /api/v1/events/stream`: the runtime's event stream for a viewer; a one-namespace
+/// token's stream is held to its namespace (asking for another is a 404, as for objects).
+async fn events(
+    State(ctx): State<Arc<Context>>,
+    Query(mut query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let asked = query.get("namespace").cloned().filter(|n| !n.is_empty());
+    let token = match allowed(&ctx, &headers, Action::Read, asked.as_deref()).await {
+        Ok(token) => token,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if let Some(scope) = token.namespace {
+        query.insert("namespace".into(), scope);
+    }
+    crate::runtime::event_stream::events(State(ctx), Query(query), headers).await
 }
 
 /// `GET /api/v1/objects/{kind}/{namespace}/{name}`: one object with its status.

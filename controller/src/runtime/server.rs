@@ -1,5 +1,6 @@
-//! The controller's HTTP server: `/metrics`, `/healthz`, `/readyz`, the event stream
-//! (`GET /api/v1/events/stream`), and whatever routes the kinds bring (the git push webhook).
+//! The controller's HTTP server: `/metrics`, `/healthz`, `/readyz`, whatever routes the kinds
+//! bring (the git push webhook) and the HTTP API it is handed (`/api/v1`, the event stream
+//! included: [`super::event_stream`] serves it once the API has let the request through).
 
 use std::sync::Arc;
 
@@ -19,7 +20,6 @@ pub fn router(ctx: Arc<Context>, kinds: &dyn Kinds, api: Router<Arc<Context>>) -
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/api/v1/events/stream", get(super::event_stream::events))
         .merge(kinds.routes())
         .merge(api)
         .with_state(ctx)
