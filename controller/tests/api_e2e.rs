@@ -15,14 +15,6 @@ fn app(namespace: &str, name: &str) -> String {
     )
 }
 
-/// A new token's secret, as `token create` prints it.
-fn token(world: &World, args: &[&str]) -> String {
-    let mut full = vec!["token", "create"];
-    full.extend_from_slice(args);
-    let output = world.nomarch(&full, None);
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
 struct Api<'a> {
     world: &'a World,
 }
@@ -101,12 +93,9 @@ fn tokens_roles_and_namespaces_decide_what_the_api_answers() {
     let (status, _) = api.get("/objects", Some("nomarch_not-a-token"));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let viewer = token(&world, &["viewer", "--all", "--role", "viewer"]);
-    let operator = token(&world, &["operator", "--all", "--role", "operator"]);
-    let tenant = token(
-        &world,
-        &["alice", "--namespace", "alice", "--role", "operator"],
-    );
+    let viewer = world.token("viewer", &["--all", "--role", "viewer"]);
+    let operator = world.token("operator", &["--all", "--role", "operator"]);
+    let tenant = world.token("alice", &["--namespace", "alice", "--role", "operator"]);
     let listed = String::from_utf8(world.nomarch(&["token", "list"], None).stdout).unwrap();
     assert!(listed.contains("alice\toperator\talice"), "{listed}");
     assert!(
@@ -169,10 +158,7 @@ fn tokens_roles_and_namespaces_decide_what_the_api_answers() {
     assert!(!again.status.success());
 
     // Expired: refused once its time is up.
-    let brief = token(
-        &world,
-        &["brief", "--all", "--role", "admin", "--expires", "1s"],
-    );
+    let brief = world.token("brief", &["--all", "--role", "admin", "--expires", "1s"]);
     let (status, _) = api.get("/objects", Some(&brief));
     assert_eq!(status, StatusCode::OK);
     eventually("the brief token expired", || {
@@ -184,12 +170,9 @@ fn tokens_roles_and_namespaces_decide_what_the_api_answers() {
 fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
     let world = World::start(&[]);
     let api = Api { world: &world };
-    let admin = token(&world, &["admin", "--all", "--role", "admin"]);
-    let operator = token(&world, &["operator", "--all", "--role", "operator"]);
-    let tenant_admin = token(
-        &world,
-        &["alice", "--namespace", "alice", "--role", "admin"],
-    );
+    let admin = world.token("admin", &["--all", "--role", "admin"]);
+    let operator = world.token("operator", &["--all", "--role", "operator"]);
+    let tenant_admin = world.token("alice", &["--namespace", "alice", "--role", "admin"]);
     let web = app("default", "web");
 
     // Applying is an admin's: the same validation and all-or-nothing rule as `nomarch apply`.
@@ -286,7 +269,7 @@ fn the_openapi_description_matches_what_is_served() {
 fn hostile_requests_are_refused_cleanly() {
     let world = World::start(&[]);
     let api = Api { world: &world };
-    let admin = token(&world, &["admin", "--all", "--role", "admin"]);
+    let admin = world.token("admin", &["--all", "--role", "admin"]);
     let long = "a".repeat(10_000);
     let gets = [
         "/objects/app/default/..".to_string(),

@@ -18,16 +18,6 @@ struct Frame {
     data: Value,
 }
 
-/// A new API token's secret (`nomarch token create NAME ARGS...`).
-fn token(world: &World, name: &str, args: &[&str]) -> String {
-    let mut full = vec!["token", "create", name];
-    full.extend_from_slice(args);
-    String::from_utf8(world.nomarch(&full, None).stdout)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 fn stream_url(world: &World, query: &str) -> String {
     let port = world.controller.as_ref().unwrap().port;
     format!("http://127.0.0.1:{port}/api/v1/events/stream{query}")
@@ -85,7 +75,7 @@ fn the_stream_replays_live_events_and_resumes_from_last_event_id() {
     world.apply(&app("web"));
     eventually("an event about web", || world.events().contains("app/web"));
 
-    let viewer = token(&world, "viewer", &["--all", "--role", "viewer"]);
+    let viewer = world.token("viewer", &["--all", "--role", "viewer"]);
     let frames = open(&world, &viewer, "", None);
     let first = next(&frames);
     assert!(first.id > 0);
@@ -127,11 +117,7 @@ fn the_stream_needs_a_token_and_holds_a_tenant_to_its_namespace() {
             serde_json::json!({"Name": ns}),
         );
     }
-    let tenant = token(
-        &world,
-        "alice",
-        &["--namespace", "alice", "--role", "viewer"],
-    );
+    let tenant = world.token("alice", &["--namespace", "alice", "--role", "viewer"]);
     let elsewhere = world
         .http
         .get(stream_url(&world, "?namespace=bob"))

@@ -174,21 +174,28 @@ async fn allowed(
     namespace: Option<&str>,
 ) -> Result<TokenRecord, Refusal> {
     let token = bearer(ctx, headers).await?;
+    permit(token.as_ref(), action, namespace)?;
+    // The rules allow nothing without a token.
+    token.ok_or_else(|| Refusal(StatusCode::UNAUTHORIZED, "no token".into()))
+}
+
+/// What `access` says of `token` doing `action` in `namespace`, as an answer.
+fn permit(
+    token: Option<&TokenRecord>,
+    action: Action,
+    namespace: Option<&str>,
+) -> Result<(), Refusal> {
     let decision = decide(&Request {
-        token: token.as_ref(),
+        token,
         action,
         namespace,
         now: Utc::now(),
     });
-    match (decision, token) {
-        (Decision::Allow, Some(token)) => Ok(token),
-        (Decision::Unauthenticated(why), _) => {
-            Err(Refusal(StatusCode::UNAUTHORIZED, why.to_string()))
-        }
-        // The rules allow nothing without a token; this arm only keeps the match whole.
-        (Decision::Allow, None) => Err(Refusal(StatusCode::UNAUTHORIZED, "no token".into())),
-        (Decision::Hidden, _) => Err(Refusal(StatusCode::NOT_FOUND, "not found".into())),
-        (Decision::Forbidden(why), _) => Err(Refusal(StatusCode::FORBIDDEN, why)),
+    match decision {
+        Decision::Allow => Ok(()),
+        Decision::Unauthenticated(why) => Err(Refusal(StatusCode::UNAUTHORIZED, why.into())),
+        Decision::Hidden => Err(Refusal(StatusCode::NOT_FOUND, "not found".into())),
+        Decision::Forbidden(why) => Err(Refusal(StatusCode::FORBIDDEN, why)),
     }
 }
 
@@ -277,7 +284,7 @@ async fn apply(
     // Every object in reach, or nothing: a tenant's token cannot write next door.
     for manifest in &manifests {
         let namespace = &manifest.resource.metadata().namespace;
-        allowed(&ctx, &headers, Action::Write, Some(namespace)).await?;
+        permit(Some(&token), Action::Write, Some(namespace))?;
     }
     match crate::reconcile::nomadjob::check_manifests(&ctx.nomad, &manifests).await {
         Ok(()) => {}

@@ -113,6 +113,16 @@ impl World {
         output
     }
 
+    /// A new API token's secret, as `nomarch token create NAME ARGS...` prints it.
+    pub fn token(&self, name: &str, args: &[&str]) -> String {
+        let mut full = vec!["token", "create", name];
+        full.extend_from_slice(args);
+        String::from_utf8(self.nomarch(&full, None).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     pub fn apply(&self, manifest: &str) -> String {
         String::from_utf8_lossy(&self.nomarch(&["apply", "-f", "-"], Some(manifest)).stdout)
             .to_string()
