@@ -76,17 +76,10 @@ impl Cluster {
             if alloc.namespace != namespace || alloc.client_status.is_terminal() {
                 continue;
             }
-            let Some(job) = self.job(&alloc.namespace, &alloc.job_id) else {
+            // The claim is the allocation's, made with the job version it runs.
+            let Some(group) = alloc.group_spec() else {
                 continue;
             };
-            let group = job
-                .spec
-                .get("TaskGroups")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|g| g.get("Name").and_then(Value::as_str) == Some(alloc.group.as_str()));
-            let Some(group) = group else { continue };
             for (source, read_only) in csi_requests(group) {
                 if source == id {
                     if read_only {
@@ -149,7 +142,7 @@ impl Cluster {
         let ids = |allocs: &[&Alloc]| -> Map<String, Value> {
             allocs.iter().map(|a| (a.id.clone(), Value::Null)).collect()
         };
-        let mut stub = self.render_csi_stub(volume);
+        let mut stub = self.csi_stub(volume, &readers, &writers);
         stub["ReadAllocs"] = Value::Object(ids(&readers));
         stub["WriteAllocs"] = Value::Object(ids(&writers));
         stub["Allocations"] = json!(readers
@@ -163,6 +156,10 @@ impl Cluster {
     /// One volume of `GET /v1/volumes?type=csi`.
     pub fn render_csi_stub(&self, volume: &CsiVolume) -> Value {
         let (readers, writers) = self.claims(&volume.namespace, &volume.id);
+        self.csi_stub(volume, &readers, &writers)
+    }
+
+    fn csi_stub(&self, volume: &CsiVolume, readers: &[&Alloc], writers: &[&Alloc]) -> Value {
         let nodes_healthy = self
             .nodes
             .values()

@@ -754,12 +754,7 @@ impl Cluster {
         use super::templates::{render_service_env, service_envs};
         let mut rendered = BTreeMap::new();
         let alloc = &self.allocs[id];
-        let tasks = alloc
-            .group_spec()
-            .and_then(|g| g.get("Tasks"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let tasks = alloc.group_tasks();
         for task in &tasks {
             let envs = service_envs(task);
             if envs.is_empty() {
@@ -849,12 +844,7 @@ impl Cluster {
         let exists = |r: &super::templates::VarRead| {
             variables.contains_key(&(r.namespace.clone(), r.path.clone()))
         };
-        let tasks = alloc
-            .group_spec()
-            .and_then(|g| g.get("Tasks"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let tasks = alloc.group_tasks();
         // structs.go `Job.GetIDforWorkloadIdentity`: a periodic or dispatched child reads as
         // its parent.
         let identity_job = alloc

@@ -301,6 +301,15 @@ impl Alloc {
             .find(|g| g.get("Name").and_then(Value::as_str) == Some(self.group.as_str()))
     }
 
+    /// The tasks of the allocation's group, copied (callers go on to change the cluster).
+    pub fn group_tasks(&self) -> Vec<Value> {
+        self.group_spec()
+            .and_then(|g| g.get("Tasks"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Services of the allocation's group and tasks: (task or `group-<name>`, service JSON).
     pub fn services(&self) -> Vec<(String, &Value)> {
         let mut services = Vec::new();
