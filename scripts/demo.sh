@@ -101,7 +101,7 @@ for kind in gitsources apps pubs cronjobs nomadjobs; do
   "$nomarch" get "$kind" -o wide
 done
 
-# A token for the HTTP API (an admin's, every namespace, for this demo only).
+# A token for the dashboard and the HTTP API (an admin's, every namespace, for this demo only).
 api_token=$("$nomarch" token create demo-admin --all --role admin --expires 24h 2>/dev/null || true)
 
 cat <<MSG
@@ -118,6 +118,7 @@ Try, in another terminal:
   $nomarch get gitsources -o wide; $nomarch events --kind gitsource
   curl -N -H "Authorization: Bearer $api_token" http://127.0.0.1:$controller_port/api/v1/events/stream   # the same events as SSE
   curl -H "Authorization: Bearer $api_token" http://127.0.0.1:$controller_port/api/v1/objects?kind=app
+Dashboard: http://127.0.0.1:$controller_port/   sign in with the token $api_token
 Metrics: http://127.0.0.1:$controller_port/metrics   Logs: $state/
 
 == nomarch events --watch (Ctrl-C stops the demo)

@@ -30,6 +30,8 @@ strace             | /usr/bin/strace                                            
 systemd            | /usr/bin/systemd-analyze                                          | deploy/ systemd unit: systemd-analyze verify
 zsh                | /usr/bin/zsh /bin/zsh                                             | `nomarch completion zsh` checked with zsh -n
 fish               | /usr/bin/fish                                                     | `nomarch completion fish` checked with fish -n
+chromium           | /usr/lib/chromium/chromium                                        | the dashboard's browser tests (headless)
+chromium-driver    | /usr/bin/chromedriver                                             | WebDriver for those tests
 TABLE
 )
 

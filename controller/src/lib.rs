@@ -11,12 +11,15 @@
 //! - [`reconcile`]: the kinds, one module each, and `reconcile::AllKinds` for the runtime.
 //! - [`api`]: the HTTP API (`/api/v1`) with bearer tokens and roles; mounted by
 //!   `cli::controller` on the runtime's listener.
+//! - [`dashboard`]: the web dashboard at `/` (sign-in sessions, pages, live updates), over the
+//!   API's access rules; mounted with the API.
 //! - [`cli`]: the `nomarch` commands (`validate`, `apply`, `get`, `delete`, `events`, `schema`),
 //!   their output formats and exit codes.
 
 pub mod api;
 pub mod cli;
 pub mod clients;
+pub mod dashboard;
 pub mod git;
 pub mod reconcile;
 pub mod runtime;

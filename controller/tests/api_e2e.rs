@@ -107,6 +107,28 @@ fn tokens_roles_and_namespaces_decide_what_the_api_answers() {
     let (status, list) = api.get("/objects?kind=app", Some(&viewer));
     assert_eq!(status, StatusCode::OK);
     assert_eq!(names(&list), ["alice/web", "bob/web"]);
+    // A page at a time, in order, the next from `continue`; a label selector narrows.
+    let (_, first) = api.get("/objects?kind=app&limit=1", Some(&viewer));
+    assert_eq!(names(&first), ["alice/web"]);
+    let after = first["continue"].as_str().unwrap().to_string();
+    assert_eq!(after, "app/alice/web");
+    let (_, second) = api.get(
+        &format!("/objects?kind=app&limit=1&continue={after}"),
+        Some(&viewer),
+    );
+    assert_eq!(names(&second), ["bob/web"]);
+    assert!(
+        second.get("continue").is_none(),
+        "the last page says no more"
+    );
+    let (_, none) = api.get("/objects?labelSelector=tier%3Ddb", Some(&viewer));
+    assert_eq!(names(&none), Vec::<String>::new());
+    let (_, all) = api.get("/objects?labelSelector=%21tier", Some(&viewer));
+    assert_eq!(names(&all), ["alice/web", "bob/web"]);
+    let (status, _) = api.get("/objects?labelSelector=tier%20in%20(a)", Some(&viewer));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api.get("/objects?continue=nonsense", Some(&viewer));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, one) = api.get("/objects/app/bob/web", Some(&viewer));
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["spec"]["image"], "nginx:1");
@@ -214,6 +236,52 @@ fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
     });
     let (status, _) = api.post("/objects/app/default/web/run", Some(&operator));
     assert_eq!(status, StatusCode::CONFLICT, "only cron jobs run now");
+
+    // Stop and start: spec.stopped, as `nomarch stop`/`start` (the job registered stopped,
+    // then running again); a second stop changes nothing; a cron job is refused in the CLI's
+    // words.
+    let (status, body) = api.post("/objects/app/default/web/stop", Some(&operator));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually("web's job registered stopped", || {
+        world.nomad("/v1/job/web")["Stop"] == true
+    });
+    assert_eq!(world.app("web")["spec"]["stopped"], true);
+    let (status, body) = api.post("/objects/app/default/web/stop", Some(&operator));
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (StatusCode::OK, Some("unchanged"))
+    );
+    let (status, body) = api.post("/objects/cronjob/default/backup/stop", Some(&operator));
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"].as_str().unwrap().contains("spec.suspend"),
+        "{body}"
+    );
+    let (status, _) = api.post("/objects/app/default/web/start", Some(&operator));
+    assert_eq!(status, StatusCode::OK);
+    eventually("web runs again", || {
+        world.nomad("/v1/job/web")["Stop"] == false && world.ready("web")
+    });
+
+    // Retry and promote say why when they do not apply.
+    let (status, body) = api.post("/objects/app/default/web/retry", Some(&operator));
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no rolled-back rollout"),
+        "{body}"
+    );
+    let (status, body) = api.post("/objects/cronjob/default/backup/promote", Some(&operator));
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("only apps and Nomad jobs roll out"),
+        "{body}"
+    );
 
     // Deleting is an admin's, and compares the resourceVersion when given.
     let (status, _) = api.delete("/objects/app/default/web", &operator);

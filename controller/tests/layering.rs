@@ -11,13 +11,25 @@ use std::path::{Path, PathBuf};
 const RULES: &[(&str, &[&str])] = &[
     (
         "clients",
-        &["store", "git", "runtime", "reconcile", "api", "cli"],
+        &[
+            "store",
+            "git",
+            "runtime",
+            "reconcile",
+            "api",
+            "dashboard",
+            "cli",
+        ],
     ),
-    ("store", &["runtime", "reconcile", "api", "cli"]),
-    ("git", &["runtime", "reconcile", "api", "cli"]),
-    ("runtime", &["reconcile", "api", "cli"]),
-    ("reconcile", &["api", "cli"]),
-    ("api", &["cli"]),
+    (
+        "store",
+        &["runtime", "reconcile", "api", "dashboard", "cli"],
+    ),
+    ("git", &["runtime", "reconcile", "api", "dashboard", "cli"]),
+    ("runtime", &["reconcile", "api", "dashboard", "cli"]),
+    ("reconcile", &["api", "dashboard", "cli"]),
+    ("api", &["dashboard", "cli"]),
+    ("dashboard", &["cli"]),
 ];
 
 fn sources(dir: &Path) -> Vec<PathBuf> {

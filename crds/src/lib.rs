@@ -14,6 +14,7 @@
 //! - [`suggest`]: "did you mean" for misspelt names.
 //! - [`schema`]: JSON Schema per kind (checked in under `crds/schemas/`).
 //! - [`reference`]: the Markdown manifest reference rendered from those schemas.
+//! - [`select`]: label selectors (`-l app=web,!legacy`) and `--sort-by` field paths.
 //! - `fuzz_checks`: what must hold for any bytes given to the parser (fuzzing, corpus replay).
 
 pub mod duration;
@@ -25,6 +26,7 @@ pub mod meta;
 pub mod nomad_rules;
 pub mod reference;
 pub mod schema;
+pub mod select;
 pub mod status;
 pub mod suggest;
 pub mod validate;

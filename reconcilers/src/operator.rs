@@ -5,8 +5,9 @@
 //! them on the objects it owns ([`OPERATOR_ANNOTATIONS`]), as Flux keeps its `requestedAt`.
 
 use chrono::{DateTime, Utc};
-use crds::{ConditionType, ObjectMeta, Status};
+use crds::{ConditionType, ObjectMeta, Resource, Status};
 
+use crate::source_sync::Owner;
 use crate::status::set_condition;
 
 /// `"true"`: nomarch changes nothing for the object (no drift revert, no healing, no re-pin,
@@ -24,6 +25,28 @@ pub const OPERATOR_ANNOTATIONS: &[&str] = &[SUSPENDED, RECONCILE_REQUESTED, MOVE
 
 pub fn is_suspended(meta: &ObjectMeta) -> bool {
     meta.annotations.get(SUSPENDED).is_some_and(|v| v == "true")
+}
+
+/// What nomarch does with the object: `Suspended` (set aside by `nomarch suspend`), `Stopped`
+/// or `Stopping` (an app or pub with `spec.stopped`), otherwise `Active`.
+pub fn state(resource: &Resource) -> &'static str {
+    state_with(resource, resource.status())
+}
+
+/// [`state`] with the status given apart from the object (as a cache keeps them).
+pub fn state_with(resource: &Resource, status: Option<&Status>) -> &'static str {
+    let stopped = match resource {
+        Resource::App(app) => app.spec.stopped,
+        Resource::Pub(p) => p.spec.stopped,
+        Resource::NomadJob(j) => j.spec.stopped,
+        Resource::CronJob(_) | Resource::GitSource(_) => false,
+    };
+    match () {
+        _ if is_suspended(resource.metadata()) => "Suspended",
+        _ if stopped && status.is_some_and(|s| s.is_true(ConditionType::Stopped)) => "Stopped",
+        _ if stopped => "Stopping",
+        _ => "Active",
+    }
 }
 
 /// The reconcile asked for and not handled yet, if any.
@@ -97,6 +120,97 @@ impl Suspension {
     }
 }
 
+/// Why desired state may not be changed by hand (`rollout undo`, `retry`, `stop`): the object
+/// is synced from a GitSource, whose next sync would put the repository's value back. `None`
+/// for an object applied by hand. `instead` says what to do in the repository.
+pub fn synced_refusal(resource: &Resource, instead: &str) -> Option<String> {
+    let Owner::Source(source) = Owner::of(resource) else {
+        return None;
+    };
+    let commit = resource
+        .metadata()
+        .annotations
+        .get(crate::meta::COMMIT)
+        .map_or("its last commit".to_string(), |c| format!("commit {c}"));
+    Some(format!(
+        "{} is synced from {source} ({commit}); {instead} in the repository, or the next sync puts it back",
+        resource.object_ref()
+    ))
+}
+
+/// `stop`/`start` (the CLI's and the API's): sets `spec.stopped`. `Ok(false)` when it was so
+/// already. Refused for kinds that do not run until stopped, and for an object a GitSource owns
+/// unless that source is suspended (`source_suspended`; the next sync after `resume` puts the
+/// repository's value back).
+pub fn set_stopped(
+    resource: &mut Resource,
+    stopped: bool,
+    source_suspended: bool,
+) -> Result<bool, String> {
+    let verb = if stopped { "stop" } else { "start" };
+    let kind = resource.kind();
+    let refusal = if source_suspended {
+        None
+    } else {
+        synced_refusal(resource, &format!("set spec.stopped: {stopped}"))
+    };
+    let spec_stopped = match resource {
+        Resource::App(app) => &mut app.spec.stopped,
+        Resource::Pub(p) => &mut p.spec.stopped,
+        Resource::NomadJob(j) => &mut j.spec.stopped,
+        Resource::CronJob(_) | Resource::GitSource(_) => {
+            return Err(format!(
+                "a {kind} cannot be {verb}ped: only apps, pubs and Nomad jobs run until stopped{}",
+                if kind == crds::Kind::CronJob {
+                    " (a cron job's spec.suspend stops its launches)"
+                } else {
+                    ""
+                }
+            ))
+        }
+    };
+    if let Some(refusal) = refusal {
+        let Owner::Source(source) = Owner::of(resource) else {
+            unreachable!("only a synced object is refused");
+        };
+        return Err(format!(
+            "{refusal} (or `nomarch suspend gitsource/{} -n {}` first)",
+            source.name, source.namespace
+        ));
+    }
+    if *spec_stopped == stopped {
+        return Ok(false);
+    }
+    *spec_stopped = stopped;
+    Ok(true)
+}
+
+/// `rollout retry` (the CLI's and the API's): a new value (`token`, the time asked) for the
+/// retry annotation, which lifts the hold on a rolled-back rollout. Refused when nothing was
+/// rolled back, and for a synced object (the annotation is desired state there).
+pub fn ask_retry(resource: &mut Resource, token: &str) -> Result<(), String> {
+    let annotation = crate::status::RETRY_ANNOTATION;
+    if let Some(refusal) = synced_refusal(resource, &format!("change the {annotation} annotation"))
+    {
+        return Err(refusal);
+    }
+    if resource
+        .status()
+        .and_then(|s| s.workload.rollback.as_ref())
+        .is_none()
+    {
+        return Err(format!(
+            "{} has no rolled-back rollout to retry",
+            resource.object_ref()
+        ));
+    }
+    resource
+        .metadata_mut()
+        .annotations
+        .insert(annotation.to_string(), token.to_string());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +222,77 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         meta
+    }
+
+    fn parsed(yaml_kind: &str, spec: &str) -> Resource {
+        let yaml = format!(
+            "apiVersion: nomarch.io/v1alpha1\nkind: {yaml_kind}\nmetadata:\n  name: web\nspec:\n{spec}"
+        );
+        crds::parse_str("web.yaml", &yaml)
+            .unwrap()
+            .remove(0)
+            .resource
+    }
+
+    fn synced(resource: &mut Resource) {
+        let meta = resource.metadata_mut();
+        meta.labels.insert(
+            crate::source_sync::SOURCE_NAMESPACE.into(),
+            "default".into(),
+        );
+        meta.labels
+            .insert(crate::source_sync::SOURCE_NAME.into(), "site".into());
+        meta.annotations
+            .insert(crate::meta::COMMIT.into(), "abc123".into());
+    }
+
+    /// Stop and start: a new value is a change, the same one is not, a cron job is refused
+    /// with its own way to stop, a synced object only while its source is suspended.
+    #[test]
+    fn stop_and_start_rules() {
+        let mut app = parsed("App", "  image: nginx:1\n");
+        assert_eq!(set_stopped(&mut app, true, false), Ok(true));
+        assert_eq!(set_stopped(&mut app, true, false), Ok(false));
+        assert_eq!(set_stopped(&mut app, false, false), Ok(true));
+        let mut cron = parsed(
+            "CronJob",
+            "  schedule: \"@daily\"\n  task:\n    image: busybox:1\n",
+        );
+        let refused = set_stopped(&mut cron, true, false).unwrap_err();
+        assert!(refused.contains("spec.suspend"), "{refused}");
+        synced(&mut app);
+        let refused = set_stopped(&mut app, true, false).unwrap_err();
+        assert!(
+            refused.contains("synced from gitsource/site")
+                && refused.contains("commit abc123")
+                && refused.contains("nomarch suspend gitsource/site -n default"),
+            "{refused}"
+        );
+        assert_eq!(set_stopped(&mut app, true, true), Ok(true));
+    }
+
+    #[test]
+    fn a_retry_needs_a_rollback_and_a_hand_applied_object() {
+        let mut app = parsed("App", "  image: nginx:1\n");
+        let refused = ask_retry(&mut app, "t1").unwrap_err();
+        assert!(refused.contains("no rolled-back rollout"), "{refused}");
+        let mut status = Status::default();
+        status.workload.rollback = Some(crds::status::RollbackRecord {
+            job_fingerprint: "f".into(),
+            generation: 2,
+            message: "failed".into(),
+            retry_token: String::new(),
+        });
+        app.set_status(Some(status));
+        assert_eq!(ask_retry(&mut app, "t1"), Ok(()));
+        assert_eq!(
+            app.metadata().annotations[crate::status::RETRY_ANNOTATION],
+            "t1"
+        );
+        synced(&mut app);
+        assert!(ask_retry(&mut app, "t2")
+            .unwrap_err()
+            .contains("synced from"));
     }
 
     /// Suspend and resume each record once and say so once; only then is the step a no-op.

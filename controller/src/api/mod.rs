@@ -5,13 +5,17 @@
 //!
 //! # Layout
 //! - [`access`]: who may do what (an ordered rule table, pure).
+//! - [`session`]: the dashboard's sign-in sessions (a cookie naming a token's hash) and their
+//!   CSRF secrets; reads accept a session as well as a bearer token, writes only a token (the
+//!   dashboard's own forms check the CSRF secret and call [`act_on`] and [`delete_object`]).
 //! - this file: the routes, the token lookup, the handlers.
 //!
-//! So far: listing and reading objects; `suspend`, `resume`, `reconcile` and running a cron
-//! job now (operators); applying manifests and deleting objects (admins). Logs, diffs, the
-//! rollout acts and stop/start come next.
+//! So far: listing and reading objects; `suspend`, `resume`, `reconcile`, `stop`, `start`,
+//! `retry`, `promote` and running a cron job now (operators); applying manifests and deleting
+//! objects (admins). Logs, diffs, history, `rollout undo` and `restart` come next.
 
 pub mod access;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -29,6 +33,24 @@ use serde_json::json;
 use crate::runtime::context::Context;
 use crate::store::{Role, StoreError, TokenRecord};
 use access::{decide, sees, Action, Decision, Request};
+use session::Sessions;
+
+/// What the API's handlers (and the dashboard's) are given: the runtime's shared plumbing and
+/// this controller's sign-in sessions.
+#[derive(Clone)]
+pub struct Api {
+    pub ctx: Arc<Context>,
+    pub sessions: Arc<Sessions>,
+}
+
+impl Api {
+    pub fn new(ctx: Arc<Context>) -> Api {
+        Api {
+            ctx,
+            sessions: Arc::default(),
+        }
+    }
+}
 
 /// The largest manifest body `apply` reads: a manifest file's own limit.
 const APPLY_LIMIT: usize = crds::manifest::MAX_FILE_BYTES;
@@ -42,7 +64,7 @@ struct Operation {
     /// The role it needs (the namespace rule applies as well).
     needs: Role,
     summary: &'static str,
-    serve: MethodRouter<Arc<Context>>,
+    serve: MethodRouter<Api>,
 }
 
 fn operations() -> Vec<Operation> {
@@ -51,7 +73,7 @@ fn operations() -> Vec<Operation> {
             method: "get",
             path: "/api/v1/objects",
             needs: Role::Viewer,
-            summary: "Objects with their status (`?kind=`, `?namespace=`), of the namespaces the token sees",
+            summary: "Objects with their status (`?kind=`, `?namespace=`, `?labelSelector=`), of the namespaces the token sees, by kind, namespace and name, `?limit=` (at most 500) a page, the next from `?continue=`",
             serve: get(list),
         },
         Operation {
@@ -65,7 +87,7 @@ fn operations() -> Vec<Operation> {
             method: "post",
             path: "/api/v1/objects/{kind}/{namespace}/{name}/{act}",
             needs: Role::Operator,
-            summary: "suspend, resume, reconcile (`?resourceVersion=` compared), or run (a cron job, now)",
+            summary: "suspend, resume, reconcile, stop, start, retry (a rolled-back rollout), promote (a running rollout), or run (a cron job, now); `?resourceVersion=` compared",
             serve: post(act),
         },
         Operation {
@@ -92,11 +114,13 @@ fn operations() -> Vec<Operation> {
     ]
 }
 
-pub fn routes() -> Router<Arc<Context>> {
+/// The API's routes, given their state (so they merge into the runtime's server).
+pub fn routes(api: Api) -> Router<Arc<Context>> {
     let router = Router::new().route("/api/v1/openapi.json", get(|| async { Json(openapi()) }));
     operations()
         .into_iter()
         .fold(router, |router, op| router.route(op.path, op.serve))
+        .with_state(api)
 }
 
 /// The OpenAPI 3.1 description of [`operations`]: served at `/api/v1/openapi.json` (without a
@@ -134,7 +158,8 @@ pub fn openapi() -> serde_json::Value {
 }
 
 /// An answer other than success: its status and a JSON body saying why (never a secret).
-struct Refusal(StatusCode, String);
+#[derive(Debug)]
+pub struct Refusal(pub StatusCode, pub String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -155,32 +180,48 @@ impl From<StoreError> for Refusal {
     }
 }
 
-/// The token the request's `Authorization: Bearer` secret belongs to, if any.
-async fn bearer(ctx: &Context, headers: &HeaderMap) -> Result<Option<TokenRecord>, Refusal> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+/// The token the request speaks for: its `Authorization: Bearer` secret's, or, when
+/// `sessions` is allowed, its dashboard session's (looked up again, so a revoked token's
+/// session ends at once).
+pub async fn caller(
+    api: &Api,
+    headers: &HeaderMap,
+    sessions: bool,
+) -> Result<Option<TokenRecord>, Refusal> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        let Some(secret) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+            return Ok(None);
+        };
+        return Ok(api.ctx.store.token_by_secret(secret.trim()).await?);
+    }
+    if !sessions {
+        return Ok(None);
+    }
+    let Some(session) = session::cookie(headers).and_then(|id| api.sessions.get(&id, Utc::now()))
+    else {
         return Ok(None);
     };
-    let Some(secret) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
-        return Ok(None);
-    };
-    Ok(ctx.store.token_by_secret(secret.trim()).await?)
+    Ok(api.ctx.store.token_by_hash(&session.token_sha256).await?)
 }
 
 /// The request's token if `access` allows `action` on `namespace`; the refusal otherwise.
+/// A dashboard session counts for reads only: a write through the API needs the bearer token,
+/// so a page elsewhere cannot make a signed-in browser act (the dashboard's own forms carry a
+/// CSRF secret instead).
 async fn allowed(
-    ctx: &Context,
+    api: &Api,
     headers: &HeaderMap,
     action: Action,
     namespace: Option<&str>,
 ) -> Result<TokenRecord, Refusal> {
-    let token = bearer(ctx, headers).await?;
+    let token = caller(api, headers, action == Action::Read).await?;
     permit(token.as_ref(), action, namespace)?;
     // The rules allow nothing without a token.
     token.ok_or_else(|| Refusal(StatusCode::UNAUTHORIZED, "no token".into()))
 }
 
 /// What `access` says of `token` doing `action` in `namespace`, as an answer.
-fn permit(
+pub fn permit(
     token: Option<&TokenRecord>,
     action: Action,
     namespace: Option<&str>,
@@ -199,7 +240,7 @@ fn permit(
     }
 }
 
-fn kind_of(name: &str) -> Result<Kind, Refusal> {
+pub fn kind_of(name: &str) -> Result<Kind, Refusal> {
     Kind::from_cli_name(name)
         .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, format!("no kind {name:?}")))
 }
@@ -208,19 +249,53 @@ fn kind_of(name: &str) -> Result<Kind, Refusal> {
 struct ListQuery {
     kind: Option<String>,
     namespace: Option<String>,
+    /// `tier=web,!legacy`, as `nomarch get -l`.
+    #[serde(rename = "labelSelector")]
+    label_selector: Option<String>,
+    /// At most this many items (default and most: [`LIST_LIMIT`]).
+    limit: Option<usize>,
+    /// The `continue` of the previous page: items after it.
+    #[serde(rename = "continue")]
+    after: Option<String>,
 }
 
-/// `GET /api/v1/objects[?kind=app][&namespace=ns]`: the objects with their status, of the
-/// namespaces the token sees.
+/// The most items one listing answers.
+pub const LIST_LIMIT: usize = 500;
+
+/// `GET /api/v1/objects[?kind=app][&namespace=ns][&labelSelector=][&limit=][&continue=]`: the
+/// objects with their status, of the namespaces the token sees, ordered by kind, namespace
+/// and name, a page at a time. `continue` is given while more remain (the last item's
+/// `kind/namespace/name`); pages are read from etcd each time, so an object created meanwhile
+/// shows up on a later page if it sorts after the last one seen.
 async fn list(
-    State(ctx): State<Arc<Context>>,
+    State(api): State<Api>,
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    let token = allowed(&ctx, &headers, Action::Read, query.namespace.as_deref()).await?;
+    let token = allowed(&api, &headers, Action::Read, query.namespace.as_deref()).await?;
     let kind = query.kind.as_deref().map(kind_of).transpose()?;
-    let (objects, revision) = ctx.store.list(kind).await?;
-    let items: Vec<serde_json::Value> = objects
+    let selector = query
+        .label_selector
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(crds::select::Selector::parse)
+        .transpose()
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("labelSelector: {e}")))?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|text| {
+            from_continue_key(text).ok_or_else(|| {
+                Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "continue: not a listing's place".into(),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(LIST_LIMIT).clamp(1, LIST_LIMIT);
+    let (objects, revision) = api.ctx.store.list(kind).await?;
+    let mut kept: Vec<&Resource> = objects
         .iter()
         .filter(|o| sees(&token, &o.metadata().namespace))
         .filter(|o| {
@@ -229,38 +304,73 @@ async fn list(
                 .as_deref()
                 .is_none_or(|ns| o.metadata().namespace == ns)
         })
-        .map(Resource::to_json)
+        .filter(|o| {
+            selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&o.metadata().labels))
+        })
+        .filter(|o| after.as_ref().is_none_or(|after| o.object_ref() > *after))
         .collect();
-    Ok(Json(json!({"items": items, "revision": revision})))
+    kept.sort_by_key(|o| o.object_ref());
+    let more = kept.len() > limit;
+    kept.truncate(limit);
+    let mut answer = json!({
+        "items": kept.iter().map(|o| o.to_json()).collect::<Vec<_>>(),
+        "revision": revision,
+    });
+    if more {
+        let last = kept
+            .last()
+            .expect("a full page has a last item")
+            .object_ref();
+        answer["continue"] = json!(continue_key(&last));
+    }
+    Ok(Json(answer))
+}
+
+/// A listing's place, the last item's `kind/namespace/name` (neither name holds a `/`).
+fn continue_key(object: &ObjectRef) -> String {
+    format!(
+        "{}/{}/{}",
+        object.kind.singular(),
+        object.namespace,
+        object.name
+    )
+}
+
+fn from_continue_key(text: &str) -> Option<ObjectRef> {
+    let mut parts = text.splitn(3, '/');
+    let kind = Kind::from_cli_name(parts.next()?)?;
+    Some(ObjectRef::new(kind, parts.next()?, parts.next()?))
 }
 
 /// `GET /api/v1/events/stream`: the runtime's event stream for a viewer; a one-namespace
 /// token's stream is held to its namespace (asking for another is a 404, as for objects).
 async fn events(
-    State(ctx): State<Arc<Context>>,
+    State(api): State<Api>,
     Query(mut query): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let asked = query.get("namespace").cloned().filter(|n| !n.is_empty());
-    let token = match allowed(&ctx, &headers, Action::Read, asked.as_deref()).await {
+    let token = match allowed(&api, &headers, Action::Read, asked.as_deref()).await {
         Ok(token) => token,
         Err(refusal) => return refusal.into_response(),
     };
     if let Some(scope) = token.namespace {
         query.insert("namespace".into(), scope);
     }
-    crate::runtime::event_stream::events(State(ctx), Query(query), headers).await
+    crate::runtime::event_stream::events(State(api.ctx.clone()), Query(query), headers).await
 }
 
 /// `GET /api/v1/objects/{kind}/{namespace}/{name}`: one object with its status.
 async fn one(
-    State(ctx): State<Arc<Context>>,
+    State(api): State<Api>,
     headers: HeaderMap,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    allowed(&ctx, &headers, Action::Read, Some(&namespace)).await?;
+    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
     let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
-    match ctx.store.get(&object).await? {
+    match api.ctx.store.get(&object).await? {
         Some(resource) => Ok(Json(resource.to_json())),
         None => Err(Refusal(StatusCode::NOT_FOUND, "not found".into())),
     }
@@ -271,11 +381,11 @@ async fn one(
 /// written in one all-or-nothing batch. Invalid input is 422 with each error's place
 /// (`request:line:col: field: message`).
 async fn apply(
-    State(ctx): State<Arc<Context>>,
+    State(api): State<Api>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    let token = allowed(&ctx, &headers, Action::Write, None).await?;
+    let token = allowed(&api, &headers, Action::Write, None).await?;
     let invalid = |errors: Vec<crds::ManifestError>| {
         let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
         Refusal(StatusCode::UNPROCESSABLE_ENTITY, texts.join("\n"))
@@ -286,7 +396,7 @@ async fn apply(
         let namespace = &manifest.resource.metadata().namespace;
         permit(Some(&token), Action::Write, Some(namespace))?;
     }
-    match crate::reconcile::nomadjob::check_manifests(&ctx.nomad, &manifests).await {
+    match crate::reconcile::nomadjob::check_manifests(&api.ctx.nomad, &manifests).await {
         Ok(()) => {}
         Err(crate::reconcile::nomadjob::CheckError::Invalid(errors)) => {
             return Err(invalid(errors))
@@ -296,7 +406,7 @@ async fn apply(
         }
     }
     let resources: Vec<Resource> = manifests.into_iter().map(|m| m.resource).collect();
-    let outcomes = ctx.store.apply(&resources).await?;
+    let outcomes = api.ctx.store.apply(&resources).await?;
     tracing::info!(objects = outcomes.len(), token = %token.name, "API apply");
     let said: Vec<serde_json::Value> = outcomes
         .iter()
@@ -308,16 +418,25 @@ async fn apply(
 /// `DELETE /api/v1/objects/{kind}/{namespace}/{name}[?resourceVersion=]` (admin): as `nomarch
 /// delete` (the controller stops its job unless protected).
 async fn delete(
-    State(ctx): State<Arc<Context>>,
+    State(api): State<Api>,
     headers: HeaderMap,
     Path((kind, namespace, name)): Path<(String, String, String)>,
     Query(query): Query<ActQuery>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    let token = allowed(&ctx, &headers, Action::Write, Some(&namespace)).await?;
+    let token = allowed(&api, &headers, Action::Write, Some(&namespace)).await?;
     let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
-    ctx.store
-        .delete(&object, query.resource_version.as_deref())
-        .await?;
+    delete_object(&api, &token, &object, query.resource_version.as_deref()).await
+}
+
+/// Deletes `object` for `token` (whose right to has been checked), comparing the caller's
+/// `resource_version` when given.
+pub async fn delete_object(
+    api: &Api,
+    token: &TokenRecord,
+    object: &ObjectRef,
+    resource_version: Option<&str>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    api.ctx.store.delete(object, resource_version).await?;
     tracing::info!(object = %object, token = %token.name, "API delete");
     Ok(Json(
         json!({"object": object.to_string(), "outcome": "deleted"}),
@@ -334,59 +453,172 @@ struct ActQuery {
 /// annotations `nomarch suspend`, `resume` and `reconcile` write, check-and-set on the
 /// object's revision (and the caller's `?resourceVersion=`, when given).
 async fn act(
-    State(ctx): State<Arc<Context>>,
+    State(api): State<Api>,
     headers: HeaderMap,
     Path((kind, namespace, name, act)): Path<(String, String, String, String)>,
     Query(query): Query<ActQuery>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    let token = allowed(&ctx, &headers, Action::Act, Some(&namespace)).await?;
+    let token = allowed(&api, &headers, Action::Act, Some(&namespace)).await?;
     let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
-    let Some(mut resource) = ctx.store.get(&object).await? else {
+    act_on(
+        &api,
+        &token,
+        &object,
+        &act,
+        query.resource_version.as_deref(),
+    )
+    .await
+}
+
+/// The acts an operator may take, by name (what [`act_on`] knows).
+pub const ACTS: &[&str] = &[
+    "suspend",
+    "resume",
+    "reconcile",
+    "stop",
+    "start",
+    "retry",
+    "promote",
+    "run",
+];
+
+/// Carries out `act` on `object` for `token` (whose right to has been checked), after comparing
+/// the caller's `resource_version` when given: a write of the object check-and-set on the
+/// revision read (`suspend`, `resume`, `reconcile`: the CLI's annotations; `stop`, `start`:
+/// `spec.stopped`; `retry`: the retry annotation), or a request to Nomad (`promote` the running
+/// rollout, `run` a cron job now). Refusals are the CLI's, in its words.
+pub async fn act_on(
+    api: &Api,
+    token: &TokenRecord,
+    object: &ObjectRef,
+    act: &str,
+    resource_version: Option<&str>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    let Some(mut resource) = api.ctx.store.get(object).await? else {
         return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
     };
-    if let Some(expected) = &query.resource_version {
-        if resource.metadata().resource_version != *expected {
+    if let Some(expected) = resource_version {
+        if resource.metadata().resource_version != expected {
             return Err(StoreError::Conflict {
                 object: object.to_string(),
-                expected: expected.clone(),
+                expected: expected.to_string(),
             }
             .into());
         }
     }
-    let suspended = is_suspended(resource.metadata());
-    let annotations = &mut resource.metadata_mut().annotations;
-    match act.as_str() {
+    let refused = |why: String| Refusal(StatusCode::CONFLICT, why);
+    let now = || Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    match act {
         "suspend" => {
+            let annotations = &mut resource.metadata_mut().annotations;
             annotations.insert(SUSPENDED.to_string(), "true".to_string());
         }
         "resume" => {
-            annotations.remove(SUSPENDED);
+            resource.metadata_mut().annotations.remove(SUSPENDED);
         }
-        "reconcile" if suspended => {
-            return Err(Refusal(
-                StatusCode::CONFLICT,
-                format!("{object} is suspended: resume it first"),
-            ))
+        "reconcile" if is_suspended(resource.metadata()) => {
+            return Err(refused(format!("{object} is suspended: resume it first")))
         }
         "reconcile" => {
-            let request = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-            annotations.insert(RECONCILE_REQUESTED.to_string(), request);
+            let annotations = &mut resource.metadata_mut().annotations;
+            annotations.insert(RECONCILE_REQUESTED.to_string(), now());
         }
-        "run" => return run_now(&ctx, &resource, &token).await,
+        "stop" | "start" => {
+            let source_suspended = source_suspended(api, &resource).await?;
+            let changed =
+                reconcilers::operator::set_stopped(&mut resource, act == "stop", source_suspended)
+                    .map_err(refused)?;
+            if !changed {
+                return Ok(Json(json!({
+                    "object": object.to_string(),
+                    "action": act,
+                    "outcome": "unchanged",
+                })));
+            }
+        }
+        "retry" => reconcilers::operator::ask_retry(&mut resource, &now()).map_err(refused)?,
+        "promote" => return promote(api, &resource, token).await,
+        "run" => return run_now(&api.ctx, &resource, token).await,
         other => {
             return Err(Refusal(
                 StatusCode::NOT_FOUND,
-                format!("no action {other:?} (suspend, resume, reconcile, run)"),
+                format!("no action {other:?} ({})", ACTS.join(", ")),
             ))
         }
     }
     resource.set_status(None);
-    let outcome = ctx.store.apply(&[resource]).await?;
+    let outcome = api.ctx.store.apply(&[resource]).await?;
     tracing::info!(object = %object, act = %act, token = %token.name, "API act");
     Ok(Json(json!({
         "object": object.to_string(),
         "action": act,
         "outcome": outcome.first().map(|(_, o)| o.as_str()),
+    })))
+}
+
+/// Whether the GitSource that owns `resource` (if any) is suspended (then its objects may be
+/// stopped and started by hand until it resumes).
+async fn source_suspended(api: &Api, resource: &Resource) -> Result<bool, Refusal> {
+    let reconcilers::source_sync::Owner::Source(source) =
+        reconcilers::source_sync::Owner::of(resource)
+    else {
+        return Ok(false);
+    };
+    Ok(api
+        .ctx
+        .store
+        .get(&source)
+        .await?
+        .is_some_and(|s| is_suspended(s.metadata())))
+}
+
+/// Nomad's refusal of a request the API passed on: Nomad said no (409, in its words), or could
+/// not be asked (502).
+fn nomad_refusal(object: &ObjectRef, e: crate::clients::ApiError) -> Refusal {
+    use crate::clients::ApiError;
+    let status = match &e {
+        ApiError::BadRequest { .. } | ApiError::Conflict(_) | ApiError::NotFound(_) => {
+            StatusCode::CONFLICT
+        }
+        ApiError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    Refusal(status, format!("{object}: Nomad: {e}"))
+}
+
+/// `promote` on an App or NomadJob: its running rollout's canaries or green set promoted, as
+/// `nomarch rollout promote`.
+async fn promote(
+    api: &Api,
+    resource: &Resource,
+    token: &TokenRecord,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    let object = resource.object_ref();
+    if !matches!(object.kind, Kind::App | Kind::NomadJob) {
+        return Err(Refusal(
+            StatusCode::CONFLICT,
+            format!("{object}: only apps and Nomad jobs roll out with canaries or blue/green"),
+        ));
+    }
+    let job = reconcilers::meta::job_id(&object);
+    let (deployment, reply) = api
+        .ctx
+        .nomad
+        .promote_running(&object.namespace, &job)
+        .await
+        .map_err(|e| nomad_refusal(&object, e))?
+        .ok_or_else(|| {
+            Refusal(
+                StatusCode::CONFLICT,
+                format!("{object} has no rollout in progress"),
+            )
+        })?;
+    tracing::info!(object = %object, token = %token.name, "API promote");
+    Ok(Json(json!({
+        "object": object.to_string(),
+        "action": "promote",
+        "deployment": deployment,
+        "evaluation": reply.get("EvalID"),
     })))
 }
 
@@ -415,7 +647,7 @@ async fn run_now(
         .nomad
         .periodic_force(&object.namespace, &job)
         .await
-        .map_err(|e| Refusal(StatusCode::BAD_GATEWAY, format!("Nomad: {e}")))?;
+        .map_err(|e| nomad_refusal(&object, e))?;
     tracing::info!(object = %object, token = %token.name, "API run");
     Ok(Json(json!({
         "object": object.to_string(),
@@ -427,6 +659,24 @@ async fn run_now(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listing's place reads back as the object it names, and sorts as objects do (a
+    /// namespace that is a prefix of another sorts first, as in `ObjectRef`'s order).
+    #[test]
+    fn continue_keys_round_trip_and_keep_the_order() {
+        let a = ObjectRef::new(Kind::App, "a", "z");
+        let b = ObjectRef::new(Kind::App, "a-x", "a");
+        let c = ObjectRef::new(Kind::Pub, "a", "a");
+        for object in [&a, &b, &c] {
+            assert_eq!(
+                from_continue_key(&continue_key(object)).as_ref(),
+                Some(object)
+            );
+        }
+        assert!(a < b && b < c);
+        assert_eq!(from_continue_key("app/only-two"), None);
+        assert_eq!(from_continue_key("sideways/a/b"), None);
+    }
 
     /// Every operation is described once, with its path parameters and the role it needs.
     #[test]

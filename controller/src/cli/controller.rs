@@ -139,7 +139,11 @@ pub async fn run(store_args: &StoreArgs, args: &ControllerArgs) -> Result<(), Cl
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", args.listen)))?;
-    let app = server::router(ctx.clone(), kinds.as_ref(), crate::api::routes());
+    let app = server::router(
+        ctx.clone(),
+        kinds.as_ref(),
+        crate::dashboard::routes(ctx.clone()),
+    );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -202,7 +202,7 @@ pub fn render(d: &Description, now: DateTime<Utc>) -> String {
         .unwrap_or_default();
     line(format!(
         "State:        {}{since}",
-        super::output::state(&d.object)
+        reconcilers::operator::state(&d.object)
     ));
     match reconcilers::source_sync::Owner::of(&d.object) {
         reconcilers::source_sync::Owner::Source(source) => line(format!(

@@ -9,10 +9,10 @@ use std::time::Duration;
 use crds::{Kind, ObjectRef, Resource};
 
 use super::output::{print_table, render_json, render_yaml, summary_columns, table_lines, Row};
-use super::select::{Selector, SortBy};
 use super::{parse_kind, CliError, NamespaceArgs, OutputFormat, StoreArgs};
 use super::{say, say_raw};
 use crate::store::{Store, StoreError};
+use crds::select::{Selector, SortBy};
 
 /// Changes closer together than this are drawn once.
 const REDRAW_AFTER: Duration = Duration::from_millis(100);

@@ -5,7 +5,6 @@
 //!   closed pipe, etcd connection flags.
 //! - `apply`, `get`, `delete`, `diff`, `events`, `describe`: one command each; `output`: tables,
 //!   YAML and JSON; `connect`: Nomad and Consul flags and clients; `exit`: errors and exit codes.
-//! - `select`: `get -l` label selectors and `--sort-by`.
 //! - `wait`: `apply --wait` and `rollout status --watch` (a verdict rule table over status, an
 //!   etcd watch); `rollout`: the `rollout` subcommands; `history`: its table; `restart`: its
 //!   batches.
@@ -35,7 +34,6 @@ mod plan_text;
 mod rebalance;
 mod restart;
 mod rollout;
-mod select;
 mod token;
 mod wait;
 
@@ -244,11 +242,11 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum)]
         output: Option<OutputFormat>,
         /// Only objects whose labels match: key=value, key!=value, key, !key (comma-separated)
-        #[arg(short = 'l', long = "selector", value_parser = select::Selector::parse)]
-        selector: Option<select::Selector>,
+        #[arg(short = 'l', long = "selector", value_parser = crds::select::Selector::parse)]
+        selector: Option<crds::select::Selector>,
         /// Order by a field of the object as -o json shows it, e.g. .status.replicas.healthy
-        #[arg(long, value_parser = select::SortBy::parse)]
-        sort_by: Option<select::SortBy>,
+        #[arg(long, value_parser = crds::select::SortBy::parse)]
+        sort_by: Option<crds::select::SortBy>,
         /// Keep the rows up to date as objects and their status change (in place on a
         /// terminal; otherwise a line per changed row)
         #[arg(short = 'w', long)]
@@ -452,8 +450,8 @@ pub enum RebalanceWhat {
         #[command(flatten)]
         namespace: NamespaceArgs,
         /// Only pubs whose labels match (the others still count for each hub's load)
-        #[arg(short = 'l', long = "selector", value_parser = select::Selector::parse)]
-        selector: Option<select::Selector>,
+        #[arg(short = 'l', long = "selector", value_parser = crds::select::Selector::parse)]
+        selector: Option<crds::select::Selector>,
         /// Print the moves, make none
         #[arg(long)]
         dry_run: bool,

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use crds::{Kind, ObjectRef, Resource};
+use crds::{ObjectRef, Resource};
 use reconcilers::operator::{is_suspended, RECONCILE_REQUESTED, SUSPENDED};
 use reconcilers::source_sync::Owner;
 
-use super::rollout::refuse_if_synced;
 use super::wait::{self, Awaited};
 use super::{say, CliError};
 use crate::store::Store;
@@ -53,21 +52,16 @@ pub async fn set_stopped(
     let mut changed = Vec::new();
     for object in objects {
         let mut resource = store.get_existing(object).await?;
-        refuse_unless_runnable(store, object, &resource, stopped).await?;
-        let spec_stopped = match &mut resource {
-            Resource::App(app) => &mut app.spec.stopped,
-            Resource::Pub(p) => &mut p.spec.stopped,
-            Resource::NomadJob(j) => &mut j.spec.stopped,
-            _ => unreachable!("refused above"),
-        };
-        if *spec_stopped == stopped {
+        let source_suspended = source_suspended(store, &resource).await?;
+        let change = reconcilers::operator::set_stopped(&mut resource, stopped, source_suspended)
+            .map_err(CliError::Usage)?;
+        if !change {
             say!(
                 "{object} is {} already",
                 if stopped { "stopped" } else { "started" }
             );
             continue;
         }
-        *spec_stopped = stopped;
         resource.set_status(None);
         changed.push(resource);
     }
@@ -90,47 +84,16 @@ pub async fn set_stopped(
     }
 }
 
-/// Only apps, pubs and Nomad jobs run until stopped; a synced one only while its source is
-/// suspended.
-async fn refuse_unless_runnable(
-    store: &Store,
-    object: &ObjectRef,
-    resource: &Resource,
-    stopped: bool,
-) -> Result<(), CliError> {
-    let verb = if stopped { "stop" } else { "start" };
-    if !matches!(
-        resource,
-        Resource::App(_) | Resource::Pub(_) | Resource::NomadJob(_)
-    ) {
-        return Err(CliError::Usage(format!(
-            "a {} cannot be {verb}ped: only apps, pubs and Nomad jobs run until stopped{}",
-            resource.kind(),
-            if resource.kind() == Kind::CronJob {
-                " (a cron job's spec.suspend stops its launches)"
-            } else {
-                ""
-            }
-        )));
-    }
+/// Whether the GitSource that owns `resource` (if any) is suspended: then its objects may be
+/// changed by hand until it resumes.
+pub async fn source_suspended(store: &Store, resource: &Resource) -> Result<bool, CliError> {
     let Owner::Source(source) = Owner::of(resource) else {
-        return Ok(());
+        return Ok(false);
     };
-    let source_suspended = store
+    Ok(store
         .get(&source)
         .await?
-        .is_some_and(|s| is_suspended(s.metadata()));
-    if source_suspended {
-        return Ok(());
-    }
-    refuse_if_synced(object, resource, &format!("set spec.stopped: {stopped}")).map_err(|e| match e
-    {
-        CliError::Usage(said) => CliError::Usage(format!(
-            "{said} (or `nomarch suspend gitsource/{} -n {}` first)",
-            source.name, source.namespace
-        )),
-        other => other,
-    })
+        .is_some_and(|s| is_suspended(s.metadata())))
 }
 
 /// `nomarch suspend` / `nomarch resume`: the suspend annotation. Allowed for objects a

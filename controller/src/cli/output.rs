@@ -58,24 +58,6 @@ fn ready(resource: &Resource) -> (&'static str, String) {
     (header, value)
 }
 
-/// What nomarch does with the object: `Suspended` (set aside by `nomarch suspend`), `Stopped`
-/// or `Stopping` (an app or pub with `spec.stopped`), otherwise `Active`.
-pub fn state(resource: &Resource) -> &'static str {
-    let stopped = match resource {
-        Resource::App(app) => app.spec.stopped,
-        Resource::Pub(p) => p.spec.stopped,
-        Resource::NomadJob(j) => j.spec.stopped,
-        Resource::CronJob(_) | Resource::GitSource(_) => false,
-    };
-    let status = resource.status();
-    match () {
-        _ if reconcilers::operator::is_suspended(resource.metadata()) => "Suspended",
-        _ if stopped && status.is_some_and(|s| s.is_true(ConditionType::Stopped)) => "Stopped",
-        _ if stopped => "Stopping",
-        _ => "Active",
-    }
-}
-
 /// How a NomadJob holds its job: `hcl` or `json`.
 fn nomadjob_form(job: &crds::NomadJob) -> &'static str {
     if job.spec.hcl.is_some() {
@@ -122,7 +104,7 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
         Resource::NomadJob(j) => row.push(("FORM", nomadjob_form(j).into())),
     }
     row.push(ready(resource));
-    row.push(("STATE", state(resource).to_string()));
+    row.push(("STATE", reconcilers::operator::state(resource).to_string()));
     row.push(("AGE", age(meta.creation_timestamp, Utc::now())));
     if wide {
         let detail = match resource {

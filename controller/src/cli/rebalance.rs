@@ -10,11 +10,11 @@ use crds::{ObjectRef, Resource};
 use reconcilers::operator::MOVE_TO;
 use reconcilers::rebalance::{plan, Limits, Move, PlacedPub};
 
-use super::select::Selector;
 use super::{connect, say, CliError, NamespaceArgs};
 use crate::clients::QueryOptions;
 use crate::runtime::nodes::hub_from;
 use crate::store::Store;
+use crds::select::Selector;
 
 /// How often a rebalance looks at whether its pubs arrived.
 const ARRIVAL_CHECK: Duration = Duration::from_millis(500);

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crds::status::RolloutStatus;
 use crds::{ObjectRef, Resource};
-use reconcilers::source_sync::Owner;
 
 use super::say;
 use super::{connect, parse_kind, wait, CliError, StoreArgs};
@@ -157,18 +156,10 @@ pub(super) fn refuse_if_synced(
     resource: &Resource,
     instead: &str,
 ) -> Result<(), CliError> {
-    match Owner::of(resource) {
-        Owner::Hand => Ok(()),
-        Owner::Source(source) => {
-            let commit = resource
-                .metadata()
-                .annotations
-                .get(reconcilers::meta::COMMIT)
-                .map_or("its last commit".to_string(), |c| format!("commit {c}"));
-            Err(CliError::Usage(format!(
-                "{object} is synced from {source} ({commit}); {instead} in the repository, or the next sync puts it back"
-            )))
-        }
+    debug_assert_eq!(*object, resource.object_ref());
+    match reconcilers::operator::synced_refusal(resource, instead) {
+        None => Ok(()),
+        Some(refusal) => Err(CliError::Usage(refusal)),
     }
 }
 
@@ -226,31 +217,10 @@ async fn undo(
 /// registers the spec Nomad rolled back once more.
 async fn retry(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliError> {
     let store = store_args.connect().await?;
-    let current = store.get_existing(object).await?;
-    refuse_if_synced(
-        object,
-        &current,
-        &format!(
-            "change the {} annotation",
-            reconcilers::status::RETRY_ANNOTATION
-        ),
-    )?;
-    if current
-        .status()
-        .and_then(|s| s.workload.rollback.as_ref())
-        .is_none()
-    {
-        return Err(CliError::Usage(format!(
-            "{object} has no rolled-back rollout to retry"
-        )));
-    }
-    let mut retried = current.clone();
-    retried.set_status(None);
+    let mut retried = store.get_existing(object).await?;
     let token = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    retried
-        .metadata_mut()
-        .annotations
-        .insert(reconcilers::status::RETRY_ANNOTATION.to_string(), token);
+    reconcilers::operator::ask_retry(&mut retried, &token).map_err(CliError::Usage)?;
+    retried.set_status(None);
     store.apply(&[retried]).await?;
     say!("{object}: retry asked for");
     Ok(())
@@ -352,26 +322,14 @@ async fn promote(
     }
     let nomad = nomad_args.client(|_| {})?;
     let job = reconcilers::meta::job_id(&object);
-    let deployments = nomad
-        .job_deployments(namespace, &job)
+    let (deployment, reply) = nomad
+        .promote_running(namespace, &job)
         .await
-        .map_err(|e| CliError::Runtime(format!("{object}: {e}")))?;
-    let Some(running) = deployments
-        .iter()
-        .filter(|d| d.status == "running")
-        .max_by_key(|d| d.job_version)
-    else {
-        return Err(CliError::Runtime(format!(
-            "{object} has no rollout in progress"
-        )));
-    };
-    let reply = nomad
-        .promote_deployment(namespace, &running.id)
-        .await
-        .map_err(|e| CliError::Runtime(format!("{object} could not be promoted: {e}")))?;
+        .map_err(|e| CliError::Runtime(format!("{object} could not be promoted: {e}")))?
+        .ok_or_else(|| CliError::Runtime(format!("{object} has no rollout in progress")))?;
     say!(
         "{object} promoted (deployment {}, evaluation {})",
-        running.id,
+        deployment,
         reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")
     );
     Ok(())

@@ -396,6 +396,25 @@ impl NomadClient {
 
     /// Promotes every group of a deployment waiting on canaries (`nomarch rollout promote`).
     /// Nomad refuses while a canary is not healthy, and says which group.
+    /// Promotes the job's running deployment of the newest version (`nomarch rollout promote`
+    /// and the API's): its ID and Nomad's answer, or `None` when no rollout is running.
+    pub async fn promote_running(
+        &self,
+        namespace: &str,
+        job: &str,
+    ) -> Result<Option<(String, Value)>, ApiError> {
+        let deployments = self.job_deployments(namespace, job).await?;
+        let Some(running) = deployments
+            .iter()
+            .filter(|d| d.status == "running")
+            .max_by_key(|d| d.job_version)
+        else {
+            return Ok(None);
+        };
+        let reply = self.promote_deployment(namespace, &running.id).await?;
+        Ok(Some((running.id.clone(), reply)))
+    }
+
     pub async fn promote_deployment(&self, namespace: &str, id: &str) -> Result<Value, ApiError> {
         let body = json!({"DeploymentID": id, "All": true});
         let request = self

@@ -119,7 +119,11 @@ impl Store {
 
     /// The token whose secret this is (compared in constant time), expired or not.
     pub async fn token_by_secret(&self, secret: &str) -> Result<Option<TokenRecord>> {
-        let wanted = secret_sha256(secret);
+        self.token_by_hash(&secret_sha256(secret)).await
+    }
+
+    /// The token whose secret hashes to `wanted` (a dashboard session keeps only the hash).
+    pub async fn token_by_hash(&self, wanted: &str) -> Result<Option<TokenRecord>> {
         Ok(self
             .list_tokens()
             .await?

@@ -1,5 +1,5 @@
-//! Choosing and ordering objects in `nomarch get`: label selectors (`-l`) as kubectl reads them,
-//! and `--sort-by` a field path. Pure.
+//! Choosing and ordering objects (`nomarch get`, the dashboard's lists): label selectors
+//! (`-l`) as kubectl reads them, and `--sort-by` a field path. Pure.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
