@@ -263,6 +263,27 @@ fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
         world.nomad("/v1/job/web")["Stop"] == false && world.ready("web")
     });
 
+    // The history: created, stopped, started; an undo to a generation not kept says which are.
+    let (status, history) = api.get("/objects/app/default/web/history", Some(&operator));
+    assert_eq!(status, StatusCode::OK);
+    let generations: Vec<i64> = history["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["generation"].as_i64().unwrap())
+        .collect();
+    assert_eq!(generations, [1, 2, 3]);
+    assert_eq!(history["generations"][1]["change"], "+stopped: true");
+    let (status, body) = api.post(
+        "/objects/app/default/web/undo?generation=9",
+        Some(&operator),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("kept: 1, 2"),
+        "{body}"
+    );
+
     // Retry and promote say why when they do not apply.
     let (status, body) = api.post("/objects/app/default/web/retry", Some(&operator));
     assert_eq!(status, StatusCode::CONFLICT);
@@ -325,7 +346,7 @@ fn the_openapi_description_matches_what_is_served() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 6);
+    assert_eq!(operations, 7);
     let (status, _) = api.get("/objects/app/default", None);
     assert_eq!(status, StatusCode::NOT_FOUND, "not an operation");
 }

@@ -160,6 +160,24 @@ fn the_dashboard_in_a_browser() {
             .get("nomarch.io/suspended")
             .is_none()
     });
+    // The history lists both generations; undo to the first, confirmed, puts nginx:1 back as
+    // generation 3.
+    let history = words(&browser.text("table.history tbody"));
+    assert!(
+        history.starts_with("2 ") && history.contains("nginx:2"),
+        "{history}"
+    );
+    browser.click("a[href$='/confirm/undo?generation=1']");
+    browser.wait_for_text(
+        "main",
+        "Generation 1's spec of app/web is applied again, as generation 3",
+    );
+    browser.click("form.confirm button");
+    browser.wait_for_text("p.done", "Rolled back");
+    browser.wait_for_text("main pre", "nginx:1");
+    assert_eq!(world.app("web")["spec"]["image"], "nginx:1");
+    browser.wait_for_text("table.history tbody tr:first-child", "3");
+
     // An operator may not delete: no such button.
     assert!(!browser.exists("ul.actions a[href$='/confirm/delete']"));
     dashboard.sign_out();

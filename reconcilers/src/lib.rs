@@ -5,6 +5,7 @@
 //! - [`fingerprint`]: the stable fingerprint of a rendered job, kept in status as what nomarch
 //!   last registered (never in job meta, where Nomad would restart instances over it).
 //! - [`healing`]: which allocations to replace when checks stay critical; suspect nodes.
+//! - [`history`]: an object's stored generations as rows, and what `rollout undo` puts back.
 //! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
 //! - [`operator`]: what people ask by hand of any object (suspend, reconcile now), as annotations.
@@ -19,6 +20,7 @@
 pub mod cron;
 pub mod fingerprint;
 pub mod healing;
+pub mod history;
 pub mod hubs;
 pub mod meta;
 pub mod operator;

@@ -271,6 +271,19 @@ mod tests {
         assert_eq!(set_stopped(&mut app, true, true), Ok(true));
     }
 
+    /// Undo, retry and stop change desired state, which a GitSource owns for its objects:
+    /// refused, naming the source and the commit to act on.
+    #[test]
+    fn changes_to_synced_objects_are_refused_naming_the_commit() {
+        let mut app = parsed("App", "  image: nginx:1\n");
+        assert_eq!(synced_refusal(&app, "revert that commit"), None);
+        synced(&mut app);
+        assert_eq!(
+            synced_refusal(&app, "revert that commit").unwrap(),
+            "app/web is synced from gitsource/site (commit abc123); revert that commit in the repository, or the next sync puts it back"
+        );
+    }
+
     #[test]
     fn a_retry_needs_a_rollback_and_a_hand_applied_object() {
         let mut app = parsed("App", "  image: nginx:1\n");

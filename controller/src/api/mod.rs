@@ -11,8 +11,9 @@
 //! - this file: the routes, the token lookup, the handlers.
 //!
 //! So far: listing and reading objects; `suspend`, `resume`, `reconcile`, `stop`, `start`,
-//! `retry`, `promote` and running a cron job now (operators); applying manifests and deleting
-//! objects (admins). Logs, diffs, history, `rollout undo` and `restart` come next.
+//! `retry`, `promote`, `undo` and running a cron job now (operators); an object's history;
+//! applying manifests and deleting objects (admins). Logs, diffs and `rollout restart` come
+//! next.
 
 pub mod access;
 pub mod session;
@@ -84,10 +85,17 @@ fn operations() -> Vec<Operation> {
             serve: get(one),
         },
         Operation {
+            method: "get",
+            path: "/api/v1/objects/{kind}/{namespace}/{name}/history",
+            needs: Role::Viewer,
+            summary: "The stored generations, oldest first: time, commit, the Nomad job version each became, how its rollout ended, what changed",
+            serve: get(history),
+        },
+        Operation {
             method: "post",
             path: "/api/v1/objects/{kind}/{namespace}/{name}/{act}",
             needs: Role::Operator,
-            summary: "suspend, resume, reconcile, stop, start, retry (a rolled-back rollout), promote (a running rollout), or run (a cron job, now); `?resourceVersion=` compared",
+            summary: "suspend, resume, reconcile, stop, start, retry (a rolled-back rollout), promote (a running rollout), undo (`?generation=`, by default the one before), or run (a cron job, now); `?resourceVersion=` compared",
             serve: post(act),
         },
         Operation {
@@ -447,6 +455,8 @@ pub async fn delete_object(
 struct ActQuery {
     #[serde(rename = "resourceVersion")]
     resource_version: Option<String>,
+    /// `undo`: the generation whose spec to put back.
+    generation: Option<i64>,
 }
 
 /// `POST /api/v1/objects/{kind}/{namespace}/{name}/{suspend|resume|reconcile}`: the same
@@ -460,14 +470,48 @@ async fn act(
 ) -> Result<Json<serde_json::Value>, Refusal> {
     let token = allowed(&api, &headers, Action::Act, Some(&namespace)).await?;
     let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
-    act_on(
-        &api,
-        &token,
-        &object,
-        &act,
-        query.resource_version.as_deref(),
-    )
-    .await
+    let asked = Asked {
+        resource_version: query.resource_version.as_deref(),
+        generation: query.generation,
+    };
+    act_on(&api, &token, &object, &act, asked).await
+}
+
+/// What the caller said along with an act.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Asked<'a> {
+    /// Compared with the object's before anything is done.
+    pub resource_version: Option<&'a str>,
+    /// `undo`: the generation to go back to (by default the one before the current).
+    pub generation: Option<i64>,
+}
+
+/// `GET …/history`: the rows of `nomarch rollout history`.
+async fn history(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
+    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let rows = history_rows(&api, &object).await?;
+    Ok(Json(
+        json!({"object": object.to_string(), "generations": rows}),
+    ))
+}
+
+/// The history rows of `object`, oldest first.
+pub async fn history_rows(
+    api: &Api,
+    object: &ObjectRef,
+) -> Result<Vec<reconcilers::history::Row>, Refusal> {
+    let Some(current) = api.ctx.store.get(object).await? else {
+        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
+    };
+    let mut generations = api.ctx.store.history(object).await?;
+    let status = current.status().cloned();
+    generations.push(current);
+    Ok(reconcilers::history::rows(&generations, status.as_ref()))
 }
 
 /// The acts an operator may take, by name (what [`act_on`] knows).
@@ -479,6 +523,7 @@ pub const ACTS: &[&str] = &[
     "start",
     "retry",
     "promote",
+    "undo",
     "run",
 ];
 
@@ -486,18 +531,19 @@ pub const ACTS: &[&str] = &[
 /// the caller's `resource_version` when given: a write of the object check-and-set on the
 /// revision read (`suspend`, `resume`, `reconcile`: the CLI's annotations; `stop`, `start`:
 /// `spec.stopped`; `retry`: the retry annotation), or a request to Nomad (`promote` the running
-/// rollout, `run` a cron job now). Refusals are the CLI's, in its words.
+/// rollout, `run` a cron job now), or `undo` (a kept generation's spec, as a new generation).
+/// Refusals are the CLI's, in its words.
 pub async fn act_on(
     api: &Api,
     token: &TokenRecord,
     object: &ObjectRef,
     act: &str,
-    resource_version: Option<&str>,
+    asked: Asked<'_>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
     let Some(mut resource) = api.ctx.store.get(object).await? else {
         return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
     };
-    if let Some(expected) = resource_version {
+    if let Some(expected) = asked.resource_version {
         if resource.metadata().resource_version != expected {
             return Err(StoreError::Conflict {
                 object: object.to_string(),
@@ -537,6 +583,17 @@ pub async fn act_on(
             }
         }
         "retry" => reconcilers::operator::ask_retry(&mut resource, &now()).map_err(refused)?,
+        "undo" => {
+            let kept = api.ctx.store.history(object).await?;
+            resource = reconcilers::history::undo(&resource, &kept, asked.generation).map_err(
+                |e| match e {
+                    reconcilers::history::UndoRefusal::Refused(why) => refused(why),
+                    reconcilers::history::UndoRefusal::NotKept(why) => {
+                        Refusal(StatusCode::NOT_FOUND, why)
+                    }
+                },
+            )?;
+        }
         "promote" => return promote(api, &resource, token).await,
         "run" => return run_now(&api.ctx, &resource, token).await,
         other => {

@@ -6,8 +6,8 @@
 //! - `apply`, `get`, `delete`, `diff`, `events`, `describe`: one command each; `output`: tables,
 //!   YAML and JSON; `connect`: Nomad and Consul flags and clients; `exit`: errors and exit codes.
 //! - `wait`: `apply --wait` and `rollout status --watch` (a verdict rule table over status, an
-//!   etcd watch); `rollout`: the `rollout` subcommands; `history`: its table; `restart`: its
-//!   batches.
+//!   etcd watch); `rollout`: the `rollout` subcommands (history rows and undo decided in
+//!   `reconcilers::history`); `restart`: its batches.
 //! - `rebalance`: `rebalance pubs`, moves planned by `reconcilers::rebalance`, made through
 //!   the controller with the `move-to` annotation.
 //! - `logs`: task logs of an object's instances, merged and followed.
@@ -26,7 +26,6 @@ mod diff;
 mod events;
 mod exit;
 mod get;
-mod history;
 mod logs;
 mod operate;
 mod output;

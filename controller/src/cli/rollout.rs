@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crds::status::RolloutStatus;
-use crds::{ObjectRef, Resource};
+use crds::ObjectRef;
 
 use super::say;
 use super::{connect, parse_kind, wait, CliError, StoreArgs};
@@ -131,7 +131,7 @@ async fn history(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliEr
     let mut generations = store.history(object).await?;
     let status = current.status().cloned();
     generations.push(current);
-    let rows: Vec<Vec<(&str, String)>> = super::history::rows(&generations, status.as_ref())
+    let rows: Vec<Vec<(&str, String)>> = reconcilers::history::rows(&generations, status.as_ref())
         .into_iter()
         .map(|row| {
             vec![
@@ -148,21 +148,6 @@ async fn history(store_args: &StoreArgs, object: &ObjectRef) -> Result<(), CliEr
     Ok(())
 }
 
-/// Commands that change what an object should be refuse objects a GitSource owns: the
-/// repository is the desired state, and the controller would put it back at the next sync
-/// (or, worse, the two would take turns). The message names what to do in git.
-pub(super) fn refuse_if_synced(
-    object: &ObjectRef,
-    resource: &Resource,
-    instead: &str,
-) -> Result<(), CliError> {
-    debug_assert_eq!(*object, resource.object_ref());
-    match reconcilers::operator::synced_refusal(resource, instead) {
-        None => Ok(()),
-        Some(refusal) => Err(CliError::Usage(refusal)),
-    }
-}
-
 /// `nomarch rollout undo KIND/NAME [--to-generation N]`: the stored spec of generation N (by
 /// default the one before the current), applied as a new generation; labels and annotations
 /// stay as they are now. Written only if the object did not change meanwhile.
@@ -173,32 +158,14 @@ async fn undo(
 ) -> Result<(), CliError> {
     let store = store_args.connect().await?;
     let current = store.get_existing(object).await?;
-    refuse_if_synced(object, &current, "revert that commit")?;
+    let history = store.history(object).await?;
+    let undone =
+        reconcilers::history::undo(&current, &history, to_generation).map_err(|e| match e {
+            reconcilers::history::UndoRefusal::Refused(why) => CliError::Usage(why),
+            reconcilers::history::UndoRefusal::NotKept(why) => CliError::NotFound(why),
+        })?;
     let generation = current.metadata().generation;
     let wanted = to_generation.unwrap_or(generation - 1);
-    if wanted == generation {
-        return Err(CliError::Usage(format!(
-            "{object} is at generation {generation} already"
-        )));
-    }
-    let history = store.history(object).await?;
-    let Some(target) = history.iter().find(|r| r.metadata().generation == wanted) else {
-        let kept: Vec<String> = history
-            .iter()
-            .map(|r| r.metadata().generation.to_string())
-            .collect();
-        return Err(CliError::NotFound(format!(
-            "{object} has no stored generation {wanted} (kept: {})",
-            if kept.is_empty() {
-                "none".to_string()
-            } else {
-                kept.join(", ")
-            }
-        )));
-    };
-    let mut undone = target.clone();
-    *undone.metadata_mut() = current.metadata().clone();
-    undone.set_status(None);
     let outcomes = store.apply(&[undone]).await?;
     let done = outcomes
         .first()
@@ -333,37 +300,4 @@ async fn promote(
         reply.get("EvalID").and_then(|v| v.as_str()).unwrap_or("?")
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Undo and retry change desired state, which a GitSource owns for its objects: refused,
-    /// naming the source and the commit to act on.
-    #[test]
-    fn changes_to_synced_objects_are_refused_naming_the_commit() {
-        let yaml = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: nginx:1\n";
-        let mut app = crds::parse_str("web.yaml", yaml)
-            .unwrap()
-            .remove(0)
-            .resource;
-        let object = app.object_ref();
-        assert!(refuse_if_synced(&object, &app, "revert that commit").is_ok());
-        let meta = app.metadata_mut();
-        meta.labels.insert(
-            reconcilers::source_sync::SOURCE_NAMESPACE.into(),
-            "default".into(),
-        );
-        meta.labels
-            .insert(reconcilers::source_sync::SOURCE_NAME.into(), "site".into());
-        meta.annotations
-            .insert(reconcilers::meta::COMMIT.into(), "0123abcd".into());
-        let refused = refuse_if_synced(&object, &app, "revert that commit").unwrap_err();
-        assert_eq!(
-            refused.to_string(),
-            "app/web is synced from gitsource/site (commit 0123abcd); revert that commit in the repository, or the next sync puts it back"
-        );
-        assert_eq!(refused.exit_status(), crate::cli::ExitStatus::Usage);
-    }
 }

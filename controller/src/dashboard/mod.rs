@@ -376,6 +376,9 @@ async fn object(
         }
         Err(_) => Vec::new(),
     };
+    let history = crate::api::history_rows(&api, &object)
+        .await
+        .unwrap_or_default();
     let mut spec = resource.clone();
     spec.set_status(None);
     let spec_yaml = serde_saphyr::to_string(&spec).unwrap_or_default();
@@ -391,6 +394,7 @@ async fn object(
             verdict: &verdict,
             allocations: allocations.as_deref(),
             events: &events,
+            history: &history,
             spec_yaml: &spec_yaml,
             status_yaml: &status_yaml,
             done,
@@ -410,14 +414,21 @@ fn done_text(act: &str) -> Option<&'static str> {
         "start" => "Starting.",
         "retry" => "Retry asked for.",
         "promote" => "Promoted.",
+        "undo" => "Rolled back: the kept spec is applied as a new generation.",
         _ => return None,
     })
 }
 
 /// The offer named `act` for this object, if this caller may take it.
-fn offer_for(caller: &SignedIn, resource: &Resource, act: &str) -> Result<Offer, Refused> {
+fn offer_for(
+    caller: &SignedIn,
+    resource: &Resource,
+    act: &str,
+    generation: Option<i64>,
+) -> Result<Offer, Refused> {
     let offer = pages::offers(resource)
         .into_iter()
+        .chain((act == "undo").then(|| pages::undo_offer(resource, generation)))
         .find(|o| o.act == act)
         .ok_or_else(|| {
             caller.refused(Refusal(
@@ -437,11 +448,18 @@ async fn confirm(
     State(api): State<Api>,
     headers: HeaderMap,
     Path((kind, namespace, name, act)): Path<(String, String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Markup, Refused> {
     let caller = signed_in(&api, &headers).await?;
     let resource = readable(&api, &caller, &(kind, namespace, name)).await?;
-    let offer = offer_for(&caller, &resource, &act)?;
-    Ok(pages::confirm(&caller.viewer(), &resource, &offer))
+    let generation = query.get("generation").and_then(|g| g.parse().ok());
+    let offer = offer_for(&caller, &resource, &act, generation)?;
+    Ok(pages::confirm(
+        &caller.viewer(),
+        &resource,
+        &offer,
+        generation,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -451,6 +469,9 @@ struct ActForm {
     act: String,
     #[serde(rename = "resourceVersion", default)]
     resource_version: String,
+    /// `undo`: the generation to go back to.
+    #[serde(default)]
+    generation: Option<i64>,
 }
 
 async fn act(
@@ -468,12 +489,18 @@ async fn act(
         )));
     }
     let resource = readable(&api, &caller, &path).await?;
-    let offer = offer_for(&caller, &resource, &form.act)?;
+    let offer = offer_for(&caller, &resource, &form.act, form.generation)?;
     let object = resource.object_ref();
     let version = Some(form.resource_version.as_str()).filter(|v| !v.is_empty());
     let done = match offer.act {
         "delete" => delete_object(&api, &caller.token, &object, version).await,
-        act => act_on(&api, &caller.token, &object, act, version).await,
+        act => {
+            let asked = crate::api::Asked {
+                resource_version: version,
+                generation: form.generation,
+            };
+            act_on(&api, &caller.token, &object, act, asked).await
+        }
     };
     let _answer = done.map_err(|refusal| caller.refused(refusal))?;
     let to = match offer.act {

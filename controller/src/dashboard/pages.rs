@@ -427,11 +427,28 @@ pub fn offers(resource: &Resource) -> Vec<Offer> {
     offers
 }
 
+/// `undo` to `generation` (by default the one before the current), offered per history row.
+pub fn undo_offer(resource: &Resource, generation: Option<i64>) -> Offer {
+    let object = resource.object_ref();
+    let wanted = generation.unwrap_or(resource.metadata().generation - 1);
+    Offer {
+        act: "undo",
+        label: "Undo",
+        what: format!(
+            "Generation {wanted}'s spec of {object} is applied again, as generation {}; labels and annotations stay as they are.",
+            resource.metadata().generation + 1
+        ),
+        needs: Role::Operator,
+    }
+}
+
 pub struct ObjectPage<'a> {
     pub resource: &'a Resource,
     pub verdict: &'a Verdict,
     pub allocations: Option<&'a [AllocStub]>,
     pub events: &'a [Event],
+    /// The stored generations, oldest first.
+    pub history: &'a [reconcilers::history::Row],
     pub spec_yaml: &'a str,
     pub status_yaml: &'a str,
     /// What the last act did, said once after it.
@@ -536,6 +553,38 @@ pub fn object(viewer: &Viewer, page: &ObjectPage) -> Markup {
                 }
             }
         }
+        @if !page.history.is_empty() {
+            @let undoable = viewer.may(Role::Operator)
+                && reconcilers::operator::synced_refusal(resource, "").is_none();
+            @let current = resource.metadata().generation;
+            section aria-labelledby="history" {
+                h2 id="history" { "History" }
+                table.history {
+                    thead { tr {
+                        th scope="col" { "Generation" } th scope="col" { "Time" } th scope="col" { "Commit" }
+                        th scope="col" { "Job version" } th scope="col" { "Outcome" } th scope="col" { "Change" }
+                        @if undoable { th scope="col" { span.visually-hidden { "Undo" } } }
+                    } }
+                    tbody {
+                        @for row in page.history.iter().rev() {
+                            tr {
+                                th scope="row" { (row.generation) }
+                                td { (row.time) }
+                                td { code { (row.commit) } }
+                                td { (row.job_version) }
+                                td { (row.outcome) }
+                                td { (row.change) }
+                                @if undoable {
+                                    td { @if row.generation != current {
+                                        a.button href={ (path) "/confirm/undo?generation=" (row.generation) } { "Undo to " (row.generation) }
+                                    } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         section aria-labelledby="spec" {
             h2 id="spec" { "Spec" }
             pre { code { (page.spec_yaml) } }
@@ -561,7 +610,12 @@ pub fn object(viewer: &Viewer, page: &ObjectPage) -> Markup {
     )
 }
 
-pub fn confirm(viewer: &Viewer, resource: &Resource, offer: &Offer) -> Markup {
+pub fn confirm(
+    viewer: &Viewer,
+    resource: &Resource,
+    offer: &Offer,
+    generation: Option<i64>,
+) -> Markup {
     let object = resource.object_ref();
     let path = object_path(&object);
     let body = html! {
@@ -570,6 +624,9 @@ pub fn confirm(viewer: &Viewer, resource: &Resource, offer: &Offer) -> Markup {
             input type="hidden" name="csrf" value=(viewer.csrf);
             input type="hidden" name="act" value=(offer.act);
             input type="hidden" name="resourceVersion" value=(resource.metadata().resource_version);
+            @if let Some(generation) = generation {
+                input type="hidden" name="generation" value=(generation);
+            }
             button type="submit" autofocus { (offer.label) }
             " "
             a href=(path) { "Cancel" }

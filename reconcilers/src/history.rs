@@ -1,6 +1,7 @@
-//! `nomarch rollout history`: one row per stored generation, from the store's history (the
-//! specs, 10 kept) and the object's status (which Nomad job version each became, and how its
-//! rollout ended). Pure, so the table is tested without a cluster.
+//! An object's past: `nomarch rollout history` (and the API's and the dashboard's) shows one
+//! row per stored generation, from the store's history (the specs, 10 kept) and the object's
+//! status (which Nomad job version each became, and how its rollout ended); `rollout undo`
+//! puts a stored generation's spec back. Pure, so both are tested without a cluster.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,8 @@ use crds::{Resource, Status};
 use serde_json::Value;
 
 /// One generation as the table shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Row {
     pub generation: i64,
     pub time: String,
@@ -56,7 +58,7 @@ pub fn rows(generations: &[Resource], status: Option<&Status>) -> Vec<Row> {
                     .map_or("-".into(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
                 commit: meta
                     .annotations
-                    .get(reconcilers::meta::COMMIT)
+                    .get(crate::meta::COMMIT)
                     .map_or("-".into(), |c| c.chars().take(12).collect()),
                 job_version: rollout.map_or("-".into(), |r| r.job_version.to_string()),
                 outcome,
@@ -158,9 +160,92 @@ fn summarize(changes: &[String]) -> String {
     }
 }
 
+/// Why an undo cannot be done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UndoRefusal {
+    /// Asked of an object that cannot go there (synced from git, or at that generation).
+    Refused(String),
+    /// The generation is not kept.
+    NotKept(String),
+}
+
+/// `rollout undo`: the spec of generation `to` (by default the one before the current), as a
+/// change of `current` (its metadata, so labels and annotations stay as they are now, and a
+/// write compares its revision). `history` is the store's kept generations.
+pub fn undo(
+    current: &Resource,
+    history: &[Resource],
+    to: Option<i64>,
+) -> Result<Resource, UndoRefusal> {
+    let object = current.object_ref();
+    if let Some(refusal) = crate::operator::synced_refusal(current, "revert that commit") {
+        return Err(UndoRefusal::Refused(refusal));
+    }
+    let generation = current.metadata().generation;
+    let wanted = to.unwrap_or(generation - 1);
+    if wanted == generation {
+        return Err(UndoRefusal::Refused(format!(
+            "{object} is at generation {generation} already"
+        )));
+    }
+    let Some(target) = history.iter().find(|r| r.metadata().generation == wanted) else {
+        let kept: Vec<String> = history
+            .iter()
+            .map(|r| r.metadata().generation.to_string())
+            .collect();
+        return Err(UndoRefusal::NotKept(format!(
+            "{object} has no stored generation {wanted} (kept: {})",
+            if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            }
+        )));
+    };
+    let mut undone = target.clone();
+    *undone.metadata_mut() = current.metadata().clone();
+    undone.set_status(None);
+    Ok(undone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn generation(image: &str, generation: i64) -> Resource {
+        let yaml = format!(
+            "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\n  labels:\n    v: \"{generation}\"\nspec:\n  image: {image}\n"
+        );
+        let mut resource = crds::parse_str("web.yaml", &yaml)
+            .unwrap()
+            .remove(0)
+            .resource;
+        resource.metadata_mut().generation = generation;
+        resource
+    }
+
+    /// Undo takes a kept generation's spec and keeps the current metadata; it says which
+    /// generations are kept when asked for another, and refuses the current one.
+    #[test]
+    fn undo_puts_a_kept_spec_back_under_the_current_metadata() {
+        let history = [generation("nginx:1", 1), generation("nginx:2", 2)];
+        let current = generation("nginx:3", 3);
+        let undone = undo(&current, &history, None).unwrap();
+        assert_eq!(undone.spec_json()["image"], "nginx:2");
+        assert_eq!(undone.metadata(), current.metadata());
+        let undone = undo(&current, &history, Some(1)).unwrap();
+        assert_eq!(undone.spec_json()["image"], "nginx:1");
+        assert_eq!(
+            undo(&current, &history, Some(7)),
+            Err(UndoRefusal::NotKept(
+                "app/web has no stored generation 7 (kept: 1, 2)".into()
+            ))
+        );
+        assert!(matches!(
+            undo(&current, &history, Some(3)),
+            Err(UndoRefusal::Refused(_))
+        ));
+    }
     use crds::status::RolloutStatus;
     use serde_json::json;
 
