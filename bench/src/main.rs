@@ -14,10 +14,13 @@
 //! - [`git_sync`]: `git push` → 100, 500, 1,000 Apps converged, and the controller's peak memory.
 //! - [`scale`]: 10,000 Apps + 1,000 Pubs + 1,000 CronJobs on 1,000 nodes: cold start, steady
 //!   state (writes, CPU, requests per object), restart.
+//! - [`dashboard`]: the dashboard's overview and App list with 12,000 objects in headless
+//!   Chromium, and an event from etcd to an open page, each against the same with 10 objects.
 //! - [`parse`]: one manifest file of 1,000 and 8,000 Apps, against the bare YAML scanner.
 //! - [`plot`]: the SVG next to the table (latency CDF, convergence curve).
 
 mod apply_latency;
+mod dashboard;
 mod direct;
 mod figures;
 mod git_sync;
@@ -69,7 +72,7 @@ pub struct Args {
     )]
     pub git_apps: Vec<usize>,
     /// Run only these scenarios (apply-latency, hub-death, heal, rollout, stop-start, git-sync,
-    /// scale, sim-scale, parse); all by default
+    /// scale, sim-scale, dashboard, parse); all by default
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Where to write the JSON results
@@ -158,6 +161,9 @@ async fn main() -> anyhow::Result<()> {
         let curve = scale::run(&args, &mut figures).await?;
         let total = args.scale_apps + 2 * (args.scale_apps / 10);
         plot.convergence = Some((curve, total));
+    }
+    if wanted("dashboard") {
+        dashboard::run(&mut figures).await?;
     }
     if wanted("sim-scale") {
         sim_scale::run(&args, &mut figures).await?;

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`sim`]: the `nomad-sim` crate (the Nomad + Consul API simulator, binary `nomad-sim`).
+//! - [`browser`]: headless Chromium over WebDriver, for the dashboard.
 //! - [`etcd`]: a private etcd server on free loopback ports with a temporary data dir, which a
 //!   test can stop and restart on the same ports and data, and which is killed on drop; and a
 //!   cluster of several such members.
@@ -13,6 +14,7 @@
 //! - [`procs`]: nomad-sim and `nomarch controller` as real processes.
 //! - [`samples`]: the Nomad and Consul API samples in `e2e/nomad-api/`.
 
+pub mod browser;
 pub mod etcd;
 pub mod http;
 pub mod ports;

@@ -1,102 +1,32 @@
-//! A real browser for the dashboard tests: Debian's Chromium, headless, driven over WebDriver
-//! by `chromedriver` (both installed by `make deps`) through the `fantoccini` client. Missing
-//! either fails the test: the dashboard is not tested without a browser.
+//! The dashboard tests' browser: `e2e::browser::Chromium` (headless Chromium over WebDriver)
+//! with a runtime of its own, so the blocking tests drive it step by step.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use e2e::browser::Chromium;
+use e2e::browser::Locator;
 use tokio::runtime::Runtime;
-
-/// Chromium's own binary (`/usr/bin/chromium` is a shell wrapper reading `/etc/chromium.d`).
-const CHROMIUM: &str = "/usr/lib/chromium/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 pub struct Browser {
     runtime: Runtime,
-    pub client: Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
+    chromium: Chromium,
     /// Where screenshots go: the test's output folder.
     pub shots: PathBuf,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Browser {
-    /// A headless Chromium the size of a laptop screen (`width` × `height`).
     pub fn start(width: u32, height: u32) -> Browser {
-        for program in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                Path::new(program).exists(),
-                "{program} is missing: run `make deps` (it installs chromium and chromium-driver)"
-            );
-        }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let profile = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    // The sandbox needs user namespaces a test machine may not grant.
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--no-first-run",
-                    "--disable-extensions",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--password-store=basic",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = loop {
-            let attempt = runtime.block_on(
-                ClientBuilder::rustls()
-                    .unwrap()
-                    .capabilities(capabilities.clone())
-                    .connect(&url),
-            );
-            match attempt {
-                Ok(client) => break client,
-                Err(e) if Instant::now() > deadline => panic!("no browser session: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        };
+        let chromium = runtime.block_on(Chromium::start(width, height));
         let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         Browser {
             runtime,
-            client,
-            driver,
-            _profile: profile,
+            chromium,
             shots,
         }
     }
@@ -106,11 +36,11 @@ impl Browser {
     }
 
     pub fn goto(&self, url: &str) {
-        self.block_on(self.client.goto(url)).unwrap();
+        self.block_on(self.chromium.client.goto(url)).unwrap();
     }
 
     pub fn url(&self) -> String {
-        self.block_on(self.client.current_url())
+        self.block_on(self.chromium.client.current_url())
             .unwrap()
             .to_string()
     }
@@ -118,21 +48,21 @@ impl Browser {
     /// The visible text of the first element `css` finds.
     pub fn text(&self, css: &str) -> String {
         self.block_on(async {
-            let element = self.client.find(Locator::Css(css)).await?;
+            let element = self.chromium.client.find(Locator::Css(css)).await?;
             element.text().await
         })
         .unwrap_or_else(|e| panic!("{css}: {e}"))
     }
 
     pub fn exists(&self, css: &str) -> bool {
-        self.block_on(self.client.find_all(Locator::Css(css)))
+        self.block_on(self.chromium.client.find_all(Locator::Css(css)))
             .map(|found| !found.is_empty())
             .unwrap_or(false)
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
         self.block_on(async {
-            let element = self.client.find(Locator::Css(css)).await?;
+            let element = self.chromium.client.find(Locator::Css(css)).await?;
             element.clear().await?;
             element.send_keys(text).await
         })
@@ -141,7 +71,7 @@ impl Browser {
 
     pub fn click(&self, css: &str) {
         self.block_on(async {
-            let element = self.client.find(Locator::Css(css)).await?;
+            let element = self.chromium.client.find(Locator::Css(css)).await?;
             element.click().await
         })
         .unwrap_or_else(|e| panic!("{css}: {e}"));
@@ -149,12 +79,13 @@ impl Browser {
 
     /// Runs a script in the page and returns its JSON value.
     pub fn script(&self, script: &str) -> serde_json::Value {
-        self.block_on(self.client.execute(script, vec![])).unwrap()
+        self.block_on(self.chromium.client.execute(script, vec![]))
+            .unwrap()
     }
 
     /// Saves a PNG of the window under [`Browser::shots`].
     pub fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self.block_on(self.client.screenshot()).unwrap();
+        let png = self.block_on(self.chromium.client.screenshot()).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let path = self.shots.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();
@@ -162,7 +93,7 @@ impl Browser {
     }
 
     pub fn resize(&self, width: u32, height: u32) {
-        self.block_on(self.client.set_window_size(width, height))
+        self.block_on(self.chromium.client.set_window_size(width, height))
             .unwrap();
     }
 
@@ -172,7 +103,7 @@ impl Browser {
         loop {
             let text = self
                 .block_on(async {
-                    let element = self.client.find(Locator::Css(css)).await?;
+                    let element = self.chromium.client.find(Locator::Css(css)).await?;
                     element.text().await
                 })
                 .unwrap_or_default();
@@ -190,9 +121,6 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let client = self.client.clone();
-        let _ = self.runtime.block_on(client.close());
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.runtime.block_on(self.chromium.close());
     }
 }
