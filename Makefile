@@ -43,14 +43,14 @@ bench: deps
 	$(CARGO) build --release --locked -p bench -p nomad-sim -p controller
 	./target/release/bench --out bench/results.json
 
-# Fuzzes the manifest and webhook parsers (FUZZ_SECONDS each; nightly toolchain and
+# Fuzzes the manifest and webhook parsers and the API's request pieces (FUZZ_SECONDS each; nightly toolchain and
 # cargo-fuzz, installed here if missing). New inputs land in fuzz/corpus/, which `make test`
 # replays on stable; a crash is saved under fuzz/artifacts/.
 FUZZ_SECONDS ?= 120
 fuzz: deps
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for target in manifest webhook; do \
+	cd fuzz && for target in manifest webhook api; do \
 		cargo +nightly fuzz run -O $$target corpus/$$target -- \
 			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 -max_len=65536 || exit 1; \
 	done

@@ -337,7 +337,7 @@ async fn list(
 }
 
 /// A listing's place, the last item's `kind/namespace/name` (neither name holds a `/`).
-fn continue_key(object: &ObjectRef) -> String {
+pub fn continue_key(object: &ObjectRef) -> String {
     format!(
         "{}/{}/{}",
         object.kind.singular(),
@@ -346,7 +346,7 @@ fn continue_key(object: &ObjectRef) -> String {
     )
 }
 
-fn from_continue_key(text: &str) -> Option<ObjectRef> {
+pub fn from_continue_key(text: &str) -> Option<ObjectRef> {
     let mut parts = text.splitn(3, '/');
     let kind = Kind::from_cli_name(parts.next()?)?;
     Some(ObjectRef::new(kind, parts.next()?, parts.next()?))

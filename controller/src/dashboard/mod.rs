@@ -8,6 +8,7 @@
 //! - [`summary`]: health per object (a rule table), the overview's counts, list filters, hubs'
 //!   free room. Pure.
 //! - [`pages`]: the pages as HTML. Pure.
+//! - `fuzz`: what must hold for any bytes a client sends (the `api` fuzz target, its corpus).
 //! - this file: the routes, sign-in and sign-out, the session and CSRF checks, the security
 //!   headers, and the embedded assets (`assets/`).
 //!
@@ -16,6 +17,8 @@
 //! Content-Security-Policy allows scripts and styles from this origin only (nothing inline);
 //! pages are not cached and cannot be framed; tokens never appear in a URL or a log.
 
+#[doc(hidden)]
+pub mod fuzz;
 pub mod pages;
 pub mod summary;
 
