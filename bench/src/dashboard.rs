@@ -73,7 +73,7 @@ fn status(i: usize) -> Status {
         ConditionStatus::True,
         "ReplicasHealthy",
     )];
-    if i % 100 == 0 {
+    if i.is_multiple_of(100) {
         conditions.push(condition(
             ConditionType::Degraded,
             ConditionStatus::True,

@@ -9,6 +9,7 @@
 //!   runner, leadership, metrics); it knows no kind and runs whatever `runtime::kinds::Kinds`
 //!   it is handed.
 //! - [`reconcile`]: the kinds, one module each, and `reconcile::AllKinds` for the runtime.
+//! - [`ops`]: day-2 reads shared by the CLI, the API and the dashboard (an object's logs).
 //! - [`api`]: the HTTP API (`/api/v1`) with bearer tokens and roles; mounted by
 //!   `cli::controller` on the runtime's listener.
 //! - [`dashboard`]: the web dashboard at `/` (sign-in sessions, pages, live updates), over the
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clients;
 pub mod dashboard;
 pub mod git;
+pub mod ops;
 pub mod reconcile;
 pub mod runtime;
 pub mod store;

@@ -346,7 +346,7 @@ fn the_openapi_description_matches_what_is_served() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 7);
+    assert_eq!(operations, 8);
     let (status, _) = api.get("/objects/app/default", None);
     assert_eq!(status, StatusCode::NOT_FOUND, "not an operation");
 }

@@ -128,6 +128,19 @@ fn the_dashboard_in_a_browser() {
     );
     browser.screenshot("app");
 
+    // Its logs: the last lines of both instances, then new ones appended as they are written.
+    browser.click("p.links a[href$='/logs']");
+    browser.wait_for_text("main h1", "Logs of app/web");
+    let before = browser.text("#log").lines().count();
+    assert!(before > 0, "lines read");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while browser.text("#log").lines().count() <= before {
+        assert!(std::time::Instant::now() < deadline, "no followed line");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    browser.screenshot("logs");
+    dashboard.goto("/ui/app/default/web");
+
     // Live: a change written to etcd (a new image) shows up on the open page without a
     // reload; a marker set in the page survives, so it was not navigated away.
     browser.script("window.nomarchMarker = 'still here'; return null");

@@ -157,3 +157,84 @@ fn following_picks_up_the_instance_that_replaces_a_stopped_one() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The same logs over the HTTP API (a viewer's token): merged with the instance in front,
+/// `tail` per instance, a git source refused with the CLI's reason, and `follow=true` keeps
+/// the answer open and sends lines written after it was asked.
+#[test]
+fn the_api_serves_and_follows_logs() {
+    use std::io::Read;
+    let world = World::start(&[]);
+    world.apply(&web(2));
+    eventually("web Ready", || world.ready("web"));
+    let viewer = world.token("viewer", &["--all", "--role", "viewer"]);
+    let port = world.controller.as_ref().unwrap().port;
+    let url =
+        |query: &str| format!("http://127.0.0.1:{port}/api/v1/objects/app/default/web/logs{query}");
+    let get = |query: &str| {
+        let response = world
+            .http
+            .get(url(query))
+            .bearer_auth(&viewer)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    eventually("each instance printed a few lines", || {
+        get("").1.lines().count() >= 8
+    });
+    let ids = running_ids(&world);
+    let (status, text) = get("?tail=2");
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "two per instance: {text}");
+    for line in &lines {
+        let instance = line.split_whitespace().next().unwrap();
+        assert!(ids.iter().any(|id| id.starts_with(instance)), "{line}");
+    }
+    let (status, _) = get_status(
+        &world,
+        &viewer,
+        port,
+        "/api/v1/objects/app/default/web/logs?since=soon",
+    );
+    assert_eq!(status, 400);
+    let (status, _) = world
+        .http
+        .get(url(""))
+        .send()
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401, "logs need a token");
+
+    // Followed: the answer stays open and brings lines written after the request.
+    let mut response = world
+        .http
+        .get(url("?follow=true&tail=0"))
+        .bearer_auth(&viewer)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buffer = [0u8; 4096];
+    while !got.contains(&b'\n') {
+        assert!(Instant::now() < deadline, "no followed line in 30s");
+        let n = response.read(&mut buffer).unwrap();
+        assert!(n > 0, "the followed answer ended");
+        got.extend_from_slice(&buffer[..n]);
+    }
+    let first = String::from_utf8_lossy(&got);
+    let instance = first.split_whitespace().next().unwrap();
+    assert!(ids.iter().any(|id| id.starts_with(instance)), "{first}");
+}
+
+fn get_status(world: &World, token: &str, port: u16, path: &str) -> (u16, String) {
+    let response = world
+        .http
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.text().unwrap())
+}

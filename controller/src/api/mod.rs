@@ -12,8 +12,8 @@
 //!
 //! So far: listing and reading objects; `suspend`, `resume`, `reconcile`, `stop`, `start`,
 //! `retry`, `promote`, `undo` and running a cron job now (operators); an object's history;
-//! applying manifests and deleting objects (admins). Logs, diffs and `rollout restart` come
-//! next.
+//! applying manifests and deleting objects (admins); logs, followed or not. Diffs and
+//! `rollout restart` come next.
 
 pub mod access;
 pub mod session;
@@ -90,6 +90,13 @@ fn operations() -> Vec<Operation> {
             needs: Role::Viewer,
             summary: "The stored generations, oldest first: time, commit, the Nomad job version each became, how its rollout ended, what changed",
             serve: get(history),
+        },
+        Operation {
+            method: "get",
+            path: "/api/v1/objects/{kind}/{namespace}/{name}/logs",
+            needs: Role::Viewer,
+            summary: "What its instances print, as text, merged by time (`?task=`, `?stderr=true`, `?tail=` lines per instance, 1000 unless given, `?since=10m`, `?instance=ID` or `?all=true`); `?follow=true` streams new lines as they come",
+            serve: get(logs),
         },
         Operation {
             method: "post",
@@ -475,6 +482,117 @@ async fn act(
         generation: query.generation,
     };
     act_on(&api, &token, &object, &act, asked).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogsQuery {
+    pub task: Option<String>,
+    #[serde(default)]
+    pub stderr: bool,
+    pub tail: Option<usize>,
+    /// A duration (`10m`, `1h`).
+    pub since: Option<String>,
+    /// An allocation ID or a prefix of one.
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub follow: bool,
+}
+
+/// Lines per instance the API answers when no `tail` is given.
+pub const LOGS_TAIL: usize = 1000;
+
+impl LogsQuery {
+    pub fn args(&self) -> Result<crate::ops::logs::LogsArgs, Refusal> {
+        use crate::ops::logs::{LogsArgs, Selection};
+        let since = self
+            .since
+            .as_deref()
+            .map(humantime::parse_duration)
+            .transpose()
+            .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+        Ok(LogsArgs {
+            selection: match (&self.instance, self.all) {
+                (Some(prefix), _) => Selection::One(prefix.clone()),
+                (None, true) => Selection::All,
+                (None, false) => Selection::Running,
+            },
+            follow: self.follow,
+            since,
+            tail: Some(self.tail.unwrap_or(LOGS_TAIL)),
+            stderr: self.stderr,
+            task: self.task.clone().filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+fn logs_refusal(e: crate::ops::logs::LogsError) -> Refusal {
+    use crate::ops::logs::LogsError;
+    match e {
+        LogsError::Usage(why) => Refusal(StatusCode::BAD_REQUEST, why),
+        LogsError::NotFound(why) => Refusal(StatusCode::NOT_FOUND, why),
+        LogsError::Nomad(e) => Refusal(StatusCode::BAD_GATEWAY, format!("Nomad: {e}")),
+    }
+}
+
+/// One line as text: with its instance in front when several are read.
+fn log_line(several: bool, instance: &str, line: &str) -> String {
+    if several {
+        format!("{} {line}\n", crate::ops::logs::short(instance))
+    } else {
+        format!("{line}\n")
+    }
+}
+
+/// `GET …/logs`: the object's logs as `nomarch logs` prints them (without colour), followed
+/// while the client keeps the answer open when `follow=true`.
+async fn logs(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Response, Refusal> {
+    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
+    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let Some(resource) = api.ctx.store.get(&object).await? else {
+        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
+    };
+    let args = query.args()?;
+    let read = crate::ops::logs::read(&api.ctx.nomad, &resource, &args)
+        .await
+        .map_err(logs_refusal)?;
+    let several = read.several;
+    let mut first = String::new();
+    for (instance, line) in &read.lines {
+        first.push_str(&log_line(several, instance, line));
+    }
+    let content_type = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; charset=utf-8",
+    )];
+    if !args.follow {
+        return Ok((content_type, first).into_response());
+    }
+    // Followed until the client goes away: dropping the answer's body drops the receiver,
+    // which ends the follow.
+    let (sink, lines) = tokio::sync::mpsc::channel(256);
+    let nomad = api.ctx.nomad.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::ops::logs::follow(&nomad, &resource, &args, read.offsets, sink).await
+        {
+            tracing::warn!(object = %resource.object_ref(), error = %e, "following logs ended");
+        }
+    });
+    let rest = futures::stream::unfold(lines, move |mut lines| async move {
+        let (instance, line) = lines.recv().await?;
+        let chunk = bytes::Bytes::from(log_line(several, &instance, &line));
+        Some((Ok::<_, std::convert::Infallible>(chunk), lines))
+    });
+    let first =
+        futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(first))]);
+    let stream = futures::StreamExt::chain(first, rest);
+    Ok((content_type, axum::body::Body::from_stream(stream)).into_response())
 }
 
 /// What the caller said along with an act.

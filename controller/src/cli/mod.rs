@@ -10,7 +10,7 @@
 //!   `reconcilers::history`); `restart`: its batches.
 //! - `rebalance`: `rebalance pubs`, moves planned by `reconcilers::rebalance`, made through
 //!   the controller with the `move-to` annotation.
-//! - `logs`: task logs of an object's instances, merged and followed.
+//! - `logs`: task logs of an object's instances, merged and followed (read by `ops::logs`).
 //! - `operate`: `stop`/`start`, `suspend`/`resume` and `reconcile` (check-and-set writes of one
 //!   object, then the `wait` verdicts).
 //! - `complete`: shell completion, object names from etcd included.
@@ -627,11 +627,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let object = rollout::object_ref(&object, &namespace)?;
             let selection = match (instance, all) {
-                (Some(prefix), _) => logs::Selection::One(prefix),
-                (None, true) => logs::Selection::All,
-                (None, false) => logs::Selection::Running,
+                (Some(prefix), _) => crate::ops::logs::Selection::One(prefix),
+                (None, true) => crate::ops::logs::Selection::All,
+                (None, false) => crate::ops::logs::Selection::Running,
             };
-            let args = logs::LogsArgs {
+            let args = crate::ops::logs::LogsArgs {
                 selection,
                 follow,
                 since,

@@ -67,6 +67,7 @@ pub fn routes(ctx: Arc<Context>) -> Router<Arc<Context>> {
         .route("/ui/hubs", get(hubs))
         .route("/ui/{kind}", get(list))
         .route("/ui/{kind}/{namespace}/{name}", get(object))
+        .route("/ui/{kind}/{namespace}/{name}/logs", get(logs))
         .route("/ui/{kind}/{namespace}/{name}/confirm/{act}", get(confirm))
         .route("/ui/{kind}/{namespace}/{name}/act", post(act))
         .route("/assets/dashboard.js", get(script))
@@ -402,6 +403,55 @@ async fn object(
             status_yaml: &status_yaml,
             done,
             now: Utc::now(),
+        },
+    ))
+}
+
+/// Lines per instance an object's logs page starts with.
+const LOG_LINES: usize = 200;
+
+async fn logs(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(path): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Markup, Refused> {
+    let caller = signed_in(&api, &headers).await?;
+    let resource = readable(&api, &caller, &path).await?;
+    let object = resource.object_ref();
+    let task = query
+        .get("task")
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .or_else(|| {
+            crate::ops::logs::default_task(object.kind)
+                .ok()
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    let stderr = query.get("stderr").is_some_and(|v| v == "true");
+    let args = crate::ops::logs::LogsArgs {
+        selection: crate::ops::logs::Selection::Running,
+        follow: false,
+        since: None,
+        tail: Some(LOG_LINES),
+        stderr,
+        task: Some(task.clone()).filter(|t| !t.is_empty()),
+    };
+    let read = crate::ops::logs::read(&api.ctx.nomad, &resource, &args).await;
+    let (lines, several, error) = match &read {
+        Ok(read) => (read.lines.as_slice(), read.several, None),
+        Err(e) => (&[][..], false, Some(e.to_string())),
+    };
+    Ok(pages::logs(
+        &caller.viewer(),
+        &pages::LogsPage {
+            object: &object,
+            task: &task,
+            stderr,
+            lines,
+            several,
+            error: error.as_deref(),
         },
     ))
 }

@@ -474,6 +474,9 @@ pub fn object(viewer: &Viewer, page: &ObjectPage) -> Markup {
         @if !page.verdict.message.is_empty() {
             p.why { (page.verdict.message) }
         }
+        @if resource.kind() != Kind::GitSource {
+            p.links { a href={ (path) "/logs" } { "Logs" } }
+        }
         @let offers: Vec<Offer> = offers(resource).into_iter().filter(|o| viewer.may(o.needs)).collect();
         @if !offers.is_empty() {
             section aria-labelledby="actions" {
@@ -635,6 +638,62 @@ pub fn confirm(
     layout(
         Some(viewer),
         &format!("{} {}?", offer.label, object),
+        None,
+        body,
+    )
+}
+
+pub struct LogsPage<'a> {
+    pub object: &'a ObjectRef,
+    pub task: &'a str,
+    pub stderr: bool,
+    /// The lines read so far, each with its instance when several are read.
+    pub lines: &'a [(String, String)],
+    pub several: bool,
+    /// Why nothing could be read (no task named for a NomadJob, no instance yet).
+    pub error: Option<&'a str>,
+}
+
+/// An object's logs: the last lines of its running instances, then followed live by the
+/// script (from the API's `follow=true`, which the page names in `data-follow`).
+pub fn logs(viewer: &Viewer, page: &LogsPage) -> Markup {
+    let path = object_path(page.object);
+    let stream = if page.stderr { "stderr" } else { "stdout" };
+    let follow = format!(
+        "/api/v1/objects/{}/{}/{}/logs?follow=true&tail=0&task={}&stderr={}",
+        page.object.kind.singular(),
+        urlencode(&page.object.namespace),
+        urlencode(&page.object.name),
+        urlencode(page.task),
+        page.stderr
+    );
+    let body = html! {
+        p { a href=(path) { "← " (page.object.to_string()) } }
+        form.filter method="get" action={ (path) "/logs" } {
+            label { "Task " input type="text" name="task" value=(page.task) placeholder="the task's name"; }
+            label { "Stream "
+                select name="stderr" {
+                    option value="false" selected[!page.stderr] { "stdout" }
+                    option value="true" selected[page.stderr] { "stderr" }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+        @if let Some(error) = page.error {
+            p.error role="alert" { (error) }
+        } @else {
+            p.count { (page.lines.len()) " lines of " (stream) ", newest last; new lines follow." }
+            pre.log id="log" data-follow=(follow) aria-live="polite" {
+                @for (instance, line) in page.lines {
+                    @if page.several { span.instance { (&instance[..instance.len().min(8)]) } " " }
+                    (line) "\n"
+                }
+            }
+        }
+    };
+    layout(
+        Some(viewer),
+        &format!("Logs of {}", page.object),
         None,
         body,
     )

@@ -1,7 +1,30 @@
 // nomarch dashboard: follows the event stream the page names (<body data-stream>) and, when an
 // event arrives, shows it and refreshes the page's content in place (#live-body) from the same
-// URL. Loaded as a file: the Content-Security-Policy allows no inline script. Without it every
+// URL; on a logs page, appends the lines the API streams. Loaded as a file: the Content-Security-Policy allows no inline script. Without it every
 // page still works as plain links and forms.
+(function () {
+  "use strict";
+  // A logs page: new lines from the API's followed answer, appended as they come.
+  var log = document.getElementById("log");
+  if (log && log.dataset.follow && window.fetch && window.TextDecoder) {
+    fetch(log.dataset.follow, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok || !response.body) return;
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      function next() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+          log.appendChild(document.createTextNode(decoder.decode(chunk.value, { stream: true })));
+          if (atEnd) log.scrollTop = log.scrollHeight;
+          return next();
+        });
+      }
+      return next();
+    }).catch(function () {});
+  }
+})();
+
 (function () {
   "use strict";
   var body = document.body;
