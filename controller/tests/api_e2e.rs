@@ -219,6 +219,33 @@ fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
     assert_eq!(body["applied"][0]["outcome"], "created");
     eventually("web Ready", || world.ready("web"));
 
+    // The diff against Nomad: nothing while in step; a new spec the controller has not
+    // written (it is suspended) shows as the job Nomad would get.
+    let (status, diff) = api.get("/objects/app/default/web/diff", Some(&operator));
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_eq!(diff["changes"], false, "{diff}");
+    let (status, _) = api.post("/objects/app/default/web/suspend", Some(&operator));
+    assert_eq!(status, StatusCode::OK);
+    // (An apply writes the annotations it is given: the manifest keeps it suspended.)
+    let changed = web.replace("nginx:1", "nginx:2").replace(
+        "  namespace: default\n",
+        "  namespace: default\n  annotations:\n    nomarch.io/suspended: \"true\"\n",
+    );
+    let (status, body) = api.post_body("/apply", &changed, &admin);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, diff) = api.get("/objects/app/default/web/diff", Some(&operator));
+    assert_eq!(diff["changes"], true, "{diff}");
+    let text = diff["text"].as_str().unwrap();
+    assert!(
+        text.contains("would register job web") && text.contains("nginx:2"),
+        "{text}"
+    );
+    let (status, _) = api.post("/objects/app/default/web/resume", Some(&operator));
+    assert_eq!(status, StatusCode::OK);
+    eventually("nginx:2 registered", || {
+        world.nomad("/v1/job/web")["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "nginx:2"
+    });
+
     // Running a cron job now is an operator's.
     let cron = "apiVersion: nomarch.io/v1alpha1\nkind: CronJob\nmetadata:\n  name: backup\nspec:\n  schedule: \"0 3 * * *\"\n  task:\n    image: restic:1\n";
     let (status, _) = api.post_body("/apply", cron, &admin);
@@ -263,7 +290,7 @@ fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
         world.nomad("/v1/job/web")["Stop"] == false && world.ready("web")
     });
 
-    // The history: created, stopped, started; an undo to a generation not kept says which are.
+    // The history: created, nginx:2, stopped, started; an undo to a generation not kept says which are.
     let (status, history) = api.get("/objects/app/default/web/history", Some(&operator));
     assert_eq!(status, StatusCode::OK);
     let generations: Vec<i64> = history["generations"]
@@ -272,8 +299,8 @@ fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
         .iter()
         .map(|g| g["generation"].as_i64().unwrap())
         .collect();
-    assert_eq!(generations, [1, 2, 3]);
-    assert_eq!(history["generations"][1]["change"], "+stopped: true");
+    assert_eq!(generations, [1, 2, 3, 4]);
+    assert_eq!(history["generations"][2]["change"], "+stopped: true");
     let (status, body) = api.post(
         "/objects/app/default/web/undo?generation=9",
         Some(&operator),
@@ -346,7 +373,7 @@ fn the_openapi_description_matches_what_is_served() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 8);
+    assert_eq!(operations, 9);
     let (status, _) = api.get("/objects/app/default", None);
     assert_eq!(status, StatusCode::NOT_FOUND, "not an operation");
 }

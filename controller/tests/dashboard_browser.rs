@@ -38,19 +38,23 @@ impl Dashboard<'_> {
         self.browser.goto(&self.url(path));
     }
 
-    fn sign_in(&self, secret: &str) {
+    /// Fills in the sign-in form and sends it.
+    fn submit_token(&self, secret: &str) {
         self.goto("/login");
         self.browser.type_into("#token", secret);
         self.browser.click("form.signin button");
     }
 
+    /// Signs in and waits for the overview (so the session cookie is set before the next
+    /// navigation).
+    fn sign_in(&self, secret: &str) {
+        self.submit_token(secret);
+        self.browser.wait_for_url(&self.url("/"));
+    }
+
     fn sign_out(&self) {
         self.browser.click("form.signout button");
-        assert!(
-            self.browser.url().ends_with("/login"),
-            "{}",
-            self.browser.url()
-        );
+        self.browser.wait_for_url("/login");
     }
 
     /// The page's main text.
@@ -84,7 +88,7 @@ fn the_dashboard_in_a_browser() {
     // Not signed in: every page leads to the sign-in form; a wrong token is refused there.
     dashboard.goto("/ui/app");
     assert!(browser.url().ends_with("/login"), "{}", browser.url());
-    dashboard.sign_in("nomarch_0000");
+    dashboard.submit_token("nomarch_0000");
     browser.wait_for_text("main", "unknown, revoked or expired");
 
     // The overview: both apps counted and healthy, nothing failing.
@@ -139,6 +143,12 @@ fn the_dashboard_in_a_browser() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     browser.screenshot("logs");
+    dashboard.goto("/ui/app/default/web");
+
+    // The diff against Nomad: in step.
+    browser.click("p.links a[href$='/diff']");
+    browser.wait_for_text("main h1", "Diff of app/web");
+    browser.wait_for_text("p.summary", "No change to Nomad's job");
     dashboard.goto("/ui/app/default/web");
 
     // Live: a change written to etcd (a new image) shows up on the open page without a

@@ -12,8 +12,8 @@
 //!
 //! So far: listing and reading objects; `suspend`, `resume`, `reconcile`, `stop`, `start`,
 //! `retry`, `promote`, `undo` and running a cron job now (operators); an object's history;
-//! applying manifests and deleting objects (admins); logs, followed or not. Diffs and
-//! `rollout restart` come next.
+//! applying manifests and deleting objects (admins); logs, followed or not; the diff against
+//! Nomad. `rollout restart` comes next.
 
 pub mod access;
 pub mod session;
@@ -97,6 +97,13 @@ fn operations() -> Vec<Operation> {
             needs: Role::Viewer,
             summary: "What its instances print, as text, merged by time (`?task=`, `?stderr=true`, `?tail=` lines per instance, 1000 unless given, `?since=10m`, `?instance=ID` or `?all=true`); `?follow=true` streams new lines as they come",
             serve: get(logs),
+        },
+        Operation {
+            method: "get",
+            path: "/api/v1/objects/{kind}/{namespace}/{name}/diff",
+            needs: Role::Viewer,
+            summary: "What the controller would change in Nomad now, from its own plan and Nomad's plan diff (`nomarch diff`): the deciding rule, whether the job would change, the plan's lines, Nomad's plan",
+            serve: get(diff),
         },
         Operation {
             method: "post",
@@ -593,6 +600,39 @@ async fn logs(
         futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(first))]);
     let stream = futures::StreamExt::chain(first, rest);
     Ok((content_type, axum::body::Body::from_stream(stream)).into_response())
+}
+
+/// The object's diff against Nomad, as stored now.
+pub async fn diff_of(api: &Api, object: &ObjectRef) -> Result<crate::ops::diff::Planned, Refusal> {
+    let Some(resource) = api.ctx.store.get(object).await? else {
+        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
+    };
+    crate::ops::diff::diff(
+        &api.ctx.store,
+        &api.ctx.nomad,
+        resource.clone(),
+        Some(&resource),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::ops::diff::DiffError::Store(e) => e.into(),
+        crate::ops::diff::DiffError::Nomad(e) => nomad_refusal(object, e),
+        other => Refusal(StatusCode::BAD_GATEWAY, other.to_string()),
+    })
+}
+
+/// `GET …/diff`: what the controller would change in Nomad now.
+async fn diff(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
+    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let planned = diff_of(&api, &object).await?;
+    let mut answer = serde_json::to_value(&planned).expect("plans serialize");
+    answer["text"] = json!(planned.text());
+    Ok(Json(answer))
 }
 
 /// What the caller said along with an act.

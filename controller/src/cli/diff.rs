@@ -1,102 +1,18 @@
-//! `nomarch diff -f PATH`: what applying would change in Nomad, from the same plan the
-//! controller runs and Nomad's own plan diff, for Apps, CronJobs, NomadJobs and Pubs (a Pub on
-//! the hub its status records; placing or moving one is the controller's). Changes nothing.
+//! `nomarch diff -f PATH`: what applying would change in Nomad ([`crate::ops::diff`]), for
+//! each object in the manifests. Changes nothing; exits 1 when something would change.
 
 use std::path::PathBuf;
 
-use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
-use reconcilers::hubs::{verdict, HubFacts, HubVerdict};
-use reconcilers::meta::job_id;
-use reconcilers::plan::{deciding_rule, plan, JobAction};
-use reconcilers::render::app::render_app;
-use reconcilers::render::cronjob::render_cronjob;
-use reconcilers::render::pubs::render_pub;
-use serde_json::Value;
-
 use super::connect::NomadArgs;
-use super::plan_text;
 use super::say;
 use super::{CliError, StoreArgs};
-use crate::clients::nomad_types::Job;
-use crate::clients::{NomadClient, QueryOptions};
+use crate::ops::diff::{self, DiffError};
 
-/// What a manifest would make its kind register, or why there is nothing to diff.
-enum Desired {
-    Job {
-        job: Box<Job>,
-        /// The job without what other actors own (a NomadJob's autoscaled counts and ignored
-        /// paths), which the plan fingerprints; the same job for the other kinds.
-        decided: Box<Job>,
-        /// `dependsOn` objects that are not Ready.
-        waiting_for: Vec<String>,
-    },
-    Note(String),
-}
-
-impl Desired {
-    /// A job nomarch decides whole.
-    fn job(job: Box<Job>, waiting_for: Vec<String>) -> Desired {
-        Desired::Job {
-            decided: job.clone(),
-            job,
-            waiting_for,
-        }
+fn cli_error(e: DiffError) -> CliError {
+    match e {
+        DiffError::Store(e) => e.into(),
+        other => CliError::Runtime(other.to_string()),
     }
-}
-
-/// A NomadJob's job as its reconciler renders it: its JSON, or Nomad's parse of its HCL, with
-/// the live job's values where another actor owns them.
-async fn nomadjob_job(nomad: &NomadClient, object: &crds::NomadJob) -> Result<Desired, CliError> {
-    let key = object.object_ref();
-    let source = match (&object.spec.job, &object.spec.hcl) {
-        (Some(job), _) => Value::Object(job.clone()),
-        (None, Some(hcl)) => match nomad.parse_hcl(&key.namespace, hcl).await {
-            Ok(job) => job,
-            Err(crate::clients::ApiError::BadRequest { message, .. }) => {
-                return Ok(Desired::Note(format!(
-                    "Nomad cannot read spec.hcl: {message}"
-                )))
-            }
-            Err(e) => return Err(CliError::Runtime(format!("Nomad: {e}"))),
-        },
-        (None, None) => return Ok(Desired::Note("holds no job".into())),
-    };
-    let live = nomad
-        .job(&key.namespace, &job_id(&key), QueryOptions::default())
-        .await
-        .map_err(|e| CliError::Runtime(format!("Nomad: {e}")))?
-        .value
-        .map(|j| serde_json::to_value(j).expect("jobs serialize"));
-    let rendered =
-        match reconcilers::render::nomadjob::render_nomadjob(object, &source, live.as_ref()) {
-            Ok(rendered) => rendered,
-            Err(problem) => return Ok(Desired::Note(problem.to_string())),
-        };
-    let decode = |value: Value| -> Result<Box<Job>, CliError> {
-        serde_json::from_value(value)
-            .map(Box::new)
-            .map_err(|e| CliError::Runtime(format!("the job is not a Nomad job: {e}")))
-    };
-    Ok(Desired::Job {
-        job: decode(rendered.job)?,
-        decided: decode(rendered.decided)?,
-        waiting_for: Vec::new(),
-    })
-}
-
-/// One object's answer, as `-o json` prints it: the full plan Nomad answered, for scripts.
-#[derive(serde::Serialize)]
-struct Planned {
-    object: String,
-    /// The rule of nomarch's plan that decided (`create`, `desired job changed`, ...).
-    rule: &'static str,
-    /// Whether applying would write the job to Nomad.
-    changes: bool,
-    /// What nomarch would do instead of writing, when it would not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plan: Option<Value>,
 }
 
 pub async fn run(
@@ -112,99 +28,11 @@ pub async fn run(
     let nomad = nomad_args.client(|_| {})?;
     let store = store_args.connect().await?;
     for manifest in manifests {
-        let mut resource = manifest.resource;
-        let object = resource.object_ref();
-        let stored = store.get(&object).await?;
-        // The generation the store would give it.
-        resource.metadata_mut().generation = match &stored {
-            None => 1,
-            Some(current) if current.spec_json() == resource.spec_json() => {
-                current.metadata().generation
-            }
-            Some(current) => current.metadata().generation + 1,
-        };
-        let previous = stored.as_ref().and_then(|s| s.status());
-        let (desired, decided, waiting_for) =
-            match desired(&store, &nomad, &resource, previous).await? {
-                Desired::Job {
-                    job,
-                    decided,
-                    waiting_for,
-                } => (job, decided, waiting_for),
-                Desired::Note(note) => {
-                    answers.push(Planned {
-                        object: object.to_string(),
-                        rule: "not diffed",
-                        changes: false,
-                        note: Some(note),
-                        plan: None,
-                    });
-                    continue;
-                }
-            };
-        let live = nomad
-            .job(&object.namespace, &job_id(&object), QueryOptions::default())
+        let stored = store.get(&manifest.resource.object_ref()).await?;
+        let answer = diff::diff(&store, &nomad, manifest.resource, stored.as_ref())
             .await
-            .map_err(|e| CliError::Runtime(e.to_string()))?
-            .value;
-        let observation = crate::reconcile::job::observation(
-            &object,
-            &decided,
-            live.as_ref(),
-            previous,
-            stored
-                .as_ref()
-                .map_or("", |s| crate::reconcile::job::retry_token(s.metadata())),
-            waiting_for,
-        );
-        let action = plan(&observation);
-        let rule = deciding_rule(&observation);
-        let note = match action {
-            JobAction::Nothing => None,
-            JobAction::Wait { reason } => Some(format!("would wait ({reason})")),
-            JobAction::Hold => Some(format!(
-                "held ({rule}): this job will not be sent again until it changes"
-            )),
-            JobAction::Refuse { reason } => Some(format!("would not touch the job: {reason}")),
-            JobAction::Register { .. } | JobAction::VerifyDrift { .. } => {
-                let planned = nomad
-                    .plan(&desired)
-                    .await
-                    .map_err(|e| CliError::Runtime(e.to_string()))?;
-                let changes = plan_text::changes(&planned);
-                let mut lines = Vec::new();
-                if changes {
-                    lines.push(format!(
-                        "{object}: would register job {} ({rule})",
-                        desired.id
-                    ));
-                    lines.extend(plan_text::diff_lines(
-                        planned.diff.as_ref().unwrap_or(&Value::Null),
-                        &desired,
-                    ));
-                    lines.push(String::new());
-                    lines.push("Scheduler dry-run:".into());
-                    lines.extend(plan_text::dry_run_lines(&planned));
-                } else {
-                    lines.push(format!("{object}: no changes to the job ({rule}: only nomarch's bookkeeping would be updated)"));
-                }
-                answers.push(Planned {
-                    object: object.to_string(),
-                    rule,
-                    changes,
-                    note: Some(lines.join("\n")),
-                    plan: Some(serde_json::to_value(&planned).expect("plans serialize")),
-                });
-                continue;
-            }
-        };
-        answers.push(Planned {
-            object: object.to_string(),
-            rule,
-            changes: false,
-            note,
-            plan: None,
-        });
+            .map_err(cli_error)?;
+        answers.push(answer);
     }
     if json {
         say!(
@@ -213,12 +41,7 @@ pub async fn run(
         );
     } else {
         for answer in &answers {
-            match (&answer.plan, &answer.note) {
-                // The plan's own lines begin with the object.
-                (Some(_), Some(lines)) => say!("{lines}"),
-                (None, Some(note)) => say!("{}: {note}", answer.object),
-                (_, None) => say!("{}: no changes", answer.object),
-            }
+            say!("{}", answer.text());
         }
     }
     let changed = answers.iter().filter(|a| a.changes).count();
@@ -228,89 +51,4 @@ pub async fn run(
         )));
     }
     Ok(())
-}
-
-/// The job each kind would register now, rendered as its reconciler renders it.
-async fn desired(
-    store: &crate::store::Store,
-    nomad: &NomadClient,
-    resource: &Resource,
-    previous: Option<&Status>,
-) -> Result<Desired, CliError> {
-    let decode = |rendered: Value| -> Box<Job> {
-        Box::new(serde_json::from_value(rendered).expect("rendered jobs decode as jobs"))
-    };
-    match resource {
-        Resource::App(app) => {
-            let mut waiting_for = Vec::new();
-            for dep in &app.spec.depends_on {
-                let dep_ref = ObjectRef::new(Kind::App, &app.metadata.namespace, dep.as_str());
-                let ready = store
-                    .get(&dep_ref)
-                    .await?
-                    .and_then(|r| r.status().map(|s| s.is_true(ConditionType::Ready)))
-                    .unwrap_or(false);
-                if !ready {
-                    waiting_for.push(dep.clone());
-                }
-            }
-            Ok(Desired::job(decode(render_app(app)), waiting_for))
-        }
-        Resource::CronJob(cron) => Ok(Desired::job(decode(render_cronjob(cron)), Vec::new())),
-        Resource::NomadJob(object) => nomadjob_job(nomad, object).await,
-        Resource::Pub(pub_) => pub_job(nomad, pub_, previous).await,
-        Resource::GitSource(_) => Ok(Desired::Note(
-            "registers no Nomad job (`nomarch get gitsource -o wide` shows its last sync)".into(),
-        )),
-    }
-}
-
-/// A pub's job is pinned to its hub: the one its status records, unless the hub rules
-/// (`reconcilers::hubs::verdict`, as the reconciler applies them) would place or move it,
-/// which only the controller does (it weighs every other pub's claim on each hub).
-async fn pub_job(
-    nomad: &NomadClient,
-    pub_: &crds::kinds::Pub,
-    previous: Option<&Status>,
-) -> Result<Desired, CliError> {
-    let nodes = nomad
-        .nodes(QueryOptions::default().param("resources", "true"))
-        .await
-        .map_err(|e| CliError::Runtime(e.to_string()))?
-        .value;
-    let current = crate::reconcile::pubs::hub_of_status(previous);
-    let hub = current.as_ref().and_then(|(id, _)| {
-        nodes
-            .iter()
-            .find(|n| &n.id == id)
-            .map(|n| crate::runtime::nodes::hub_from(n, None))
-    });
-    let now = chrono::Utc::now();
-    let status = previous.cloned().unwrap_or_default();
-    let facts = HubFacts {
-        hub_id: current.as_ref().map(|(id, _)| id.as_str()),
-        hub: hub.as_ref(),
-        unhealthy_since: crate::reconcile::pubs::unhealthy_since(&status, hub.as_ref(), now),
-        grace: pub_.spec.reallocation.grace.get(),
-        wait_on_loss: pub_.spec.waits_on_hub_loss(),
-        now,
-    };
-    match (verdict(&facts), hub) {
-        (HubVerdict::Stay | HubVerdict::Wait(_) | HubVerdict::Hold(_), Some(hub)) => {
-            Ok(Desired::job(
-                Box::new(
-                    serde_json::from_value(render_pub(pub_, &hub.id, &hub.pool))
-                        .expect("rendered jobs decode as jobs"),
-                ),
-                Vec::new(),
-            ))
-        }
-        (HubVerdict::Move(reason), _) => Ok(Desired::Note(format!(
-            "would move off hub {} ({reason}); the controller chooses the new hub",
-            current.map(|(_, name)| name).unwrap_or_default()
-        ))),
-        _ => Ok(Desired::Note(
-            "has no hub yet; the controller chooses one, then registers its job".into(),
-        )),
-    }
 }

@@ -29,7 +29,6 @@ mod get;
 mod logs;
 mod operate;
 mod output;
-mod plan_text;
 mod rebalance;
 mod restart;
 mod rollout;

@@ -68,6 +68,7 @@ pub fn routes(ctx: Arc<Context>) -> Router<Arc<Context>> {
         .route("/ui/{kind}", get(list))
         .route("/ui/{kind}/{namespace}/{name}", get(object))
         .route("/ui/{kind}/{namespace}/{name}/logs", get(logs))
+        .route("/ui/{kind}/{namespace}/{name}/diff", get(diff))
         .route("/ui/{kind}/{namespace}/{name}/confirm/{act}", get(confirm))
         .route("/ui/{kind}/{namespace}/{name}/act", post(act))
         .route("/assets/dashboard.js", get(script))
@@ -405,6 +406,20 @@ async fn object(
             now: Utc::now(),
         },
     ))
+}
+
+async fn diff(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(path): Path<(String, String, String)>,
+) -> Result<Markup, Refused> {
+    let caller = signed_in(&api, &headers).await?;
+    let resource = readable(&api, &caller, &path).await?;
+    let object = resource.object_ref();
+    let planned = crate::api::diff_of(&api, &object)
+        .await
+        .map_err(|r| caller.refused(r))?;
+    Ok(pages::diff(&caller.viewer(), &object, &planned))
 }
 
 /// Lines per instance an object's logs page starts with.

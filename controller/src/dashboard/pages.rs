@@ -475,7 +475,10 @@ pub fn object(viewer: &Viewer, page: &ObjectPage) -> Markup {
             p.why { (page.verdict.message) }
         }
         @if resource.kind() != Kind::GitSource {
-            p.links { a href={ (path) "/logs" } { "Logs" } }
+            p.links {
+                a href={ (path) "/logs" } { "Logs" } " · "
+                a href={ (path) "/diff" } { "Diff against Nomad" }
+            }
         }
         @let offers: Vec<Offer> = offers(resource).into_iter().filter(|o| viewer.may(o.needs)).collect();
         @if !offers.is_empty() {
@@ -697,6 +700,19 @@ pub fn logs(viewer: &Viewer, page: &LogsPage) -> Markup {
         None,
         body,
     )
+}
+
+/// What the controller would change in Nomad now (`nomarch diff`).
+pub fn diff(viewer: &Viewer, object: &ObjectRef, planned: &crate::ops::diff::Planned) -> Markup {
+    let body = html! {
+        p { a href=(object_path(object)) { "← " (object.to_string()) } }
+        p.summary {
+            @if planned.changes { strong { "Nomad's job would change" } } @else { "No change to Nomad's job" }
+            " · rule: " code { (planned.rule) }
+        }
+        pre.diff { code { (planned.text()) } }
+    };
+    layout(Some(viewer), &format!("Diff of {object}"), None, body)
 }
 
 pub fn hubs(viewer: &Viewer, rows: &[HubRow], nodes: usize) -> Markup {

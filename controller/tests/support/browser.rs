@@ -97,6 +97,20 @@ impl Browser {
             .unwrap();
     }
 
+    /// Waits until the browser is at a URL ending with `suffix` (a whole URL works too) (a click's navigation may
+    /// still be under way when the click returns).
+    pub fn wait_for_url(&self, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = self.url();
+            if url.ends_with(suffix) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still at {url}, not …{suffix}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until the page's text has `wanted` (the page may change by itself: live updates).
     pub fn wait_for_text(&self, css: &str, wanted: &str) {
         let deadline = Instant::now() + Duration::from_secs(45);
