@@ -72,6 +72,7 @@ fn the_dashboard_in_a_browser() {
     );
     world.apply(&app("default", "web", "nginx:1"));
     world.apply(&app("alice", "shop", "nginx:1"));
+    world.apply("apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: room\nspec:\n  tenant: room\n  image: ssb/room:1\n  resources:\n    cpu: 200\n    memory: 1024\n  hubSelector:\n    nodeClass: hub\n");
     eventually("both apps ready", || {
         let shop = world.nomarch(&["get", "app", "shop", "-n", "alice", "-o", "json"], None);
         world.ready("web") && serde_json::from_slice(&shop.stdout).is_ok_and(|shop| is_ready(&shop))
@@ -102,6 +103,29 @@ fn the_dashboard_in_a_browser() {
         .text("header")
         .contains("ops · operator · all namespaces"));
     browser.screenshot("overview");
+
+    // Hubs: the pub on its hub, and what is left of the hub after the pub's promise.
+    eventually("the pub has a hub", || {
+        world.object("pub", "room")["status"]["hub"]["name"].is_string()
+    });
+    let hub = world.object("pub", "room")["status"]["hub"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    dashboard.goto("/ui/hubs");
+    let row = words(&browser.text("main table tbody tr"));
+    assert!(
+        row.starts_with(&format!("{hub} ready default/room")),
+        "{row}"
+    );
+    let node = world.nomad(&format!(
+        "/v1/node/{}",
+        world.object("pub", "room")["status"]["hub"]["id"]
+            .as_str()
+            .unwrap()
+    ));
+    let cpu = node["NodeResources"]["Cpu"]["CpuShares"].as_u64().unwrap();
+    assert!(row.contains(&format!("{} of {cpu}", cpu - 200)), "{row}");
 
     // The list, filtered by label and by words.
     dashboard.goto("/ui/app?l=tier%3Dfront");
