@@ -5,6 +5,8 @@
 //! spec hash, the generation, the source commit): Nomad merges job meta into every task's meta
 //! and replaces every allocation when it changes (`scheduler/util.go tasksUpdated`, "task
 //! meta"). What nomarch last wrote is in the object's status instead ([`crate::fingerprint`]).
+//!
+//! Also who owns a stored object ([`Owner`]): by hand, or a GitSource, named by two labels.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +47,34 @@ pub fn owner_of(namespace: &str, meta: Option<&BTreeMap<String, String>>) -> Opt
     }
     let kind = Kind::from_kind_name(meta.get(KIND)?)?;
     Some(ObjectRef::new(kind, namespace, meta.get(NAME)?.clone()))
+}
+
+/// The label naming the GitSource an object came from.
+pub const SOURCE_NAME: &str = "nomarch.io/source-name";
+/// The label naming that GitSource's namespace.
+pub const SOURCE_NAMESPACE: &str = "nomarch.io/source-namespace";
+
+/// Who owns a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Applied by hand (`nomarch apply`): no source labels.
+    Hand,
+    /// Synced from this GitSource.
+    Source(ObjectRef),
+}
+
+impl Owner {
+    pub fn of(resource: &Resource) -> Owner {
+        let labels = &resource.metadata().labels;
+        match (labels.get(SOURCE_NAMESPACE), labels.get(SOURCE_NAME)) {
+            (Some(namespace), Some(name)) => Owner::Source(ObjectRef::new(
+                crds::Kind::GitSource,
+                namespace.clone(),
+                name.clone(),
+            )),
+            _ => Owner::Hand,
+        }
+    }
 }
 
 #[cfg(test)]

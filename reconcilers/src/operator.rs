@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use crds::{ConditionType, ObjectMeta, Resource, Status};
 
-use crate::source_sync::Owner;
+use crate::meta::Owner;
 use crate::status::set_condition;
 
 /// `"true"`: nomarch changes nothing for the object (no drift revert, no healing, no re-pin,

@@ -13,34 +13,7 @@ use std::collections::HashMap;
 use crds::{ObjectRef, Resource};
 
 use crate::meta::COMMIT;
-
-/// The label naming the GitSource an object came from.
-pub const SOURCE_NAME: &str = "nomarch.io/source-name";
-/// The label naming that GitSource's namespace.
-pub const SOURCE_NAMESPACE: &str = "nomarch.io/source-namespace";
-
-/// Who owns a stored object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Owner {
-    /// Applied by hand (`nomarch apply`): no source labels.
-    Hand,
-    /// Synced from this GitSource.
-    Source(ObjectRef),
-}
-
-impl Owner {
-    pub fn of(resource: &Resource) -> Owner {
-        let labels = &resource.metadata().labels;
-        match (labels.get(SOURCE_NAMESPACE), labels.get(SOURCE_NAME)) {
-            (Some(namespace), Some(name)) => Owner::Source(ObjectRef::new(
-                crds::Kind::GitSource,
-                namespace.clone(),
-                name.clone(),
-            )),
-            _ => Owner::Hand,
-        }
-    }
-}
+pub use crate::meta::{Owner, SOURCE_NAME, SOURCE_NAMESPACE};
 
 /// An object in the commit that another owner already holds: the commit is not applied.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -242,6 +242,17 @@ async fn allowed(
     token.ok_or_else(|| Refusal(StatusCode::UNAUTHORIZED, "no token".into()))
 }
 
+/// The object a path names, and the token, if `access` allows `action` on it.
+async fn named(
+    api: &Api,
+    headers: &HeaderMap,
+    action: Action,
+    (kind, namespace, name): &(String, String, String),
+) -> Result<(TokenRecord, ObjectRef), Refusal> {
+    let token = allowed(api, headers, action, Some(namespace)).await?;
+    Ok((token, ObjectRef::new(kind_of(kind)?, namespace, name)))
+}
+
 /// What `access` says of `token` doing `action` in `namespace`, as an answer.
 pub fn permit(
     token: Option<&TokenRecord>,
@@ -388,10 +399,9 @@ async fn events(
 async fn one(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
-    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let (_, object) = named(&api, &headers, Action::Read, &path).await?;
     match api.ctx.store.get(&object).await? {
         Some(resource) => Ok(Json(resource.to_json())),
         None => Err(Refusal(StatusCode::NOT_FOUND, "not found".into())),
@@ -442,11 +452,10 @@ async fn apply(
 async fn delete(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     Query(query): Query<ActQuery>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    let token = allowed(&api, &headers, Action::Write, Some(&namespace)).await?;
-    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let (token, object) = named(&api, &headers, Action::Write, &path).await?;
     delete_object(&api, &token, &object, query.resource_version.as_deref()).await
 }
 
@@ -482,8 +491,7 @@ async fn act(
     Path((kind, namespace, name, act)): Path<(String, String, String, String)>,
     Query(query): Query<ActQuery>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    let token = allowed(&api, &headers, Action::Act, Some(&namespace)).await?;
-    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let (token, object) = named(&api, &headers, Action::Act, &(kind, namespace, name)).await?;
     let asked = Asked {
         resource_version: query.resource_version.as_deref(),
         generation: query.generation,
@@ -557,11 +565,10 @@ fn log_line(several: bool, instance: &str, line: &str) -> String {
 async fn logs(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Response, Refusal> {
-    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
-    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let (_, object) = named(&api, &headers, Action::Read, &path).await?;
     let Some(resource) = api.ctx.store.get(&object).await? else {
         return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
     };
@@ -625,10 +632,9 @@ pub async fn diff_of(api: &Api, object: &ObjectRef) -> Result<crate::ops::diff::
 async fn diff(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
-    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let (_, object) = named(&api, &headers, Action::Read, &path).await?;
     let planned = diff_of(&api, &object).await?;
     let mut answer = serde_json::to_value(&planned).expect("plans serialize");
     answer["text"] = json!(planned.text());
@@ -648,10 +654,9 @@ pub struct Asked<'a> {
 async fn history(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    allowed(&api, &headers, Action::Read, Some(&namespace)).await?;
-    let object = ObjectRef::new(kind_of(&kind)?, &namespace, &name);
+    let (_, object) = named(&api, &headers, Action::Read, &path).await?;
     let rows = history_rows(&api, &object).await?;
     Ok(Json(
         json!({"object": object.to_string(), "generations": rows}),

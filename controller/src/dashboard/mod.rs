@@ -217,7 +217,12 @@ async fn sign_in(
         .store
         .token_by_secret(form.token.trim())
         .await
-        .map_err(|_| unknown())?
+        .map_err(|e| {
+            Refused::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::sign_in(Some(&format!("Cannot check tokens now: {e}"))),
+            )
+        })?
         .filter(|t| !t.is_expired(Utc::now()))
         .ok_or_else(unknown)?;
     let id = api.sessions.open(&token.secret_sha256, Utc::now());
