@@ -219,6 +219,15 @@ fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
     assert_eq!(body["applied"][0]["outcome"], "created");
     eventually("web Ready", || world.ready("web"));
 
+    // What Nomad holds: the job, its allocations, its deployment.
+    let (status, held) = api.get("/objects/app/default/web/nomad", Some(&operator));
+    assert_eq!(status, StatusCode::OK, "{held}");
+    assert_eq!(held["job"]["ID"], "web");
+    assert_eq!(held["allocations"][0]["JobID"], "web");
+    assert!(held["deployment"]["ID"].is_string(), "{held}");
+    let (status, _) = api.get("/objects/app/default/nothing/nomad", Some(&operator));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // The diff against Nomad: nothing while in step; a new spec the controller has not
     // written (it is suspended) shows as the job Nomad would get.
     let (status, diff) = api.get("/objects/app/default/web/diff", Some(&operator));
@@ -373,7 +382,7 @@ fn the_openapi_description_matches_what_is_served() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 9);
+    assert_eq!(operations, 10);
     let (status, _) = api.get("/objects/app/default", None);
     assert_eq!(status, StatusCode::NOT_FOUND, "not an operation");
 }

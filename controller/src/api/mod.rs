@@ -13,7 +13,7 @@
 //! So far: listing and reading objects; `suspend`, `resume`, `reconcile`, `stop`, `start`,
 //! `retry`, `promote`, `undo` and running a cron job now (operators); an object's history;
 //! applying manifests and deleting objects (admins); logs, followed or not; the diff against
-//! Nomad. `rollout restart` comes next.
+//! Nomad; what Nomad holds (job, allocations, deployment). `rollout restart` comes next.
 
 pub mod access;
 pub mod session;
@@ -97,6 +97,13 @@ fn operations() -> Vec<Operation> {
             needs: Role::Viewer,
             summary: "What its instances print, as text, merged by time (`?task=`, `?stderr=true`, `?tail=` lines per instance, 1000 unless given, `?since=10m`, `?instance=ID` or `?all=true`); `?follow=true` streams new lines as they come",
             serve: get(logs),
+        },
+        Operation {
+            method: "get",
+            path: "/api/v1/objects/{kind}/{namespace}/{name}/nomad",
+            needs: Role::Viewer,
+            summary: "Its Nomad job as Nomad holds it, the job's allocations, and its latest deployment (null where there is none)",
+            serve: get(nomad_view),
         },
         Operation {
             method: "get",
@@ -607,6 +614,51 @@ async fn logs(
         futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(first))]);
     let stream = futures::StreamExt::chain(first, rest);
     Ok((content_type, axum::body::Body::from_stream(stream)).into_response())
+}
+
+/// `GET …/nomad`: what Nomad holds for the object: its job, the job's allocations and its
+/// latest deployment, read from Nomad now.
+async fn nomad_view(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(path): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    let (_, object) = named(&api, &headers, Action::Read, &path).await?;
+    if api.ctx.store.get(&object).await?.is_none() {
+        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
+    }
+    let nomad = &api.ctx.nomad;
+    let id = reconcilers::meta::job_id(&object);
+    let namespace = &object.namespace;
+    let refused = |e| nomad_refusal(&object, e);
+    let job = nomad
+        .job(namespace, &id, crate::clients::QueryOptions::default())
+        .await
+        .map_err(refused)?
+        .value;
+    let (allocations, deployment) = match &job {
+        None => (Vec::new(), None),
+        Some(_) => {
+            let allocations = nomad
+                .job_allocations(namespace, &id, crate::clients::QueryOptions::default())
+                .await
+                .map_err(refused)?
+                .value;
+            let deployment = nomad
+                .job_deployments(namespace, &id)
+                .await
+                .map_err(refused)?
+                .into_iter()
+                .max_by_key(|d| d.job_version);
+            (allocations, deployment)
+        }
+    };
+    Ok(Json(json!({
+        "object": object.to_string(),
+        "job": job,
+        "allocations": allocations,
+        "deployment": deployment,
+    })))
 }
 
 /// The object's diff against Nomad, as stored now.
