@@ -89,6 +89,18 @@ fn demo_syncs_the_examples_from_git_and_stops_cleanly_on_ctrl_c() {
         transcript.contains("Authorization: Bearer nomarch_"),
         "the demo prints an API token:\n{transcript}"
     );
+    // The dashboard's address, which answers with its sign-in page.
+    let dashboard = transcript
+        .lines()
+        .find_map(|l| l.strip_prefix("Dashboard: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the demo prints the dashboard's address:\n{transcript}"));
+    let page = e2e::http::blocking_client()
+        .get(format!("{dashboard}login"))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("Sign in"));
     assert!(
         transcript.contains("pub-alice"),
         "get pubs shows the pubs:\n{transcript}"
