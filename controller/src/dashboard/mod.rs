@@ -173,22 +173,35 @@ async fn signed_in(api: &Api, headers: &HeaderMap) -> Result<SignedIn, Refused> 
 /// send on every POST, must name this host. (`SameSite=Strict` keeps the cookie off such
 /// requests too; this covers sign-in, which has no cookie yet.)
 fn same_origin(headers: &HeaderMap) -> Result<(), Refused> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest);
-    if host.is_some() && origin_host == host {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let forwarded = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok());
+    if origin_allowed(text(header::ORIGIN), text(header::HOST), forwarded) {
         return Ok(());
     }
     Err(Refused::Page(
         StatusCode::FORBIDDEN,
         pages::problem(None, "Forbidden", "this request came from another site"),
     ))
+}
+
+/// Whether a POST's `Origin` is this dashboard's: absent (not a browser's cross-site form), or
+/// naming the `Host` asked for, or the `X-Forwarded-Host` a reverse proxy says the browser
+/// asked for (a page elsewhere cannot set that header on a form; a script's request with it
+/// needs a CORS answer the dashboard never gives). `null` (a sandboxed or privacy-stripped
+/// origin) is not this dashboard's.
+fn origin_allowed(origin: Option<&str>, host: Option<&str>, forwarded: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let Some((_, origin_host)) = origin.split_once("://") else {
+        return false;
+    };
+    [host, forwarded]
+        .into_iter()
+        .flatten()
+        .any(|asked| asked.eq_ignore_ascii_case(origin_host))
 }
 
 async fn sign_in_page() -> Markup {
@@ -612,4 +625,30 @@ async fn hubs(State(api): State<Api>, headers: HeaderMap) -> Result<Markup, Refu
         });
     let rows = summary::hub_rows(&hubs, &placed);
     Ok(pages::hubs(&caller.viewer(), &rows, hubs.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_post_must_come_from_this_dashboard() {
+        let here = Some("127.0.0.1:9430");
+        assert!(
+            origin_allowed(None, here, None),
+            "no Origin: not a browser's cross-site form"
+        );
+        assert!(origin_allowed(Some("http://127.0.0.1:9430"), here, None));
+        assert!(!origin_allowed(Some("http://evil.example"), here, None));
+        assert!(!origin_allowed(Some("null"), here, None));
+        assert!(!origin_allowed(Some("http://127.0.0.1:9430"), None, None));
+        // Behind a proxy: the browser asked the proxy's name.
+        let proxied = Some("nomarch.example.org");
+        assert!(origin_allowed(
+            Some("https://nomarch.example.org"),
+            here,
+            proxied
+        ));
+        assert!(!origin_allowed(Some("https://evil.example"), here, proxied));
+    }
 }
