@@ -320,6 +320,30 @@ fn admins_apply_and_delete_operators_run_and_bad_manifests_say_where() {
         "{body}"
     );
 
+    // A restart: refused while the start's rollout runs, then the instance restarted in
+    // place after the answer, each step an event.
+    let mut answer = Value::Null;
+    eventually("the restart accepted once the rollout is over", || {
+        let (status, body) = api.post("/objects/app/default/web/restart", Some(&operator));
+        answer = body;
+        status == StatusCode::OK
+    });
+    assert_eq!(answer["instances"], 1, "{answer}");
+    eventually("Restarted recorded", || {
+        world.events().contains("Restarted")
+    });
+    let events = world.events();
+    assert!(events.contains("InstanceRestarted"), "{events}");
+    let (status, body) = api.post("/objects/cronjob/default/backup/restart", Some(&operator));
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("only apps and pubs"),
+        "{body}"
+    );
+
     // Retry and promote say why when they do not apply.
     let (status, body) = api.post("/objects/app/default/web/retry", Some(&operator));
     assert_eq!(status, StatusCode::CONFLICT);

@@ -13,7 +13,7 @@
 //! So far: listing and reading objects; `suspend`, `resume`, `reconcile`, `stop`, `start`,
 //! `retry`, `promote`, `undo` and running a cron job now (operators); an object's history;
 //! applying manifests and deleting objects (admins); logs, followed or not; the diff against
-//! Nomad; what Nomad holds (job, allocations, deployment). `rollout restart` comes next.
+//! Nomad; what Nomad holds (job, allocations, deployment); `rollout restart`.
 
 pub mod access;
 pub mod session;
@@ -116,7 +116,7 @@ fn operations() -> Vec<Operation> {
             method: "post",
             path: "/api/v1/objects/{kind}/{namespace}/{name}/{act}",
             needs: Role::Operator,
-            summary: "suspend, resume, reconcile, stop, start, retry (a rolled-back rollout), promote (a running rollout), undo (`?generation=`, by default the one before), or run (a cron job, now); `?resourceVersion=` compared",
+            summary: "suspend, resume, reconcile, stop, start, retry (a rolled-back rollout), promote (a running rollout), restart (the instances in place, in batches, going on after the answer, each step an event), undo (`?generation=`, by default the one before), or run (a cron job, now); `?resourceVersion=` compared",
             serve: post(act),
         },
         Operation {
@@ -738,6 +738,7 @@ pub const ACTS: &[&str] = &[
     "start",
     "retry",
     "promote",
+    "restart",
     "undo",
     "run",
 ];
@@ -810,6 +811,7 @@ pub async fn act_on(
             )?;
         }
         "promote" => return promote(api, &resource, token).await,
+        "restart" => return restart(api, &resource, token).await,
         "run" => return run_now(&api.ctx, &resource, token).await,
         other => {
             return Err(Refusal(
@@ -892,6 +894,88 @@ async fn promote(
         "deployment": deployment,
         "evaluation": reply.get("EvalID"),
     })))
+}
+
+/// How long a restart asked through the API may take (the CLI's default).
+pub const RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `restart`: every running instance restarted in place, in batches, as `nomarch rollout
+/// restart` does; the batches are known (or the restart refused) before the answer, and the
+/// restart goes on in the controller after it, each step recorded as the object's event
+/// (`Restarting`, `InstanceRestarted`, `Restarted`, or a `RestartFailed` warning).
+async fn restart(
+    api: &Api,
+    resource: &Resource,
+    token: &TokenRecord,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    use crate::ops::restart::{restart, RestartError, Step, Target};
+    let object = resource.object_ref();
+    // It writes to Nomad after the answer: only the leader may (a standby's writes would all
+    // be refused, one event each).
+    if !api.ctx.leadership.is_held() {
+        return Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this controller is a standby: ask the leader".into(),
+        ));
+    }
+    let refusal = |e: RestartError| match e {
+        RestartError::Refused(why) | RestartError::Failed(why) | RestartError::Timeout(why) => {
+            Refusal(StatusCode::CONFLICT, why)
+        }
+    };
+    let target = Target::of(resource).map_err(refusal)?;
+    let batches = target.plan(&api.ctx.nomad).await.map_err(refusal)?;
+    let instances: usize = batches.iter().map(Vec::len).sum();
+    tracing::info!(object = %object, token = %token.name, instances, "API restart");
+    let ctx = api.ctx.clone();
+    let answer = json!({
+        "object": object.to_string(),
+        "action": "restart",
+        "instances": instances,
+        "batches": batches.len(),
+    });
+    tokio::spawn(async move {
+        let (sender, mut steps) = tokio::sync::mpsc::unbounded_channel::<Step>();
+        let run = async {
+            let done = restart(
+                &ctx.nomad,
+                &ctx.consul,
+                &target,
+                &batches,
+                RESTART_TIMEOUT,
+                |step| {
+                    let _ = sender.send(step);
+                },
+            )
+            .await;
+            drop(sender);
+            done
+        };
+        let record = async {
+            while let Some(step) = steps.recv().await {
+                let reason = match step {
+                    Step::Started { .. } => "Restarting",
+                    Step::Restarting { .. } => continue,
+                    Step::Healthy { .. } => "InstanceRestarted",
+                    Step::Done { .. } => "Restarted",
+                };
+                let text = step.text(&object).trim().to_string();
+                ctx.event(&object, crate::store::EventType::Normal, reason, text)
+                    .await;
+            }
+        };
+        let (done, ()) = tokio::join!(run, record);
+        if let Err(e) = done {
+            ctx.event(
+                &object,
+                crate::store::EventType::Warning,
+                "RestartFailed",
+                e.to_string(),
+            )
+            .await;
+        }
+    });
+    Ok(Json(answer))
 }
 
 /// `run` on a cron job: one launch now, as `nomarch run cronjob` (Nomad's periodic force); a

@@ -78,7 +78,7 @@ impl Instance {
             health: checks
                 .get(&alloc.id)
                 .map(|passing| if *passing { "passing" } else { "failing" }),
-            restarts: super::restart::restarts(alloc),
+            restarts: crate::ops::restart::restarts(alloc),
             created,
         }
     }

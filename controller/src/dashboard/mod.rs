@@ -500,6 +500,7 @@ fn done_text(act: &str) -> Option<&'static str> {
         "start" => "Starting.",
         "retry" => "Retry asked for.",
         "promote" => "Promoted.",
+        "restart" => "Restart started: each step arrives as an event below.",
         "undo" => "Rolled back: the kept spec is applied as a new generation.",
         _ => return None,
     })

@@ -385,6 +385,18 @@ pub fn offers(resource: &Resource) -> Vec<Offer> {
         None => {}
     }
     let workload = resource.status().map(|s| &s.workload);
+    let rolling = workload
+        .and_then(|w| w.rollout.as_ref())
+        .is_some_and(|r| !r.phase.is_terminal());
+    if stopped == Some(false) && !rolling && matches!(resource, Resource::App(_) | Resource::Pub(_))
+    {
+        offers.push(Offer {
+            act: "restart",
+            label: "Restart",
+            what: format!("Every running instance of {object} restarts in place, a batch at a time (maxParallel), each batch once the one before runs and passes its checks again. Each step arrives as an event."),
+            needs: Role::Operator,
+        });
+    }
     if workload.is_some_and(|w| w.rollback.is_some()) {
         offers.push(Offer {
             act: "retry",
@@ -759,4 +771,58 @@ pub fn problem(viewer: Option<&Viewer>, title: &str, message: &str) -> Markup {
             p { a href="/" { "Back to the overview" } }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Resource {
+        crds::parse_str("t.yaml", text).unwrap().remove(0).resource
+    }
+
+    fn acts(resource: &Resource) -> Vec<&'static str> {
+        offers(resource).into_iter().map(|o| o.act).collect()
+    }
+
+    /// What each object is offered follows its kind and state: stop or start, restart only
+    /// while nothing rolls out, run for a cron job, resume instead of the rest when suspended.
+    #[test]
+    fn offers_follow_the_kind_and_the_state() {
+        let mut app = parsed(
+            "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: nginx:1\n",
+        );
+        assert_eq!(
+            acts(&app),
+            ["reconcile", "suspend", "stop", "restart", "delete"]
+        );
+        let mut status = Status::default();
+        status.workload.rollout = Some(crds::status::RolloutStatus {
+            deployment_id: "d".into(),
+            phase: RolloutPhase::AwaitingPromotion,
+            job_version: 1,
+            generation: Some(2),
+            groups: Default::default(),
+            deadline: None,
+            description: String::new(),
+        });
+        app.set_status(Some(status));
+        assert_eq!(
+            acts(&app),
+            ["reconcile", "suspend", "stop", "promote", "delete"]
+        );
+        if let Resource::App(a) = &mut app {
+            a.spec.stopped = true;
+        }
+        app.set_status(None);
+        assert_eq!(acts(&app), ["reconcile", "suspend", "start", "delete"]);
+        app.metadata_mut()
+            .annotations
+            .insert(reconcilers::operator::SUSPENDED.into(), "true".into());
+        assert_eq!(acts(&app), ["resume", "start", "delete"]);
+        let cron = parsed(
+            "apiVersion: nomarch.io/v1alpha1\nkind: CronJob\nmetadata:\n  name: backup\nspec:\n  schedule: \"@daily\"\n  task:\n    image: restic:1\n",
+        );
+        assert_eq!(acts(&cron), ["reconcile", "suspend", "run", "delete"]);
+    }
 }
