@@ -121,6 +121,26 @@ fn tokens_roles_and_namespaces_decide_what_the_api_answers() {
         second.get("continue").is_none(),
         "the last page says no more"
     );
+    let (_, sorted) = api.get(
+        "/objects?kind=app&sortBy=metadata.namespace&limit=1",
+        Some(&viewer),
+    );
+    assert_eq!(names(&sorted), ["alice/web"]);
+    assert_eq!(sorted["continue"], "offset:1");
+    let (_, rest) = api.get(
+        "/objects?kind=app&sortBy=metadata.namespace&limit=1&continue=offset:1",
+        Some(&viewer),
+    );
+    assert_eq!(names(&rest), ["bob/web"]);
+    let (status, _) = api.get(
+        "/objects?kind=app&sortBy=metadata.namespace&continue=app/alice/web",
+        Some(&viewer),
+    );
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a sorted listing's place is an offset"
+    );
     let (_, none) = api.get("/objects?labelSelector=tier%3Ddb", Some(&viewer));
     assert_eq!(names(&none), Vec::<String>::new());
     let (_, all) = api.get("/objects?labelSelector=%21tier", Some(&viewer));

@@ -74,7 +74,7 @@ fn operations() -> Vec<Operation> {
             method: "get",
             path: "/api/v1/objects",
             needs: Role::Viewer,
-            summary: "Objects with their status (`?kind=`, `?namespace=`, `?labelSelector=`), of the namespaces the token sees, by kind, namespace and name, `?limit=` (at most 500) a page, the next from `?continue=`",
+            summary: "Objects with their status (`?kind=`, `?namespace=`, `?labelSelector=`), of the namespaces the token sees, by kind, namespace and name or `?sortBy=` a field path, `?limit=` (at most 500) a page, the next from `?continue=`",
             serve: get(list),
         },
         Operation {
@@ -297,6 +297,10 @@ struct ListQuery {
     /// The `continue` of the previous page: items after it.
     #[serde(rename = "continue")]
     after: Option<String>,
+    /// A field path to order by (`metadata.creationTimestamp`, `{.spec.replicas}`), as
+    /// `nomarch get --sort-by`.
+    #[serde(rename = "sortBy")]
+    sort_by: Option<String>,
 }
 
 /// The most items one listing answers.
@@ -321,11 +325,18 @@ async fn list(
         .map(crds::select::Selector::parse)
         .transpose()
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("labelSelector: {e}")))?;
-    let after = query
+    let sort = query
+        .sort_by
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(crds::select::SortBy::parse)
+        .transpose()
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("sortBy: {e}")))?;
+    let place = query
         .after
         .as_deref()
         .map(|text| {
-            from_continue_key(text).ok_or_else(|| {
+            Place::parse(text, sort.is_some()).ok_or_else(|| {
                 Refusal(
                     StatusCode::BAD_REQUEST,
                     "continue: not a listing's place".into(),
@@ -335,7 +346,7 @@ async fn list(
         .transpose()?;
     let limit = query.limit.unwrap_or(LIST_LIMIT).clamp(1, LIST_LIMIT);
     let (objects, revision) = api.ctx.store.list(kind).await?;
-    let mut kept: Vec<&Resource> = objects
+    let mut kept: Vec<(ObjectRef, serde_json::Value)> = objects
         .iter()
         .filter(|o| sees(&token, &o.metadata().namespace))
         .filter(|o| {
@@ -349,23 +360,66 @@ async fn list(
                 .as_ref()
                 .is_none_or(|s| s.matches(&o.metadata().labels))
         })
-        .filter(|o| after.as_ref().is_none_or(|after| o.object_ref() > *after))
+        .map(|o| (o.object_ref(), o.to_json()))
         .collect();
-    kept.sort_by_key(|o| o.object_ref());
-    let more = kept.len() > limit;
-    kept.truncate(limit);
+    // By the field asked for (ties, and objects without it, by kind, namespace and name), or
+    // by kind, namespace and name.
+    kept.sort_by(|(ra, a), (rb, b)| {
+        sort.as_ref()
+            .map_or(std::cmp::Ordering::Equal, |sort| sort.compare(a, b))
+            .then_with(|| ra.cmp(rb))
+    });
+    let skip = match &place {
+        None => 0,
+        Some(Place::After(after)) => kept.partition_point(|(r, _)| r <= after),
+        Some(Place::Offset(offset)) => (*offset).min(kept.len()),
+    };
+    let more = kept.len() > skip + limit;
+    let page: Vec<(ObjectRef, serde_json::Value)> =
+        kept.into_iter().skip(skip).take(limit).collect();
+    let next = match (&sort, page.last()) {
+        (_, None) => None,
+        (Some(_), Some(_)) => Some(Place::Offset(skip + page.len()).to_string()),
+        (None, Some((last, _))) => Some(continue_key(last)),
+    };
     let mut answer = json!({
-        "items": kept.iter().map(|o| o.to_json()).collect::<Vec<_>>(),
+        "items": page.into_iter().map(|(_, item)| item).collect::<Vec<_>>(),
         "revision": revision,
     });
-    if more {
-        let last = kept
-            .last()
-            .expect("a full page has a last item")
-            .object_ref();
-        answer["continue"] = json!(continue_key(&last));
+    if let Some(next) = next.filter(|_| more) {
+        answer["continue"] = json!(next);
     }
     Ok(Json(answer))
+}
+
+/// Where a listing's next page starts: after an object (by kind, namespace and name), or, for
+/// a listing sorted by a field, after so many items (such pages can shift when objects come or
+/// go in between; the order by name cannot).
+enum Place {
+    After(ObjectRef),
+    Offset(usize),
+}
+
+impl Place {
+    fn parse(text: &str, sorted: bool) -> Option<Place> {
+        if sorted {
+            text.strip_prefix("offset:")?
+                .parse()
+                .ok()
+                .map(Place::Offset)
+        } else {
+            from_continue_key(text).map(Place::After)
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::After(object) => f.write_str(&continue_key(object)),
+            Place::Offset(offset) => write!(f, "offset:{offset}"),
+        }
+    }
 }
 
 /// A listing's place, the last item's `kind/namespace/name` (neither name holds a `/`).
