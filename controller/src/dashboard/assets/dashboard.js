@@ -6,6 +6,7 @@
   "use strict";
   // A logs page: new lines from the API's followed answer, appended as they come.
   var log = document.getElementById("log");
+  if (log) log.scrollTop = log.scrollHeight; // newest last: start at the end
   if (log && log.dataset.follow && window.fetch && window.TextDecoder) {
     fetch(log.dataset.follow, { credentials: "same-origin" }).then(function (response) {
       if (!response.ok || !response.body) return;
