@@ -763,21 +763,21 @@ async fn history(
     Path(path): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
     let (_, object) = named(&api, &headers, Action::Read, &path).await?;
-    let rows = history_rows(&api, &object).await?;
+    let Some(current) = api.ctx.store.get(&object).await? else {
+        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
+    };
+    let rows = history_rows(&api, current).await?;
     Ok(Json(
         json!({"object": object.to_string(), "generations": rows}),
     ))
 }
 
-/// The history rows of `object`, oldest first.
+/// The history rows of an object (`current`, as read), oldest first.
 pub async fn history_rows(
     api: &Api,
-    object: &ObjectRef,
+    current: Resource,
 ) -> Result<Vec<reconcilers::history::Row>, Refusal> {
-    let Some(current) = api.ctx.store.get(object).await? else {
-        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
-    };
-    let mut generations = api.ctx.store.history(object).await?;
+    let mut generations = api.ctx.store.history(&current.object_ref()).await?;
     let status = current.status().cloned();
     generations.push(current);
     Ok(reconcilers::history::rows(&generations, status.as_ref()))

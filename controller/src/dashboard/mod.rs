@@ -391,15 +391,15 @@ async fn object(
                 .unwrap_or_default(),
         ),
     };
-    let events = match api.ctx.store.list_events().await {
-        Ok((events, _)) => {
-            let mine: Vec<_> = events.into_iter().filter(|e| e.object == object).collect();
-            let skip = mine.len().saturating_sub(EVENTS_SHOWN);
-            mine.into_iter().skip(skip).collect()
+    let events = match api.ctx.store.list_events_of(&object).await {
+        Ok(events) => {
+            let skip = events.len().saturating_sub(EVENTS_SHOWN);
+            events.into_iter().skip(skip).collect()
         }
         Err(_) => Vec::new(),
     };
-    let history = crate::api::history_rows(&api, &object)
+    // The cached object, as the rest of the page (no second read of it).
+    let history = crate::api::history_rows(&api, resource.clone())
         .await
         .unwrap_or_default();
     let mut spec = resource.clone();

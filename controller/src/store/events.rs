@@ -192,7 +192,17 @@ impl Store {
 
     /// Every live event, oldest first.
     pub async fn list_events(&self) -> Result<(Vec<Event>, i64)> {
-        let (items, revision) = self.list_raw(&self.keys.events()).await?;
+        self.events_under(&self.keys.events()).await
+    }
+
+    /// One object's events (a range over its own keys, not every event).
+    pub async fn list_events_of(&self, object: &ObjectRef) -> Result<Vec<Event>> {
+        Ok(self.events_under(&self.keys.events_of(object)).await?.0)
+    }
+
+    /// The events under a key prefix, oldest first.
+    async fn events_under(&self, prefix: &str) -> Result<(Vec<Event>, i64)> {
+        let (items, revision) = self.list_raw(prefix).await?;
         let mut events: Vec<Event> = items
             .iter()
             .filter_map(|item| serde_json::from_slice(&item.value).ok())

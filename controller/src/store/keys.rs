@@ -81,14 +81,19 @@ impl Keys {
         format!("{}events/", self.prefix)
     }
 
-    pub fn event(&self, r: &ObjectRef, id: &str) -> String {
+    /// One object's events: `events/{namespace}/{kind}/{name}/`.
+    pub fn events_of(&self, r: &ObjectRef) -> String {
         format!(
-            "{}events/{}/{}/{}/{id}",
+            "{}events/{}/{}/{}/",
             self.prefix,
             r.namespace,
             r.kind.singular(),
             r.name
         )
+    }
+
+    pub fn event(&self, r: &ObjectRef, id: &str) -> String {
+        format!("{}{id}", self.events_of(r))
     }
 
     /// The object a status or object key belongs to: `.../status/app/default/web` → `app/web`.
@@ -121,5 +126,11 @@ mod tests {
             keys.history(&r, 7) < keys.history(&r, 10),
             "history keys sort by generation"
         );
+        // An object's events range holds its own events and not a longer name's.
+        let web = ObjectRef::new(Kind::App, "ops", "web");
+        let web2 = ObjectRef::new(Kind::App, "ops", "web-2");
+        assert!(keys.event(&web, "e1").starts_with(&keys.events_of(&web)));
+        assert!(!keys.event(&web2, "e1").starts_with(&keys.events_of(&web)));
+        assert!(keys.event(&web, "e1").starts_with(&keys.events()));
     }
 }
