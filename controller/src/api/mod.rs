@@ -260,6 +260,15 @@ async fn named(
     Ok((token, ObjectRef::new(kind_of(kind)?, namespace, name)))
 }
 
+/// The object as etcd holds it, or 404.
+async fn stored(api: &Api, object: &ObjectRef) -> Result<Resource, Refusal> {
+    api.ctx
+        .store
+        .get(object)
+        .await?
+        .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, "not found".into()))
+}
+
 /// What `access` says of `token` doing `action` in `namespace`, as an answer.
 pub fn permit(
     token: Option<&TokenRecord>,
@@ -463,10 +472,7 @@ async fn one(
     Path(path): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
     let (_, object) = named(&api, &headers, Action::Read, &path).await?;
-    match api.ctx.store.get(&object).await? {
-        Some(resource) => Ok(Json(resource.to_json())),
-        None => Err(Refusal(StatusCode::NOT_FOUND, "not found".into())),
-    }
+    Ok(Json(stored(&api, &object).await?.to_json()))
 }
 
 /// `POST /api/v1/apply` (admin): a YAML or JSON stream of manifests, validated as `nomarch
@@ -630,9 +636,7 @@ async fn logs(
     Query(query): Query<LogsQuery>,
 ) -> Result<Response, Refusal> {
     let (_, object) = named(&api, &headers, Action::Read, &path).await?;
-    let Some(resource) = api.ctx.store.get(&object).await? else {
-        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
-    };
+    let resource = stored(&api, &object).await?;
     let args = query.args()?;
     let read = crate::ops::logs::read(&api.ctx.nomad, &resource, &args)
         .await
@@ -678,9 +682,7 @@ async fn nomad_view(
     Path(path): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
     let (_, object) = named(&api, &headers, Action::Read, &path).await?;
-    if api.ctx.store.get(&object).await?.is_none() {
-        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
-    }
+    stored(&api, &object).await?;
     let nomad = &api.ctx.nomad;
     let id = reconcilers::meta::job_id(&object);
     let namespace = &object.namespace;
@@ -717,9 +719,7 @@ async fn nomad_view(
 
 /// The object's diff against Nomad, as stored now.
 pub async fn diff_of(api: &Api, object: &ObjectRef) -> Result<crate::ops::diff::Planned, Refusal> {
-    let Some(resource) = api.ctx.store.get(object).await? else {
-        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
-    };
+    let resource = stored(api, object).await?;
     crate::ops::diff::diff(
         &api.ctx.store,
         &api.ctx.nomad,
@@ -763,9 +763,7 @@ async fn history(
     Path(path): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
     let (_, object) = named(&api, &headers, Action::Read, &path).await?;
-    let Some(current) = api.ctx.store.get(&object).await? else {
-        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
-    };
+    let current = stored(&api, &object).await?;
     let rows = history_rows(&api, current).await?;
     Ok(Json(
         json!({"object": object.to_string(), "generations": rows}),
@@ -810,9 +808,7 @@ pub async fn act_on(
     act: &str,
     asked: Asked<'_>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    let Some(mut resource) = api.ctx.store.get(object).await? else {
-        return Err(Refusal(StatusCode::NOT_FOUND, "not found".into()));
-    };
+    let mut resource = stored(api, object).await?;
     if let Some(expected) = asked.resource_version {
         if resource.metadata().resource_version != expected {
             return Err(StoreError::Conflict {

@@ -463,14 +463,15 @@ async fn logs(
         })
         .unwrap_or_default();
     let stderr = query.get("stderr").is_some_and(|v| v == "true");
-    let args = crate::ops::logs::LogsArgs {
-        selection: crate::ops::logs::Selection::Running,
-        follow: false,
-        since: None,
-        tail: Some(LOG_LINES),
+    // The API's reading of the same query: the running instances, the last lines of each.
+    let args = crate::api::LogsQuery {
+        task: Some(task.clone()),
         stderr,
-        task: Some(task.clone()).filter(|t| !t.is_empty()),
-    };
+        tail: Some(LOG_LINES),
+        ..Default::default()
+    }
+    .args()
+    .map_err(|r| caller.refused(r))?;
     let read = crate::ops::logs::read(&api.ctx.nomad, &resource, &args).await;
     let (lines, several, error) = match &read {
         Ok(read) => (read.lines.as_slice(), read.several, None),
