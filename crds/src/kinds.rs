@@ -9,118 +9,102 @@ use crate::duration::Duration;
 use crate::meta::{Kind, Object, ObjectMeta, ObjectRef};
 use crate::status::Status;
 use crate::workload::{
-    Container, EnvVar, HealthCheck, NomadOverrides, Placement, Port, Resources, Route,
+    with_container, Container, HealthCheck, NomadOverrides, Placement, Port, Resources, Route,
     UpdateStrategy, Volume,
 };
 
-/// A long-running service: `replicas` instances of one container behind a Consul service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppSpec {
-    /// Docker image reference, e.g. `ghcr.io/acme/web:1.4.2`.
-    pub image: String,
-    /// Overrides the image's entrypoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    /// Arguments passed to the command.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    /// Instances to run (at most 1000).
-    #[serde(default = "one")]
-    pub replicas: u32,
-    /// CPU and memory per instance.
-    #[serde(default)]
-    pub resources: Resources,
-    /// Ports the container listens on; names are referred to by `health` and `route`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<Port>,
-    /// Environment variables, literal or from a Nomad variable.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
-    /// Health check registered with the service; drives readiness and healing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthCheck>,
-    /// Public route through Traefik.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<Route>,
-    /// Where instances may run.
-    #[serde(default)]
-    pub placement: Placement,
-    /// Rolling update and healing limits.
-    #[serde(default)]
-    pub update: UpdateStrategy,
-    /// Apps (same namespace) that must be Ready before this one is registered.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
-    /// Host volumes to mount; instances go only to nodes that offer them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<Volume>,
-    /// Nomad fields the kind does not model, merged into what nomarch renders.
-    #[serde(default, skip_serializing_if = "NomadOverrides::is_empty")]
-    pub nomad: NomadOverrides,
-    /// Run nothing, keep everything else: the Nomad job is stopped (not purged) and nothing
-    /// is healed until this is false again (`nomarch stop` / `nomarch start`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub stopped: bool,
+with_container! {
+    /// A long-running service: `replicas` instances of one container behind a Consul service.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct AppSpec {
+        ..container(
+            resources_default = "Resources::default",
+            resources_doc = "CPU and memory per instance."
+        ),
+        /// Instances to run (at most 1000).
+        #[serde(default = "one")]
+        pub replicas: u32,
+        /// Ports the container listens on; names are referred to by `health` and `route`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub ports: Vec<Port>,
+        /// Health check registered with the service; drives readiness and healing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub health: Option<HealthCheck>,
+        /// Public route through Traefik.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub route: Option<Route>,
+        /// Where instances may run.
+        #[serde(default)]
+        pub placement: Placement,
+        /// Rolling update and healing limits.
+        #[serde(default)]
+        pub update: UpdateStrategy,
+        /// Apps (same namespace) that must be Ready before this one is registered.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub depends_on: Vec<String>,
+        /// Host volumes to mount; instances go only to nodes that offer them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub volumes: Vec<Volume>,
+        /// Nomad fields the kind does not model, merged into what nomarch renders.
+        #[serde(default, skip_serializing_if = "NomadOverrides::is_empty")]
+        pub nomad: NomadOverrides,
+        /// Run nothing, keep everything else: the Nomad job is stopped (not purged) and nothing
+        /// is healed until this is false again (`nomarch stop` / `nomarch start`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub stopped: bool,
+    }
 }
 
 fn one() -> u32 {
     1
 }
 
-/// A single per-tenant instance pinned by nomarch to one hub node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PubSpec {
-    /// Who owns this pub (DNS label).
-    pub tenant: String,
-    /// Docker image reference.
-    pub image: String,
-    /// Overrides the image's entrypoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    /// Arguments passed to the command.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    /// CPU and memory; a pub reserves 200 MHz and 1024 MB unless told otherwise.
-    #[serde(default = "pub_resources")]
-    pub resources: Resources,
-    /// Ports the container listens on; names are referred to by `health` and `route`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<Port>,
-    /// Environment variables, literal or from a Nomad variable.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
-    /// Health check; a pub healed by replacement stays on its hub while the hub is healthy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthCheck>,
-    /// Public route through Traefik.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<Route>,
-    /// Which nodes may be this pub's hub. At least one criterion is required.
-    pub hub_selector: HubSelector,
-    /// How a hub is chosen among those with room.
-    #[serde(default)]
-    pub placement_policy: PlacementPolicy,
-    /// When the pub moves off a hub that is down.
-    #[serde(default)]
-    pub reallocation: Reallocation,
-    /// Move this pub (policy `spread`, no host volumes) by itself when a hub comes back or
-    /// joins and has stayed up for the controller's `--rebalance-cooldown`, as `nomarch
-    /// rebalance pubs` would (a few moves per arrival).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub rebalance: bool,
-    /// Host volumes to mount (a tenant's data on its hub's disk); only hubs that offer them
-    /// are chosen.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<Volume>,
-    /// Nomad fields the kind does not model, merged into what nomarch renders.
-    #[serde(default, skip_serializing_if = "NomadOverrides::is_empty")]
-    pub nomad: NomadOverrides,
-    /// Run nothing, keep everything else (the hub too): the Nomad job is stopped (not purged),
-    /// nothing is healed or moved until this is false again (`nomarch stop` / `nomarch start`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub stopped: bool,
+with_container! {
+    /// A single per-tenant instance pinned by nomarch to one hub node.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct PubSpec {
+        /// Who owns this pub (DNS label).
+        pub tenant: String,
+        ..container(
+            resources_default = "pub_resources",
+            resources_doc = "CPU and memory; a pub reserves 200 MHz and 1024 MB unless told otherwise."
+        ),
+        /// Ports the container listens on; names are referred to by `health` and `route`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub ports: Vec<Port>,
+        /// Health check; a pub healed by replacement stays on its hub while the hub is healthy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub health: Option<HealthCheck>,
+        /// Public route through Traefik.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub route: Option<Route>,
+        /// Which nodes may be this pub's hub. At least one criterion is required.
+        pub hub_selector: HubSelector,
+        /// How a hub is chosen among those with room.
+        #[serde(default)]
+        pub placement_policy: PlacementPolicy,
+        /// When the pub moves off a hub that is down.
+        #[serde(default)]
+        pub reallocation: Reallocation,
+        /// Move this pub (policy `spread`, no host volumes) by itself when a hub comes back or
+        /// joins and has stayed up for the controller's `--rebalance-cooldown`, as `nomarch
+        /// rebalance pubs` would (a few moves per arrival).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub rebalance: bool,
+        /// Host volumes to mount (a tenant's data on its hub's disk); only hubs that offer them
+        /// are chosen.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub volumes: Vec<Volume>,
+        /// Nomad fields the kind does not model, merged into what nomarch renders.
+        #[serde(default, skip_serializing_if = "NomadOverrides::is_empty")]
+        pub nomad: NomadOverrides,
+        /// Run nothing, keep everything else (the hub too): the Nomad job is stopped (not purged),
+        /// nothing is healed or moved until this is false again (`nomarch stop` / `nomarch start`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub stopped: bool,
+    }
 }
 
 /// A pub reserves a whole gigabyte by default: pubs are small servers with caches.

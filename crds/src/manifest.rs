@@ -686,6 +686,39 @@ mod tests {
         assert_eq!(errors[0].to_string(), "web.yaml:7:3: spec.replicas: expected an integer from 0 to 4294967295, found a string \"three\"");
     }
 
+    /// The container fields are written once (`with_container!`) for three kinds; each kind
+    /// still refuses unknown fields and names the exact place of a wrong one, its own defaults
+    /// kept (a pub reserves more by default than an App).
+    #[test]
+    fn container_fields_keep_their_locations_in_every_kind() {
+        let pub_ = "apiVersion: nomarch.io/v1alpha1\nkind: Pub\nmetadata:\n  name: p\nspec:\n  tenant: acme\n  image: nginx\n  hubSelector:\n    nodeClass: hub\n";
+        let cron = "apiVersion: nomarch.io/v1alpha1\nkind: CronJob\nmetadata:\n  name: c\nspec:\n  schedule: \"@daily\"\n  task:\n    image: busybox\n";
+        let cases = [
+            (
+                format!("{WEB}  resources:\n    cpu: lots\n"),
+                "web.yaml:8:5: spec.resources.cpu: expected an integer from 0 to 4294967295, found a string \"lots\"",
+            ),
+            (
+                format!("{pub_}  envv: []\n"),
+                "web.yaml:10:3: spec.envv: unknown field `envv` (did you mean `env`?)",
+            ),
+            (
+                format!("{cron}    comand: run\n"),
+                "web.yaml:9:5: spec.task.comand: unknown field `comand` (did you mean `command`?)",
+            ),
+        ];
+        for (text, expected) in cases {
+            let errors = parse_str("web.yaml", &text).unwrap_err();
+            assert_eq!(errors[0].to_string(), expected);
+        }
+        let manifests = parse_str("p.yaml", pub_).unwrap();
+        let Resource::Pub(p) = &manifests[0].resource else {
+            panic!("not a pub")
+        };
+        assert_eq!((p.spec.resources.cpu, p.spec.resources.memory), (200, 1024));
+        assert_eq!(p.spec.container().image, "nginx");
+    }
+
     #[test]
     fn second_document_errors_point_into_it() {
         let text = format!("{WEB}---\n{}", WEB.replace("name: web", "name: Web"));

@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, NomadJobSpec, PubSpec, Resource};
 use crate::meta::ObjectMeta;
 use crate::workload::{
-    CheckType, Constraint, Container, EnvVar, HealthCheck, NomadOverrides, Placement, Port,
+    CheckType, Constraint, ContainerRef, EnvVar, HealthCheck, NomadOverrides, Placement, Port,
     Protocol, Resources, Route, UpdateStrategy, Volume, VolumeType, CONSTRAINT_OPERATORS,
 };
 use crate::yaml::{join_index, join_key};
@@ -223,14 +223,11 @@ fn validate_metadata(meta: &ObjectMeta, p: &mut Problems) {
 // Kinds
 
 fn validate_app(spec: &AppSpec, own_name: &str, p: &mut Problems) {
-    validate_image(&spec.image, "spec.image", p);
-    validate_command(spec.command.as_deref(), "spec.command", p);
+    validate_container(spec.container(), "spec", p);
     p.check(spec.replicas <= MAX_REPLICAS, "spec.replicas", || {
         format!("must be at most {MAX_REPLICAS} (is {})", spec.replicas)
     });
-    validate_resources(&spec.resources, "spec.resources", p);
     validate_ports(&spec.ports, p);
-    validate_env(&spec.env, "spec.env", p);
     if let Some(health) = &spec.health {
         validate_health(health, &spec.ports, p);
     }
@@ -260,11 +257,8 @@ fn validate_pub(spec: &PubSpec, p: &mut Problems) {
     if let Some(problem) = dns_label_problem(&spec.tenant) {
         p.add("spec.tenant", problem);
     }
-    validate_image(&spec.image, "spec.image", p);
-    validate_command(spec.command.as_deref(), "spec.command", p);
-    validate_resources(&spec.resources, "spec.resources", p);
+    validate_container(spec.container(), "spec", p);
     validate_ports(&spec.ports, p);
-    validate_env(&spec.env, "spec.env", p);
     if let Some(health) = &spec.health {
         validate_health(health, &spec.ports, p);
     }
@@ -309,7 +303,7 @@ fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
             ),
         );
     }
-    validate_container(&spec.task, "spec.task", p);
+    validate_container(spec.task.container(), "spec.task", p);
     validate_placement(&spec.placement, "spec.placement", p);
     validate_volumes(&spec.volumes, 1, p);
     validate_nomad(&spec.nomad, "spec", p);
@@ -637,11 +631,12 @@ fn validate_volumes(volumes: &[Volume], instances: u32, p: &mut Problems) {
     }
 }
 
-fn validate_container(c: &Container, path: &str, p: &mut Problems) {
-    validate_image(&c.image, &format!("{path}.image"), p);
-    validate_command(c.command.as_deref(), &format!("{path}.command"), p);
-    validate_resources(&c.resources, &format!("{path}.resources"), p);
-    validate_env(&c.env, &format!("{path}.env"), p);
+/// The container's fields, wherever a kind holds them (`path` is the object holding them).
+fn validate_container(c: ContainerRef<'_>, path: &str, p: &mut Problems) {
+    validate_image(c.image, &format!("{path}.image"), p);
+    validate_command(c.command, &format!("{path}.command"), p);
+    validate_resources(c.resources, &format!("{path}.resources"), p);
+    validate_env(c.env, &format!("{path}.env"), p);
 }
 
 fn validate_image(image: &str, path: &str, p: &mut Problems) {

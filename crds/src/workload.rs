@@ -444,24 +444,80 @@ impl Default for UpdateStrategy {
     }
 }
 
-/// The container a workload runs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Container {
-    /// Docker image reference, e.g. `ghcr.io/acme/web:1.4.2`.
-    pub image: String,
-    /// Overrides the image's entrypoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    /// Arguments passed to the command.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    /// CPU and memory per run.
-    #[serde(default)]
-    pub resources: Resources,
-    /// Environment variables, literal or from a Nomad variable.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
+/// Declares a spec struct that runs one container, with the container's fields (`image`,
+/// `command`, `args`, `resources`, `env`) written here once for every kind. They are plain
+/// fields of the struct as serde sees it, so `deny_unknown_fields` and located errors work for
+/// them as for any field (a `#[serde(flatten)]` [`Container`] would lose both: serde does not
+/// support the two together, and errors inside a flattened field lose their path). The struct
+/// also gets `container()`, the borrowed [`ContainerRef`] that validation and rendering read.
+///
+/// Fields before `..container(...)` come first in the YAML, the others after; the arguments
+/// are the default of `resources` (a path, as serde's `default = "..."`) and its description.
+macro_rules! with_container {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $( $(#[$lead_attr:meta])* pub $lead:ident : $lead_ty:ty, )*
+            ..container(resources_default = $default:literal, resources_doc = $resources_doc:literal),
+            $( $(#[$rest_attr:meta])* pub $rest:ident : $rest_ty:ty, )*
+        }
+    ) => {
+        $(#[$attr])*
+        pub struct $name {
+            $( $(#[$lead_attr])* pub $lead: $lead_ty, )*
+            /// Docker image reference, e.g. `ghcr.io/acme/web:1.4.2`.
+            pub image: String,
+            /// Overrides the image's entrypoint.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub command: Option<String>,
+            /// Arguments passed to the command.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub args: Vec<String>,
+            #[doc = $resources_doc]
+            #[serde(default = $default)]
+            pub resources: $crate::workload::Resources,
+            /// Environment variables, literal or from a Nomad variable.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub env: Vec<$crate::workload::EnvVar>,
+            $( $(#[$rest_attr])* pub $rest: $rest_ty, )*
+        }
+
+        impl $name {
+            /// The container's fields, as validation and rendering read them.
+            pub fn container(&self) -> $crate::workload::ContainerRef<'_> {
+                $crate::workload::ContainerRef {
+                    image: &self.image,
+                    command: self.command.as_deref(),
+                    args: &self.args,
+                    resources: &self.resources,
+                    env: &self.env,
+                }
+            }
+        }
+    };
+}
+pub(crate) use with_container;
+
+with_container! {
+    /// The container a workload runs (a CronJob's `task`).
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Container {
+        ..container(
+            resources_default = "Resources::default",
+            resources_doc = "CPU and memory per run."
+        ),
+    }
+}
+
+/// A container's fields, borrowed from whichever spec holds them ([`with_container`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContainerRef<'a> {
+    pub image: &'a str,
+    pub command: Option<&'a str>,
+    pub args: &'a [String],
+    pub resources: &'a Resources,
+    pub env: &'a [EnvVar],
 }
 
 pub type Labels = BTreeMap<String, String>;

@@ -108,6 +108,24 @@ pub fn evidence_against_node(troubles: &[Trouble], now: DateTime<Utc>) -> usize 
     lost + objects.len()
 }
 
+/// Notes one trouble on a node's list (once per allocation) and forgets those past the
+/// window. Returns the evidence against the node when this trouble makes it suspect, so it is
+/// said once per new trouble, never on a look that found nothing new.
+pub fn note_trouble(
+    list: &mut Vec<Trouble>,
+    trouble: Trouble,
+    now: DateTime<Utc>,
+) -> Option<usize> {
+    if list.iter().any(|t| t.alloc == trouble.alloc) {
+        return None;
+    }
+    list.push(trouble);
+    let window = chrono::Duration::from_std(SUSPECT_WINDOW).unwrap_or_default();
+    list.retain(|t| now - t.at <= window);
+    let evidence = evidence_against_node(list, now);
+    (evidence >= SUSPECT_AFTER).then_some(evidence)
+}
+
 /// Whether the node's recent troubles make it suspect.
 pub fn is_suspect(troubles: &[Trouble], now: DateTime<Utc>) -> bool {
     evidence_against_node(troubles, now) >= SUSPECT_AFTER
@@ -242,6 +260,27 @@ mod tests {
         for (why, troubles, suspect) in cases {
             assert_eq!(is_suspect(&troubles, now), suspect, "{why}");
         }
+    }
+
+    #[test]
+    fn a_trouble_is_noted_once_and_says_suspect_only_when_it_tips_the_node() {
+        let now = Utc::now();
+        let trouble = |alloc: &str, object: &str, minutes: i64| Trouble {
+            at: now - chrono::Duration::minutes(minutes),
+            alloc: alloc.into(),
+            object: object.into(),
+            kind: TroubleKind::Failed,
+        };
+        let mut list = vec![trouble("old", "z", 30)];
+        assert_eq!(note_trouble(&mut list, trouble("a1", "a", 2), now), None);
+        assert_eq!(list.len(), 1, "the one past the window is forgotten");
+        assert_eq!(note_trouble(&mut list, trouble("b1", "b", 1), now), None);
+        assert_eq!(note_trouble(&mut list, trouble("c1", "c", 0), now), Some(3));
+        assert_eq!(
+            note_trouble(&mut list, trouble("c1", "c", 0), now),
+            None,
+            "the same allocation seen again is not new evidence"
+        );
     }
 
     proptest! {

@@ -1,11 +1,13 @@
 //! From desired objects to Nomad: rendering, hashing, the pure plan and status derivation.
 //!
 //! # Layout
-//! - [`cron`]: a CronJob's status, failure events and next look from its child jobs.
+//! - [`effects`]: what a kind's `compute` returns for the one generic executor (status,
+//!   healing's stops, node troubles, events, the next look).
 //! - [`fingerprint`]: the stable fingerprint of a rendered job, kept in status as what nomarch
 //!   last registered (never in job meta, where Nomad would restart instances over it).
 //! - [`healing`]: which allocations to replace when checks stay critical; suspect nodes.
 //! - [`history`]: an object's stored generations as rows, and what `rollout undo` puts back.
+//! - [`kind`]: per kind, the pure `compute` from a snapshot to its effects (CronJob too).
 //! - [`hubs`]: pub placement on hubs, and when a pub must move.
 //! - [`meta`]: the meta keys on managed jobs, and reading a job's owner back from them.
 //! - [`operator`]: what people ask by hand of any object (suspend, reconcile now), as annotations.
@@ -16,12 +18,15 @@
 //! - [`source_sync`]: one git commit's objects → create, update, prune, conflicts.
 //! - [`plan`]: observation → what to do with the job, as an ordered rule table.
 //! - [`status`]: observation → replica counts and conditions.
+//! - [`workload`]: a workload's look once its job is settled: counts, conditions, rollout,
+//!   healing (Apps, Pubs, NomadJobs).
 
-pub mod cron;
+pub mod effects;
 pub mod fingerprint;
 pub mod healing;
 pub mod history;
 pub mod hubs;
+pub mod kind;
 pub mod meta;
 pub mod operator;
 pub mod plan;
@@ -31,3 +36,4 @@ pub mod rollout;
 pub mod schedule;
 pub mod source_sync;
 pub mod status;
+pub mod workload;

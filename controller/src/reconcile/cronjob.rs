@@ -1,23 +1,23 @@
 //! The CronJob reconciler: keep the periodic job as rendered (suspend flips `Periodic.Enabled`,
 //! history stays), and report the runs Nomad launched: last schedule, last success, active runs,
 //! recent outcomes and the next run. A failed run is a Warning event. Observe (the job through
-//! `ensure_job`, the child jobs) → `reconcilers::cron::compute` → store the status, say the
-//! events, look again when the plan says.
+//! `ensure_job`, the child jobs) → `reconcilers::kind::cronjob::compute` → `execute.rs`.
 
 use chrono::{DateTime, Utc};
 use crds::{ObjectRef, Resource};
-use reconcilers::cron::{compute, ChildRun, CronSnapshot};
+use reconcilers::kind::cronjob::{compute, ChildRun, CronSnapshot};
 use reconcilers::meta::job_id;
 use reconcilers::render::cronjob::{render_cronjob, GROUP};
 use serde_json::Value;
 
-use super::job::{deregister_if_ours, ensure_job, save_status};
+use super::execute::execute;
+use super::heal::HealState;
+use super::job::{deregister_if_ours, ensure_job};
 use super::ReconcileError;
 use crate::clients::nomad_types::{Job, JobStub};
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
-use crate::store::EventType;
 
 /// A child job as the decisions read it: its status and its group's allocation counts.
 fn child_run(child: &JobStub) -> ChildRun {
@@ -43,7 +43,11 @@ fn child_run(child: &JobStub) -> ChildRun {
     }
 }
 
-pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
+pub async fn reconcile(
+    ctx: &Context,
+    heal: &HealState,
+    key: &ObjectRef,
+) -> Result<Outcome, ReconcileError> {
     let Some(Resource::CronJob(cron)) = ctx.cache.get(key) else {
         deregister_if_ours(ctx, key).await?;
         return Ok(Outcome::Done);
@@ -66,7 +70,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
         .jobs(QueryOptions::namespace(&key.namespace).param("prefix", &prefix))
         .await?
         .value;
-    let plan = compute(CronSnapshot {
+    let effects = compute(CronSnapshot {
         cron: &cron,
         previous: previous.as_ref(),
         registered: ensured
@@ -74,16 +78,11 @@ pub async fn reconcile(ctx: &Context, key: &ObjectRef) -> Result<Outcome, Reconc
             .as_ref()
             .is_some_and(|j| !j.stop.unwrap_or(false)),
         written: ensured.written,
-        rejected: ensured.rejected.as_ref(),
+        rejected: ensured.outcome.rejected.as_ref(),
         runs: children.iter().map(child_run).collect(),
         now: Utc::now(),
     });
-    save_status(ctx, key, previous.as_ref(), &plan.status).await?;
-    for event in plan.events {
-        ctx.event(key, EventType::Warning, event.reason, event.message)
-            .await;
-    }
-    Ok(Outcome::RequeueAfter(plan.requeue))
+    execute(ctx, heal, key, previous.as_ref(), effects).await
 }
 
 #[cfg(test)]

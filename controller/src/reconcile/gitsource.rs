@@ -13,7 +13,7 @@ use reconcilers::source_sync::{self, Owner, SyncPlan};
 use reconcilers::status::set_condition;
 use std::sync::Arc;
 
-use super::job::save_status;
+use super::execute::save_status;
 use super::ReconcileError;
 use crate::git::{Credentials, GitError, Mirror};
 use crate::runtime::context::Context;

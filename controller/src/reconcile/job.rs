@@ -3,12 +3,17 @@
 
 use crds::{ObjectMeta, ObjectRef, Status};
 use reconcilers::fingerprint::fingerprint;
+use reconcilers::kind::job::{
+    decide, refused, registered, verifies_drift, with_rollback, JobSnapshot, NomadPlan,
+};
+use reconcilers::kind::JobOutcome;
 use reconcilers::meta::owner_of;
-use reconcilers::plan::{plan, JobAction, LiveJob, Observation, RegisterReason};
+use reconcilers::plan::{LiveJob, Observation};
 use reconcilers::status::{
     last_written, rejection, rollback, Rejection, Rollback, Written, RETRY_ANNOTATION,
 };
 
+use super::execute::say;
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
@@ -17,28 +22,29 @@ use crate::runtime::metrics::KindLabel;
 use crate::store::EventType;
 
 /// What keeping the job produced: the job as Nomad now holds it, nomarch's last write, and
-/// whether to wait (dependencies not Ready).
+/// what it came to (waiting, refused, rolled back) for the kind's `compute`.
 pub struct Ensured {
     pub job: Option<Job>,
     pub written: Option<Written>,
-    pub waiting: Option<String>,
-    /// Nomad refused the desired job (now, or before): status shows it as `Invalid`.
-    pub rejected: Option<Rejection>,
-    /// Nomad rolled the desired job back after its rollout failed (now, or before): status
-    /// shows it as `Degraded`, reason `RolledBack`.
-    pub rolled_back: Option<Rollback>,
+    pub outcome: JobOutcome,
 }
 
 impl Ensured {
-    /// Nothing written: Nomad refused the desired job.
-    fn refused(job: Option<Job>, written: Option<Written>, rejection: Rejection) -> Ensured {
+    fn new(job: Option<Job>, written: Option<Written>, outcome: JobOutcome) -> Ensured {
         Ensured {
             job,
             written,
-            waiting: None,
-            rejected: Some(rejection),
-            rolled_back: None,
+            outcome,
         }
+    }
+
+    /// Nothing written: Nomad refused the desired job.
+    fn refused(job: Option<Job>, written: Option<Written>, rejection: Rejection) -> Ensured {
+        let outcome = JobOutcome {
+            rejected: Some(rejection),
+            ..JobOutcome::default()
+        };
+        Ensured::new(job, written, outcome)
     }
 }
 
@@ -117,6 +123,9 @@ pub async fn ensure_job(
 /// [`ensure_job`] for a job some of whose values another actor owns: `desired` carries them as
 /// the live job holds them (a register never reverts them), `decided` as the object says, and
 /// only `decided` is fingerprinted, so their changes are not spec changes.
+///
+/// Observe (the live job; while verifying drift, Nomad's deployments and then its plan) →
+/// `reconcilers::kind::job::decide` → say its events, register if it says so.
 pub async fn ensure_job_keeping(
     ctx: &Context,
     key: &ObjectRef,
@@ -129,106 +138,55 @@ pub async fn ensure_job_keeping(
     let generation = meta.generation;
     let retry = retry_token(meta);
     let live = live_job(ctx, key, &desired.id, previous).await?;
-    let mut observation = observation(key, decided, live.as_ref(), previous, retry, waiting_for);
-    // The job moved since nomarch's write: if Nomad rolled that write back, hold it.
-    let mut rolled_back = observation
-        .rolled_back
-        .as_ref()
-        .and_then(|_| rollback(previous));
-    if matches!(plan(&observation), JobAction::VerifyDrift { .. }) {
-        if let Some(found) =
-            rolled_back_now(ctx, key, &observation, previous, generation, retry).await?
-        {
-            ctx.event(key, EventType::Warning, "RolledBack", found.describe())
-                .await;
-            observation.rolled_back = Some(found.fingerprint.clone());
-            rolled_back = Some(found);
+    let observation = observation(key, decided, live.as_ref(), previous, retry, waiting_for);
+    let mut snapshot = JobSnapshot {
+        observation,
+        previous,
+        retry_token: retry,
+        generation,
+        job_id: &desired.id,
+        rollback_found: None,
+        nomad_plan: None,
+    };
+    // The job moved since nomarch's write: first whether Nomad rolled that write back (then
+    // it is held), otherwise whether its content differs at all.
+    if verifies_drift(&snapshot.observation) {
+        snapshot.rollback_found =
+            rolled_back_now(ctx, key, &snapshot.observation, previous, generation, retry).await?;
+        let counted = with_rollback(&snapshot.observation, snapshot.rollback_found.as_ref());
+        if verifies_drift(&counted) {
+            snapshot.nomad_plan = Some(match ctx.nomad.plan(desired).await {
+                Ok(planned) => NomadPlan::Differs(
+                    planned
+                        .diff
+                        .as_ref()
+                        .and_then(|d| d.get("Type"))
+                        .and_then(|t| t.as_str())
+                        != Some("None"),
+                ),
+                Err(e) if e.refuses_the_job() => NomadPlan::Refused(nomads_words(&e)),
+                Err(e) => return Err(e.into()),
+            });
         }
     }
-    let written_now = |index: u64| Written {
-        job_modify_index: index,
-        fingerprint: observation.desired_fingerprint.clone(),
-    };
-    let mut written = observation.last_written.clone();
-    let register = match plan(&observation) {
-        JobAction::Register {
-            enforce_index,
-            reason,
-        } => Some((enforce_index, reason)),
-        JobAction::VerifyDrift { enforce_index } => {
-            let planned = match ctx.nomad.plan(desired).await {
-                Ok(planned) => planned,
-                // Nomad's plan validates as its register does: the job itself is refused.
-                Err(e) if e.refuses_the_job() => {
-                    let rejected = refused(ctx, key, desired, generation, &e, &observation).await;
-                    return Ok(Ensured::refused(live, written, rejected));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let differs = planned
-                .diff
-                .as_ref()
-                .and_then(|d| d.get("Type"))
-                .and_then(|t| t.as_str())
-                != Some("None");
-            // Same content: our own write whose record was lost, or an edit that changed
-            // nothing Nomad runs. Adopt it; write nothing.
-            written = Some(written_now(enforce_index));
-            // A rollback on record for this very job, with the retry annotation changed since:
-            // the register is that retry, not a drift correction.
-            let retried = rollback(previous).is_some_and(|r| {
-                r.fingerprint == observation.desired_fingerprint && r.retry_token != retry
-            });
-            let reason = if retried {
-                RegisterReason::Retry
-            } else {
-                RegisterReason::Drifted
-            };
-            differs.then_some((enforce_index, reason))
-        }
-        JobAction::Refuse { reason } => {
-            ctx.event(key, EventType::Warning, "JobConflict", reason.clone())
-                .await;
-            return Err(ReconcileError::Refused(reason));
-        }
-        JobAction::Wait { reason } => {
-            ctx.event(key, EventType::Normal, "Waiting", reason.clone())
-                .await;
-            return Ok(Ensured {
-                job: live,
-                written,
-                waiting: Some(reason),
-                rejected: None,
-                rolled_back: None,
-            });
-        }
-        JobAction::Hold => {
-            return Ok(Ensured {
-                job: live,
-                written,
-                waiting: None,
-                rejected: rejection(previous).filter(|_| rolled_back.is_none()),
-                rolled_back,
-            });
-        }
-        JobAction::Nothing => None,
-    };
-    let Some((enforce_index, reason)) = register else {
-        return Ok(Ensured {
-            job: live,
-            written,
-            waiting: None,
-            rejected: None,
-            rolled_back: None,
-        });
+    let step = decide(&snapshot);
+    for event in step.events {
+        say(ctx, key, event).await;
+    }
+    if let Some(reason) = step.refuse {
+        return Err(ReconcileError::Refused(reason));
+    }
+    let Some((enforce_index, reason)) = step.register else {
+        return Ok(Ensured::new(live, step.written, step.outcome));
     };
     let response = match ctx.nomad.register(desired, Some(enforce_index)).await {
         Ok(response) => response,
         // Refused for what the job is: not retried (the same job gets the same answer); one
         // Warning, and status says why until the desired job changes.
         Err(e) if e.refuses_the_job() => {
-            let rejected = refused(ctx, key, desired, generation, &e, &observation).await;
-            return Ok(Ensured::refused(live, written, rejected));
+            let (rejection, event) = refused(&snapshot, &snapshot.observation, &nomads_words(&e));
+            say(ctx, key, event).await;
+            return Ok(Ensured::refused(live, step.written, rejection));
         }
         Err(e) => {
             // A lost check-and-set means the cached job was stale: the retry reads Nomad.
@@ -236,19 +194,29 @@ pub async fn ensure_job_keeping(
             return Err(e.into());
         }
     };
-    announce(ctx, key, reason, &desired.id, generation).await;
+    if reason.is_drift() {
+        ctx.metrics
+            .drift_corrections
+            .get_or_create(&KindLabel {
+                kind: key.kind.as_str().into(),
+            })
+            .inc();
+    }
+    say(ctx, key, registered(reason, &desired.id, generation)).await;
     // Nomad now holds the desired job at the next version; no need to read it back.
     let mut registered = desired.clone();
     registered.version = Some(live.as_ref().and_then(|j| j.version).map_or(0, |v| v + 1));
     registered.job_modify_index = Some(response.job_modify_index);
     registered.stop = Some(desired.stop.unwrap_or(false));
-    Ok(Ensured {
-        job: Some(registered),
-        written: Some(written_now(response.job_modify_index)),
-        waiting: None,
-        rejected: None,
-        rolled_back: None,
-    })
+    let written = Written {
+        job_modify_index: response.job_modify_index,
+        fingerprint: snapshot.observation.desired_fingerprint.clone(),
+    };
+    Ok(Ensured::new(
+        Some(registered),
+        Some(written),
+        JobOutcome::default(),
+    ))
 }
 
 /// Whether Nomad rolled back nomarch's last write: a failed deployment of that very job version
@@ -283,70 +251,13 @@ async fn rolled_back_now(
         }))
 }
 
-/// Nomad refused the desired job for what it is: one Warning with Nomad's words, and the
-/// refusal to keep in status, so the same job is not sent again.
-async fn refused(
-    ctx: &Context,
-    key: &ObjectRef,
-    desired: &Job,
-    generation: i64,
-    error: &crate::clients::ApiError,
-    observation: &Observation,
-) -> Rejection {
-    let message = match error {
+/// Nomad's own words for a refusal.
+fn nomads_words(error: &crate::clients::ApiError) -> String {
+    match error {
         crate::clients::ApiError::Server { message, .. }
         | crate::clients::ApiError::BadRequest { message, .. } => message.clone(),
         other => other.to_string(),
-    };
-    ctx.event(
-        key,
-        EventType::Warning,
-        "RegisterRefused",
-        format!(
-            "Nomad refused job {} (generation {generation}): {message}",
-            desired.id
-        ),
-    )
-    .await;
-    Rejection {
-        fingerprint: observation.desired_fingerprint.clone(),
-        message,
     }
-}
-
-async fn announce(
-    ctx: &Context,
-    key: &ObjectRef,
-    reason: RegisterReason,
-    job: &str,
-    generation: i64,
-) {
-    let (type_, label) = match reason {
-        RegisterReason::Create => (EventType::Normal, "Registered"),
-        RegisterReason::SpecChanged => (EventType::Normal, "Updated"),
-        RegisterReason::Retry => (EventType::Normal, "Retried"),
-        RegisterReason::Stop => (EventType::Normal, "Stopped"),
-        RegisterReason::Start => (EventType::Normal, "Started"),
-        RegisterReason::Stopped | RegisterReason::Drifted => (EventType::Warning, "DriftCorrected"),
-    };
-    if reason.is_drift() {
-        ctx.metrics
-            .drift_corrections
-            .get_or_create(&KindLabel {
-                kind: key.kind.as_str().into(),
-            })
-            .inc();
-    }
-    ctx.event(
-        key,
-        type_,
-        label,
-        format!(
-            "job {job} registered (generation {generation}): {}",
-            reason.describe()
-        ),
-    )
-    .await;
 }
 
 /// The object is gone: stop its job if nomarch manages it for this object (and it is not
@@ -375,26 +286,4 @@ pub async fn deregister_if_ours(ctx: &Context, key: &ObjectRef) -> Result<(), Re
     )
     .await;
     Ok(())
-}
-
-/// Writes a status only when it changed (the store never sees a no-op write).
-pub async fn save_status(
-    ctx: &Context,
-    key: &ObjectRef,
-    previous: Option<&Status>,
-    status: &Status,
-) -> Result<(), ReconcileError> {
-    if previous == Some(status) {
-        return Ok(());
-    }
-    match ctx.store.put_status(key, status).await {
-        // The next run of this key (never concurrent with this one) must see this status,
-        // even before the watch delivers it.
-        Ok(revision) => {
-            ctx.cache.put_status(key.clone(), status.clone(), revision);
-            Ok(())
-        }
-        Err(crate::store::StoreError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -1,9 +1,11 @@
-//! Reconcilers, one module per kind. Each is observe → plan (pure, in `reconcilers`) →
-//! execute, and returns when to look again.
+//! Reconcilers, one module per kind. Each observes into a snapshot, decides with its pure
+//! `compute` in `reconcilers::kind` (the job action with `reconcilers::plan`), and hands the
+//! effects to the one executor, `execute`, which returns when to look again.
 //!
 //! # Layout
 //! - `app`, `pubs`, `cronjob`, `gitsource`, `nomadjob`: one kind each; `job` and `workload`: what the kinds
-//!   with a Nomad job share; `heal`: healing's stops and suspect nodes.
+//!   with a Nomad job share (keeping the job; observing its workload); `execute`: carries any
+//!   kind's effects out; `heal`: healing's memory of troubles per node.
 //! - `operator`: suspend and reconcile-now requests, before and after any kind's reconcile.
 //! - `webhook` and `deliveries`: the git push webhook a GitSource serves (verified, replays
 //!   refused), mounted on the controller's listener through [`Kinds::routes`].
@@ -11,6 +13,7 @@
 pub mod app;
 pub mod cronjob;
 pub mod deliveries;
+pub mod execute;
 pub mod gitsource;
 pub mod heal;
 pub mod job;
@@ -123,7 +126,7 @@ async fn reconcile(kinds: &AllKinds, ctx: &Context, key: &ObjectRef) -> (Outcome
             let result = match key.kind {
                 Kind::App => app::reconcile(ctx, &kinds.heal, key).await,
                 Kind::Pub => pubs::reconcile(ctx, &kinds.pubs, &kinds.heal, key).await,
-                Kind::CronJob => cronjob::reconcile(ctx, key).await,
+                Kind::CronJob => cronjob::reconcile(ctx, &kinds.heal, key).await,
                 Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, key).await,
                 Kind::NomadJob => {
                     nomadjob::reconcile(ctx, &kinds.nomad_jobs, &kinds.heal, key).await

@@ -6,29 +6,22 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use chrono::Utc;
-use crds::{ConditionType, NomadJob, ObjectRef, Resource, Status};
-use reconcilers::fingerprint::fingerprint;
-use reconcilers::render::nomadjob::{deploys, desired_instances, render_nomadjob};
-use reconcilers::status::{record_rejection, rejection, Rejection};
+use crds::{NomadJob, ObjectRef, Resource};
+use reconcilers::kind::nomadjob::{compute, workload_spec, NomadJobSnapshot};
+use reconcilers::render::nomadjob::render_nomadjob;
 use serde_json::Value;
 
+use super::execute::execute;
 use super::heal::HealState;
-use super::job::{
-    deregister_if_ours, desired_fingerprint, ensure_job_keeping, live_job, save_status,
-};
-use super::workload::{keep_if_unchanged, observe, save_and_announce, Workload};
+use super::job::{deregister_if_ours, desired_fingerprint, ensure_job_keeping, live_job};
+use super::workload::observe;
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::clients::ApiError;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
-use crate::store::EventType;
-
-/// While a job is converging, look again this often even without a trigger.
-const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
 
 /// Nomad's answer to one HCL text: the API job, or why Nomad cannot read it.
 type Parsed = Result<Value, String>;
@@ -97,7 +90,7 @@ pub async fn reconcile(
     let previous = object.status.clone();
     let source = match source_job(ctx, state, &object).await? {
         Ok(source) => source,
-        Err(message) => return unreadable(ctx, &object, previous.as_ref(), message).await,
+        Err(message) => return unreadable(ctx, heal, &object, message).await,
     };
     let as_job = |value: Value| -> Result<Job, ReconcileError> {
         serde_json::from_value(value)
@@ -106,9 +99,7 @@ pub async fn reconcile(
     let id = reconcilers::meta::job_id(key);
     let rendered = match render_nomadjob(&object, &source, None) {
         Ok(rendered) => rendered,
-        Err(problem) => {
-            return unreadable(ctx, &object, previous.as_ref(), problem.to_string()).await
-        }
+        Err(problem) => return unreadable(ctx, heal, &object, problem.to_string()).await,
     };
     // Values another actor owns come from the whole live job (the job cache keeps jobs slim),
     // read only when it matters: the job moved since nomarch's write, or nomarch will write.
@@ -147,54 +138,15 @@ pub async fn reconcile(
     )
     .await?;
     let desired_json = serde_json::to_value(&desired).expect("jobs serialize");
-    let workload = Workload {
-        object: key,
-        heal,
-        service: "",
-        desired: if object.spec.stopped {
-            0
-        } else {
-            desired_instances(&desired_json)
-        },
-        generation: object.metadata.generation,
-        // Checks live in the job as people wrote them; nomarch heals none of them (Nomad's
-        // own check_restart does what the job asks).
-        health: None,
-        max_unavailable: 0,
-        deploys: deploys(&desired_json) && !object.spec.stopped,
-        stopped: object.spec.stopped,
-    };
-    let observed = observe(
-        ctx,
+    let stored = previous.as_ref();
+    let spec = workload_spec(&object, key, &desired_json);
+    let workload = observe(ctx, spec, ensured.job.as_ref(), ensured.written, stored).await?;
+    let effects = compute(&NomadJobSnapshot {
+        object: &object,
+        job: &ensured.outcome,
         workload,
-        ensured.job.as_ref(),
-        ensured.written.clone(),
-        previous.as_ref(),
-    )
-    .await?;
-    let status = keep_if_unchanged(
-        observed.status,
-        previous.as_ref(),
-        object.metadata.generation,
-    );
-    let status = save_and_announce(
-        ctx,
-        key,
-        previous.as_ref(),
-        status,
-        &ensured,
-        observed.rollout_steps,
-    )
-    .await?;
-    if ensured.rejected.is_some() {
-        return Ok(Outcome::Done);
-    }
-    let settled = status.is_true(ConditionType::Ready) || status.is_true(ConditionType::Stopped);
-    if settled {
-        Ok(Outcome::Done)
-    } else {
-        Ok(Outcome::RequeueAfter(CONVERGING_RECHECK))
-    }
+    });
+    execute(ctx, heal, key, stored, effects).await
 }
 
 /// Whether some of the job's values are another actor's: paths the object ignores, or a group
@@ -209,30 +161,22 @@ fn others_own_values(decided: &Value, object: &NomadJob) -> bool {
     autoscaled || !object.spec.ignore_differences.is_empty()
 }
 
-/// A job that cannot be this object's (Nomad cannot parse it, or it names another job):
-/// `Invalid` in status with the reason, one Warning per distinct text, nothing written, and
-/// nothing retried until the object changes.
+/// A job that cannot be this object's: `reconcilers::kind::nomadjob::unreadable` decides.
 async fn unreadable(
     ctx: &Context,
+    heal: &HealState,
     object: &NomadJob,
-    previous: Option<&Status>,
     message: String,
 ) -> Result<Outcome, ReconcileError> {
-    let key = object.object_ref();
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = Some(object.metadata.generation);
-    let refusal = Rejection {
-        fingerprint: fingerprint(&Value::String(message.clone())),
-        message: message.clone(),
-    };
-    let said_before = rejection(previous).is_some_and(|r| r.fingerprint == refusal.fingerprint);
-    record_rejection(&mut status, Some(&refusal), Utc::now());
-    save_status(ctx, &key, previous, &status).await?;
-    if !said_before {
-        ctx.event(&key, EventType::Warning, "InvalidJob", message)
-            .await;
-    }
-    Ok(Outcome::Done)
+    let effects = reconcilers::kind::nomadjob::unreadable(object, message, Utc::now());
+    execute(
+        ctx,
+        heal,
+        &object.object_ref(),
+        object.status.as_ref(),
+        effects,
+    )
+    .await
 }
 
 /// Why manifests cannot be written: what Nomad says of their jobs (each at its place in the

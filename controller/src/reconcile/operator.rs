@@ -6,7 +6,7 @@ use chrono::Utc;
 use crds::ObjectRef;
 use reconcilers::operator::{pending_request, Suspension};
 
-use super::job::save_status;
+use super::execute::save_status;
 use super::ReconcileError;
 use crate::runtime::context::Context;
 use crate::store::EventType;

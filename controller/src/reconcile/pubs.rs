@@ -12,16 +12,15 @@ use crds::kinds::Pub;
 use crds::status::{HubRecord, PubPhase, Reallocation};
 use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
+use reconcilers::kind::pubs::{compute, workload_spec, PubSnapshot};
 use reconcilers::rebalance::{plan, HubArrivals, Limits, PlacedPub};
 use reconcilers::render::pubs::render_pub;
 use reconcilers::status::set_condition;
-use reconcilers::status::{mark_stopped, record_rejection, record_rollback, Written};
 
+use super::execute::execute;
 use super::heal::HealState;
-use super::job::{deregister_if_ours, ensure_job, save_status};
-use super::workload::{
-    announce_rollout, keep_if_unchanged, observe as observe_workload, Observed, Workload,
-};
+use super::job::{deregister_if_ours, ensure_job};
+use super::workload::observe;
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
@@ -29,8 +28,6 @@ use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
 use crate::store::EventType;
 
-const UNSCHEDULABLE_RECHECK: Duration = Duration::from_secs(10);
-const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
 /// A pub waiting for its lost hub looks again at least this often.
 const HOLD_RECHECK: Duration = Duration::from_secs(60);
 
@@ -338,16 +335,8 @@ pub async fn reconcile(
         }
     };
     let Some(hub_id) = hub_id else {
-        if pub_.spec.stopped {
-            // Stopped before it ever had a hub: there is no job to stop, and none to place.
-            mark_stopped(&mut status, true, 0, now);
-            status.hub.phase = Some(PubPhase::Stopped);
-            status.observed_generation = Some(pub_.metadata.generation);
-            save_status(ctx, key, previous.as_ref(), &status).await?;
-            return Ok(Outcome::Done);
-        }
-        save_status(ctx, key, previous.as_ref(), &status).await?;
-        return Ok(Outcome::RequeueAfter(UNSCHEDULABLE_RECHECK));
+        let effects = reconcilers::kind::pubs::without_hub(&pub_, status, now);
+        return execute(ctx, heal, key, previous.as_ref(), effects).await;
     };
     let hub_pool = hubs
         .iter()
@@ -364,38 +353,17 @@ pub async fn reconcile(
         Vec::new(),
     )
     .await?;
-    let Observed {
-        status: mut observed,
-        heal_due,
-        rollout_steps,
-    } = observe(
-        ctx,
-        heal,
-        &pub_,
-        ensured.job.as_ref(),
-        ensured.written,
-        &status,
-    )
-    .await?;
-    record_rejection(&mut observed, ensured.rejected.as_ref(), Utc::now());
-    record_rollback(
-        &mut observed,
-        previous.as_ref(),
-        ensured.rolled_back.as_ref(),
-        Utc::now(),
-    );
-    save_status(ctx, key, previous.as_ref(), &observed).await?;
-    announce_rollout(ctx, key, rollout_steps).await;
-    let ready = observed.is_true(ConditionType::Ready) || observed.is_true(ConditionType::Stopped);
-    let requeue = match (requeue, heal_due) {
-        (Some(a), Some(b)) => Some(a.min(b + Duration::from_millis(50))),
-        (a, b) => a.or(b.map(|d| d + Duration::from_millis(50))),
-    };
-    Ok(match (requeue, ready) {
-        (Some(wait), _) => Outcome::RequeueAfter(wait),
-        (None, true) => Outcome::Done,
-        (None, false) => Outcome::RequeueAfter(CONVERGING_RECHECK),
-    })
+    let spec = workload_spec(&pub_, key);
+    let job = ensured.job.as_ref();
+    let workload = observe(ctx, spec, job, ensured.written, Some(&status)).await?;
+    let effects = compute(&PubSnapshot {
+        pub_: &pub_,
+        stored: previous.as_ref(),
+        job: &ensured.outcome,
+        workload,
+        hub_requeue: requeue,
+    });
+    execute(ctx, heal, key, previous.as_ref(), effects).await
 }
 
 /// Chooses a hub and records it in status before anything is registered. Placements are
@@ -501,49 +469,6 @@ async fn place(
         }
     }
     Ok(Some(hub.id.clone()))
-}
-
-async fn observe(
-    ctx: &Context,
-    heal: &HealState,
-    pub_: &Pub,
-    job: Option<&Job>,
-    written: Option<Written>,
-    current: &Status,
-) -> Result<Observed, ReconcileError> {
-    let key = pub_.object_ref();
-    let service = reconcilers::render::service_name(&key);
-    let workload = Workload {
-        object: &key,
-        heal,
-        service: &service,
-        desired: u32::from(!pub_.spec.stopped),
-        generation: pub_.metadata.generation,
-        health: pub_.spec.health.as_ref(),
-        max_unavailable: 1,
-        // A pub's job has no update block (render/pubs.rs): one instance, replaced in place.
-        deploys: false,
-        stopped: pub_.spec.stopped,
-    };
-    let observed = observe_workload(ctx, workload, job, written, Some(current)).await?;
-    let mut status = observed.status;
-    let replicas = status.workload.replicas.unwrap_or_default();
-    let phase = match (
-        replicas.healthy >= 1,
-        replicas.running >= 1,
-        status.hub.hub_unhealthy_since.is_some(),
-    ) {
-        _ if pub_.spec.stopped => PubPhase::Stopped,
-        (_, _, true) => PubPhase::HubDown,
-        (true, _, _) => PubPhase::Running,
-        (false, true, _) => PubPhase::Starting,
-        (false, false, _) => PubPhase::Pending,
-    };
-    status.hub.phase = Some(phase);
-    Ok(Observed {
-        status: keep_if_unchanged(status, Some(current), pub_.metadata.generation),
-        ..observed
-    })
 }
 
 /// A node changed: the pubs pinned to it, and every pub still waiting for a hub.

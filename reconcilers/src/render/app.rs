@@ -43,7 +43,7 @@ pub fn render_app(app: &App) -> Value {
             "Services": services,
             "RestartPolicy": service_restart_policy(),
             "ReschedulePolicy": service_reschedule_policy(),
-            "Tasks": [task(GROUP, &spec.image, spec.command.as_deref(), &spec.args, &spec.ports, &spec.resources, &spec.env)],
+            "Tasks": [task(GROUP, spec.container(), &spec.ports)],
         }],
     });
     if let Some(pool) = node_pool {

@@ -36,7 +36,7 @@ pub fn render_cronjob(cron: &CronJob) -> Value {
             // A failed run is retried in place once, then reported; the next run is the retry.
             "RestartPolicy": {"Attempts": 1, "Interval": nanos(std::time::Duration::from_secs(600)), "Delay": nanos(std::time::Duration::from_secs(15)), "Mode": "fail"},
             "ReschedulePolicy": {"Attempts": 0, "Unlimited": false},
-            "Tasks": [task(GROUP, &spec.task.image, spec.task.command.as_deref(), &spec.task.args, &[], &spec.task.resources, &spec.task.env)],
+            "Tasks": [task(GROUP, spec.task.container(), &[])],
         }],
     });
     if let Some(pool) = node_pool {

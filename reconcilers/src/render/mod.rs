@@ -12,7 +12,7 @@ pub mod pubs;
 use std::time::Duration;
 
 use crds::workload::{
-    CheckType, Constraint, EnvVar, HealthCheck, Placement, Port, Protocol, Resources,
+    CheckType, Constraint, ContainerRef, EnvVar, HealthCheck, Placement, Port, Protocol,
     RolloutStrategy, Route, UpdateStrategy, VolumeType,
 };
 use crds::ObjectRef;
@@ -319,15 +319,14 @@ pub fn env_and_templates(env: &[EnvVar]) -> (Value, Value) {
     (env, templates)
 }
 
-pub fn task(
-    name: &str,
-    image: &str,
-    command: Option<&str>,
-    args: &[String],
-    ports: &[Port],
-    resources: &Resources,
-    env: &[EnvVar],
-) -> Value {
+pub fn task(name: &str, container: ContainerRef<'_>, ports: &[Port]) -> Value {
+    let ContainerRef {
+        image,
+        command,
+        args,
+        resources,
+        env,
+    } = container;
     let mut config = json!({"image": image});
     if let Some(command) = command {
         config["command"] = json!(command);

@@ -43,7 +43,7 @@ pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Value {
             // Restart in place; a failed pub is replaced on the same hub (the constraint holds).
             "RestartPolicy": service_restart_policy(),
             "ReschedulePolicy": service_reschedule_policy(),
-            "Tasks": [task(GROUP, &spec.image, spec.command.as_deref(), &spec.args, &spec.ports, &spec.resources, &spec.env)],
+            "Tasks": [task(GROUP, spec.container(), &spec.ports)],
         }],
     });
     if !hub_pool.is_empty() {

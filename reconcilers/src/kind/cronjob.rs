@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crds::status::CronRun;
 use crds::{ConditionType, CronJob, Status};
 
+use crate::effects::{Effects, PlannedEvent, Requeue};
 use crate::schedule::next_run;
 use crate::status::{record_rejection, record_written, set_condition, Rejection, Written};
 
@@ -56,23 +57,9 @@ pub struct CronSnapshot<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// An event to record once the status is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CronEvent {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// What the reconcile does besides keeping the job.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CronPlan {
-    pub status: Status,
-    /// Warnings, one per failed run not reported before.
-    pub events: Vec<CronEvent>,
-    pub requeue: Duration,
-}
-
-pub fn compute(snapshot: CronSnapshot<'_>) -> CronPlan {
+/// What the reconcile does besides keeping the job: the status, a Warning per failed run not
+/// reported before, and when to look again (there is nothing to heal).
+pub fn compute(snapshot: CronSnapshot<'_>) -> Effects {
     let mut runs = snapshot.runs.clone();
     runs.sort_by_key(|r| std::cmp::Reverse(r.submitted));
     let events = failures_not_reported(snapshot.previous, &runs);
@@ -90,24 +77,26 @@ pub fn compute(snapshot: CronSnapshot<'_>) -> CronPlan {
         (false, Some(wait)) => wait.min(IDLE_RECHECK),
         (false, None) => IDLE_RECHECK,
     };
-    CronPlan {
+    Effects {
         status,
+        heals: Vec::new(),
+        troubles: Vec::new(),
         events,
-        requeue,
+        requeue: Requeue::After(requeue),
     }
 }
 
 /// A Warning for each failed run newer than the newest one status says was reported.
-fn failures_not_reported(previous: Option<&Status>, newest_first: &[ChildRun]) -> Vec<CronEvent> {
+fn failures_not_reported(
+    previous: Option<&Status>,
+    newest_first: &[ChildRun],
+) -> Vec<PlannedEvent> {
     let seen = previous.and_then(|s| s.cron.last_reported_failure.as_deref());
     newest_first
         .iter()
         .filter(|r| r.outcome() == "Failed")
         .take_while(|r| seen.is_none_or(|s| s < r.job.as_str()))
-        .map(|r| CronEvent {
-            reason: "RunFailed",
-            message: format!("run {} failed", r.job),
-        })
+        .map(|r| PlannedEvent::warning("RunFailed", format!("run {} failed", r.job)))
         .collect()
 }
 
@@ -284,7 +273,11 @@ mod tests {
             .collect();
         assert_eq!(recent, ["Running", "Failed", "Failed", "Succeeded"]);
         assert_eq!(cron_status.last_successful_time, Some(at(1)));
-        assert_eq!(first.requeue, ACTIVE_RECHECK, "a run is active");
+        assert_eq!(
+            first.requeue,
+            Requeue::After(ACTIVE_RECHECK),
+            "a run is active"
+        );
 
         let mut later = runs;
         later.push(run(5, "dead", 0, 1));
@@ -305,13 +298,13 @@ mod tests {
             "Suspended"
         );
         assert_eq!(plan.status.cron.next_run, None);
-        assert_eq!(plan.requeue, IDLE_RECHECK);
+        assert_eq!(plan.requeue, Requeue::After(IDLE_RECHECK));
 
         let every_minute = cron("* * * * *", false);
         let plan = compute(snapshot(&every_minute, None, vec![], at(0)));
         assert_eq!(
             plan.requeue,
-            Duration::from_secs(31),
+            Requeue::After(Duration::from_secs(31)),
             "30 s to the minute, and one more"
         );
         let again = compute(snapshot(

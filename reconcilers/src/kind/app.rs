@@ -1,0 +1,236 @@
+//! An App's decisions besides its job: the workload's look (replicas, conditions, rollout,
+//! healing), Nomad's refusal or rollback on record, `Ready` said once, and when to look again.
+
+use std::time::Duration;
+
+use crds::{App, ConditionType, ObjectRef};
+
+use super::{became_ready, JobOutcome};
+use crate::effects::{Effects, Requeue};
+use crate::status::{record_rejection, record_rollback};
+use crate::workload::{look, WorkloadSnapshot, WorkloadSpec};
+
+/// While an App is converging, look again this often even without a trigger.
+pub const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
+
+/// A look due at a grace's end comes this much after it, so the grace has surely run out.
+pub const AFTER_GRACE: Duration = Duration::from_millis(50);
+
+/// What the look judges an App against.
+pub fn workload_spec<'a>(app: &'a App, object: &'a ObjectRef) -> WorkloadSpec<'a> {
+    let spec = &app.spec;
+    WorkloadSpec {
+        object,
+        generation: app.metadata.generation,
+        desired: if spec.stopped { 0 } else { spec.replicas },
+        stopped: spec.stopped,
+        health: spec.health.as_ref(),
+        max_unavailable: spec.update.max_unavailable,
+        // An App's job always has an update block (render/app.rs); a stopped job gets no
+        // deployment (Nomad cancels the running one).
+        deploys: spec.replicas > 0 && !spec.stopped,
+    }
+}
+
+/// Everything an App's decisions read; `workload.previous` is the App's stored status.
+pub struct AppSnapshot<'a> {
+    pub app: &'a App,
+    pub job: &'a JobOutcome,
+    pub workload: WorkloadSnapshot<'a>,
+}
+
+pub fn compute(snapshot: &AppSnapshot<'_>) -> Effects {
+    let stored = snapshot.app.status.as_ref();
+    let now = snapshot.workload.now;
+    let look = look(&snapshot.workload);
+    let mut status = look.status;
+    record_rejection(&mut status, snapshot.job.rejected.as_ref(), now);
+    record_rollback(&mut status, stored, snapshot.job.rolled_back.as_ref(), now);
+    let mut events = look.rollout_steps;
+    events.extend(became_ready(stored, &status));
+    // Settled: Ready, or stopped with nothing running any more.
+    let settled = status.is_true(ConditionType::Ready) || status.is_true(ConditionType::Stopped);
+    let requeue = match (&snapshot.job, look.heal_due) {
+        // Refused by Nomad: nothing changes until the App does, and that queues it again.
+        (
+            JobOutcome {
+                rejected: Some(_), ..
+            },
+            _,
+        ) => Requeue::OnChange,
+        // A check failing within its grace: look again when the grace runs out, not later.
+        (_, Some(due)) => Requeue::After(due.min(CONVERGING_RECHECK) + AFTER_GRACE),
+        // Waiting for dependencies, or converging: look again at the converging pace.
+        (
+            JobOutcome {
+                waiting: Some(_), ..
+            },
+            None,
+        ) => Requeue::After(CONVERGING_RECHECK),
+        _ if !settled => Requeue::After(CONVERGING_RECHECK),
+        // Settled: the next change (of the App, its job or its allocations) brings it back.
+        _ => Requeue::OnChange,
+    };
+    Effects {
+        status,
+        heals: look.heals,
+        troubles: look.troubles,
+        events,
+        requeue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{AllocView, JobView, Rejection};
+    use crate::workload::{Checks, Deployments, WorkloadAlloc};
+    use chrono::{DateTime, Utc};
+    use crds::Status;
+
+    fn app(stored: Option<Status>) -> App {
+        let mut app: App = serde_json::from_value(serde_json::json!({
+            "apiVersion": "nomarch.io/v1", "kind": "App",
+            "metadata": {"name": "web", "namespace": "default", "generation": 2},
+            "spec": {"image": "nginx", "replicas": 2,
+                     "ports": [{"name": "http", "port": 0}],
+                     "health": {"type": "http", "port": "http", "path": "/", "grace": "30s"}},
+        }))
+        .expect("an App");
+        app.status = stored;
+        app
+    }
+
+    fn running(id: &str) -> WorkloadAlloc {
+        WorkloadAlloc {
+            view: AllocView {
+                id: id.into(),
+                node_id: "n1".into(),
+                client_status: "running".into(),
+                desired_status: "run".into(),
+                checks_passing: None,
+            },
+            node_name: "n1".into(),
+            job_version: 0,
+        }
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    /// One App, two instances, checks as given, the job outcome as given.
+    fn effects(app: &App, job: &JobOutcome, passing: [bool; 2], now: DateTime<Utc>) -> Effects {
+        let object = app.object_ref();
+        compute(&AppSnapshot {
+            app,
+            job,
+            workload: WorkloadSnapshot {
+                spec: WorkloadSpec {
+                    deploys: false,
+                    ..workload_spec(app, &object)
+                },
+                job: Some(JobView {
+                    id: "web".into(),
+                    version: 0,
+                    job_modify_index: 10,
+                }),
+                job_stopped: false,
+                written: None,
+                previous: app.status.as_ref(),
+                allocs: vec![running("a1"), running("a2")],
+                checks: Checks::Read(
+                    [
+                        ("a1".to_string(), passing[0]),
+                        ("a2".to_string(), passing[1]),
+                    ]
+                    .into(),
+                ),
+                deployments: Deployments::default(),
+                now,
+            },
+        })
+    }
+
+    #[test]
+    fn the_next_look_follows_the_rules_in_order() {
+        let refused = JobOutcome {
+            rejected: Some(Rejection {
+                fingerprint: "f".into(),
+                message: "bad".into(),
+            }),
+            ..JobOutcome::default()
+        };
+        let waiting = JobOutcome {
+            waiting: Some("db is not Ready".into()),
+            ..JobOutcome::default()
+        };
+        let fine = JobOutcome::default();
+        // (why, job outcome, checks passing, next look)
+        let table = [
+            ("refused", &refused, [false, true], Requeue::OnChange),
+            (
+                "a check within its grace",
+                &fine,
+                [true, false],
+                Requeue::After(CONVERGING_RECHECK + AFTER_GRACE),
+            ),
+            (
+                "waiting",
+                &waiting,
+                [true, true],
+                Requeue::After(CONVERGING_RECHECK),
+            ),
+            ("settled", &fine, [true, true], Requeue::OnChange),
+        ];
+        for (why, job, passing, expected) in table {
+            let plan = effects(&app(None), job, passing, at(0));
+            assert_eq!(plan.requeue, expected, "{why}");
+        }
+    }
+
+    #[test]
+    fn ready_is_said_once_and_a_refusal_is_on_record() {
+        let first = effects(&app(None), &JobOutcome::default(), [true, true], at(0));
+        assert_eq!(
+            first.events.iter().map(|e| e.reason).collect::<Vec<_>>(),
+            ["Ready"]
+        );
+        let again = effects(
+            &app(Some(first.status.clone())),
+            &JobOutcome::default(),
+            [true, true],
+            at(10),
+        );
+        assert!(again.events.is_empty());
+        assert_eq!(again.status, first.status, "a steady App writes nothing");
+        let refused = JobOutcome {
+            rejected: Some(Rejection {
+                fingerprint: "f".into(),
+                message: "Nomad says no".into(),
+            }),
+            ..JobOutcome::default()
+        };
+        let plan = effects(&app(Some(first.status)), &refused, [true, true], at(20));
+        assert!(plan.status.is_true(ConditionType::Invalid));
+    }
+
+    #[test]
+    fn a_check_failing_past_its_grace_is_healed() {
+        let within = effects(&app(None), &JobOutcome::default(), [true, false], at(0));
+        assert!(within.heals.is_empty());
+        let past = effects(
+            &app(Some(within.status)),
+            &JobOutcome::default(),
+            [true, false],
+            at(31),
+        );
+        assert_eq!(
+            past.heals
+                .iter()
+                .map(|h| h.alloc.as_str())
+                .collect::<Vec<_>>(),
+            ["a2"]
+        );
+    }
+}
