@@ -271,7 +271,7 @@ async fn pub_job(
     let facts = HubFacts {
         hub_id: current.as_ref().map(|(id, _)| id.as_str()),
         hub: hub.as_ref(),
-        unhealthy_since: crate::reconcile::pubs::unhealthy_since(&status, hub.as_ref(), now),
+        unhealthy_since: reconcilers::kind::pubs::unhealthy_since(&status, hub.as_ref(), now),
         grace: pub_.spec.reallocation.grace.get(),
         wait_on_loss: pub_.spec.waits_on_hub_loss(),
         now,

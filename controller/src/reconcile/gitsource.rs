@@ -8,21 +8,21 @@
 //! owns are put back, and writes nothing when nothing differs.
 
 use chrono::Utc;
-use crds::{ConditionStatus, ConditionType, GitSource, ManifestError, ObjectRef, Resource};
+use crds::{GitSource, ManifestError, ObjectRef, Resource};
+use reconcilers::kind::gitsource::{
+    compute, describe_conflicts, describe_errors, not_due_for, short, Attempt,
+};
 use reconcilers::source_sync::{self, Owner, SyncPlan};
-use reconcilers::status::set_condition;
 use std::sync::Arc;
 
-use super::execute::save_status;
+use super::execute::{execute as execute_effects, save_status};
+use super::heal::HealState;
 use super::ReconcileError;
 use crate::git::{Credentials, GitError, Mirror};
 use crate::runtime::context::Context;
 use crate::runtime::metrics::SourceLabel;
 use crate::runtime::queue::Outcome;
 use crate::store::{Change, EventType};
-
-/// Errors quoted in status and events; the rest are counted.
-const ERRORS_SHOWN: usize = 5;
 
 /// What git sources keep across reconciles: where their bare mirrors live, each source's last
 /// parsed commit (so a poll that finds no new commit parses nothing), and what the webhook
@@ -58,9 +58,10 @@ impl GitState {
 pub async fn reconcile(
     ctx: &Context,
     git: &GitState,
+    heal: &HealState,
     key: &ObjectRef,
 ) -> Result<Outcome, ReconcileError> {
-    match sync(ctx, git, key).await {
+    match sync(ctx, git, heal, key).await {
         // A source waits for someone to fix the repository, the branch or the secret; it still
         // looks again at every poll, not only when the source object changes.
         Err(ReconcileError::Source(e)) if !e.is_transient() => {
@@ -79,191 +80,104 @@ fn poll_interval(ctx: &Context, key: &ObjectRef) -> std::time::Duration {
     }
 }
 
-async fn sync(ctx: &Context, git: &GitState, key: &ObjectRef) -> Result<Outcome, ReconcileError> {
+/// Observe and carry out: fetch, parse, plan, apply (each step's failure ends the attempt);
+/// `reconcilers::kind::gitsource::compute` says what the attempt means for status and events.
+async fn sync(
+    ctx: &Context,
+    git: &GitState,
+    heal: &HealState,
+    key: &ObjectRef,
+) -> Result<Outcome, ReconcileError> {
     let Some(Resource::GitSource(source)) = ctx.cache.get(key) else {
         // Objects it synced stay: deleting a source is not a request to delete what runs.
         forget(ctx, git, key);
         return Ok(Outcome::Done);
     };
-    let interval = source.spec.interval.get();
-    let previous = source.status.clone();
     let now = Utc::now();
-    if let Some(wait) = not_due_for(git, key, &source, now) {
-        return Ok(Outcome::RequeueAfter(wait));
-    }
-    let mut status = previous.clone().unwrap_or_default();
-    status.observed_generation = Some(source.metadata.generation);
-    status.git.last_fetch_time = Some(now);
-
-    let commit = match fetch(ctx, git, key, &source).await {
-        Ok(commit) => {
-            set_condition(
-                &mut status.conditions,
-                ConditionType::Fetched,
-                true,
-                "Fetched",
-                format!("branch {} is at {}", source.spec.branch, short(&commit)),
-                Utc::now(),
-            );
-            status.git.last_fetched_commit = Some(commit.clone());
-            commit
-        }
-        Err(e) => {
-            let failed = Failed::new(ConditionType::Fetched, e.reason(), e.to_string());
-            return Err(failed
-                .report(ctx, key, previous.as_ref(), status, e.into())
-                .await);
-        }
-    };
-
-    let manifests = match parse(&ctx.nomad, git, key, &source, &commit).await {
-        Ok(manifests) => manifests,
-        Err(e) => {
-            let failed = Failed::new(
-                ConditionType::Synced,
-                e.reason(),
-                format!("commit {}: {e}", short(&commit)),
-            );
-            return Err(failed
-                .report(ctx, key, previous.as_ref(), status, e.into())
-                .await);
-        }
-    };
-    let outcome = match manifests.as_ref() {
-        Err(errors) => Err(("InvalidManifests", describe_errors(&commit, errors))),
-        Ok(desired) => {
-            let plan = plan(ctx, key, &source, &commit, desired);
-            if plan.conflicts.is_empty() {
-                if let Err(e) = apply(ctx, key, &commit, &plan).await {
-                    // Said in status too, so the retry is due at once rather than at the next
-                    // poll (a settled source waits for its interval).
-                    let message = format!("commit {}: not applied yet: {e}", short(&commit));
-                    let failed = Failed::new(ConditionType::Synced, "ApplyFailed", message);
-                    return Err(failed.report(ctx, key, previous.as_ref(), status, e).await);
-                }
-                Ok(plan)
-            } else {
-                Err(("OwnershipConflict", describe_conflicts(&commit, &plan)))
-            }
-        }
-    };
-    let now = Utc::now();
-    match outcome {
-        Ok(plan) => {
-            let message = format!("commit {}: {}", short(&commit), plan.summary());
-            if !plan.is_noop() {
-                ctx.event(key, EventType::Normal, "Synced", message.clone())
-                    .await;
-            }
-            set_condition(
-                &mut status.conditions,
-                ConditionType::Synced,
-                true,
-                "Applied",
-                message,
-                now,
-            );
-            status.git.last_applied_commit = Some(commit.clone());
-            status.git.last_sync_time = Some(now);
-            let owned = plan.create.len() + plan.update.len() + plan.unchanged.len();
-            status.git.objects = Some(owned);
-            ctx.metrics
-                .git_last_sync
-                .get_or_create(&SourceLabel {
-                    source: key.to_string(),
-                })
-                .set(now.timestamp());
-        }
-        Err((reason, message)) => {
-            let already_reported = status
-                .condition(ConditionType::Synced)
-                .is_some_and(|c| c.status == ConditionStatus::False && c.message == message);
-            if !already_reported {
-                ctx.event(key, EventType::Warning, "SyncFailed", message.clone())
-                    .await;
-            }
-            set_condition(
-                &mut status.conditions,
-                ConditionType::Synced,
-                false,
-                reason,
-                message,
-                now,
-            );
-        }
-    }
-    status.git.last_attempted_commit = Some(commit);
-    save_status(ctx, key, previous.as_ref(), &status).await?;
-    Ok(Outcome::RequeueAfter(interval))
-}
-
-/// How long until the next fetch is due, or `None` when it is due now. Resyncs and other
-/// wake-ups between polls must not turn the interval into "as often as anything happens": a
-/// fetch is due when the interval has passed since the last one, the source changed, the last
-/// attempt failed, or a verified webhook asked.
-fn not_due_for(
-    git: &GitState,
-    key: &ObjectRef,
-    source: &GitSource,
-    now: chrono::DateTime<Utc>,
-) -> Option<std::time::Duration> {
     let requested = lock(&git.fetch_requests).remove(key)
         || reconcilers::operator::pending_request(&source.metadata, source.status.as_ref())
             .is_some();
-    let status = source.status.as_ref()?;
-    let settled = status.observed_generation == Some(source.metadata.generation)
-        && [ConditionType::Fetched, ConditionType::Synced]
-            .into_iter()
-            .all(|c| status.is_true(c));
-    let last_fetch = status.git.last_fetch_time?;
-    let next = last_fetch + chrono::Duration::from_std(source.spec.interval.get()).ok()?;
-    match () {
-        _ if requested || !settled => None,
-        _ if next <= now => None,
-        _ => (next - now).to_std().ok(),
+    if let Some(wait) = not_due_for(&source, requested, now) {
+        return Ok(Outcome::RequeueAfter(wait));
     }
-}
-
-/// A step that failed: which condition turns False, why, and what to say.
-struct Failed {
-    condition: ConditionType,
-    reason: &'static str,
-    message: String,
-}
-
-impl Failed {
-    fn new(condition: ConditionType, reason: &'static str, message: String) -> Failed {
-        Failed {
-            condition,
-            reason,
-            message,
-        }
-    }
-
-    /// Puts the condition in status and hands the error back. A status that cannot be written
-    /// (etcd down) does not hide the original error.
-    async fn report(
-        self,
-        ctx: &Context,
-        key: &ObjectRef,
-        previous: Option<&crds::Status>,
-        mut status: crds::Status,
-        error: ReconcileError,
-    ) -> ReconcileError {
-        let now = Utc::now();
-        set_condition(
-            &mut status.conditions,
-            self.condition,
-            false,
-            self.reason,
-            self.message,
-            now,
-        );
-        if let Err(e) = save_status(ctx, key, previous, &status).await {
+    let (attempt, failure) = attempt(ctx, git, key, &source).await;
+    let applied = matches!(attempt, Attempt::Applied { .. });
+    let effects = compute(&source, &attempt, now);
+    let stored = source.status.as_ref();
+    if let Some(error) = failure {
+        // A status that cannot be written (etcd down) does not hide the original error.
+        if let Err(e) = save_status(ctx, key, stored, &effects.status).await {
             tracing::warn!(source = %key, error = %e, "could not record the failure in status");
         }
-        error
+        return Err(error);
     }
+    if applied {
+        ctx.metrics
+            .git_last_sync
+            .get_or_create(&SourceLabel {
+                source: key.to_string(),
+            })
+            .set(now.timestamp());
+    }
+    execute_effects(ctx, heal, key, stored, effects).await
+}
+
+/// One sync attempt: what happened, and the error that ended it early, if one did.
+async fn attempt(
+    ctx: &Context,
+    git: &GitState,
+    key: &ObjectRef,
+    source: &GitSource,
+) -> (Attempt, Option<ReconcileError>) {
+    let failed = |fetched: Option<&str>, reason: &'static str, message: String| Attempt::Failed {
+        fetched: fetched.map(str::to_string),
+        reason,
+        message,
+    };
+    let commit = match fetch(ctx, git, key, source).await {
+        Ok(commit) => commit,
+        Err(e) => return (failed(None, e.reason(), e.to_string()), Some(e.into())),
+    };
+    let manifests = match parse(&ctx.nomad, git, key, source, &commit).await {
+        Ok(manifests) => manifests,
+        Err(e) => {
+            let message = format!("commit {}: {e}", short(&commit));
+            return (failed(Some(&commit), e.reason(), message), Some(e.into()));
+        }
+    };
+    let desired = match manifests.as_ref() {
+        Ok(desired) => desired,
+        Err(errors) => {
+            let refused = Attempt::Refused {
+                message: describe_errors(&commit, errors),
+                commit,
+                reason: "InvalidManifests",
+            };
+            return (refused, None);
+        }
+    };
+    let plan = plan(ctx, key, source, &commit, desired);
+    if !plan.conflicts.is_empty() {
+        let refused = Attempt::Refused {
+            message: describe_conflicts(&commit, &plan),
+            commit,
+            reason: "OwnershipConflict",
+        };
+        return (refused, None);
+    }
+    if let Err(e) = apply(ctx, key, &commit, &plan).await {
+        // Said in status too, so the retry is due at once rather than at the next poll (a
+        // settled source waits for its interval).
+        let message = format!("commit {}: not applied yet: {e}", short(&commit));
+        return (failed(Some(&commit), "ApplyFailed", message), Some(e));
+    }
+    let applied = Attempt::Applied {
+        summary: plan.summary(),
+        noop: plan.is_noop(),
+        owned: plan.create.len() + plan.update.len() + plan.unchanged.len(),
+        commit,
+    };
+    (applied, None)
 }
 
 /// Drops what the controller keeps in memory for a deleted source. The mirror on disk stays
@@ -280,10 +194,6 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The first 12 hex digits, as people quote commits.
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
-}
-
 /// What can keep a sync from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -471,47 +381,4 @@ async fn apply(
     tracing::info!(source = %key, commit = short(commit), summary = %plan.summary(), "applying commit");
     ctx.store.commit_changes(&changes).await?;
     Ok(())
-}
-
-fn describe_errors(commit: &str, errors: &[ManifestError]) -> String {
-    let shown: Vec<String> = errors
-        .iter()
-        .take(ERRORS_SHOWN)
-        .map(|e| e.to_string())
-        .collect();
-    let more = errors.len().saturating_sub(ERRORS_SHOWN);
-    let tail = if more > 0 {
-        format!("; and {more} more")
-    } else {
-        String::new()
-    };
-    format!(
-        "commit {}: nothing applied, {} invalid: {}{tail}",
-        short(commit),
-        plural(errors.len(), "error"),
-        shown.join("; ")
-    )
-}
-
-fn describe_conflicts(commit: &str, plan: &SyncPlan) -> String {
-    let shown: Vec<String> = plan
-        .conflicts
-        .iter()
-        .take(ERRORS_SHOWN)
-        .map(|c| c.to_string())
-        .collect();
-    format!(
-        "commit {}: nothing applied, {} owned elsewhere: {}",
-        short(commit),
-        plural(plan.conflicts.len(), "object"),
-        shown.join("; ")
-    )
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }

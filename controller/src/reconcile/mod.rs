@@ -127,7 +127,7 @@ async fn reconcile(kinds: &AllKinds, ctx: &Context, key: &ObjectRef) -> (Outcome
                 Kind::App => app::reconcile(ctx, &kinds.heal, key).await,
                 Kind::Pub => pubs::reconcile(ctx, &kinds.pubs, &kinds.heal, key).await,
                 Kind::CronJob => cronjob::reconcile(ctx, &kinds.heal, key).await,
-                Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, key).await,
+                Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, &kinds.heal, key).await,
                 Kind::NomadJob => {
                     nomadjob::reconcile(ctx, &kinds.nomad_jobs, &kinds.heal, key).await
                 }

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::nodes::hub_from;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use crds::kinds::Pub;
-use crds::status::{HubRecord, PubPhase, Reallocation};
-use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
-use reconcilers::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
-use reconcilers::kind::pubs::{compute, workload_spec, PubSnapshot};
+use crds::{Kind, ObjectRef, Resource, Status};
+use reconcilers::hubs::{Assigned, Hub};
+use reconcilers::kind::pubs::{
+    compute, hub_step, placed, workload_spec, HubAction, HubSnapshot, Moving, PubSnapshot,
+};
 use reconcilers::rebalance::{plan, HubArrivals, Limits, PlacedPub};
 use reconcilers::render::pubs::render_pub;
-use reconcilers::status::set_condition;
 
-use super::execute::execute;
+use super::execute::{execute, say};
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job};
 use super::workload::observe;
@@ -26,10 +26,6 @@ use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
-use crate::store::EventType;
-
-/// A pub waiting for its lost hub looks again at least this often.
-const HOLD_RECHECK: Duration = Duration::from_secs(60);
 
 /// The ID of the hub a status records, borrowed.
 fn hub_id_of_status(status: Option<&Status>) -> Option<&str> {
@@ -77,19 +73,6 @@ impl PubState {
             tokio::time::sleep_until(*next).await;
         }
         *next = (*next).max(now) + std::time::Duration::from_secs(1) / REPINS_PER_SECOND;
-    }
-}
-
-/// Since when the recorded hub has been seen not ready: from status, or from `now` when it
-/// was ready at the last look. `None` while it is ready.
-pub fn unhealthy_since(
-    status: &Status,
-    hub: Option<&Hub>,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    match hub {
-        Some(h) if !h.ready => Some(status.hub.hub_unhealthy_since.unwrap_or(now)),
-        _ => None,
     }
 }
 
@@ -230,108 +213,47 @@ pub async fn reconcile(
         return Ok(Outcome::Done);
     };
     let previous = pub_.status.clone();
-    let mut status = previous.clone().unwrap_or_default();
     let hubs = hubs(ctx, &pub_).await?;
-    let now = Utc::now();
     let current = hub_of_status(previous.as_ref());
-    let hub = current
-        .as_ref()
-        .and_then(|(id, _)| hubs.iter().find(|h| &h.id == id));
-    let unhealthy_since = unhealthy_since(&status, hub, now);
-    status.hub.hub_unhealthy_since = unhealthy_since;
-    let facts = HubFacts {
-        hub_id: current.as_ref().map(|(id, _)| id.as_str()),
-        hub,
-        unhealthy_since,
-        grace: pub_.spec.reallocation.grace.get(),
-        wait_on_loss: pub_.spec.waits_on_hub_loss(),
-        now,
-    };
-    let mut requeue = None;
-    // A stopped pub keeps its hub and is not moved: nothing of it runs to be moved.
-    let verdict = if pub_.spec.stopped {
-        HubVerdict::Stay
+    // Pubs that rebalance by themselves ask for moves when a hub has arrived.
+    let rebalance_due = if pub_.spec.rebalance {
+        auto_rebalance(ctx, state, &hubs)
     } else {
-        verdict(&facts)
+        None
     };
-    // A move someone asked for (`nomarch rebalance pubs`), only while nothing else moves it.
-    if pub_.spec.rebalance {
-        if let Some(wait) = auto_rebalance(ctx, state, &hubs) {
-            requeue = Some(wait + Duration::from_millis(200));
-        }
+    let asked = asked_hub(state, &pub_, &hubs, current.as_ref());
+    // What the others are promised, read only when a move was asked for: the placement
+    // itself reads it again under the lock.
+    let assigned = match asked {
+        Some(_) => assigned_except(ctx, key),
+        None => Assigned::new(),
+    };
+    let now = Utc::now();
+    let step = hub_step(&HubSnapshot {
+        pub_: &pub_,
+        status: previous.as_ref(),
+        hubs: &hubs,
+        asked,
+        assigned: &assigned,
+        rebalance_due,
+        now,
+    });
+    for event in step.events {
+        say(ctx, key, event).await;
     }
-    let asked = match (&verdict, asked_hub(state, &pub_, &hubs, current.as_ref())) {
-        (HubVerdict::Stay, Some((target, why))) => {
-            let need = (
-                u64::from(pub_.spec.resources.cpu),
-                u64::from(pub_.spec.resources.memory),
-            );
-            let fits = choose(
-                &pub_.spec.hub_selector,
-                pub_.spec.placement_policy,
-                need,
-                &pub_.spec.volumes,
-                std::slice::from_ref(target),
-                &assigned_except(ctx, key),
-                None,
-            )
-            .is_some();
-            if !fits {
-                ctx.event(
-                    key,
-                    EventType::Warning,
-                    "MoveRefused",
-                    format!(
-                        "hub {} cannot take it now (not ready, not matching the selector, without room or without its volumes)",
-                        target.name
-                    ),
-                )
-                .await;
-            }
-            fits.then_some((target, why))
-        }
-        _ => None,
-    };
-    let hub_id = match verdict {
-        HubVerdict::Stay if asked.is_some() => {
-            let (target, why) = asked.expect("checked");
-            place(
-                ctx,
-                state,
-                &pub_,
-                std::slice::from_ref(target),
-                &mut status,
-                Some((
-                    current.clone().expect("a pub that moves had a hub"),
-                    why.to_string(),
-                )),
-            )
-            .await?
-        }
-        HubVerdict::Stay => current.map(|(id, _)| id),
-        HubVerdict::Wait(rest) => {
-            requeue = Some(rest + Duration::from_millis(200));
-            current.map(|(id, _)| id)
-        }
-        // Pinned to a lost hub on purpose: said (repeats count up, they do not flood), and
-        // looked at again when the hub's node changes, or at the latest in a minute.
-        HubVerdict::Hold(reason) => {
-            ctx.event(key, EventType::Warning, "WaitingForHub", reason)
-                .await;
-            requeue = Some(HOLD_RECHECK);
-            current.map(|(id, _)| id)
-        }
-        HubVerdict::Place => place(ctx, state, &pub_, &hubs, &mut status, None).await?,
-        HubVerdict::Move(reason) => {
-            place(
-                ctx,
-                state,
-                &pub_,
-                &hubs,
-                &mut status,
-                Some((current.expect("a pub that moves had a hub"), reason)),
-            )
-            .await?
+    let requeue = step.requeue;
+    let mut status = step.status;
+    let hub_id = match step.action {
+        HubAction::Keep => current.map(|(id, _)| id),
+        HubAction::Choose { only, moving } => {
+            let candidates: &[Hub] = match &only {
+                Some(id) => hubs
+                    .iter()
+                    .find(|h| &h.id == id)
+                    .map_or(&[], std::slice::from_ref),
+                None => &hubs,
+            };
+            place(ctx, state, &pub_, candidates, &mut status, moving).await?
         }
     };
     let Some(hub_id) = hub_id else {
@@ -366,109 +288,46 @@ pub async fn reconcile(
     execute(ctx, heal, key, previous.as_ref(), effects).await
 }
 
-/// Chooses a hub and records it in status before anything is registered. Placements are
-/// serialized, and each one is visible to the next at once, so two pubs never take the last
-/// room on a hub. Moves are paced. Returns the hub, or `None` (Unschedulable, in status).
+/// Chooses a hub and records it in status before anything is registered
+/// (`reconcilers::kind::pubs::placed` decides). Placements are serialized, and each one is
+/// visible to the next at once, so two pubs never take the last room on a hub. Moves are
+/// paced. Returns the hub, or `None` (Unschedulable, in `status`, stored by the caller).
 async fn place(
     ctx: &Context,
     state: &PubState,
     pub_: &Pub,
     hubs: &[Hub],
     status: &mut Status,
-    moving: Option<((String, String), String)>,
+    moving: Option<Moving>,
 ) -> Result<Option<String>, ReconcileError> {
     let key = pub_.object_ref();
     let _serialized = state.placement.lock().await;
     if moving.is_some() {
         state.pace_repin().await;
     }
-    let need = (
-        u64::from(pub_.spec.resources.cpu),
-        u64::from(pub_.spec.resources.memory),
-    );
-    let exclude = moving.as_ref().map(|((id, _), _)| id.as_str());
-    let now = Utc::now();
-    let Some(hub) = choose(
-        &pub_.spec.hub_selector,
-        pub_.spec.placement_policy,
-        need,
-        &pub_.spec.volumes,
+    let assigned = assigned_except(ctx, &key);
+    let placement = placed(
+        pub_,
+        status.clone(),
         hubs,
-        &assigned_except(ctx, &key),
-        exclude,
-    ) else {
-        let volumes = if pub_.spec.volumes.is_empty() {
-            String::new()
-        } else {
-            let names: Vec<&str> = pub_
-                .spec
-                .volumes
-                .iter()
-                .map(|v| v.source.as_str())
-                .collect();
-            format!(" and offers host volume(s) {}", names.join(", "))
-        };
-        let message = format!(
-            "no ready hub matching the selector has room for {} MHz and {} MB{volumes}",
-            need.0, need.1
-        );
-        let was = status
-            .condition(ConditionType::Ready)
-            .map(|c| c.reason.clone());
-        set_condition(
-            &mut status.conditions,
-            ConditionType::Ready,
-            false,
-            "Unschedulable",
-            message.clone(),
-            now,
-        );
-        status.hub.phase = Some(PubPhase::Unschedulable);
-        if was.as_deref() != Some("Unschedulable") {
-            ctx.event(&key, EventType::Warning, "Unschedulable", message)
-                .await;
-        }
-        return Ok(None);
-    };
-    status.hub.hub = Some(HubRecord {
-        id: hub.id.clone(),
-        name: hub.name.clone(),
-    });
-    status.hub.hub_unhealthy_since = None;
-    if let Some(((_, from), reason)) = &moving {
-        status.hub.last_reallocation = Some(Reallocation {
-            from: from.clone(),
-            to: hub.name.clone(),
-            at: now,
-            reason: reason.clone(),
-        });
-    }
-    // The hub is decided before the job exists: a crash after this line registers the pub on
-    // this hub when the reconcile runs again; a crash before it decides again.
-    let revision = ctx.store.put_status(&key, status).await?;
-    ctx.cache.put_status(key.clone(), status.clone(), revision);
-    match moving {
-        Some(((_, from), reason)) => {
+        &assigned,
+        moving.as_ref(),
+        Utc::now(),
+    );
+    *status = placement.status;
+    if placement.hub.is_some() {
+        // The hub is decided before the job exists: a crash after this line registers the
+        // pub on this hub when the reconcile runs again; a crash before it decides again.
+        let revision = ctx.store.put_status(&key, status).await?;
+        ctx.cache.put_status(key.clone(), status.clone(), revision);
+        if moving.is_some() {
             ctx.metrics.repins.inc();
-            ctx.event(
-                &key,
-                EventType::Normal,
-                "Reallocated",
-                format!("moved from hub {from} to hub {}: {reason}", hub.name),
-            )
-            .await;
-        }
-        None => {
-            ctx.event(
-                &key,
-                EventType::Normal,
-                "Placed",
-                format!("placed on hub {}", hub.name),
-            )
-            .await
         }
     }
-    Ok(Some(hub.id.clone()))
+    for event in placement.events {
+        say(ctx, &key, event).await;
+    }
+    Ok(placement.hub)
 }
 
 /// A node changed: the pubs pinned to it, and every pub still waiting for a hub.

@@ -8,9 +8,11 @@
 //! - [`job`]: keeping the Nomad job, shared by every kind with one (the plan, verifying
 //!   drift, Nomad's refusals and rollbacks).
 //! - [`cronjob`]: a CronJob's status, failure events and next look from its child jobs.
+//! - [`gitsource`]: a GitSource's status, events and next fetch from how a sync went.
 
 pub mod app;
 pub mod cronjob;
+pub mod gitsource;
 pub mod job;
 pub mod nomadjob;
 pub mod pubs;
