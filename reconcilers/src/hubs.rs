@@ -186,10 +186,11 @@ pub fn verdict(facts: &HubFacts) -> HubVerdict {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn hub(name: &str, memory: u64, ready: bool, schedulable: bool) -> Hub {
+    /// A hub of class `hub` in `dc1` with 10 GHz, as the tests of placement and pubs use.
+    pub(crate) fn hub(name: &str, memory: u64, ready: bool, schedulable: bool) -> Hub {
         Hub {
             id: format!("id-{name}"),
             name: name.into(),

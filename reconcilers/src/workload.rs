@@ -107,8 +107,9 @@ pub struct WorkloadLook {
     pub status: Status,
     pub heals: Vec<Heal>,
     pub troubles: Vec<NodeTrouble>,
-    /// The rollout's steps since `previous`, said once the status is stored.
-    pub rollout_steps: Vec<PlannedEvent>,
+    /// The rollout's steps since `previous` (and what the kind adds), said once the status
+    /// is stored.
+    pub events: Vec<PlannedEvent>,
     /// When the soonest failing check's grace runs out (to look again then).
     pub heal_due: Option<Duration>,
 }
@@ -165,12 +166,12 @@ pub fn look(snapshot: &WorkloadSnapshot<'_>) -> WorkloadLook {
         .filter(|a| matches!(a.view.client_status.as_str(), "pending" | "running"))
         .count() as u32;
     mark_stopped(&mut status, spec.stopped, still_running, now);
-    let rollout_steps = look_at_rollout(snapshot, running_job, &mut status);
+    let events = look_at_rollout(snapshot, running_job, &mut status);
     let mut look = WorkloadLook {
         status,
         heals: Vec::new(),
         troubles: Vec::new(),
-        rollout_steps,
+        events,
         heal_due: None,
     };
     if let Checks::Unknown(detail) = &snapshot.checks {
@@ -628,7 +629,7 @@ mod tests {
             ..Case::default()
         });
         assert_eq!(again.status, first.status);
-        assert!(again.rollout_steps.is_empty());
+        assert!(again.events.is_empty());
     }
 
     fn deployment(id: &str, status: &str) -> DeploymentView {
@@ -642,12 +643,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_replaced_rollout_is_ended_and_kept_among_the_past_ones() {
-        let object = ObjectRef::new(Kind::App, "default", "web");
-        let first = look(&WorkloadSnapshot {
+    /// A deploying App's job at `version`, with the deployments read.
+    fn deploying<'a>(
+        object: &'a ObjectRef,
+        version: u64,
+        previous: Option<&'a Status>,
+        deployments: Deployments,
+        now: DateTime<Utc>,
+    ) -> WorkloadSnapshot<'a> {
+        WorkloadSnapshot {
             spec: WorkloadSpec {
-                object: &object,
+                object,
                 generation: 1,
                 desired: 2,
                 stopped: false,
@@ -657,53 +663,40 @@ mod tests {
             },
             job: Some(JobView {
                 id: "web".into(),
-                version: 1,
-                job_modify_index: 40,
+                version,
+                job_modify_index: 40 + version,
             }),
             job_stopped: false,
             written: None,
-            previous: None,
+            previous,
             allocs: Vec::new(),
             checks: Checks::NotRead,
-            deployments: Deployments {
-                latest: Some(deployment("d1", "running")),
-                recorded: None,
-            },
-            now: at(0),
-        });
+            deployments,
+            now,
+        }
+    }
+
+    #[test]
+    fn a_replaced_rollout_is_ended_and_kept_among_the_past_ones() {
+        let object = ObjectRef::new(Kind::App, "default", "web");
+        let started = Deployments {
+            latest: Some(deployment("d1", "running")),
+            recorded: None,
+        };
+        let first = look(&deploying(&object, 1, None, started, at(0)));
         let recorded = first.status.workload.rollout.clone().unwrap();
         assert_eq!(recorded.phase, RolloutPhase::Progressing);
-        let second = look(&WorkloadSnapshot {
-            previous: Some(&first.status),
-            deployments: Deployments {
-                latest: Some(deployment("d2", "running")),
-                recorded: Some(deployment("d1", "failed")),
-            },
-            now: at(10),
-            ..WorkloadSnapshot {
-                spec: WorkloadSpec {
-                    object: &object,
-                    generation: 1,
-                    desired: 2,
-                    stopped: false,
-                    health: None,
-                    max_unavailable: 1,
-                    deploys: true,
-                },
-                job: Some(JobView {
-                    id: "web".into(),
-                    version: 2,
-                    job_modify_index: 50,
-                }),
-                job_stopped: false,
-                written: None,
-                previous: None,
-                allocs: Vec::new(),
-                checks: Checks::NotRead,
-                deployments: Deployments::default(),
-                now: at(10),
-            }
-        });
+        let replaced = Deployments {
+            latest: Some(deployment("d2", "running")),
+            recorded: Some(deployment("d1", "failed")),
+        };
+        let second = look(&deploying(
+            &object,
+            2,
+            Some(&first.status),
+            replaced,
+            at(10),
+        ));
         assert_eq!(
             second
                 .status
@@ -719,7 +712,7 @@ mod tests {
             second.status.workload.past_rollouts[0].phase,
             RolloutPhase::Failed
         );
-        let reasons: Vec<&str> = second.rollout_steps.iter().map(|e| e.reason).collect();
+        let reasons: Vec<&str> = second.events.iter().map(|e| e.reason).collect();
         assert!(reasons.contains(&"RolloutFailed"), "{reasons:?}");
         assert!(reasons.contains(&"RolloutStarted"), "{reasons:?}");
     }

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use crds::{App, ConditionType, ObjectRef};
+use crds::{App, ObjectRef};
 
-use super::{became_ready, JobOutcome};
+use super::{look_and_record, settled, JobOutcome};
 use crate::effects::{Effects, Requeue};
-use crate::status::{record_rejection, record_rollback};
-use crate::workload::{look, WorkloadSnapshot, WorkloadSpec};
+use crate::workload::{WorkloadSnapshot, WorkloadSpec};
 
 /// While an App is converging, look again this often even without a trigger.
 pub const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
@@ -40,16 +39,12 @@ pub struct AppSnapshot<'a> {
 }
 
 pub fn compute(snapshot: &AppSnapshot<'_>) -> Effects {
-    let stored = snapshot.app.status.as_ref();
-    let now = snapshot.workload.now;
-    let look = look(&snapshot.workload);
-    let mut status = look.status;
-    record_rejection(&mut status, snapshot.job.rejected.as_ref(), now);
-    record_rollback(&mut status, stored, snapshot.job.rolled_back.as_ref(), now);
-    let mut events = look.rollout_steps;
-    events.extend(became_ready(stored, &status));
-    // Settled: Ready, or stopped with nothing running any more.
-    let settled = status.is_true(ConditionType::Ready) || status.is_true(ConditionType::Stopped);
+    let look = look_and_record(
+        &snapshot.workload,
+        snapshot.app.status.as_ref(),
+        snapshot.job,
+    );
+    let settled = settled(&look.status);
     let requeue = match (&snapshot.job, look.heal_due) {
         // Refused by Nomad: nothing changes until the App does, and that queues it again.
         (
@@ -72,10 +67,10 @@ pub fn compute(snapshot: &AppSnapshot<'_>) -> Effects {
         _ => Requeue::OnChange,
     };
     Effects {
-        status,
+        status: look.status,
         heals: look.heals,
         troubles: look.troubles,
-        events,
+        events: look.events,
         requeue,
     }
 }
@@ -86,6 +81,7 @@ mod tests {
     use crate::status::{AllocView, JobView, Rejection};
     use crate::workload::{Checks, Deployments, WorkloadAlloc};
     use chrono::{DateTime, Utc};
+    use crds::ConditionType;
     use crds::Status;
 
     fn app(stored: Option<Status>) -> App {

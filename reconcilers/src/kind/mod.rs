@@ -19,8 +19,11 @@ pub mod pubs;
 
 use crds::{ConditionType, Status};
 
+use chrono::{DateTime, Utc};
+
 use crate::effects::PlannedEvent;
-use crate::status::{Rejection, Rollback};
+use crate::status::{record_rejection, record_rollback, Rejection, Rollback};
+use crate::workload::{look, WorkloadLook, WorkloadSnapshot};
 
 /// What keeping the job came to, as status records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,4 +48,34 @@ pub fn became_ready(stored: Option<&Status>, status: &Status) -> Option<PlannedE
             .unwrap_or_default();
         PlannedEvent::normal("Ready", message)
     })
+}
+
+/// Nomad's refusal and rollback (from keeping the job) put on record over a status the kind
+/// computed; `stored` is what etcd holds (a rollback keeps the time it was first shown).
+pub fn record_job_outcome(
+    status: &mut Status,
+    stored: Option<&Status>,
+    job: &JobOutcome,
+    now: DateTime<Utc>,
+) {
+    record_rejection(status, job.rejected.as_ref(), now);
+    record_rollback(status, stored, job.rolled_back.as_ref(), now);
+}
+
+/// Nothing more is on its way: Ready, or stopped with nothing running any more.
+pub fn settled(status: &Status) -> bool {
+    status.is_true(ConditionType::Ready) || status.is_true(ConditionType::Stopped)
+}
+
+/// What the App and the NomadJob do alike after keeping the job: the workload's look, the job's
+/// outcome on record over it, and `Ready` said once after the rollout's steps.
+pub fn look_and_record(
+    workload: &WorkloadSnapshot<'_>,
+    stored: Option<&Status>,
+    job: &JobOutcome,
+) -> WorkloadLook {
+    let mut look = look(workload);
+    record_job_outcome(&mut look.status, stored, job, workload.now);
+    look.events.extend(became_ready(stored, &look.status));
+    look
 }

@@ -5,15 +5,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crds::{ConditionType, NomadJob, ObjectRef};
+use crds::{NomadJob, ObjectRef};
 use serde_json::Value;
 
-use super::{became_ready, JobOutcome};
+use super::{look_and_record, settled, JobOutcome};
 use crate::effects::{Effects, PlannedEvent, Requeue};
 use crate::fingerprint::fingerprint;
 use crate::render::nomadjob::{deploys, desired_instances};
-use crate::status::{record_rejection, record_rollback, rejection, Rejection};
-use crate::workload::{look, WorkloadSnapshot, WorkloadSpec};
+use crate::status::{record_rejection, rejection, Rejection};
+use crate::workload::{WorkloadSnapshot, WorkloadSpec};
 
 /// While a job is converging, look again this often even without a trigger.
 pub const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
@@ -50,15 +50,12 @@ pub struct NomadJobSnapshot<'a> {
 }
 
 pub fn compute(snapshot: &NomadJobSnapshot<'_>) -> Effects {
-    let stored = snapshot.object.status.as_ref();
-    let now = snapshot.workload.now;
-    let look = look(&snapshot.workload);
-    let mut status = look.status;
-    record_rejection(&mut status, snapshot.job.rejected.as_ref(), now);
-    record_rollback(&mut status, stored, snapshot.job.rolled_back.as_ref(), now);
-    let mut events = look.rollout_steps;
-    events.extend(became_ready(stored, &status));
-    let settled = status.is_true(ConditionType::Ready) || status.is_true(ConditionType::Stopped);
+    let look = look_and_record(
+        &snapshot.workload,
+        snapshot.object.status.as_ref(),
+        snapshot.job,
+    );
+    let settled = settled(&look.status);
     let requeue = match snapshot.job.rejected {
         // Refused by Nomad: nothing changes until the object does.
         Some(_) => Requeue::OnChange,
@@ -66,10 +63,10 @@ pub fn compute(snapshot: &NomadJobSnapshot<'_>) -> Effects {
         None => Requeue::After(CONVERGING_RECHECK),
     };
     Effects {
-        status,
+        status: look.status,
         heals: look.heals,
         troubles: look.troubles,
-        events,
+        events: look.events,
         requeue,
     }
 }
@@ -102,7 +99,7 @@ pub fn unreadable(object: &NomadJob, message: String, now: DateTime<Utc>) -> Eff
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crds::Status;
+    use crds::{ConditionType, Status};
 
     fn object(status: Option<Status>) -> NomadJob {
         let mut object: NomadJob = serde_json::from_value(serde_json::json!({

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use crds::status::{HubRecord, PubPhase, Reallocation};
 use crds::{ConditionType, ObjectRef, Pub, Status};
 
-use super::JobOutcome;
+use super::{record_job_outcome, settled, JobOutcome};
 use crate::effects::{Effects, PlannedEvent, Requeue};
 use crate::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
-use crate::status::{mark_stopped, record_rejection, record_rollback, set_condition};
+use crate::status::{mark_stopped, set_condition};
 use crate::workload::{keep_if_unchanged, look, WorkloadSnapshot, WorkloadSpec};
 
 /// While a pub is converging, look again this often even without a trigger.
@@ -335,14 +335,8 @@ pub fn compute(snapshot: &PubSnapshot<'_>) -> Effects {
         snapshot.workload.previous,
         snapshot.pub_.metadata.generation,
     );
-    record_rejection(&mut status, snapshot.job.rejected.as_ref(), now);
-    record_rollback(
-        &mut status,
-        snapshot.stored,
-        snapshot.job.rolled_back.as_ref(),
-        now,
-    );
-    let settled = status.is_true(ConditionType::Ready) || status.is_true(ConditionType::Stopped);
+    record_job_outcome(&mut status, snapshot.stored, snapshot.job, now);
+    let settled = settled(&status);
     let heal_due = look.heal_due.map(|due| due + AFTER_GRACE);
     let requeue = match (snapshot.hub_requeue, heal_due) {
         // The sooner of the hub's look and the grace's end.
@@ -355,7 +349,7 @@ pub fn compute(snapshot: &PubSnapshot<'_>) -> Effects {
         status,
         heals: look.heals,
         troubles: look.troubles,
-        events: look.rollout_steps,
+        events: look.events,
         requeue,
     }
 }
@@ -384,24 +378,8 @@ pub fn without_hub(pub_: &Pub, after_hub_step: Status, now: DateTime<Utc>) -> Ef
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hubs::tests::hub;
     use crds::status::ReplicaCounts;
-    use std::collections::BTreeMap;
-
-    fn hub(name: &str, memory: u64, ready: bool, schedulable: bool) -> Hub {
-        Hub {
-            id: format!("id-{name}"),
-            name: name.into(),
-            class: "hub".into(),
-            datacenter: "dc1".into(),
-            pool: "default".into(),
-            meta: BTreeMap::new(),
-            cpu: 10_000,
-            memory,
-            ready,
-            schedulable,
-            volumes: BTreeMap::new(),
-        }
-    }
 
     fn pub_(stopped: bool) -> Pub {
         serde_json::from_value(serde_json::json!({
