@@ -12,7 +12,7 @@ use crds::kinds::Pub;
 use crds::{Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{Assigned, Hub};
 use reconcilers::kind::pubs::{
-    compute, hub_step, placed, workload_spec, HubAction, HubSnapshot, Moving, PubSnapshot,
+    compute, hub_step, need, placed, workload_spec, HubAction, HubSnapshot, Moving, PubSnapshot,
 };
 use reconcilers::rebalance::{plan, HubArrivals, Limits, PlacedPub};
 use reconcilers::render::pubs::render_pub;
@@ -185,10 +185,7 @@ fn assigned_except(ctx: &Context, me: &ObjectRef) -> Assigned {
         let Some(hub) = hub_id_of_status(status) else {
             return;
         };
-        let need = (
-            u64::from(other.spec.resources.cpu),
-            u64::from(other.spec.resources.memory),
-        );
+        let need = need(other);
         match assigned.get_mut(hub) {
             Some(entry) => {
                 entry.0 += need.0;
