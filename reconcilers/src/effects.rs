@@ -83,3 +83,16 @@ pub struct Effects {
     pub events: Vec<PlannedEvent>,
     pub requeue: Requeue,
 }
+
+impl Effects {
+    /// The effects of a kind that heals nothing: its status, its events, its next look.
+    pub fn without_healing(status: Status, events: Vec<PlannedEvent>, requeue: Requeue) -> Effects {
+        Effects {
+            status,
+            heals: Vec::new(),
+            troubles: Vec::new(),
+            events,
+            requeue,
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crds::status::RolloutStatus;
 use crds::workload::HealthCheck;
 use crds::{ObjectRef, Status};
 
-use crate::effects::{Heal, NodeTrouble, PlannedEvent};
+use crate::effects::{Effects, Heal, NodeTrouble, PlannedEvent, Requeue};
 use crate::healing::{plan_heals, TroubleKind};
 use crate::rollout::{self, DeploymentView};
 use crate::status::{
@@ -112,6 +112,19 @@ pub struct WorkloadLook {
     pub events: Vec<PlannedEvent>,
     /// When the soonest failing check's grace runs out (to look again then).
     pub heal_due: Option<Duration>,
+}
+
+impl WorkloadLook {
+    /// The look as the executor carries it out, looking again as `requeue` says.
+    pub fn into_effects(self, requeue: Requeue) -> Effects {
+        Effects {
+            status: self.status,
+            heals: self.heals,
+            troubles: self.troubles,
+            events: self.events,
+            requeue,
+        }
+    }
 }
 
 /// The look, in order: counts and conditions; `Stopped` from what still runs; the rollout;

@@ -66,13 +66,7 @@ pub fn compute(snapshot: &AppSnapshot<'_>) -> Effects {
         // Settled: the next change (of the App, its job or its allocations) brings it back.
         _ => Requeue::OnChange,
     };
-    Effects {
-        status: look.status,
-        heals: look.heals,
-        troubles: look.troubles,
-        events: look.events,
-        requeue,
-    }
+    look.into_effects(requeue)
 }
 
 #[cfg(test)]

@@ -77,13 +77,7 @@ pub fn compute(snapshot: CronSnapshot<'_>) -> Effects {
         (false, Some(wait)) => wait.min(IDLE_RECHECK),
         (false, None) => IDLE_RECHECK,
     };
-    Effects {
-        status,
-        heals: Vec::new(),
-        troubles: Vec::new(),
-        events,
-        requeue: Requeue::After(requeue),
-    }
+    Effects::without_healing(status, events, Requeue::After(requeue))
 }
 
 /// A Warning for each failed run newer than the newest one status says was reported.

@@ -153,13 +153,7 @@ pub fn compute(source: &GitSource, attempt: &Attempt, now: DateTime<Utc>) -> Eff
             status.git.last_attempted_commit = Some(commit.clone());
         }
     }
-    Effects {
-        status,
-        heals: Vec::new(),
-        troubles: Vec::new(),
-        events,
-        requeue: Requeue::After(source.spec.interval.get()),
-    }
+    Effects::without_healing(status, events, Requeue::After(source.spec.interval.get()))
 }
 
 /// A commit with invalid manifests, every error at its place (the first few quoted).

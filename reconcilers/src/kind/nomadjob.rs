@@ -62,13 +62,7 @@ pub fn compute(snapshot: &NomadJobSnapshot<'_>) -> Effects {
         None if settled => Requeue::OnChange,
         None => Requeue::After(CONVERGING_RECHECK),
     };
-    Effects {
-        status: look.status,
-        heals: look.heals,
-        troubles: look.troubles,
-        events: look.events,
-        requeue,
-    }
+    look.into_effects(requeue)
 }
 
 /// A job that cannot be this object's (Nomad cannot parse it, or it names another job):
@@ -84,16 +78,11 @@ pub fn unreadable(object: &NomadJob, message: String, now: DateTime<Utc>) -> Eff
     };
     let said_before = rejection(stored).is_some_and(|r| r.fingerprint == refusal.fingerprint);
     record_rejection(&mut status, Some(&refusal), now);
-    Effects {
-        status,
-        heals: Vec::new(),
-        troubles: Vec::new(),
-        events: (!said_before)
-            .then(|| PlannedEvent::warning("InvalidJob", message))
-            .into_iter()
-            .collect(),
-        requeue: Requeue::OnChange,
-    }
+    let events = (!said_before)
+        .then(|| PlannedEvent::warning("InvalidJob", message))
+        .into_iter()
+        .collect();
+    Effects::without_healing(status, events, Requeue::OnChange)
 }
 
 #[cfg(test)]

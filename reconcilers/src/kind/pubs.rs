@@ -327,8 +327,8 @@ pub struct PubSnapshot<'a> {
 
 pub fn compute(snapshot: &PubSnapshot<'_>) -> Effects {
     let now = snapshot.workload.now;
-    let look = look(&snapshot.workload);
-    let mut status = look.status;
+    let mut look = look(&snapshot.workload);
+    let mut status = std::mem::take(&mut look.status);
     status.hub.phase = Some(phase(&status, snapshot.pub_.spec.stopped));
     let mut status = keep_if_unchanged(
         status,
@@ -345,13 +345,8 @@ pub fn compute(snapshot: &PubSnapshot<'_>) -> Effects {
         (None, None) if settled => Requeue::OnChange,
         (None, None) => Requeue::After(CONVERGING_RECHECK),
     };
-    Effects {
-        status,
-        heals: look.heals,
-        troubles: look.troubles,
-        events: look.events,
-        requeue,
-    }
+    look.status = status;
+    look.into_effects(requeue)
 }
 
 /// A Pub no hub holds: stopped before it ever had one (nothing to place, no job to stop), or
@@ -366,13 +361,7 @@ pub fn without_hub(pub_: &Pub, after_hub_step: Status, now: DateTime<Utc>) -> Ef
     } else {
         Requeue::After(UNSCHEDULABLE_RECHECK)
     };
-    Effects {
-        status,
-        heals: Vec::new(),
-        troubles: Vec::new(),
-        events: Vec::new(),
-        requeue,
-    }
+    Effects::without_healing(status, Vec::new(), requeue)
 }
 
 #[cfg(test)]
