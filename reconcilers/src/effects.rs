@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use crds::Status;
 
 use crate::healing::TroubleKind;
@@ -62,6 +63,8 @@ pub struct NodeTrouble {
     pub node_name: String,
     pub alloc: String,
     pub kind: TroubleKind,
+    /// When it was seen (the snapshot's `now`).
+    pub at: DateTime<Utc>,
 }
 
 /// When the queue looks at the object again without a trigger.

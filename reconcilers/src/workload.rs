@@ -279,6 +279,7 @@ fn heal(
             node_name: node_name(&alloc.node_id),
             alloc: alloc.id.clone(),
             kind,
+            at: now,
         });
     }
     let plan = plan_heals(
@@ -309,6 +310,7 @@ fn heal(
             node_id: node,
             alloc: id.clone(),
             kind: TroubleKind::Healed,
+            at: now,
         });
     }
     let grace = chrono::Duration::from_std(grace).unwrap_or_default();

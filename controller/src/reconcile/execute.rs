@@ -2,7 +2,6 @@
 //! and decides nothing. Healing's stops first (so the status stored next records them), then
 //! the status when it changed, then the events, then the next look for the queue.
 
-use chrono::Utc;
 use crds::{ObjectRef, Status};
 use reconcilers::effects::{Effects, PlannedEvent, Requeue};
 
@@ -20,9 +19,8 @@ pub async fn execute(
     stored: Option<&Status>,
     effects: Effects,
 ) -> Result<Outcome, ReconcileError> {
-    let now = Utc::now();
     for trouble in effects.troubles.iter().filter(|t| !is_healed(t, &effects)) {
-        note(ctx, heal, key, trouble, now).await;
+        note(ctx, heal, key, trouble).await;
     }
     for stop in &effects.heals {
         ctx.nomad.stop_allocation(&stop.alloc).await?;
@@ -34,7 +32,7 @@ pub async fn execute(
             .await;
         let healed = effects.troubles.iter().filter(|t| t.alloc == stop.alloc);
         for trouble in healed {
-            note(ctx, heal, key, trouble, now).await;
+            note(ctx, heal, key, trouble).await;
         }
     }
     save_status(ctx, key, stored, &effects.status).await?;
@@ -68,9 +66,8 @@ async fn note(
     heal: &HealState,
     key: &ObjectRef,
     trouble: &reconcilers::effects::NodeTrouble,
-    now: chrono::DateTime<Utc>,
 ) {
-    let Some(evidence) = heal.note(key, trouble, now) else {
+    let Some(evidence) = heal.note(key, trouble) else {
         return;
     };
     let name = &trouble.node_name;

@@ -3,7 +3,6 @@
 //! notes each trouble here and says `NodeSuspect` when the pure rule
 //! (`reconcilers::healing::note_trouble`) says the node just became suspect.
 
-use chrono::{DateTime, Utc};
 use crds::ObjectRef;
 use reconcilers::effects::NodeTrouble;
 use reconcilers::healing::{note_trouble, Trouble};
@@ -30,23 +29,18 @@ impl HealState {
 
     /// Notes `object`'s trouble on its node; the evidence against the node when this trouble
     /// makes it suspect.
-    pub fn note(
-        &self,
-        object: &ObjectRef,
-        trouble: &NodeTrouble,
-        now: DateTime<Utc>,
-    ) -> Option<usize> {
+    pub fn note(&self, object: &ObjectRef, trouble: &NodeTrouble) -> Option<usize> {
         if trouble.node_id.is_empty() {
             return None;
         }
         let mut troubles = self.troubles.lock().unwrap_or_else(|p| p.into_inner());
         let list = troubles.entry(trouble.node_id.clone()).or_default();
         let noted = Trouble {
-            at: now,
+            at: trouble.at,
             alloc: trouble.alloc.clone(),
             object: object.to_string(),
             kind: trouble.kind,
         };
-        note_trouble(list, noted, now)
+        note_trouble(list, noted, trouble.at)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::nodes::hub_from;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crds::kinds::Pub;
 use crds::{Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{Assigned, Hub};
@@ -145,8 +145,13 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `rebalance: true` pubs: when a hub has arrived (usable for the cool-down), plan a bounded
 /// rebalance over every pub (only those asking for it move) and ask for its moves. Returns how
 /// long until a hub still cooling down arrives, to look again then.
-fn auto_rebalance(ctx: &Context, state: &PubState, hubs: &[Hub]) -> Option<Duration> {
-    let (due, next) = lock(&state.arrivals).observe(hubs, Utc::now(), state.rebalance_cooldown);
+fn auto_rebalance(
+    ctx: &Context,
+    state: &PubState,
+    hubs: &[Hub],
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let (due, next) = lock(&state.arrivals).observe(hubs, now, state.rebalance_cooldown);
     if due.is_empty() {
         return next;
     }
@@ -212,9 +217,10 @@ pub async fn reconcile(
     let previous = pub_.status.clone();
     let hubs = hubs(ctx, &pub_).await?;
     let current = hub_of_status(previous.as_ref());
+    let now = Utc::now();
     // Pubs that rebalance by themselves ask for moves when a hub has arrived.
     let rebalance_due = if pub_.spec.rebalance {
-        auto_rebalance(ctx, state, &hubs)
+        auto_rebalance(ctx, state, &hubs, now)
     } else {
         None
     };
@@ -225,7 +231,6 @@ pub async fn reconcile(
         Some(_) => assigned_except(ctx, key),
         None => Assigned::new(),
     };
-    let now = Utc::now();
     let step = hub_step(&HubSnapshot {
         pub_: &pub_,
         status: previous.as_ref(),
