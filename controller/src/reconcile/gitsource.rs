@@ -193,7 +193,6 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The first 12 hex digits, as people quote commits.
 /// What can keep a sync from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
