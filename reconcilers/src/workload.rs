@@ -134,8 +134,8 @@ pub fn look(snapshot: &WorkloadSnapshot<'_>) -> WorkloadLook {
     let spec = &snapshot.spec;
     let now = snapshot.now;
     let checks = match &snapshot.checks {
-        Checks::Read(checks) => checks.clone(),
-        Checks::NotRead | Checks::Unknown(_) => BTreeMap::new(),
+        Checks::Read(checks) => Some(checks),
+        Checks::NotRead | Checks::Unknown(_) => None,
     };
     // Allocations of older versions that are over do not count; live ones always do.
     let current_version = snapshot.job.as_ref().map(|j| j.version);
@@ -144,7 +144,7 @@ pub fn look(snapshot: &WorkloadSnapshot<'_>) -> WorkloadLook {
         .iter()
         .filter(|a| a.is_live() || current_version.is_none_or(|v| a.job_version == v))
         .map(|a| AllocView {
-            checks_passing: checks.get(&a.view.id).copied(),
+            checks_passing: checks.and_then(|c| c.get(&a.view.id).copied()),
             ..a.view.clone()
         })
         .collect();

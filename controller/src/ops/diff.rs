@@ -4,7 +4,7 @@
 //! dashboard for stored objects (what the controller would do now). Changes nothing.
 
 use crds::{ConditionType, Kind, ObjectRef, Resource, Status};
-use reconcilers::hubs::{verdict, HubFacts, HubVerdict};
+use reconcilers::kind::pubs::{hub_step, HubAction, HubSnapshot};
 use reconcilers::meta::job_id;
 use reconcilers::plan::{deciding_rule, plan, JobAction};
 use reconcilers::render::app::render_app;
@@ -259,36 +259,39 @@ async fn pub_job(
         .nodes(QueryOptions::default().param("resources", "true"))
         .await?
         .value;
-    let current = crate::reconcile::pubs::hub_of_status(previous);
-    let hub = current.as_ref().and_then(|(id, _)| {
-        nodes
-            .iter()
-            .find(|n| &n.id == id)
-            .map(|n| crate::runtime::nodes::hub_from(n, None))
+    let hubs: Vec<_> = nodes
+        .iter()
+        .map(|n| crate::runtime::nodes::hub_from(n, None))
+        .collect();
+    // The controller's own hub step, without a move someone asked for (those are the
+    // controller's to weigh against every other pub's claim).
+    let step = hub_step(&HubSnapshot {
+        pub_,
+        status: previous,
+        hubs: &hubs,
+        asked: None,
+        assigned: &Default::default(),
+        rebalance_due: None,
+        now: chrono::Utc::now(),
     });
-    let now = chrono::Utc::now();
-    let status = previous.cloned().unwrap_or_default();
-    let facts = HubFacts {
-        hub_id: current.as_ref().map(|(id, _)| id.as_str()),
-        hub: hub.as_ref(),
-        unhealthy_since: reconcilers::kind::pubs::unhealthy_since(&status, hub.as_ref(), now),
-        grace: pub_.spec.reallocation.grace.get(),
-        wait_on_loss: pub_.spec.waits_on_hub_loss(),
-        now,
-    };
-    match (verdict(&facts), hub) {
-        (HubVerdict::Stay | HubVerdict::Wait(_) | HubVerdict::Hold(_), Some(hub)) => {
-            Ok(Desired::job(
-                Box::new(
-                    serde_json::from_value(render_pub(pub_, &hub.id, &hub.pool))
-                        .expect("rendered jobs decode as jobs"),
-                ),
-                Vec::new(),
-            ))
-        }
-        (HubVerdict::Move(reason), _) => Ok(Desired::Note(format!(
-            "would move off hub {} ({reason}); the controller chooses the new hub",
-            current.map(|(_, name)| name).unwrap_or_default()
+    let recorded = step.status.hub.hub.as_ref();
+    let hub = recorded.and_then(|r| hubs.iter().find(|h| h.id == r.id));
+    match (step.action, hub) {
+        (HubAction::Keep, Some(hub)) => Ok(Desired::job(
+            Box::new(
+                serde_json::from_value(render_pub(pub_, &hub.id, &hub.pool))
+                    .expect("rendered jobs decode as jobs"),
+            ),
+            Vec::new(),
+        )),
+        (
+            HubAction::Choose {
+                moving: Some(m), ..
+            },
+            _,
+        ) => Ok(Desired::Note(format!(
+            "would move off hub {} ({}); the controller chooses the new hub",
+            m.from_name, m.reason
         ))),
         _ => Ok(Desired::Note(
             "has no hub yet; the controller chooses one, then registers its job".into(),

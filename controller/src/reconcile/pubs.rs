@@ -76,12 +76,6 @@ impl PubState {
     }
 }
 
-/// The hub a status records: its ID and name.
-pub fn hub_of_status(status: Option<&Status>) -> Option<(String, String)> {
-    let hub = status?.hub.hub.as_ref()?;
-    Some((hub.id.clone(), hub.name.clone()))
-}
-
 /// Every node as a hub. Without a meta selector this is the node cache's own list, built once
 /// per change of the node list; with one, each node's meta is read.
 async fn hubs(ctx: &Context, pub_: &Pub) -> Result<Arc<Vec<Hub>>, ReconcileError> {
@@ -114,7 +108,7 @@ fn asked_hub<'h>(
     state: &PubState,
     pub_: &Pub,
     hubs: &'h [Hub],
-    current: Option<&(String, String)>,
+    current: Option<&str>,
 ) -> Option<(&'h Hub, &'static str)> {
     let key = pub_.object_ref();
     let mut requested = lock(&state.requested_moves);
@@ -131,7 +125,7 @@ fn asked_hub<'h>(
         (None, Some(hub)) => (hub, "rebalanced onto a hub that came back or joined"),
         (None, None) => return None,
     };
-    let there = current.map(|(id, _)| id) == Some(&target.id);
+    let there = current == Some(target.id.as_str());
     if there {
         requested.remove(&key);
     }
@@ -216,7 +210,7 @@ pub async fn reconcile(
     };
     let previous = pub_.status.clone();
     let hubs = hubs(ctx, &pub_).await?;
-    let current = hub_of_status(previous.as_ref());
+    let current = hub_id_of_status(previous.as_ref()).map(str::to_string);
     let now = Utc::now();
     // Pubs that rebalance by themselves ask for moves when a hub has arrived.
     let rebalance_due = if pub_.spec.rebalance {
@@ -224,7 +218,7 @@ pub async fn reconcile(
     } else {
         None
     };
-    let asked = asked_hub(state, &pub_, &hubs, current.as_ref());
+    let asked = asked_hub(state, &pub_, &hubs, current.as_deref());
     // What the others are promised, read only when a move was asked for: the placement
     // itself reads it again under the lock.
     let assigned = match asked {
@@ -246,7 +240,7 @@ pub async fn reconcile(
     let requeue = step.requeue;
     let mut status = step.status;
     let hub_id = match step.action {
-        HubAction::Keep => current.map(|(id, _)| id),
+        HubAction::Keep => current,
         HubAction::Choose { only, moving } => {
             let candidates: &[Hub] = match &only {
                 Some(id) => hubs
@@ -339,8 +333,8 @@ pub fn concerned_by_node(ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
         .into_iter()
         .filter(|r| r.kind == crds::Kind::Pub)
         .filter(|r| {
-            let hub = hub_of_status(ctx.cache.status(r).as_ref());
-            hub.is_none_or(|(id, _)| id == node_id)
+            let status = ctx.cache.status(r);
+            hub_id_of_status(status.as_ref()).is_none_or(|id| id == node_id)
         })
         .collect()
 }
