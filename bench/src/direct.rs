@@ -12,7 +12,7 @@ pub fn unmanaged_jobs(manifests: &str) -> anyhow::Result<Vec<Job>> {
         .map(|m| match m.resource {
             crds::Resource::App(app) => {
                 let mut job: Job =
-                    serde_json::from_value(reconcilers::render::app::render_app(&app))?;
+                    serde_json::from_value(reconcilers::kind::app::render_app(&app))?;
                 job.meta = None;
                 Ok(job)
             }

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`meta`]: the Kubernetes-style envelope (`apiVersion`, `kind`, `metadata`, `status`).
 //! - [`status`]: what the controller observed, typed: conditions and one section per concern.
-//! - [`kinds`]: the App, Pub, CronJob, GitSource and NomadJob specs, and [`Resource`], any one of them.
+//! - [`kinds`]: one file per kind (its spec, rules, columns and summary, as its
+//!   [`KindSpec`]), the one list of kinds (`for_each_kind!`), and [`Resource`], any one of them.
 //! - [`workload`]: pieces the container kinds share (resources, ports, env, health, route, placement).
 //! - [`duration`]: durations as written (`10s`, `1m30s`).
 //! - [`yaml`]: YAML text → JSON documents that remember the line and column of every field.
@@ -34,8 +35,8 @@ pub mod workload;
 pub mod yaml;
 
 pub use kinds::{
-    App, AppSpec, CronJob, CronJobSpec, GitSource, GitSourceSpec, NomadJob, NomadJobSpec, Pub,
-    PubSpec, Resource,
+    App, AppSpec, CronJob, CronJobSpec, GitSource, GitSourceSpec, InResource, KindSpec, NomadJob,
+    NomadJobSpec, Pub, PubSpec, Resource,
 };
 pub use manifest::{
     load_blobs, load_paths, parse_bytes, parse_str, JobText, Manifest, ManifestError,

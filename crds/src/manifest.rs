@@ -5,13 +5,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::kinds::Resource;
+use crate::kinds::{for_kind, ForKind, KindSpec, Resource};
 use crate::meta::{Kind, Object, ObjectRef, API_VERSION};
 use crate::suggest::{backticked_names, nearest};
-use crate::validate::validate;
 use crate::yaml::{parse_documents, LocatedDocument, Position};
 
 /// Files larger than this are refused before parsing.
@@ -436,17 +434,11 @@ fn parse_document(
         )]);
     };
     let kind = envelope_kind(root).map_err(|(field, message)| vec![at(field, message)])?;
-    let mut resource = match kind {
-        Kind::App => typed(&doc.value).map(Resource::App),
-        Kind::Pub => typed(&doc.value).map(Resource::Pub),
-        Kind::CronJob => typed(&doc.value).map(Resource::CronJob),
-        Kind::GitSource => typed(&doc.value).map(Resource::GitSource),
-        Kind::NomadJob => typed(&doc.value).map(Resource::NomadJob),
-    }
-    .map_err(|(field, message)| vec![at(&field, message)])?;
+    let mut resource =
+        for_kind(kind, Typed(&doc.value)).map_err(|(field, message)| vec![at(&field, message)])?;
     // Status belongs to the controller; what a file says about it is not desired state.
     resource.set_status(None);
-    let problems = validate(&resource);
+    let problems = resource.problems();
     if !problems.is_empty() {
         return Err(problems
             .into_iter()
@@ -519,12 +511,21 @@ fn envelope_kind(root: &serde_json::Map<String, Value>) -> Result<Kind, (&'stati
     }
 }
 
-fn typed<S: DeserializeOwned>(value: &Value) -> Result<Object<S>, (String, String)> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = normalize_path(&e.path().to_string());
-        let message = e.inner().to_string();
-        explain(path, &message, value)
-    })
+/// A document read as its kind's type, or the field where reading stopped and why.
+struct Typed<'a>(&'a Value);
+
+impl ForKind for Typed<'_> {
+    type Output = Result<Resource, (String, String)>;
+    fn run<S: KindSpec>(self) -> Self::Output {
+        let value = self.0;
+        serde_path_to_error::deserialize::<_, Object<S>>(value)
+            .map(S::into_resource)
+            .map_err(|e| {
+                let path = normalize_path(&e.path().to_string());
+                let message = e.inner().to_string();
+                explain(path, &message, value)
+            })
+    }
 }
 
 /// serde_path_to_error writes the root as `.`; we write it as an empty path.

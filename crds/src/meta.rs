@@ -13,62 +13,57 @@ use crate::status::Status;
 pub const API_VERSION: &str = "nomarch.io/v1alpha1";
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-/// The resource kinds nomarch reconciles.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum Kind {
-    App,
-    Pub,
-    CronJob,
-    GitSource,
-    NomadJob,
+/// [`Kind`] from the list of kinds (`kinds/mod.rs` `for_each_kind!`): its variants, names and
+/// titles.
+macro_rules! define_kind {
+    ($($variant:ident($spec:ident): [$singular:literal $(, $alias:literal)*], $title:literal;)+) => {
+        /// The resource kinds nomarch reconciles.
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+        )]
+        pub enum Kind {
+            $($variant,)+
+        }
+
+        impl Kind {
+            pub const ALL: [Kind; [$(Kind::$variant),+].len()] = [$(Kind::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => stringify!($variant),)+
+                }
+            }
+
+            /// The lower-case name used in keys, CLI output (`app/web`) and schema file names.
+            pub fn singular(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $singular,)+
+                }
+            }
+
+            /// The plural a person reads in the dashboard's menu and titles.
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $title,)+
+                }
+            }
+
+            /// Accepts what people type at a CLI: `app`, `apps`, `App`, `cj`, `gitsources`, ...
+            pub fn from_cli_name(name: &str) -> Option<Kind> {
+                let lower = name.to_ascii_lowercase();
+                let kind = match lower.as_str() {
+                    $($singular $(| $alias)* => Kind::$variant,)+
+                    _ => return None,
+                };
+                Some(kind)
+            }
+        }
+    };
 }
 
+crate::for_each_kind!(define_kind);
+
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::App,
-        Kind::Pub,
-        Kind::CronJob,
-        Kind::GitSource,
-        Kind::NomadJob,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::App => "App",
-            Kind::Pub => "Pub",
-            Kind::CronJob => "CronJob",
-            Kind::GitSource => "GitSource",
-            Kind::NomadJob => "NomadJob",
-        }
-    }
-
-    /// The lower-case name used in keys, CLI output (`app/web`) and schema file names.
-    pub fn singular(self) -> &'static str {
-        match self {
-            Kind::App => "app",
-            Kind::Pub => "pub",
-            Kind::CronJob => "cronjob",
-            Kind::GitSource => "gitsource",
-            Kind::NomadJob => "nomadjob",
-        }
-    }
-
-    /// Accepts what people type at a CLI: `app`, `apps`, `App`, `cj`, `gitsources`, ...
-    pub fn from_cli_name(name: &str) -> Option<Kind> {
-        let lower = name.to_ascii_lowercase();
-        let kind = match lower.as_str() {
-            "app" | "apps" => Kind::App,
-            "pub" | "pubs" => Kind::Pub,
-            "cronjob" | "cronjobs" | "cj" => Kind::CronJob,
-            "gitsource" | "gitsources" | "gs" => Kind::GitSource,
-            "nomadjob" | "nomadjobs" | "nj" => Kind::NomadJob,
-            _ => return None,
-        };
-        Some(kind)
-    }
-
     pub fn from_kind_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == name)
     }

@@ -1,21 +1,15 @@
 //! JSON Schemas for each kind, for editors and for CI checks of state repos. The files in
 //! `crds/schemas/` are generated from the types (`make schemas`); a test fails when they drift.
 
-use schemars::{generate::SchemaSettings, JsonSchema};
+use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
 
-use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, NomadJobSpec, PubSpec};
+use crate::kinds::{for_kind, ForKind, KindSpec};
 use crate::meta::{Kind, Object, API_VERSION};
 
 /// The schema of one kind's manifest, pinned to that kind and API version.
 pub fn schema_for(kind: Kind) -> Value {
-    let mut schema = match kind {
-        Kind::App => generate::<Object<AppSpec>>(),
-        Kind::Pub => generate::<Object<PubSpec>>(),
-        Kind::CronJob => generate::<Object<CronJobSpec>>(),
-        Kind::GitSource => generate::<Object<GitSourceSpec>>(),
-        Kind::NomadJob => generate::<Object<NomadJobSpec>>(),
-    };
+    let mut schema = for_kind(kind, Generate);
     let root = schema
         .as_object_mut()
         .expect("a struct's schema is an object");
@@ -91,9 +85,16 @@ fn prune_unreferenced_definitions(root: &mut serde_json::Map<String, Value>) {
     root["$defs"] = Value::Object(ordered);
 }
 
-fn generate<T: JsonSchema>() -> Value {
-    let generator = SchemaSettings::draft2020_12().into_generator();
-    serde_json::to_value(generator.into_root_schema_for::<T>()).expect("schemas serialize")
+/// A kind's schema as schemars writes it, from its types.
+struct Generate;
+
+impl ForKind for Generate {
+    type Output = Value;
+    fn run<S: KindSpec>(self) -> Value {
+        let generator = SchemaSettings::draft2020_12().into_generator();
+        serde_json::to_value(generator.into_root_schema_for::<Object<S>>())
+            .expect("schemas serialize")
+    }
 }
 
 /// The file name a kind's schema is stored under.

@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::time::Duration as StdDuration;
 
-use crate::kinds::{AppSpec, CronJobSpec, GitSourceSpec, NomadJobSpec, PubSpec, Resource};
 use crate::meta::ObjectMeta;
 use crate::workload::{
     CheckType, Constraint, ContainerRef, EnvVar, HealthCheck, NomadOverrides, Placement, Port,
@@ -33,36 +32,27 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The problems found so far in one object: what a kind's rules add to.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub fn into_vec(self) -> Vec<Problem> {
+        self.0
+    }
+
+    pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
         });
     }
 
-    fn check(&mut self, ok: bool, path: &str, message: impl FnOnce() -> String) {
+    pub fn check(&mut self, ok: bool, path: &str, message: impl FnOnce() -> String) {
         if !ok {
             self.add(path, message());
         }
     }
-}
-
-/// Validates a whole object; an empty list means it is valid.
-pub fn validate(resource: &Resource) -> Vec<Problem> {
-    let mut problems = Problems::default();
-    validate_metadata(resource.metadata(), &mut problems);
-    match resource {
-        Resource::App(app) => validate_app(&app.spec, &app.metadata.name, &mut problems),
-        Resource::Pub(pub_) => validate_pub(&pub_.spec, &mut problems),
-        Resource::CronJob(cron) => validate_cronjob(&cron.spec, &mut problems),
-        Resource::GitSource(source) => validate_gitsource(&source.spec, &mut problems),
-        Resource::NomadJob(job) => validate_nomadjob(&job.spec, &job.metadata, &mut problems),
-    }
-    problems.0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +141,7 @@ fn is_label_value(value: &str) -> bool {
 }
 
 /// Shows control characters escaped, so an error message cannot rewrite the terminal.
-fn printable(value: &str) -> String {
+pub(crate) fn printable(value: &str) -> String {
     value
         .chars()
         .flat_map(|c| {
@@ -167,7 +157,7 @@ fn printable(value: &str) -> String {
 /// The annotation naming the git commit an object came from (`reconcilers::meta::COMMIT`).
 pub const COMMIT_ANNOTATION: &str = "nomarch.io/commit";
 
-fn validate_metadata(meta: &ObjectMeta, p: &mut Problems) {
+pub(crate) fn validate_metadata(meta: &ObjectMeta, p: &mut Problems) {
     if let Some(problem) = dns_label_problem(&meta.name) {
         p.add("metadata.name", problem);
     }
@@ -216,251 +206,6 @@ fn validate_metadata(meta: &ObjectMeta, p: &mut Problems) {
                 "annotations total {annotation_bytes} bytes; the limit is {MAX_ANNOTATIONS_BYTES}"
             )
         },
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Kinds
-
-fn validate_app(spec: &AppSpec, own_name: &str, p: &mut Problems) {
-    validate_container(spec.container(), "spec", p);
-    p.check(spec.replicas <= MAX_REPLICAS, "spec.replicas", || {
-        format!("must be at most {MAX_REPLICAS} (is {})", spec.replicas)
-    });
-    validate_ports(&spec.ports, p);
-    if let Some(health) = &spec.health {
-        validate_health(health, &spec.ports, p);
-    }
-    if let Some(route) = &spec.route {
-        validate_route(route, &spec.ports, p);
-    }
-    validate_placement(&spec.placement, "spec.placement", p);
-    validate_update(&spec.update, p);
-    validate_volumes(&spec.volumes, spec.replicas, p);
-    validate_nomad(&spec.nomad, "spec", p);
-    let mut seen = HashSet::new();
-    for (i, dep) in spec.depends_on.iter().enumerate() {
-        let path = join_index("spec.dependsOn", i);
-        if let Some(problem) = dns_label_problem(dep) {
-            p.add(&path, problem);
-        }
-        p.check(dep != own_name, &path, || {
-            "an app cannot depend on itself".into()
-        });
-        p.check(seen.insert(dep), &path, || {
-            format!("`{dep}` is listed twice")
-        });
-    }
-}
-
-fn validate_pub(spec: &PubSpec, p: &mut Problems) {
-    if let Some(problem) = dns_label_problem(&spec.tenant) {
-        p.add("spec.tenant", problem);
-    }
-    validate_container(spec.container(), "spec", p);
-    validate_ports(&spec.ports, p);
-    if let Some(health) = &spec.health {
-        validate_health(health, &spec.ports, p);
-    }
-    if let Some(route) = &spec.route {
-        validate_route(route, &spec.ports, p);
-    }
-    let selector = &spec.hub_selector;
-    p.check(!selector.is_empty(), "spec.hubSelector", || {
-        "must name at least one of nodeClass, datacenter, nodePool or meta".into()
-    });
-    for (path, value) in [
-        ("spec.hubSelector.nodeClass", &selector.node_class),
-        ("spec.hubSelector.datacenter", &selector.datacenter),
-        ("spec.hubSelector.nodePool", &selector.node_pool),
-    ] {
-        if let Some(value) = value {
-            validate_nomad_name(value, path, p);
-        }
-    }
-    for key in selector.meta.keys() {
-        validate_nomad_name(key, &join_key("spec.hubSelector.meta", key), p);
-    }
-    p.check(
-        spec.reallocation.grace.get() >= StdDuration::from_secs(1),
-        "spec.reallocation.grace",
-        || "must be at least 1s".into(),
-    );
-    validate_volumes(&spec.volumes, 1, p);
-    validate_nomad(&spec.nomad, "spec", p);
-}
-
-fn validate_cronjob(spec: &CronJobSpec, p: &mut Problems) {
-    if let Err(problem) = check_cron_schedule(&spec.schedule) {
-        p.add("spec.schedule", problem);
-    }
-    if spec.time_zone.parse::<chrono_tz::Tz>().is_err() {
-        p.add(
-            "spec.timeZone",
-            format!(
-                "`{}` is not an IANA time zone such as `UTC` or `Europe/Berlin`",
-                printable(&spec.time_zone)
-            ),
-        );
-    }
-    validate_container(spec.task.container(), "spec.task", p);
-    validate_placement(&spec.placement, "spec.placement", p);
-    validate_volumes(&spec.volumes, 1, p);
-    validate_nomad(&spec.nomad, "spec", p);
-}
-
-fn validate_gitsource(spec: &GitSourceSpec, p: &mut Problems) {
-    if let Err(problem) = check_git_url(&spec.url) {
-        p.add("spec.url", problem);
-    }
-    if let Err(problem) = check_branch(&spec.branch) {
-        p.add("spec.branch", problem);
-    }
-    let path_ok = !spec.path.starts_with('/')
-        && !spec.path.split('/').any(|part| part == "..")
-        && !spec.path.contains('\0');
-    p.check(path_ok, "spec.path", || {
-        "must be a relative path inside the repository (no leading `/`, no `..`)".into()
-    });
-    p.check(
-        spec.interval.get() >= StdDuration::from_secs(1),
-        "spec.interval",
-        || "must be at least 1s".into(),
-    );
-    if let Some(ns) = &spec.target_namespace {
-        if let Some(problem) = dns_label_problem(ns) {
-            p.add("spec.targetNamespace", problem);
-        }
-    }
-    if let Some(secret) = &spec.secret_ref {
-        validate_secret_ref(secret, "spec.secretRef", p);
-    }
-    if let Some(secret) = &spec.webhook_secret_ref {
-        validate_secret_ref(secret, "spec.webhookSecretRef", p);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// NomadJob
-
-/// The job types Nomad schedules (nomad/structs/structs.go `JobType*`).
-const JOB_TYPES: &[&str] = &["service", "batch", "system", "sysbatch"];
-
-/// Job fields that say who owns the job (and whether it runs), which `ignoreDifferences` may
-/// not hand over: these, and what lies under them. `/Meta` itself and nomarch's own meta keys
-/// only: other meta keys may be left to whoever stamps them.
-const OWNERSHIP_POINTERS: &[&str] = &["/ID", "/Name", "/Namespace", "/Stop", "/Meta/nomarch.io~1"];
-
-/// One of `job` and `hcl`; the job's identity is the object's (its ID the name, its namespace
-/// the object's), nomarch's meta and `Stop` its own; ignored paths are JSON pointers that leave
-/// the job's identity alone. What Nomad itself refuses is asked of Nomad before anything is
-/// written (`nomarch apply`, a git sync), not guessed here.
-fn validate_nomadjob(spec: &NomadJobSpec, meta: &ObjectMeta, p: &mut Problems) {
-    match (&spec.job, &spec.hcl) {
-        (Some(_), Some(_)) => p.add("spec.hcl", "set either spec.job or spec.hcl, not both"),
-        (None, None) => p.add(
-            "spec",
-            "set spec.job (Nomad's JSON) or spec.hcl (a jobspec)",
-        ),
-        (None, Some(hcl)) => p.check(!hcl.trim().is_empty(), "spec.hcl", || {
-            "must not be empty".into()
-        }),
-        (Some(job), None) => validate_embedded_job(job, meta, p),
-    }
-    let mut seen = HashSet::new();
-    for (i, pointer) in spec.ignore_differences.iter().enumerate() {
-        let path = join_index("spec.ignoreDifferences", i);
-        if !pointer.starts_with('/') {
-            p.add(
-                path,
-                format!(
-                    "`{}` is not a JSON pointer: start it with `/`, as in `/TaskGroups/0/Count`",
-                    printable(pointer)
-                ),
-            );
-            continue;
-        }
-        // `/Meta/nomarch.io~1` is a prefix of keys; the others are fields and what is under them.
-        let owned = pointer == "/Meta"
-            || OWNERSHIP_POINTERS.iter().any(|owned| {
-                if owned.ends_with("~1") {
-                    pointer.starts_with(*owned)
-                } else {
-                    pointer == *owned || pointer.starts_with(&format!("{owned}/"))
-                }
-            });
-        if owned {
-            p.add(
-                &path,
-                format!(
-                    "`{}` is nomarch's to keep: it says which object owns the job",
-                    printable(pointer)
-                ),
-            );
-        }
-        p.check(seen.insert(pointer), &path, || {
-            format!("`{}` is listed twice", printable(pointer))
-        });
-    }
-}
-
-fn validate_embedded_job(
-    job: &serde_json::Map<String, serde_json::Value>,
-    meta: &ObjectMeta,
-    p: &mut Problems,
-) {
-    let text = |key: &str| job.get(key).map(|v| v.as_str().ok_or(v));
-    match text("ID") {
-        Some(Ok(id)) if id != meta.name => p.add(
-            "spec.job.ID",
-            format!(
-                "the job's ID `{}` must be the object's name `{}` (or leave ID out)",
-                printable(id),
-                meta.name
-            ),
-        ),
-        Some(Err(_)) => p.add("spec.job.ID", "must be a string"),
-        _ => {}
-    }
-    match text("Namespace") {
-        Some(Ok(ns)) if ns != meta.namespace => p.add(
-            "spec.job.Namespace",
-            format!(
-                "the job lives in the object's namespace `{}`; set metadata.namespace instead",
-                meta.namespace
-            ),
-        ),
-        Some(Err(_)) => p.add("spec.job.Namespace", "must be a string"),
-        _ => {}
-    }
-    match text("Type") {
-        Some(Ok(kind)) if !JOB_TYPES.contains(&kind) => p.add(
-            "spec.job.Type",
-            format!(
-                "`{}` is not a Nomad job type ({})",
-                printable(kind),
-                JOB_TYPES.join(", ")
-            ),
-        ),
-        Some(Err(_)) => p.add("spec.job.Type", "must be a string"),
-        _ => {}
-    }
-    if job.contains_key("Stop") {
-        p.add("spec.job.Stop", "use spec.stopped (`nomarch stop`)");
-    }
-    if let Some(serde_json::Value::Object(job_meta)) = job.get("Meta") {
-        for key in job_meta.keys().filter(|k| k.starts_with("nomarch.io/")) {
-            p.add(
-                join_key("spec.job.Meta", key),
-                "nomarch's own meta cannot be set here",
-            );
-        }
-    }
-    let groups = job.get("TaskGroups").and_then(serde_json::Value::as_array);
-    p.check(
-        groups.is_some_and(|g| !g.is_empty()),
-        "spec.job.TaskGroups",
-        || "a job needs at least one group".into(),
     );
 }
 
@@ -528,7 +273,7 @@ const OWNED_CONFIG: &[(&str, &str)] = &[
 
 /// `spec.nomad`: nothing nomarch decides itself (each refusal names the field that does), and
 /// none of nomarch's own job meta.
-fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mut Problems) {
+pub(crate) fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mut Problems) {
     let levels = [
         ("job", &overrides.job),
         ("group", &overrides.group),
@@ -577,7 +322,7 @@ fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mut Problems)
 /// Names and mount paths unique; a source Nomad accepts (structs `VolumeRequest.Validate`: not
 /// empty); an access mode for CSI volumes only, one that the mount (read-only or not) and the
 /// number of `instances` sharing the volume fit.
-fn validate_volumes(volumes: &[Volume], instances: u32, p: &mut Problems) {
+pub(crate) fn validate_volumes(volumes: &[Volume], instances: u32, p: &mut Problems) {
     let (mut names, mut paths) = (HashSet::new(), HashSet::new());
     for (i, volume) in volumes.iter().enumerate() {
         let item = join_index("spec.volumes", i);
@@ -632,7 +377,7 @@ fn validate_volumes(volumes: &[Volume], instances: u32, p: &mut Problems) {
 }
 
 /// The container's fields, wherever a kind holds them (`path` is the object holding them).
-fn validate_container(c: ContainerRef<'_>, path: &str, p: &mut Problems) {
+pub(crate) fn validate_container(c: ContainerRef<'_>, path: &str, p: &mut Problems) {
     validate_image(c.image, &format!("{path}.image"), p);
     validate_command(c.command, &format!("{path}.command"), p);
     validate_resources(c.resources, &format!("{path}.resources"), p);
@@ -680,7 +425,7 @@ fn validate_resources(r: &Resources, path: &str, p: &mut Problems) {
     );
 }
 
-fn validate_ports(ports: &[Port], p: &mut Problems) {
+pub(crate) fn validate_ports(ports: &[Port], p: &mut Problems) {
     let mut names = HashSet::new();
     let mut numbers = HashSet::new();
     for (i, port) in ports.iter().enumerate() {
@@ -749,7 +494,11 @@ fn validate_env(env: &[EnvVar], path: &str, p: &mut Problems) {
     }
 }
 
-fn validate_secret_ref(secret: &crate::workload::SecretKeyRef, path: &str, p: &mut Problems) {
+pub(crate) fn validate_secret_ref(
+    secret: &crate::workload::SecretKeyRef,
+    path: &str,
+    p: &mut Problems,
+) {
     // A Nomad variable path: 1 to 128 of `[a-zA-Z0-9-_~/]` (nomad/structs/variables.go
     // `ValidatePath`); no empty parts, so no leading, trailing or doubled `/`.
     let name_ok = (1..=128).contains(&secret.name.len())
@@ -777,7 +526,7 @@ fn validate_secret_ref(secret: &crate::workload::SecretKeyRef, path: &str, p: &m
     });
 }
 
-fn validate_health(h: &HealthCheck, ports: &[Port], p: &mut Problems) {
+pub(crate) fn validate_health(h: &HealthCheck, ports: &[Port], p: &mut Problems) {
     let port = ports.iter().find(|port| port.name == h.port);
     p.check(port.is_some(), "spec.health.port", || {
         format!("no port is named `{}`{}", h.port, port_names_hint(ports))
@@ -838,7 +587,7 @@ fn validate_http_path(path: &str, field: &str, p: &mut Problems) {
     });
 }
 
-fn validate_route(route: &Route, ports: &[Port], p: &mut Problems) {
+pub(crate) fn validate_route(route: &Route, ports: &[Port], p: &mut Problems) {
     if let Some(problem) = dns_name_problem(&route.host) {
         p.add("spec.route.host", problem);
     }
@@ -881,7 +630,7 @@ fn validate_route(route: &Route, ports: &[Port], p: &mut Problems) {
 }
 
 /// Datacenters, node classes, pools and meta keys: Nomad's own identifier characters.
-fn validate_nomad_name(value: &str, path: &str, p: &mut Problems) {
+pub(crate) fn validate_nomad_name(value: &str, path: &str, p: &mut Problems) {
     let ok = !value.is_empty()
         && value.len() <= 128
         && value
@@ -895,7 +644,7 @@ fn validate_nomad_name(value: &str, path: &str, p: &mut Problems) {
     });
 }
 
-fn validate_placement(placement: &Placement, path: &str, p: &mut Problems) {
+pub(crate) fn validate_placement(placement: &Placement, path: &str, p: &mut Problems) {
     for (i, dc) in placement.datacenters.iter().enumerate() {
         let field = join_index(&format!("{path}.datacenters"), i);
         // `*` and `dc-*` globs are Nomad's own datacenter syntax.
@@ -975,7 +724,7 @@ fn validate_constraint(c: &Constraint, path: &str, p: &mut Problems) {
     }
 }
 
-fn validate_update(u: &UpdateStrategy, p: &mut Problems) {
+pub(crate) fn validate_update(u: &UpdateStrategy, p: &mut Problems) {
     use crate::workload::RolloutStrategy;
     let canary_strategy = u.strategy == RolloutStrategy::Canary;
     p.check(
@@ -1092,7 +841,7 @@ pub fn check_cron_schedule(schedule: &str) -> Result<(), String> {
     })
 }
 
-fn check_git_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_git_url(url: &str) -> Result<(), String> {
     let scp_style = |u: &str| {
         // git@host:path, as ssh users write it.
         u.split_once(':').is_some_and(|(host, path)| {
@@ -1126,7 +875,7 @@ fn check_git_url(url: &str) -> Result<(), String> {
 }
 
 /// The parts of `git check-ref-format` that matter for a branch name typed in a manifest.
-fn check_branch(branch: &str) -> Result<(), String> {
+pub(crate) fn check_branch(branch: &str) -> Result<(), String> {
     let bad = branch.is_empty()
         || branch.starts_with('-')
         || branch.starts_with('/')

@@ -521,3 +521,41 @@ pub struct ContainerRef<'a> {
 }
 
 pub type Labels = BTreeMap<String, String>;
+
+/// `nomarch describe`'s lines for what the container kinds share beyond their basics: volumes,
+/// service references, Nomad overrides.
+pub fn summary_lines(volumes: &[Volume], env: &[EnvVar], nomad: &NomadOverrides) -> Vec<String> {
+    let mut items: Vec<String> = volumes
+        .iter()
+        .map(|v| {
+            let mode = if v.read_only { ", read-only" } else { "" };
+            format!(
+                "volume {}: host volume {} at {}{mode}",
+                v.name, v.source, v.mount_path
+            )
+        })
+        .collect();
+    items.extend(env.iter().filter_map(|var| {
+        let reference = var.service_ref.as_ref()?;
+        let which = if reference.all {
+            "every instance"
+        } else {
+            "one instance"
+        };
+        Some(format!(
+            "env {}: {which} of app {}",
+            var.name, reference.name
+        ))
+    }));
+    for (level, patch) in [
+        ("job", &nomad.job),
+        ("group", &nomad.group),
+        ("task", &nomad.task),
+    ] {
+        if !patch.is_empty() {
+            let keys: Vec<&str> = patch.keys().map(String::as_str).collect();
+            items.push(format!("nomad {level} overrides: {}", keys.join(", ")));
+        }
+    }
+    items
+}

@@ -57,7 +57,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::app::render_app;
+    use crate::kind::app::render_app;
     use crds::Resource;
     use proptest::prelude::*;
 

@@ -35,12 +35,7 @@ pub fn state(resource: &Resource) -> &'static str {
 
 /// [`state`] with the status given apart from the object (as a cache keeps them).
 pub fn state_with(resource: &Resource, status: Option<&Status>) -> &'static str {
-    let stopped = match resource {
-        Resource::App(app) => app.spec.stopped,
-        Resource::Pub(p) => p.spec.stopped,
-        Resource::NomadJob(j) => j.spec.stopped,
-        Resource::CronJob(_) | Resource::GitSource(_) => false,
-    };
+    let stopped = resource.stopped().unwrap_or(false);
     match () {
         _ if is_suspended(resource.metadata()) => "Suspended",
         _ if stopped && status.is_some_and(|s| s.is_true(ConditionType::Stopped)) => "Stopped",
@@ -154,21 +149,9 @@ pub fn set_stopped(
     } else {
         synced_refusal(resource, &format!("set spec.stopped: {stopped}"))
     };
-    let spec_stopped = match resource {
-        Resource::App(app) => &mut app.spec.stopped,
-        Resource::Pub(p) => &mut p.spec.stopped,
-        Resource::NomadJob(j) => &mut j.spec.stopped,
-        Resource::CronJob(_) | Resource::GitSource(_) => {
-            return Err(format!(
-                "a {kind} cannot be {verb}ped: only apps, pubs and Nomad jobs run until stopped{}",
-                if kind == crds::Kind::CronJob {
-                    " (a cron job's spec.suspend stops its launches)"
-                } else {
-                    ""
-                }
-            ))
-        }
-    };
+    let spec_stopped = resource.stopped_mut().map_err(|hint| {
+        format!("a {kind} cannot be {verb}ped: it does not run until stopped{hint}")
+    })?;
     if let Some(refusal) = refusal {
         let Owner::Source(source) = Owner::of(resource) else {
             unreachable!("only a synced object is refused");

@@ -148,12 +148,7 @@ pub async fn gather(
             return Ok(description);
         }
     };
-    let has_checks = match &description.object {
-        Resource::App(app) => app.spec.health.is_some(),
-        Resource::Pub(pub_) => pub_.spec.health.is_some(),
-        _ => false,
-    };
-    let checks = if has_checks {
+    let checks = if description.object.has_health() {
         let consul = consul_args.client(|_| {})?;
         let service = reconcilers::render::service_name(object);
         match consul.checks_by_alloc(&service).await {
@@ -217,7 +212,7 @@ pub fn render(d: &Description, now: DateTime<Utc>) -> String {
         line(format!("Label:        {key}={value}"));
     }
     line("Spec:".into());
-    for item in spec_summary(&d.object) {
+    for item in d.object.summary() {
         line(format!("  {item}"));
     }
     line("Conditions:".into());
@@ -336,147 +331,6 @@ pub fn render(d: &Description, now: DateTime<Utc>) -> String {
 }
 
 /// A few lines on what the spec asks for.
-/// Lines for what App, Pub and CronJob share beyond the basics: volumes, service references,
-/// Nomad overrides.
-fn shared_summary(
-    volumes: &[crds::workload::Volume],
-    env: &[crds::workload::EnvVar],
-    nomad: &crds::workload::NomadOverrides,
-) -> Vec<String> {
-    let mut items: Vec<String> = volumes
-        .iter()
-        .map(|v| {
-            let mode = if v.read_only { ", read-only" } else { "" };
-            format!(
-                "volume {}: host volume {} at {}{mode}",
-                v.name, v.source, v.mount_path
-            )
-        })
-        .collect();
-    items.extend(env.iter().filter_map(|var| {
-        let reference = var.service_ref.as_ref()?;
-        let which = if reference.all {
-            "every instance"
-        } else {
-            "one instance"
-        };
-        Some(format!(
-            "env {}: {which} of app {}",
-            var.name, reference.name
-        ))
-    }));
-    for (level, patch) in [
-        ("job", &nomad.job),
-        ("group", &nomad.group),
-        ("task", &nomad.task),
-    ] {
-        if !patch.is_empty() {
-            let keys: Vec<&str> = patch.keys().map(String::as_str).collect();
-            items.push(format!("nomad {level} overrides: {}", keys.join(", ")));
-        }
-    }
-    items
-}
-
-fn spec_summary(resource: &Resource) -> Vec<String> {
-    let mut items = base_summary(resource);
-    match resource {
-        Resource::App(app) => items.extend(shared_summary(
-            &app.spec.volumes,
-            &app.spec.env,
-            &app.spec.nomad,
-        )),
-        Resource::Pub(p) => {
-            items.extend(shared_summary(&p.spec.volumes, &p.spec.env, &p.spec.nomad))
-        }
-        Resource::CronJob(c) => items.extend(shared_summary(
-            &c.spec.volumes,
-            &c.spec.task.env,
-            &c.spec.nomad,
-        )),
-        Resource::GitSource(_) | Resource::NomadJob(_) => {}
-    }
-    items
-}
-
-fn base_summary(resource: &Resource) -> Vec<String> {
-    match resource {
-        Resource::App(app) => {
-            let s = &app.spec;
-            let mut items = vec![
-                format!("image: {}", s.image),
-                format!("replicas: {}", s.replicas),
-                format!(
-                    "resources: {} MHz, {} MB",
-                    s.resources.cpu, s.resources.memory
-                ),
-                format!(
-                    "update: {:?}, maxParallel {}",
-                    s.update.strategy, s.update.max_parallel
-                ),
-            ];
-            if let Some(route) = &s.route {
-                items.push(format!("route: {}", route.host));
-            }
-            if !s.depends_on.is_empty() {
-                items.push(format!("dependsOn: {}", s.depends_on.join(", ")));
-            }
-            items
-        }
-        Resource::Pub(p) => vec![
-            format!("tenant: {}", p.spec.tenant),
-            format!("image: {}", p.spec.image),
-            format!(
-                "resources: {} MHz, {} MB",
-                p.spec.resources.cpu, p.spec.resources.memory
-            ),
-            format!(
-                "on hub loss: {}",
-                if p.spec.waits_on_hub_loss() {
-                    "wait"
-                } else {
-                    "move"
-                }
-            ),
-        ],
-        Resource::CronJob(c) => vec![
-            format!("schedule: {} ({})", c.spec.schedule, c.spec.time_zone),
-            format!("image: {}", c.spec.task.image),
-            format!("suspend: {}", c.spec.suspend),
-        ],
-        Resource::GitSource(g) => vec![
-            format!("url: {}", g.spec.url),
-            format!("branch: {}, path: {}", g.spec.branch, g.spec.path),
-            format!("interval: {}", g.spec.interval.as_str()),
-        ],
-        Resource::NomadJob(j) => {
-            let mut items = vec![match (&j.spec.hcl, &j.spec.job) {
-                (Some(hcl), _) => {
-                    format!("job: HCL, {} line(s), parsed by Nomad", hcl.lines().count())
-                }
-                (None, Some(job)) => {
-                    let groups = job
-                        .get("TaskGroups")
-                        .and_then(|g| g.as_array())
-                        .map_or(0, Vec::len);
-                    format!("job: JSON, {groups} group(s)")
-                }
-                (None, None) => "job: none".into(),
-            }];
-            if !j.spec.ignore_differences.is_empty() {
-                items.push(format!(
-                    "live values kept at: {}",
-                    j.spec.ignore_differences.join(", ")
-                ));
-            }
-            if j.spec.stopped {
-                items.push("stopped: true".into());
-            }
-            items
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,7 +353,7 @@ mod tests {
             .unwrap()
             .remove(0)
             .resource;
-        let items = spec_summary(&app);
+        let items = app.summary();
         for line in [
             "volume data: host volume tenant-data at /data, read-only",
             "env STATS: every instance of app metrics",

@@ -3,7 +3,7 @@
 use super::say;
 use chrono::{DateTime, Utc};
 use crds::status::ReplicaCounts;
-use crds::{ConditionType, Resource};
+use crds::Resource;
 
 /// One table row: (header, cell) pairs in column order.
 pub type Row = Vec<(&'static str, String)>;
@@ -47,24 +47,12 @@ pub fn table_lines(rows: &[Row]) -> Vec<String> {
 /// `-` until the controller has written a Ready condition.
 /// The condition `get` shows: `Synced` for git sources, `Ready` for what runs.
 fn ready(resource: &Resource) -> (&'static str, String) {
-    let (header, condition) = match resource {
-        Resource::GitSource(_) => ("SYNCED", ConditionType::Synced),
-        _ => ("READY", ConditionType::Ready),
-    };
+    let (header, condition) = resource.shown_condition();
     let value = resource
         .status()
         .and_then(|s| s.condition(condition))
         .map_or("-".to_string(), |c| c.status.to_string());
     (header, value)
-}
-
-/// How a NomadJob holds its job: `hcl` or `json`.
-fn nomadjob_form(job: &crds::NomadJob) -> &'static str {
-    if job.spec.hcl.is_some() {
-        "hcl"
-    } else {
-        "json"
-    }
 }
 
 /// A commit as people quote it.
@@ -93,33 +81,12 @@ pub fn summary_columns(resource: &Resource, wide: bool, with_namespace: bool) ->
         row.push(("NAMESPACE", meta.namespace.clone()));
     }
     row.push(("NAME", meta.name.clone()));
-    match resource {
-        Resource::App(app) => row.push(("REPLICAS", app.spec.replicas.to_string())),
-        Resource::Pub(p) => row.push(("TENANT", p.spec.tenant.clone())),
-        Resource::CronJob(c) => {
-            row.push(("SCHEDULE", c.spec.schedule.clone()));
-            row.push(("SUSPEND", c.spec.suspend.to_string()));
-        }
-        Resource::GitSource(g) => row.push(("URL", g.spec.url.clone())),
-        Resource::NomadJob(j) => row.push(("FORM", nomadjob_form(j).into())),
-    }
+    row.extend(resource.columns());
     row.push(ready(resource));
     row.push(("STATE", reconcilers::operator::state(resource).to_string()));
     row.push(("AGE", age(meta.creation_timestamp, Utc::now())));
     if wide {
-        let detail = match resource {
-            Resource::App(app) => app.spec.image.clone(),
-            Resource::Pub(p) => p.spec.image.clone(),
-            Resource::CronJob(c) => c.spec.task.image.clone(),
-            Resource::GitSource(g) => format!("{}:{}", g.spec.branch, g.spec.path),
-            Resource::NomadJob(j) => j.spec.ignore_differences.join(","),
-        };
-        let header = match resource {
-            Resource::GitSource(_) => "REF",
-            Resource::NomadJob(_) => "IGNORED",
-            _ => "IMAGE",
-        };
-        row.push((header, detail));
+        row.push(resource.wide_column());
         if let Resource::GitSource(g) = resource {
             let applied = g
                 .status

@@ -30,17 +30,6 @@ impl Viewer<'_> {
     }
 }
 
-/// The plural a person reads in the menu and titles.
-pub fn plural(kind: Kind) -> &'static str {
-    match kind {
-        Kind::App => "Apps",
-        Kind::Pub => "Pubs",
-        Kind::CronJob => "Cron jobs",
-        Kind::GitSource => "Git sources",
-        Kind::NomadJob => "Nomad jobs",
-    }
-}
-
 pub fn object_path(object: &ObjectRef) -> String {
     format!(
         "/ui/{}/{}/{}",
@@ -72,7 +61,7 @@ pub fn layout(viewer: Option<&Viewer>, title: &str, stream: Option<&str>, body: 
                             ul {
                                 li { a href="/" { "Overview" } }
                                 @for kind in Kind::ALL {
-                                    li { a href={ "/ui/" (kind.singular()) } { (plural(kind)) } }
+                                    li { a href={ "/ui/" (kind.singular()) } { (kind.title()) } }
                                 }
                                 @if viewer.sees_all() {
                                     li { a href="/ui/hubs" { "Hubs" } }
@@ -162,7 +151,7 @@ pub fn overview(viewer: &Viewer, overview: &Overview) -> Markup {
                         @let counts = overview.counts.get(&kind);
                         @let total: usize = counts.map_or(0, |c| c.values().sum());
                         tr {
-                            th scope="row" { a href={ "/ui/" (kind.singular()) } { (plural(kind)) } }
+                            th scope="row" { a href={ "/ui/" (kind.singular()) } { (kind.title()) } }
                             td { (total) }
                             @for health in Health::ALL {
                                 @let n = counts.and_then(|c| c.get(&health)).copied().unwrap_or(0);
@@ -282,7 +271,7 @@ pub fn list(viewer: &Viewer, page: &ListPage) -> Markup {
         @if let Some(error) = page.error {
             p.error role="alert" { (error) }
         }
-        p.count { (page.matched) " " (plural(page.kind).to_lowercase()) }
+        p.count { (page.matched) " " (page.kind.title().to_lowercase()) }
         table.objects {
             thead { tr {
                 th scope="col" { "Namespace" }
@@ -315,7 +304,7 @@ pub fn list(viewer: &Viewer, page: &ListPage) -> Markup {
         }
     };
     let stream = format!("/api/v1/events/stream?kind={kind}");
-    layout(Some(viewer), plural(page.kind), Some(&stream), body)
+    layout(Some(viewer), page.kind.title(), Some(&stream), body)
 }
 
 pub fn urlencode(text: &str) -> String {
@@ -363,12 +352,7 @@ pub fn offers(resource: &Resource) -> Vec<Offer> {
             needs: Role::Operator,
         });
     }
-    let stopped = match resource {
-        Resource::App(app) => Some(app.spec.stopped),
-        Resource::Pub(p) => Some(p.spec.stopped),
-        Resource::NomadJob(j) => Some(j.spec.stopped),
-        Resource::CronJob(_) | Resource::GitSource(_) => None,
-    };
+    let stopped = resource.stopped();
     match stopped {
         Some(false) => offers.push(Offer {
             act: "stop",

@@ -206,18 +206,7 @@ async fn instances(nomad: &NomadClient, resource: &Resource) -> Result<Vec<Alloc
 
 /// The task whose log is read when none is named.
 pub fn default_task(kind: Kind) -> Result<&'static str, LogsError> {
-    match kind {
-        Kind::App => Ok(reconcilers::render::app::GROUP),
-        Kind::Pub => Ok(reconcilers::render::pubs::GROUP),
-        Kind::CronJob => Ok(reconcilers::render::cronjob::GROUP),
-        Kind::NomadJob => Err(LogsError::Usage(
-            "a NomadJob's tasks are named in its job: pick one with --task".into(),
-        )),
-        Kind::GitSource => Err(LogsError::Usage(
-            "a git source runs nothing in Nomad: its fetches and syncs are in `nomarch events --kind gitsource`"
-                .into(),
-        )),
-    }
+    crds::kinds::default_task(kind).map_err(|why| LogsError::Usage(why.into()))
 }
 
 /// The whole log of one instance, and the offset past it.

@@ -4,17 +4,20 @@
 //! `ensure_job`, the child jobs) → `reconcilers::kind::cronjob::compute` → `execute.rs`.
 
 use chrono::{DateTime, Utc};
+use crds::CronJobSpec;
 use crds::{ObjectRef, Resource};
+use futures::future::BoxFuture;
+use reconcilers::kind::cronjob::render_cronjob;
 use reconcilers::kind::cronjob::{compute, ChildRun, CronSnapshot};
 use reconcilers::meta::job_id;
-use reconcilers::render::cronjob::{render_cronjob, GROUP};
 use serde_json::Value;
 
+use super::driver::{rendered, Desired, DiffError, DiffLook, Driver};
 use super::execute::execute;
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job};
-use super::ReconcileError;
-use crate::clients::nomad_types::{Job, JobStub};
+use super::{AllKinds, ReconcileError};
+use crate::clients::nomad_types::JobStub;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
@@ -31,7 +34,7 @@ fn child_run(child: &JobStub) -> ChildRun {
         .extra
         .get("JobSummary")
         .cloned()
-        .unwrap_or(Value::Null)["Summary"][GROUP];
+        .unwrap_or(Value::Null)["Summary"][CronJobSpec::GROUP];
     let count = |field: &str| counts.get(field).and_then(Value::as_u64).unwrap_or(0);
     ChildRun {
         job: child.id.clone(),
@@ -52,8 +55,7 @@ pub async fn reconcile(
         deregister_if_ours(ctx, key).await?;
         return Ok(Outcome::Done);
     };
-    let desired: Job =
-        serde_json::from_value(render_cronjob(&cron)).expect("rendered jobs decode as jobs");
+    let desired = rendered(render_cronjob(&cron));
     let previous = cron.status.clone();
     let ensured = ensure_job(
         ctx,
@@ -85,6 +87,29 @@ pub async fn reconcile(
     execute(ctx, heal, key, previous.as_ref(), effects).await
 }
 
+/// The CronJob's driver: its periodic job, as rendered.
+pub struct CronJobs;
+
+impl Driver for CronJobs {
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Context,
+        kinds: &'a AllKinds,
+        key: &'a ObjectRef,
+    ) -> BoxFuture<'a, Result<Outcome, ReconcileError>> {
+        Box::pin(reconcile(ctx, &kinds.heal, key))
+    }
+
+    fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
+        Box::pin(async move {
+            let Resource::CronJob(cron) = look.resource else {
+                unreachable!("the driver table gives a kind's objects to its own driver");
+            };
+            Ok(Desired::job(rendered(render_cronjob(cron)), Vec::new()))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,7 +117,7 @@ mod tests {
     fn child(id: &str, status: &str, complete: u64, failed: u64, submitted: i64) -> JobStub {
         serde_json::from_value(serde_json::json!({
             "ID": id, "Status": status, "SubmitTime": submitted,
-            "JobSummary": {"Summary": {GROUP: {"Complete": complete, "Failed": failed, "Lost": 0}}},
+            "JobSummary": {"Summary": {CronJobSpec::GROUP: {"Complete": complete, "Failed": failed, "Lost": 0}}},
         }))
         .unwrap()
     }

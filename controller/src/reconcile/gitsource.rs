@@ -15,14 +15,16 @@ use reconcilers::kind::gitsource::{
 use reconcilers::source_sync::{self, Owner, SyncPlan};
 use std::sync::Arc;
 
+use super::driver::{Desired, DiffError, DiffLook, Driver};
 use super::execute::{execute as execute_effects, save_status};
 use super::heal::HealState;
-use super::ReconcileError;
+use super::{AllKinds, ReconcileError};
 use crate::git::{Credentials, GitError, Mirror};
 use crate::runtime::context::Context;
 use crate::runtime::metrics::SourceLabel;
 use crate::runtime::queue::Outcome;
 use crate::store::{Change, EventType};
+use futures::future::BoxFuture;
 
 /// What git sources keep across reconciles: where their bare mirrors live, each source's last
 /// parsed commit (so a poll that finds no new commit parses nothing), and what the webhook
@@ -380,4 +382,27 @@ async fn apply(
     tracing::info!(source = %key, commit = short(commit), summary = %plan.summary(), "applying commit");
     ctx.store.commit_changes(&changes).await?;
     Ok(())
+}
+
+/// The GitSource's driver: it registers no job (`nomarch diff` says so).
+pub struct GitSources;
+
+impl Driver for GitSources {
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Context,
+        kinds: &'a AllKinds,
+        key: &'a ObjectRef,
+    ) -> BoxFuture<'a, Result<Outcome, ReconcileError>> {
+        Box::pin(reconcile(ctx, &kinds.git, &kinds.heal, key))
+    }
+
+    fn desired<'a>(&'a self, _look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
+        Box::pin(async {
+            Ok(Desired::Note(
+                "registers no Nomad job (`nomarch get gitsource -o wide` shows its last sync)"
+                    .into(),
+            ))
+        })
+    }
 }

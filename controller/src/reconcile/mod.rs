@@ -1,18 +1,21 @@
-//! Reconcilers, one module per kind. Each observes into a snapshot, decides with its pure
-//! `compute` in `reconcilers::kind` (the job action with `reconcilers::plan`), and hands the
-//! effects to the one executor, `execute`, which returns when to look again.
+//! Reconcilers, one [`Driver`](driver::Driver) per kind, chosen in [`driver_of`], the one table
+//! from kind to code. Each observes into a snapshot, decides with its pure `compute` in
+//! `reconcilers::kind` (the job action with `reconcilers::plan`), and hands the effects to the
+//! one executor, `execute`, which returns when to look again.
 //!
 //! # Layout
-//! - `app`, `pubs`, `cronjob`, `gitsource`, `nomadjob`: one kind each; `job` and `workload`: what the kinds
-//!   with a Nomad job share (keeping the job; observing its workload); `execute`: carries any
-//!   kind's effects out; `heal`: healing's memory of troubles per node.
+//! - `driver`: what a kind is to the controller (reconcile, and the job `nomarch diff` shows).
+//! - `workload`: the whole reconcile of a kind of the App's shape (`WorkloadKind`: the App),
+//!   and observing any workload; `pubs`, `cronjob`, `gitsource`, `nomadjob`: the kinds with
+//!   their own steps; `job`: keeping the Nomad job, shared by every kind with one; `execute`:
+//!   carries any kind's effects out; `heal`: healing's memory of troubles per node.
 //! - `operator`: suspend and reconcile-now requests, before and after any kind's reconcile.
 //! - `webhook` and `deliveries`: the git push webhook a GitSource serves (verified, replays
 //!   refused), mounted on the controller's listener through [`Kinds::routes`].
 
-pub mod app;
 pub mod cronjob;
 pub mod deliveries;
+pub mod driver;
 pub mod execute;
 pub mod gitsource;
 pub mod heal;
@@ -23,7 +26,8 @@ pub mod pubs;
 pub mod webhook;
 pub mod workload;
 
-use crds::{Kind, ObjectRef};
+use crds::{AppSpec, Kind, ObjectRef};
+use driver::Driver;
 use tracing::warn;
 
 use crate::clients::ApiError;
@@ -66,6 +70,18 @@ impl ReconcileError {
             ReconcileError::Source(e) => e.metric_label(),
             ReconcileError::Refused(_) => "refused",
         }
+    }
+}
+
+/// Each kind's driver: the one place the controller is told how a kind runs. A kind of the
+/// App's shape is `WorkloadDriver::<ItsSpec>::NEW`.
+pub fn driver_of(kind: Kind) -> &'static dyn Driver {
+    match kind {
+        Kind::App => &workload::WorkloadDriver::<AppSpec>::NEW,
+        Kind::Pub => &pubs::Pubs,
+        Kind::CronJob => &cronjob::CronJobs,
+        Kind::GitSource => &gitsource::GitSources,
+        Kind::NomadJob => &nomadjob::NomadJobs,
     }
 }
 
@@ -123,15 +139,7 @@ async fn reconcile(kinds: &AllKinds, ctx: &Context, key: &ObjectRef) -> (Outcome
     let result = match operator::gate(ctx, key).await {
         Ok(Gate::SetAside) => Ok(Outcome::Done),
         Ok(Gate::Reconcile { request }) => {
-            let result = match key.kind {
-                Kind::App => app::reconcile(ctx, &kinds.heal, key).await,
-                Kind::Pub => pubs::reconcile(ctx, &kinds.pubs, &kinds.heal, key).await,
-                Kind::CronJob => cronjob::reconcile(ctx, &kinds.heal, key).await,
-                Kind::GitSource => gitsource::reconcile(ctx, &kinds.git, &kinds.heal, key).await,
-                Kind::NomadJob => {
-                    nomadjob::reconcile(ctx, &kinds.nomad_jobs, &kinds.heal, key).await
-                }
-            };
+            let result = driver_of(key.kind).reconcile(ctx, kinds, key).await;
             // Handled either way: whoever asked reads the outcome from status and events.
             // A transient failure is retried, and the retry answers the request.
             let settled = !result.as_ref().is_err_and(ReconcileError::is_transient);

@@ -2,26 +2,29 @@
 //! cluster's own `/v1/jobs/parse` reads) registered as written, with nomarch's meta, and
 //! report it as the other workload kinds do. What another actor owns (an autoscaled count, the
 //! paths in `spec.ignoreDifferences`) is taken from the live job, never reverted
-//! (`reconcilers::render::nomadjob`).
+//! (`reconcilers::kind::nomadjob`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::Utc;
 use crds::{NomadJob, ObjectRef, Resource};
+use reconcilers::kind::nomadjob::render_nomadjob;
 use reconcilers::kind::nomadjob::{compute, workload_spec, NomadJobSnapshot};
-use reconcilers::render::nomadjob::render_nomadjob;
 use serde_json::Value;
 
+use super::driver::{Desired, DiffError, DiffLook, Driver};
 use super::execute::execute;
 use super::heal::HealState;
 use super::job::{deregister_if_ours, desired_fingerprint, ensure_job_keeping, live_job};
 use super::workload::observe;
-use super::ReconcileError;
+use super::{AllKinds, ReconcileError};
 use crate::clients::nomad_types::Job;
-use crate::clients::ApiError;
+use crate::clients::{ApiError, NomadClient, QueryOptions};
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
+use futures::future::BoxFuture;
+use reconcilers::meta::job_id;
 
 /// Nomad's answer to one HCL text: the API job, or why Nomad cannot read it.
 type Parsed = Result<Value, String>;
@@ -238,6 +241,67 @@ fn hcl_position(message: &str) -> Option<(usize, usize)> {
     let (line, rest) = rest.split_once(',')?;
     let col: String = rest.chars().take_while(char::is_ascii_digit).collect();
     Some((line.parse().ok()?, col.parse().ok()?))
+}
+
+/// A NomadJob's job as its reconciler renders it: its JSON, or Nomad's parse of its HCL, with
+/// the live job's values where another actor owns them.
+async fn desired_job(nomad: &NomadClient, object: &NomadJob) -> Result<Desired, DiffError> {
+    let key = object.object_ref();
+    let source = match (&object.spec.job, &object.spec.hcl) {
+        (Some(job), _) => Value::Object(job.clone()),
+        (None, Some(hcl)) => match nomad.parse_hcl(&key.namespace, hcl).await {
+            Ok(job) => job,
+            Err(crate::clients::ApiError::BadRequest { message, .. }) => {
+                return Ok(Desired::Note(format!(
+                    "Nomad cannot read spec.hcl: {message}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (None, None) => return Ok(Desired::Note("holds no job".into())),
+    };
+    let live = nomad
+        .job(&key.namespace, &job_id(&key), QueryOptions::default())
+        .await?
+        .value
+        .map(|j| serde_json::to_value(j).expect("jobs serialize"));
+    let rendered = match render_nomadjob(object, &source, live.as_ref()) {
+        Ok(rendered) => rendered,
+        Err(problem) => return Ok(Desired::Note(problem.to_string())),
+    };
+    let decode = |value: Value| -> Result<Box<Job>, DiffError> {
+        serde_json::from_value(value)
+            .map(Box::new)
+            .map_err(|e| DiffError::NotAJob(e.to_string()))
+    };
+    Ok(Desired::Job {
+        job: decode(rendered.job)?,
+        decided: decode(rendered.decided)?,
+        waiting_for: Vec::new(),
+    })
+}
+
+/// The NomadJob's driver: the job people wrote, kept registered.
+pub struct NomadJobs;
+
+impl Driver for NomadJobs {
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Context,
+        kinds: &'a AllKinds,
+        key: &'a ObjectRef,
+    ) -> BoxFuture<'a, Result<Outcome, ReconcileError>> {
+        Box::pin(reconcile(ctx, &kinds.nomad_jobs, &kinds.heal, key))
+    }
+
+    fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
+        Box::pin(async move {
+            let Resource::NomadJob(object) = look.resource else {
+                unreachable!("the driver table gives a kind's objects to its own driver");
+            };
+            desired_job(look.nomad, object).await
+        })
+    }
 }
 
 #[cfg(test)]

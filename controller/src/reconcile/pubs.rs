@@ -11,21 +11,22 @@ use chrono::{DateTime, Utc};
 use crds::kinds::Pub;
 use crds::{Kind, ObjectRef, Resource, Status};
 use reconcilers::hubs::{Assigned, Hub};
+use reconcilers::kind::pubs::render_pub;
 use reconcilers::kind::pubs::{
     compute, hub_step, need, placed, workload_spec, HubAction, HubSnapshot, Moving, PubSnapshot,
 };
 use reconcilers::rebalance::{plan, HubArrivals, Limits, PlacedPub};
-use reconcilers::render::pubs::render_pub;
 
+use super::driver::{rendered, Desired, DiffError, DiffLook, Driver};
 use super::execute::{execute, say};
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job};
 use super::workload::observe;
-use super::ReconcileError;
-use crate::clients::nomad_types::Job;
-use crate::clients::QueryOptions;
+use super::{AllKinds, ReconcileError};
+use crate::clients::{NomadClient, QueryOptions};
 use crate::runtime::context::Context;
 use crate::runtime::queue::Outcome;
+use futures::future::BoxFuture;
 
 /// The ID of the hub a status records, borrowed.
 fn hub_id_of_status(status: Option<&Status>) -> Option<&str> {
@@ -260,8 +261,7 @@ pub async fn reconcile(
         .iter()
         .find(|h| h.id == hub_id)
         .map_or("", |h| h.pool.as_str());
-    let desired: Job = serde_json::from_value(render_pub(&pub_, &hub_id, hub_pool))
-        .expect("rendered jobs decode as jobs");
+    let desired = rendered(render_pub(&pub_, &hub_id, hub_pool));
     let ensured = ensure_job(
         ctx,
         key,
@@ -337,4 +337,73 @@ pub fn concerned_by_node(ctx: &Context, node_id: &str) -> Vec<ObjectRef> {
             hub_id_of_status(status.as_ref()).is_none_or(|id| id == node_id)
         })
         .collect()
+}
+
+/// A pub's job is pinned to its hub: the one its status records, unless the hub rules
+/// (`reconcilers::hubs::verdict`, as the reconciler applies them) would place or move it,
+/// which only the controller does (it weighs every other pub's claim on each hub).
+async fn desired_job(
+    nomad: &NomadClient,
+    pub_: &Pub,
+    previous: Option<&Status>,
+) -> Result<Desired, DiffError> {
+    let nodes = nomad
+        .nodes(QueryOptions::default().param("resources", "true"))
+        .await?
+        .value;
+    let hubs: Vec<_> = nodes.iter().map(|n| hub_from(n, None)).collect();
+    // The controller's own hub step, without a move someone asked for (those are the
+    // controller's to weigh against every other pub's claim).
+    let step = hub_step(&HubSnapshot {
+        pub_,
+        status: previous,
+        hubs: &hubs,
+        asked: None,
+        assigned: &Default::default(),
+        rebalance_due: None,
+        now: chrono::Utc::now(),
+    });
+    let recorded = step.status.hub.hub.as_ref();
+    let hub = recorded.and_then(|r| hubs.iter().find(|h| h.id == r.id));
+    match (step.action, hub) {
+        (HubAction::Keep, Some(hub)) => Ok(Desired::job(
+            rendered(render_pub(pub_, &hub.id, &hub.pool)),
+            Vec::new(),
+        )),
+        (
+            HubAction::Choose {
+                moving: Some(m), ..
+            },
+            _,
+        ) => Ok(Desired::Note(format!(
+            "would move off hub {} ({}); the controller chooses the new hub",
+            m.from_name, m.reason
+        ))),
+        _ => Ok(Desired::Note(
+            "has no hub yet; the controller chooses one, then registers its job".into(),
+        )),
+    }
+}
+
+/// The Pub's driver: its hub step, then its pinned job.
+pub struct Pubs;
+
+impl Driver for Pubs {
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Context,
+        kinds: &'a AllKinds,
+        key: &'a ObjectRef,
+    ) -> BoxFuture<'a, Result<Outcome, ReconcileError>> {
+        Box::pin(reconcile(ctx, &kinds.pubs, &kinds.heal, key))
+    }
+
+    fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
+        Box::pin(async move {
+            let Resource::Pub(pub_) = look.resource else {
+                unreachable!("the driver table gives a kind's objects to its own driver");
+            };
+            desired_job(look.nomad, pub_, look.previous).await
+        })
+    }
 }

@@ -1,13 +1,65 @@
 //! An App's decisions besides its job: the workload's look (replicas, conditions, rollout,
 //! healing), Nomad's refusal or rollback on record, `Ready` said once, and when to look again.
+//!
+//! An App as a Nomad service job: one group of `replicas` instances of one docker task, its
+//! Consul service, and restart/reschedule/update policies that let Nomad heal what it can.
 
 use std::time::Duration;
 
-use crds::{App, ObjectRef};
+use crds::{App, AppSpec, Kind, ObjectRef, Resource};
+use serde_json::{json, Value};
 
-use super::{look_and_record, settled, JobOutcome};
+use super::{look_and_record, settled, JobOutcome, WorkloadKind};
 use crate::effects::{Effects, Requeue};
+use crate::meta::{job_id, job_meta};
+use crate::render::{
+    apply_overrides, hold_traffic_from_canaries, mount_volumes, network, placement,
+    service_env_templates, service_reschedule_policy, service_restart_policy, services,
+    stop_if_stopped, task, update_block,
+};
 use crate::workload::{WorkloadSnapshot, WorkloadSpec};
+
+pub fn render_app(app: &App) -> Value {
+    let resource = Resource::App(app.clone());
+    let spec = &app.spec;
+    let object = app.object_ref();
+    let (datacenters, node_pool, constraints) = placement(&spec.placement);
+    let mut services = services(
+        &object,
+        &spec.ports,
+        spec.health.as_ref(),
+        spec.route.as_ref(),
+    );
+    let update = &spec.update;
+    hold_traffic_from_canaries(&mut services, update);
+    let mut job = json!({
+        "ID": job_id(&object),
+        "Name": object.name,
+        "Namespace": object.namespace,
+        "Type": "service",
+        "Datacenters": datacenters,
+        "Constraints": constraints,
+        "Meta": job_meta(&resource),
+        "Update": update_block(update, spec.replicas, spec.health.is_some()),
+        "TaskGroups": [{
+            "Name": AppSpec::GROUP,
+            "Count": spec.replicas,
+            "Networks": [network(&spec.ports)],
+            "Services": services,
+            "RestartPolicy": service_restart_policy(),
+            "ReschedulePolicy": service_reschedule_policy(),
+            "Tasks": [task(AppSpec::GROUP, spec.container(), &spec.ports)],
+        }],
+    });
+    if let Some(pool) = node_pool {
+        job["NodePool"] = json!(pool);
+    }
+    mount_volumes(&mut job, &spec.volumes);
+    service_env_templates(&mut job, &object, &spec.env);
+    apply_overrides(&mut job, &spec.nomad);
+    stop_if_stopped(&mut job, spec.stopped);
+    job
+}
 
 /// While an App is converging, look again this often even without a trigger.
 pub const CONVERGING_RECHECK: Duration = Duration::from_secs(5);
@@ -25,9 +77,31 @@ pub fn workload_spec<'a>(app: &'a App, object: &'a ObjectRef) -> WorkloadSpec<'a
         stopped: spec.stopped,
         health: spec.health.as_ref(),
         max_unavailable: spec.update.max_unavailable,
-        // An App's job always has an update block (render/app.rs); a stopped job gets no
+        // An App's job always has an update block (`render_app` above); a stopped job gets no
         // deployment (Nomad cancels the running one).
         deploys: spec.replicas > 0 && !spec.stopped,
+    }
+}
+
+impl WorkloadKind for AppSpec {
+    fn render(app: &App) -> Value {
+        render_app(app)
+    }
+
+    fn workload_spec<'a>(app: &'a App, key: &'a ObjectRef) -> WorkloadSpec<'a> {
+        workload_spec(app, key)
+    }
+
+    fn depends_on(app: &App) -> Vec<ObjectRef> {
+        app.spec
+            .depends_on
+            .iter()
+            .map(|name| ObjectRef::new(Kind::App, &app.metadata.namespace, name))
+            .collect()
+    }
+
+    fn compute(app: &App, job: &JobOutcome, workload: WorkloadSnapshot<'_>) -> Effects {
+        compute(&AppSnapshot { app, job, workload })
     }
 }
 

@@ -3,8 +3,13 @@
 //! itself is [`crate::plan`]'s, shared by every kind with a job; what keeping the job came to
 //! is a [`JobOutcome`] here.
 //!
+//! Each kind's file also renders its job (from the shared pieces in [`crate::render`]). A kind
+//! of the App's shape (one job rendered from its spec, judged by its workload) implements
+//! [`WorkloadKind`] and needs nothing else here.
+//!
 //! # Layout
-//! - [`app`], [`pubs`], [`nomadjob`]: the workload kinds, each over [`crate::workload::look`].
+//! - [`app`], [`pubs`], [`nomadjob`]: the workload kinds, each over [`crate::workload::look`];
+//!   the App through [`WorkloadKind`].
 //! - [`job`]: keeping the Nomad job, shared by every kind with one (the plan, verifying
 //!   drift, Nomad's refusals and rollbacks).
 //! - [`cronjob`]: a CronJob's status, failure events and next look from its child jobs.
@@ -17,13 +22,33 @@ pub mod job;
 pub mod nomadjob;
 pub mod pubs;
 
-use crds::{ConditionType, Status};
-
 use chrono::{DateTime, Utc};
+use crds::{ConditionType, KindSpec, Object, ObjectRef, Status};
+use serde_json::Value;
 
-use crate::effects::PlannedEvent;
+use crate::effects::{Effects, PlannedEvent};
 use crate::status::{record_rejection, record_rollback, Rejection, Rollback};
-use crate::workload::{look, WorkloadLook, WorkloadSnapshot};
+use crate::workload::{look, WorkloadLook, WorkloadSnapshot, WorkloadSpec};
+
+/// A kind whose every object keeps one Nomad job rendered from its spec and is judged by that
+/// job's workload (allocations, checks, rollout, healing): the App's shape. The controller
+/// runs every such kind with one reconcile (`controller/src/reconcile/workload.rs`), and
+/// `nomarch diff` with the same rendering and plan; a new kind of this shape is its spec and
+/// [`KindSpec`] in `crds`, this impl in its own file here, and one line in the controller's
+/// table of drivers.
+pub trait WorkloadKind: KindSpec {
+    /// The job the object renders. Pure: golden files pin it.
+    fn render(object: &Object<Self>) -> Value;
+    /// What the workload's look judges the object against.
+    fn workload_spec<'a>(object: &'a Object<Self>, key: &'a ObjectRef) -> WorkloadSpec<'a>;
+    /// Objects that must be Ready before the job is registered (an App's `dependsOn`).
+    fn depends_on(_object: &Object<Self>) -> Vec<ObjectRef> {
+        Vec::new()
+    }
+    /// The decisions once the job is kept and the workload observed (`workload.previous` is
+    /// the stored status).
+    fn compute(object: &Object<Self>, job: &JobOutcome, workload: WorkloadSnapshot<'_>) -> Effects;
+}
 
 /// What keeping the job came to, as status records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

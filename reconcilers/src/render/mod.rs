@@ -2,12 +2,8 @@
 //! which golden tests pin down.
 //!
 //! The pieces shared by every kind (networks, services with checks and Traefik tags, the task
-//! with env and secrets, constraints) live here; each kind composes them.
-
-pub mod app;
-pub mod cronjob;
-pub mod nomadjob;
-pub mod pubs;
+//! with env and secrets, constraints) live here; each kind composes them into its job in its
+//! own file (`kind/<kind>.rs`, beside its decisions).
 
 use std::time::Duration;
 
@@ -395,64 +391,5 @@ mod tests {
         for name in [web("tenant-a", &long), web("tenant-a", &"z".repeat(63))] {
             assert!(crds::validate::dns_label_problem(&name).is_none(), "{name}");
         }
-    }
-
-    /// The one App a manifest text holds.
-    fn app_from(file: &str, text: &str) -> crds::App {
-        match crds::parse_str(file, text).unwrap().remove(0).resource {
-            crds::Resource::App(app) => app,
-            _ => unreachable!("an App manifest"),
-        }
-    }
-
-    /// `spec.nomad` merges into the job, the group and the task: new keys added, maps merged
-    /// key by key (nomarch's meta and env stay beside the additions), `null` removes.
-    #[test]
-    fn overrides_merge_into_the_job_its_group_and_its_task() {
-        let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: tuned\nspec:\n  image: nginx:1\n  env:\n    - name: MODE\n      value: fast\n  nomad:\n    job:\n      Priority: 70\n      Meta:\n        team: web\n    group:\n      ShutdownDelay: 5000000000\n      ReschedulePolicy: null\n    task:\n      KillTimeout: 30000000000\n      Env:\n        EXTRA: \"1\"\n      Config:\n        work_dir: /srv\n";
-        let app = app_from("tuned.yaml", text);
-        let job = app::render_app(&app);
-        assert_eq!(job["Priority"], 70);
-        assert_eq!(job["Meta"]["team"], "web");
-        assert_eq!(
-            job["Meta"]["nomarch.io/managed-by"], "nomarch",
-            "nomarch's meta stays"
-        );
-        let group = &job["TaskGroups"][0];
-        assert_eq!(group["ShutdownDelay"], 5_000_000_000u64);
-        assert!(group.get("ReschedulePolicy").is_none(), "null removes");
-        let task = &group["Tasks"][0];
-        assert_eq!(task["KillTimeout"], 30_000_000_000u64);
-        assert_eq!(task["Env"], json!({"MODE": "fast", "EXTRA": "1"}));
-        assert_eq!(task["Config"]["image"], "nginx:1");
-        assert_eq!(task["Config"]["work_dir"], "/srv");
-    }
-
-    /// Volumes become the group's requests and the task's mounts, as Nomad's API names them;
-    /// a job without volumes gets neither key (its fingerprint stays what it was).
-    #[test]
-    fn host_volumes_render_as_group_requests_and_task_mounts() {
-        let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: store\nspec:\n  image: minio/minio\n  volumes:\n    - name: data\n      source: tenant-data\n      mountPath: /data\n    - name: config\n      source: shared-config\n      readOnly: true\n      mountPath: /etc/store\n";
-        let app = app_from("store.yaml", text);
-        let job = app::render_app(&app);
-        let group = &job["TaskGroups"][0];
-        assert_eq!(
-            group["Volumes"]["config"],
-            json!({"Name": "config", "Type": "host", "Source": "shared-config", "ReadOnly": true})
-        );
-        assert_eq!(
-            group["Tasks"][0]["VolumeMounts"],
-            json!([
-                {"Volume": "data", "Destination": "/data", "ReadOnly": false},
-                {"Volume": "config", "Destination": "/etc/store", "ReadOnly": true},
-            ])
-        );
-        let mut plain = app.clone();
-        plain.spec.volumes.clear();
-        let plain = app::render_app(&plain);
-        assert!(plain["TaskGroups"][0].get("Volumes").is_none());
-        assert!(plain["TaskGroups"][0]["Tasks"][0]
-            .get("VolumeMounts")
-            .is_none());
     }
 }
