@@ -11,8 +11,7 @@ pub fn unmanaged_jobs(manifests: &str) -> anyhow::Result<Vec<Job>> {
         .into_iter()
         .map(|m| match m.resource {
             crds::Resource::App(app) => {
-                let mut job: Job =
-                    serde_json::from_value(reconcilers::kind::app::render_app(&app))?;
+                let mut job: Job = reconcilers::kind::app::render_app(&app);
                 job.meta = None;
                 Ok(job)
             }

@@ -10,7 +10,8 @@
 //! - [`yaml`]: YAML text → JSON documents that remember the line and column of every field.
 //! - [`manifest`]: files, directories and streams → validated objects, or every error with
 //!   `file:line:col: field: message`.
-//! - [`validate`]: semantic rules a type cannot express; [`nomad_rules`]: Nomad's own rules
+//! - [`validate`]: the metadata's rules and the rules the kinds share (each kind's own are in
+//!   its file); [`nomad_rules`]: Nomad's own rules
 //!   (constraint operands) in Nomad's words, shared with nomad-sim.
 //! - [`suggest`]: "did you mean" for misspelt names.
 //! - [`schema`]: JSON Schema per kind (checked in under `crds/schemas/`).

@@ -263,6 +263,53 @@ const OWNED_BY_NOMARCH: &[(&str, &str, &str)] = &[
     ("task", "VolumeMounts", "use spec.volumes"),
 ];
 
+/// Job fields the Nomad server sets itself when it registers a job (nomad/state/state_store.go
+/// `upsertJobImpl`: `Version`, `Stable`, `Status`, the indexes; nomad/job_endpoint.go
+/// `Register`: `SubmitTime`), which a register cannot choose.
+const SET_BY_NOMAD: &[&str] = &[
+    "Status",
+    "StatusDescription",
+    "Stable",
+    "Version",
+    "SubmitTime",
+    "CreateIndex",
+    "ModifyIndex",
+    "JobModifyIndex",
+];
+
+/// Maps Nomad reads as text only (`map[string]string` in api/jobs.go `Job.Meta`, api/tasks.go
+/// `TaskGroup.Meta`, `Task.Meta` and `Task.Env`): per level, the keys whose values must be
+/// text (or `null`, which removes one).
+const TEXT_MAPS: &[(&str, &str)] = &[
+    ("job", "Meta"),
+    ("group", "Meta"),
+    ("task", "Meta"),
+    ("task", "Env"),
+];
+
+/// A map Nomad reads as text: an object of text values (`null` removes a key in a merge patch).
+fn validate_text_map(value: Option<&serde_json::Value>, path: &str, p: &mut Problems) {
+    use serde_json::Value;
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(entries)) => {
+            for (key, value) in entries {
+                p.check(
+                    matches!(value, Value::String(_) | Value::Null),
+                    &join_key(path, key),
+                    || {
+                        format!(
+                            "Nomad reads this map as text: quote the value (\"{}\")",
+                            printable(&value.to_string())
+                        )
+                    },
+                );
+            }
+        }
+        Some(_) => p.add(path, "must be a map of text values"),
+    }
+}
+
 /// A task's driver config keys nomarch sets from the spec.
 const OWNED_CONFIG: &[(&str, &str)] = &[
     ("image", "use spec.image"),
@@ -288,6 +335,17 @@ pub(crate) fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mu
                     format!("nomarch sets {key}: {instead}"),
                 );
             }
+        }
+        if level == "job" {
+            for key in SET_BY_NOMAD.iter().filter(|k| patch.contains_key(**k)) {
+                p.add(
+                    join_key(&path, key),
+                    format!("Nomad sets {key} itself when the job is registered"),
+                );
+            }
+        }
+        for (_, map) in TEXT_MAPS.iter().filter(|(l, _)| *l == level) {
+            validate_text_map(patch.get(*map), &join_key(&path, map), p);
         }
         match patch.get("Meta") {
             Some(serde_json::Value::Object(meta)) => {

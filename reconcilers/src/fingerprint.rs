@@ -67,7 +67,7 @@ mod tests {
         else {
             unreachable!("an App manifest")
         };
-        render_app(&app)
+        serde_json::to_value(render_app(&app)).expect("jobs serialize")
     }
 
     #[test]

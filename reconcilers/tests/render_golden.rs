@@ -1,12 +1,20 @@
 //! Rendering is pinned by golden files: each example App in `manifests/examples/apps/` renders
-//! to exactly `tests/golden/app-<name>.json`. Run with `BLESS=1` after a deliberate change and
-//! read the diff: it is what nomarch will send to Nomad.
+//! to exactly `tests/golden/app-<name>.json`, with the fingerprint status records for it in
+//! `tests/golden/fingerprints.txt`. Run with `BLESS=1` after a deliberate change and read the
+//! diff: it is what nomarch will send to Nomad.
 
 use std::path::{Path, PathBuf};
 
 use crds::Resource;
-use reconcilers::kind::app::render_app;
+use reconcilers::fingerprint::fingerprint;
+use reconcilers::kind::app;
+use reconcilers::nomad_job::Job;
 use serde_json::json;
+
+/// An App's job as JSON, to read the way Nomad's API names it.
+fn render_app(app: &crds::App) -> serde_json::Value {
+    serde_json::to_value(app::render_app(app)).expect("jobs serialize")
+}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/apps")
@@ -18,13 +26,22 @@ fn example_apps_render_to_their_golden_jobs() {
     assert!(manifests.len() >= 3);
     let bless = std::env::var_os("BLESS").is_some();
     let mut changed = Vec::new();
+    let mut fingerprints = String::new();
     for manifest in manifests {
         let Resource::App(mut app) = manifest.resource else {
             continue;
         };
         // As stored: the store numbers generations.
         app.metadata.generation = 3;
-        let rendered = serde_json::to_string_pretty(&render_app(&app)).unwrap() + "\n";
+        let job = app::render_app(&app);
+        let rendered = serde_json::to_string_pretty(&job).unwrap() + "\n";
+        // What status records as last registered, read as the controller reads it.
+        let as_read: Job = serde_json::from_str(&rendered).unwrap();
+        fingerprints.push_str(&format!(
+            "{} {}\n",
+            app.metadata.name,
+            fingerprint(&serde_json::to_value(&as_read).unwrap())
+        ));
         let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/golden/app-{}.json", app.metadata.name));
         if bless {
@@ -32,6 +49,14 @@ fn example_apps_render_to_their_golden_jobs() {
         } else if std::fs::read_to_string(&golden).unwrap_or_default() != rendered {
             changed.push(golden.display().to_string());
         }
+    }
+    // A changed fingerprint makes every running controller register every such job again
+    // after an upgrade: pinned apart from the jobs, so that is never an accident.
+    let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fingerprints.txt");
+    if bless {
+        std::fs::write(&pinned, &fingerprints).unwrap();
+    } else if std::fs::read_to_string(&pinned).unwrap_or_default() != fingerprints {
+        changed.push(pinned.display().to_string());
     }
     assert!(
         changed.is_empty(),
@@ -117,4 +142,40 @@ fn host_volumes_render_as_group_requests_and_task_mounts() {
     assert!(plain["TaskGroups"][0]["Tasks"][0]
         .get("VolumeMounts")
         .is_none());
+}
+
+proptest::proptest! {
+    /// Whatever `spec.nomad.job` holds (validation refuses much of it, but rendering does not
+    /// count on that), the job renders typed, and reads back from the JSON nomarch sends as the
+    /// same job: no patch can put a field both in the typed part and in the rest, or make the
+    /// job something the controller could not read back.
+    #[test]
+    fn any_job_patch_renders_a_job_that_reads_back_as_itself(
+        patch in proptest::collection::vec(
+            (
+                proptest::sample::select(vec![
+                    "Meta", "Version", "Status", "Stop", "ID", "Priority", "Name", "Datacenters",
+                    "Update", "TaskGroups", "ModifyIndex", "NodePool",
+                ]),
+                proptest::prop_oneof![
+                    proptest::strategy::Just(json!(null)),
+                    proptest::strategy::Just(json!(5)),
+                    proptest::strategy::Just(json!("text")),
+                    proptest::strategy::Just(json!({"team": "web", "gone": null, "n": 3})),
+                    proptest::strategy::Just(json!([1, 2])),
+                ],
+            ),
+            0..6,
+        )
+    ) {
+        let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: tuned\nspec:\n  image: nginx:1\n";
+        let mut app = app_from("tuned.yaml", text);
+        app.spec.nomad.job = patch.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let job = app::render_app(&app);
+        let sent = serde_json::to_string(&job).unwrap();
+        let read: Job = serde_json::from_str(&sent).unwrap();
+        proptest::prop_assert_eq!(&read, &job);
+        proptest::prop_assert_eq!(job.id.as_str(), "tuned");
+        proptest::prop_assert!(job.meta.as_ref().is_some_and(|m| m.contains_key("nomarch.io/managed-by")));
+    }
 }

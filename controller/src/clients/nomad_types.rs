@@ -8,53 +8,8 @@ use serde_json::{Map, Value};
 
 pub type Extra = Map<String, Value>;
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    #[serde(rename = "ID")]
-    pub id: String,
-    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
-    pub job_type: Option<String>,
-    #[serde(rename = "Meta", default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<BTreeMap<String, String>>,
-    #[serde(rename = "Stop", default, skip_serializing_if = "Option::is_none")]
-    pub stop: Option<bool>,
-    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
-    #[serde(
-        rename = "ModifyIndex",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub modify_index: Option<u64>,
-    #[serde(
-        rename = "JobModifyIndex",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub job_modify_index: Option<u64>,
-    /// Groups stay JSON: nomarch renders them whole and never edits one field of them.
-    #[serde(
-        rename = "TaskGroups",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub task_groups: Option<Vec<Value>>,
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-impl Job {
-    pub fn meta(&self, key: &str) -> Option<&str> {
-        self.meta
-            .as_ref()
-            .and_then(|m| m.get(key))
-            .map(String::as_str)
-    }
-}
+/// A job as Nomad's API reads and writes it; nomarch renders these (`reconcilers::nomad_job`).
+pub use reconcilers::nomad_job::Job;
 
 /// `JobListStub` (`GET /v1/jobs`, with `meta=true` for `Meta`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use reconcilers::kind::cronjob::{compute, ChildRun, CronSnapshot};
 use reconcilers::meta::job_id;
 use serde_json::Value;
 
-use super::driver::{rendered, Desired, DiffError, DiffLook, Driver};
+use super::driver::{Desired, DiffError, DiffLook, Driver};
 use super::execute::execute;
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job};
@@ -55,7 +55,7 @@ pub async fn reconcile(
         deregister_if_ours(ctx, key).await?;
         return Ok(Outcome::Done);
     };
-    let desired = rendered(render_cronjob(&cron));
+    let desired = render_cronjob(&cron);
     let previous = cron.status.clone();
     let ensured = ensure_job(
         ctx,
@@ -105,7 +105,7 @@ impl Driver for CronJobs {
             let Resource::CronJob(cron) = look.resource else {
                 unreachable!("the driver table gives a kind's objects to its own driver");
             };
-            Ok(Desired::job(rendered(render_cronjob(cron)), Vec::new()))
+            Ok(Desired::job(render_cronjob(cron), Vec::new()))
         })
     }
 }

@@ -73,8 +73,3 @@ pub trait Driver: Sync {
     /// renders it.
     fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>>;
 }
-
-/// A job as rendered: rendering builds Nomad's JSON, which always reads as a [`Job`].
-pub fn rendered(value: serde_json::Value) -> Job {
-    serde_json::from_value(value).expect("rendered jobs decode as jobs")
-}

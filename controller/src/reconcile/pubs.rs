@@ -17,7 +17,7 @@ use reconcilers::kind::pubs::{
 };
 use reconcilers::rebalance::{plan, HubArrivals, Limits, PlacedPub};
 
-use super::driver::{rendered, Desired, DiffError, DiffLook, Driver};
+use super::driver::{Desired, DiffError, DiffLook, Driver};
 use super::execute::{execute, say};
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job};
@@ -261,7 +261,7 @@ pub async fn reconcile(
         .iter()
         .find(|h| h.id == hub_id)
         .map_or("", |h| h.pool.as_str());
-    let desired = rendered(render_pub(&pub_, &hub_id, hub_pool));
+    let desired = render_pub(&pub_, &hub_id, hub_pool);
     let ensured = ensure_job(
         ctx,
         key,
@@ -367,7 +367,7 @@ async fn desired_job(
     let hub = recorded.and_then(|r| hubs.iter().find(|h| h.id == r.id));
     match (step.action, hub) {
         (HubAction::Keep, Some(hub)) => Ok(Desired::job(
-            rendered(render_pub(pub_, &hub.id, &hub.pool)),
+            render_pub(pub_, &hub.id, &hub.pool),
             Vec::new(),
         )),
         (

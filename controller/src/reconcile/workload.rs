@@ -18,7 +18,7 @@ use reconcilers::rollout::needs_refresh;
 use reconcilers::status::{AllocView, JobView, Written};
 use reconcilers::workload::{Checks, Deployments, WorkloadAlloc, WorkloadSnapshot, WorkloadSpec};
 
-use super::driver::{rendered, Desired, DiffError, DiffLook, Driver};
+use super::driver::{Desired, DiffError, DiffLook, Driver};
 use super::execute::execute;
 use super::heal::HealState;
 use super::job::{deregister_if_ours, ensure_job};
@@ -59,7 +59,7 @@ impl<K: WorkloadKind + Send + Sync> Driver for WorkloadDriver<K> {
                     waiting_for.push(dependency.name);
                 }
             }
-            Ok(Desired::job(rendered(K::render(object)), waiting_for))
+            Ok(Desired::job(K::render(object), waiting_for))
         })
     }
 }
@@ -79,7 +79,7 @@ async fn reconcile<K: WorkloadKind>(
         deregister_if_ours(ctx, key).await?;
         return Ok(Outcome::Done);
     };
-    let desired = rendered(K::render(&object));
+    let desired = K::render(&object);
     let stored = object.status.as_ref();
     let waiting_for = K::depends_on(&object)
         .into_iter()

@@ -7,20 +7,19 @@
 use std::time::Duration;
 
 use crds::{App, AppSpec, Kind, ObjectRef, Resource};
-use serde_json::{json, Value};
+use serde_json::{json, Map};
 
 use super::{look_and_record, settled, JobOutcome, WorkloadKind};
 use crate::effects::{Effects, Requeue};
-use crate::meta::{job_id, job_meta};
+use crate::meta::job_meta;
+use crate::nomad_job::Job;
 use crate::render::{
-    apply_overrides, hold_traffic_from_canaries, mount_volumes, network, placement,
-    service_env_templates, service_reschedule_policy, service_restart_policy, services,
-    stop_if_stopped, task, update_block,
+    hold_traffic_from_canaries, job, network, placement, service_reschedule_policy,
+    service_restart_policy, services, task, update_block, JobParts, Shared,
 };
 use crate::workload::{WorkloadSnapshot, WorkloadSpec};
 
-pub fn render_app(app: &App) -> Value {
-    let resource = Resource::App(app.clone());
+pub fn render_app(app: &App) -> Job {
     let spec = &app.spec;
     let object = app.object_ref();
     let (datacenters, node_pool, constraints) = placement(&spec.placement);
@@ -32,16 +31,22 @@ pub fn render_app(app: &App) -> Value {
     );
     let update = &spec.update;
     hold_traffic_from_canaries(&mut services, update);
-    let mut job = json!({
-        "ID": job_id(&object),
-        "Name": object.name,
-        "Namespace": object.namespace,
-        "Type": "service",
-        "Datacenters": datacenters,
-        "Constraints": constraints,
-        "Meta": job_meta(&resource),
-        "Update": update_block(update, spec.replicas, spec.health.is_some()),
-        "TaskGroups": [{
+    let mut fields = Map::new();
+    fields.insert("Datacenters".into(), datacenters);
+    fields.insert("Constraints".into(), constraints);
+    fields.insert(
+        "Update".into(),
+        update_block(update, spec.replicas, spec.health.is_some()),
+    );
+    if let Some(pool) = node_pool {
+        fields.insert("NodePool".into(), json!(pool));
+    }
+    let parts = JobParts {
+        object: &object,
+        job_type: "service",
+        meta: job_meta(&Resource::App(app.clone())),
+        fields,
+        group: json!({
             "Name": AppSpec::GROUP,
             "Count": spec.replicas,
             "Networks": [network(&spec.ports)],
@@ -49,16 +54,17 @@ pub fn render_app(app: &App) -> Value {
             "RestartPolicy": service_restart_policy(),
             "ReschedulePolicy": service_reschedule_policy(),
             "Tasks": [task(AppSpec::GROUP, spec.container(), &spec.ports)],
-        }],
-    });
-    if let Some(pool) = node_pool {
-        job["NodePool"] = json!(pool);
-    }
-    mount_volumes(&mut job, &spec.volumes);
-    service_env_templates(&mut job, &object, &spec.env);
-    apply_overrides(&mut job, &spec.nomad);
-    stop_if_stopped(&mut job, spec.stopped);
-    job
+        }),
+    };
+    job(
+        parts,
+        Shared {
+            volumes: &spec.volumes,
+            env: &spec.env,
+            overrides: &spec.nomad,
+            stopped: spec.stopped,
+        },
+    )
 }
 
 /// While an App is converging, look again this often even without a trigger.
@@ -84,7 +90,7 @@ pub fn workload_spec<'a>(app: &'a App, object: &'a ObjectRef) -> WorkloadSpec<'a
 }
 
 impl WorkloadKind for AppSpec {
-    fn render(app: &App) -> Value {
+    fn render(app: &App) -> Job {
         render_app(app)
     }
 

@@ -11,52 +11,59 @@ use chrono::{DateTime, Utc};
 use crds::kinds::ConcurrencyPolicy;
 use crds::status::CronRun;
 use crds::{ConditionType, CronJob, CronJobSpec, Resource, Status};
-use serde_json::{json, Value};
+use serde_json::{json, Map};
 
 use crate::effects::{Effects, PlannedEvent, Requeue};
-use crate::meta::{job_id, job_meta};
-use crate::render::{
-    apply_overrides, mount_volumes, nanos, placement, service_env_templates, task,
-};
+use crate::meta::job_meta;
+use crate::nomad_job::Job;
+use crate::render::{job, nanos, placement, task, JobParts, Shared};
 use crate::schedule::next_run;
 use crate::status::{record_rejection, record_written, set_condition, Rejection, Written};
 
-pub fn render_cronjob(cron: &CronJob) -> Value {
-    let resource = Resource::CronJob(cron.clone());
+pub fn render_cronjob(cron: &CronJob) -> Job {
     let spec = &cron.spec;
     let object = cron.object_ref();
     let (datacenters, node_pool, constraints) = placement(&spec.placement);
-    let mut job = json!({
-        "ID": job_id(&object),
-        "Name": object.name,
-        "Namespace": object.namespace,
-        "Type": "batch",
-        "Datacenters": datacenters,
-        "Constraints": constraints,
-        "Meta": job_meta(&resource),
-        "Periodic": {
+    let mut fields = Map::new();
+    fields.insert("Datacenters".into(), datacenters);
+    fields.insert("Constraints".into(), constraints);
+    fields.insert(
+        "Periodic".into(),
+        json!({
             "Enabled": !spec.suspend,
             "SpecType": "cron",
             "Specs": [spec.schedule.trim()],
             "TimeZone": spec.time_zone,
             "ProhibitOverlap": spec.concurrency_policy == ConcurrencyPolicy::Forbid,
-        },
-        "TaskGroups": [{
+        }),
+    );
+    if let Some(pool) = node_pool {
+        fields.insert("NodePool".into(), json!(pool));
+    }
+    let parts = JobParts {
+        object: &object,
+        job_type: "batch",
+        meta: job_meta(&Resource::CronJob(cron.clone())),
+        fields,
+        group: json!({
             "Name": CronJobSpec::GROUP,
             "Count": 1,
             // A failed run is retried in place once, then reported; the next run is the retry.
             "RestartPolicy": {"Attempts": 1, "Interval": nanos(std::time::Duration::from_secs(600)), "Delay": nanos(std::time::Duration::from_secs(15)), "Mode": "fail"},
             "ReschedulePolicy": {"Attempts": 0, "Unlimited": false},
             "Tasks": [task(CronJobSpec::GROUP, spec.task.container(), &[])],
-        }],
-    });
-    if let Some(pool) = node_pool {
-        job["NodePool"] = json!(pool);
-    }
-    mount_volumes(&mut job, &spec.volumes);
-    service_env_templates(&mut job, &object, &spec.task.env);
-    apply_overrides(&mut job, &spec.nomad);
-    job
+        }),
+    };
+    // A cron job's runs are not stopped by `nomarch stop`: `spec.suspend` stops its launches.
+    job(
+        parts,
+        Shared {
+            volumes: &spec.volumes,
+            env: &spec.task.env,
+            overrides: &spec.nomad,
+            stopped: false,
+        },
+    )
 }
 
 /// Runs kept in status.

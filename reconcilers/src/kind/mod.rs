@@ -24,9 +24,9 @@ pub mod pubs;
 
 use chrono::{DateTime, Utc};
 use crds::{ConditionType, KindSpec, Object, ObjectRef, Status};
-use serde_json::Value;
 
 use crate::effects::{Effects, PlannedEvent};
+use crate::nomad_job::Job;
 use crate::status::{record_rejection, record_rollback, Rejection, Rollback};
 use crate::workload::{look, WorkloadLook, WorkloadSnapshot, WorkloadSpec};
 
@@ -38,7 +38,7 @@ use crate::workload::{look, WorkloadLook, WorkloadSnapshot, WorkloadSpec};
 /// table of drivers.
 pub trait WorkloadKind: KindSpec {
     /// The job the object renders. Pure: golden files pin it.
-    fn render(object: &Object<Self>) -> Value;
+    fn render(object: &Object<Self>) -> Job;
     /// What the workload's look judges the object against.
     fn workload_spec<'a>(object: &'a Object<Self>, key: &'a ObjectRef) -> WorkloadSpec<'a>;
     /// Objects that must be Ready before the job is registered (an App's `dependsOn`).

@@ -12,15 +12,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crds::status::{HubRecord, PubPhase, Reallocation};
 use crds::{ConditionType, ObjectRef, Pub, PubSpec, Resource, Status};
-use serde_json::{json, Value};
+use serde_json::{json, Map};
 
 use super::{record_job_outcome, settled, JobOutcome};
 use crate::effects::{Effects, PlannedEvent, Requeue};
 use crate::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
-use crate::meta::{job_id, job_meta};
+use crate::meta::job_meta;
+use crate::nomad_job::Job;
 use crate::render::{
-    apply_overrides, mount_volumes, network, service_env_templates, service_reschedule_policy,
-    service_restart_policy, services, stop_if_stopped, task,
+    job, network, service_reschedule_policy, service_restart_policy, services, task, JobParts,
+    Shared,
 };
 use crate::status::{mark_stopped, set_condition};
 use crate::workload::{keep_if_unchanged, look, WorkloadSnapshot, WorkloadSpec};
@@ -28,8 +29,7 @@ use crate::workload::{keep_if_unchanged, look, WorkloadSnapshot, WorkloadSpec};
 /// The pub's job pinned to `hub_id`, in the hub's node pool (`hub_pool`; empty for a Nomad
 /// without pools). Without the pool, Nomad would look for the hub only in the `default` pool
 /// and never place a pub on a hub in another one.
-pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Value {
-    let resource = Resource::Pub(pub_.clone());
+pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Job {
     let spec = &pub_.spec;
     let object = pub_.object_ref();
     let services = services(
@@ -38,17 +38,23 @@ pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Value {
         spec.health.as_ref(),
         spec.route.as_ref(),
     );
-    let mut meta = job_meta(&resource);
+    let mut meta = job_meta(&Resource::Pub(pub_.clone()));
     meta.insert("nomarch.io/hub".to_string(), hub_id.to_string());
-    let mut job = json!({
-        "ID": job_id(&object),
-        "Name": object.name,
-        "Namespace": object.namespace,
-        "Type": "service",
-        "Datacenters": ["*"],
-        "Constraints": [{"LTarget": "${node.unique.id}", "Operand": "=", "RTarget": hub_id}],
-        "Meta": meta,
-        "TaskGroups": [{
+    let mut fields = Map::new();
+    fields.insert("Datacenters".into(), json!(["*"]));
+    fields.insert(
+        "Constraints".into(),
+        json!([{"LTarget": "${node.unique.id}", "Operand": "=", "RTarget": hub_id}]),
+    );
+    if !hub_pool.is_empty() {
+        fields.insert("NodePool".into(), json!(hub_pool));
+    }
+    let parts = JobParts {
+        object: &object,
+        job_type: "service",
+        meta,
+        fields,
+        group: json!({
             "Name": PubSpec::GROUP,
             "Count": 1,
             "Networks": [network(&spec.ports)],
@@ -57,16 +63,17 @@ pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Value {
             "RestartPolicy": service_restart_policy(),
             "ReschedulePolicy": service_reschedule_policy(),
             "Tasks": [task(PubSpec::GROUP, spec.container(), &spec.ports)],
-        }],
-    });
-    if !hub_pool.is_empty() {
-        job["NodePool"] = json!(hub_pool);
-    }
-    mount_volumes(&mut job, &spec.volumes);
-    service_env_templates(&mut job, &object, &spec.env);
-    apply_overrides(&mut job, &spec.nomad);
-    stop_if_stopped(&mut job, spec.stopped);
-    job
+        }),
+    };
+    job(
+        parts,
+        Shared {
+            volumes: &spec.volumes,
+            env: &spec.env,
+            overrides: &spec.nomad,
+            stopped: spec.stopped,
+        },
+    )
 }
 
 /// While a pub is converging, look again this often even without a trigger.

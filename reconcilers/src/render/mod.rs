@@ -5,8 +5,10 @@
 //! with env and secrets, constraints) live here; each kind composes them into its job in its
 //! own file (`kind/<kind>.rs`, beside its decisions).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crds::workload::NomadOverrides;
 use crds::workload::{
     CheckType, Constraint, ContainerRef, EnvVar, HealthCheck, Placement, Port, Protocol,
     RolloutStrategy, Route, UpdateStrategy, VolumeType,
@@ -14,6 +16,9 @@ use crds::workload::{
 use crds::ObjectRef;
 use serde_json::{json, Map, Value};
 use sha2::Digest;
+
+use crate::meta::job_id;
+use crate::nomad_job::Job;
 
 /// Nomad durations are integer nanoseconds.
 pub fn nanos(duration: Duration) -> u64 {
@@ -79,9 +84,8 @@ pub const UNPROMOTED_TAG: &str = "nomarch-unpromoted";
 
 /// The job's update block. Canary and auto-promote keys only for the strategies that use
 /// them: a rolling update renders as it always has, so its fingerprint does not change.
-/// Host and CSI volumes as the group's `Volumes` and the task's `VolumeMounts` (the job's only group
-/// and task). Nothing is added without volumes, so other jobs' fingerprints stay as they were.
-pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
+/// Host and CSI volumes as the group's `Volumes` and the task's `VolumeMounts` (its only task). Nothing is added without volumes, so other jobs' fingerprints stay as they were.
+fn mount_volumes(group: &mut Value, volumes: &[crds::workload::Volume]) {
     if volumes.is_empty() {
         return;
     }
@@ -106,7 +110,6 @@ pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
         .iter()
         .map(|v| json!({"Volume": v.name, "Destination": v.mount_path, "ReadOnly": v.read_only}))
         .collect();
-    let group = &mut job["TaskGroups"][0];
     group["Volumes"] = Value::Object(requests);
     group["Tasks"][0]["VolumeMounts"] = json!(mounts);
 }
@@ -115,7 +118,7 @@ pub fn mount_volumes(job: &mut Value, volumes: &[crds::workload::Volume]) {
 /// consul-template's `service` (the passing instances of the referenced App's Consul service in
 /// the same namespace), as `host:port` of the first or, with `all`, of every one,
 /// comma-separated. Appended to the task's templates; nothing changes without any.
-pub fn service_env_templates(job: &mut Value, object: &ObjectRef, env: &[EnvVar]) {
+fn service_env_templates(group: &mut Value, object: &ObjectRef, env: &[EnvVar]) {
     let templates: Vec<Value> = env
         .iter()
         .filter_map(|var| {
@@ -151,31 +154,125 @@ pub fn service_env_templates(job: &mut Value, object: &ObjectRef, env: &[EnvVar]
     if templates.is_empty() {
         return;
     }
-    let task = &mut job["TaskGroups"][0]["Tasks"][0];
+    let task = &mut group["Tasks"][0];
     match task["Templates"].as_array_mut() {
         Some(existing) => existing.extend(templates),
         None => task["Templates"] = Value::Array(templates),
     }
 }
 
-/// `spec.nomad`: JSON merge patches (RFC 7396, `json_patch::merge`) on the job, its one group
-/// and its one task, after everything nomarch renders (validation keeps them off what nomarch
-/// decides). Nothing changes without any.
-pub fn apply_overrides(job: &mut Value, overrides: &crds::workload::NomadOverrides) {
-    let patch = |target: &mut Value, with: &Map<String, Value>| {
-        if !with.is_empty() {
-            json_patch::merge(target, &Value::Object(with.clone()));
+/// `spec.nomad`'s group and task patches: JSON merge patches (RFC 7396, `json_patch::merge`)
+/// on the job's one group and its one task, after everything nomarch renders (validation keeps
+/// them off what nomarch decides). Nothing changes without any.
+fn patch_group(group: &mut Value, overrides: &NomadOverrides) {
+    merge(group, &overrides.group);
+    merge(&mut group["Tasks"][0], &overrides.task);
+}
+
+fn merge(target: &mut Value, with: &Map<String, Value>) {
+    if !with.is_empty() {
+        json_patch::merge(target, &Value::Object(with.clone()));
+    }
+}
+
+/// `spec.nomad.job`, merged (RFC 7396) into the typed job: its `Meta` key by key (`null`
+/// removes one), everything else into the fields nomarch does not type. Validation refuses a
+/// patch of the fields nomarch or Nomad sets ([`Job`]'s typed ones among them) and meta that
+/// is not text, so nothing here can make the job something Nomad would not read.
+fn patch_job(job: &mut Job, patch: &Map<String, Value>) {
+    for (key, value) in patch {
+        match (key.as_str(), value) {
+            ("Meta", Value::Object(meta)) => {
+                let kept = job.meta.get_or_insert_with(Default::default);
+                for (name, value) in meta {
+                    match value {
+                        Value::String(text) => {
+                            kept.insert(name.clone(), text.clone());
+                        }
+                        Value::Null => {
+                            kept.remove(name);
+                        }
+                        // Refused by validation: Nomad's meta holds text only.
+                        _ => {}
+                    }
+                }
+            }
+            // Refused by validation: nomarch or Nomad sets these.
+            (key, _) if Job::TYPED_FIELDS.contains(&key) => {}
+            (key, Value::Null) => {
+                job.extra.shift_remove(key);
+            }
+            (key, value) => match job.extra.get_mut(key) {
+                Some(existing) => json_patch::merge(existing, value),
+                None => {
+                    let mut fresh = Value::Null;
+                    json_patch::merge(&mut fresh, value);
+                    job.extra.insert(key.to_string(), fresh);
+                }
+            },
         }
+    }
+}
+
+/// What a kind renders of its job before the parts every kind shares are added.
+pub struct JobParts<'a> {
+    pub object: &'a ObjectRef,
+    /// `service` or `batch`.
+    pub job_type: &'static str,
+    pub meta: BTreeMap<String, String>,
+    /// The job's other fields nomarch sets (`Datacenters`, `Constraints`, `Update`,
+    /// `Periodic`, `NodePool`), in the order they render.
+    pub fields: Map<String, Value>,
+    /// The job's one group, with its one task.
+    pub group: Value,
+}
+
+/// What every kind's job gets besides its parts: the spec's volumes and service references
+/// in its group, `spec.nomad`'s patches, and `Stop` when the object is stopped.
+pub struct Shared<'a> {
+    pub volumes: &'a [crds::workload::Volume],
+    pub env: &'a [EnvVar],
+    pub overrides: &'a NomadOverrides,
+    pub stopped: bool,
+}
+
+/// A kind's job, typed: its parts, then volumes, service references and the group and task
+/// patches in its group, then the job's own patch, then `Stop`.
+pub fn job(parts: JobParts<'_>, shared: Shared<'_>) -> Job {
+    let JobParts {
+        object,
+        job_type,
+        meta,
+        fields,
+        mut group,
+    } = parts;
+    mount_volumes(&mut group, shared.volumes);
+    service_env_templates(&mut group, object, shared.env);
+    patch_group(&mut group, shared.overrides);
+    let mut extra = Map::new();
+    extra.insert("Name".into(), json!(object.name));
+    extra.extend(fields);
+    let mut job = Job {
+        id: job_id(object),
+        namespace: Some(object.namespace.clone()),
+        job_type: Some(job_type.to_string()),
+        meta: Some(meta),
+        task_groups: Some(vec![group]),
+        extra,
+        ..Job::default()
     };
-    patch(job, &overrides.job);
-    patch(&mut job["TaskGroups"][0], &overrides.group);
-    patch(&mut job["TaskGroups"][0]["Tasks"][0], &overrides.task);
+    patch_job(&mut job, &shared.overrides.job);
+    if shared.stopped {
+        job.stop = Some(true);
+    }
+    job
 }
 
 /// A stopped object's job is registered with `Stop: true`: Nomad keeps the job and stops its
 /// allocations (structs.go `Job.Stop`), and the register stays check-and-set, which a
 /// deregister is not. A running object's job carries no `Stop`, so its fingerprint is what it
-/// was before objects could be stopped.
+/// was before objects could be stopped. (For the job people wrote, a NomadJob's; the kinds
+/// nomarch renders get theirs in [`job`].)
 pub fn stop_if_stopped(job: &mut Value, stopped: bool) {
     if stopped {
         job["Stop"] = json!(true);
