@@ -2,6 +2,21 @@
 //! first (`nomarch validate`) and nomad-sim must answer as Nomad does. Written once, from
 //! Nomad's source, with the texts Nomad prints; each function names what it follows.
 
+/// Job fields the Nomad server sets, never a submitter: a register cannot choose them
+/// (nomad/state/state_store.go `upsertJobImpl` sets `Version`, `Stable`, `Status` and the
+/// indexes; nomad/job_endpoint.go `Register` sets `SubmitTime`), and a diff leaves them out
+/// (nomad/structs/diff.go `Job.Diff`'s filter). `Stop` is not one of them: the user sets it.
+pub const SERVER_SET_JOB_FIELDS: &[&str] = &[
+    "Status",
+    "StatusDescription",
+    "Stable",
+    "Version",
+    "SubmitTime",
+    "CreateIndex",
+    "ModifyIndex",
+    "JobModifyIndex",
+];
+
 /// hashicorp/go-version `VersionRegexpRaw` (what a `version` constraint compares).
 const GO_VERSION: &str = r"v?([0-9]+(\.[0-9]+)*?)(-([0-9]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)|(-?([A-Za-z\-~]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)))?(\+([0-9A-Za-z\-~]+(\.[0-9A-Za-z\-~]+)*))??";
 /// hashicorp/go-version `SemverRegexpRaw` (a separator before the prerelease is required).

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration as StdDuration;
 
 use crate::meta::ObjectMeta;
+use crate::nomad_rules::SERVER_SET_JOB_FIELDS;
 use crate::workload::{
     CheckType, Constraint, ContainerRef, EnvVar, HealthCheck, NomadOverrides, Placement, Port,
     Protocol, Resources, Route, UpdateStrategy, Volume, VolumeType, CONSTRAINT_OPERATORS,
@@ -263,20 +264,6 @@ const OWNED_BY_NOMARCH: &[(&str, &str, &str)] = &[
     ("task", "VolumeMounts", "use spec.volumes"),
 ];
 
-/// Job fields the Nomad server sets itself when it registers a job (nomad/state/state_store.go
-/// `upsertJobImpl`: `Version`, `Stable`, `Status`, the indexes; nomad/job_endpoint.go
-/// `Register`: `SubmitTime`), which a register cannot choose.
-const SET_BY_NOMAD: &[&str] = &[
-    "Status",
-    "StatusDescription",
-    "Stable",
-    "Version",
-    "SubmitTime",
-    "CreateIndex",
-    "ModifyIndex",
-    "JobModifyIndex",
-];
-
 /// Maps Nomad reads as text only (`map[string]string` in api/jobs.go `Job.Meta`, api/tasks.go
 /// `TaskGroup.Meta`, `Task.Meta` and `Task.Env`): per level, the keys whose values must be
 /// text (or `null`, which removes one).
@@ -337,7 +324,10 @@ pub(crate) fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mu
             }
         }
         if level == "job" {
-            for key in SET_BY_NOMAD.iter().filter(|k| patch.contains_key(**k)) {
+            for key in SERVER_SET_JOB_FIELDS
+                .iter()
+                .filter(|k| patch.contains_key(**k))
+            {
                 p.add(
                     join_key(&path, key),
                     format!("Nomad sets {key} itself when the job is registered"),

@@ -44,17 +44,9 @@ pub fn strip_server_fields(mut job: Value) -> Value {
 }
 
 /// Job fields the server sets: never part of a submitted spec or of a diff (structs/diff.go
-/// `Job.Diff`'s filter). `Stop` is not one of them: the user sets it.
-pub const SERVER_SET_FIELDS: &[&str] = &[
-    "Status",
-    "StatusDescription",
-    "Stable",
-    "Version",
-    "SubmitTime",
-    "CreateIndex",
-    "ModifyIndex",
-    "JobModifyIndex",
-];
+/// `Job.Diff`'s filter), written once with nomarch's validation, which refuses them in
+/// `spec.nomad.job`. `Stop` is not one of them: the user sets it.
+pub use crds::nomad_rules::SERVER_SET_JOB_FIELDS as SERVER_SET_FIELDS;
 
 impl JobRecord {
     /// The job as one would submit it again: its spec and its `Stop`.

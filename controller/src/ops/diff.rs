@@ -5,6 +5,8 @@
 //! dashboard for stored objects (what the controller would do now). Changes nothing.
 
 use crds::Resource;
+use reconcilers::kind::job::{decide, with_rollback};
+use reconcilers::kind::JobOutcome;
 use reconcilers::meta::job_id;
 use reconcilers::plan::{deciding_rule, plan, JobAction};
 use serde_json::Value;
@@ -14,6 +16,7 @@ use crate::clients::{NomadClient, QueryOptions};
 pub use crate::reconcile::driver::DiffError;
 use crate::reconcile::driver::{Desired, DiffLook};
 use crate::reconcile::driver_of;
+use crate::reconcile::job::{job_snapshot, retry_token, JobRead};
 use crate::store::Store;
 
 /// One object's answer, as `-o json` prints it: the full plan Nomad answered, for scripts.
@@ -88,24 +91,43 @@ pub async fn diff(
         .job(&object.namespace, &job_id(&object), QueryOptions::default())
         .await?
         .value;
-    let observation = crate::reconcile::job::observation(
-        &object,
-        &decided,
-        live.as_ref(),
+    // What the controller's job step reads, read the same way, and its own decision.
+    let read = JobRead {
+        key: &object,
+        desired: &desired,
+        decided: &decided,
+        live: live.as_ref(),
         previous,
-        stored.map_or("", |s| crate::reconcile::job::retry_token(s.metadata())),
+        retry_token: stored.map_or("", |s| retry_token(s.metadata())),
+        generation: resource.metadata().generation,
         waiting_for,
-    );
-    let action = plan(&observation);
-    let rule = deciding_rule(&observation);
-    let note = match action {
-        JobAction::Nothing => None,
-        JobAction::Wait { reason } => Some(format!("would wait ({reason})")),
-        JobAction::Hold => Some(format!(
+    };
+    let snapshot = job_snapshot(nomad, read).await?;
+    let step = decide(&snapshot);
+    let counted = with_rollback(&snapshot.observation, snapshot.rollback_found.as_ref());
+    let rule = deciding_rule(&counted);
+    let note = match (plan(&counted), step.register, step.outcome) {
+        (JobAction::Wait { reason }, ..) => Some(format!("would wait ({reason})")),
+        (JobAction::Hold, ..) => Some(format!(
             "held ({rule}): this job will not be sent again until it changes"
         )),
-        JobAction::Refuse { reason } => Some(format!("would not touch the job: {reason}")),
-        JobAction::Register { .. } | JobAction::VerifyDrift { .. } => {
+        (JobAction::Refuse { reason }, ..) => Some(format!("would not touch the job: {reason}")),
+        // The job moved since nomarch's write and Nomad's plan refuses the desired job (a
+        // rollback found is held above): refused, as the controller would record it.
+        (
+            _,
+            None,
+            JobOutcome {
+                rejected: Some(refusal),
+                ..
+            },
+        ) => Some(format!("Nomad refuses the job: {}", refusal.message)),
+        // The job moved, but Nomad runs the same content: adopted, nothing is written.
+        (JobAction::VerifyDrift { .. }, None, _) => Some(format!(
+            "no changes to the job ({rule}: only nomarch's bookkeeping would be updated)"
+        )),
+        (JobAction::Nothing | JobAction::Register { .. }, None, _) => None,
+        (_, Some(_), _) => {
             let planned = nomad.plan(&desired).await?;
             let changes = plan_text::changes(&planned);
             let mut lines = Vec::new();

@@ -102,9 +102,7 @@ impl Driver for CronJobs {
 
     fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
         Box::pin(async move {
-            let Resource::CronJob(cron) = look.resource else {
-                unreachable!("the driver table gives a kind's objects to its own driver");
-            };
+            let cron = look.object::<crds::CronJobSpec>();
             Ok(Desired::job(render_cronjob(cron), Vec::new()))
         })
     }

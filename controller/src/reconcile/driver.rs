@@ -3,7 +3,7 @@
 //! (so the two cannot disagree). `reconcile/mod.rs` `driver` is the one table from kind to
 //! driver; a kind of the App's shape needs no driver of its own (`workload::WorkloadDriver`).
 
-use crds::{Resource, Status};
+use crds::{KindSpec, Object, Resource, Status};
 use futures::future::BoxFuture;
 
 use super::{AllKinds, ReconcileError};
@@ -57,6 +57,15 @@ pub struct DiffLook<'a> {
     pub nomad: &'a NomadClient,
     pub resource: &'a Resource,
     pub previous: Option<&'a Status>,
+}
+
+impl<'a> DiffLook<'a> {
+    /// The object as its kind's type: the driver table hands each kind's objects to that
+    /// kind's driver only.
+    pub fn object<S: KindSpec>(&self) -> &'a Object<S> {
+        S::in_resource(self.resource)
+            .expect("the driver table gives a kind's objects to its own driver")
+    }
 }
 
 /// One kind, as the controller runs it.

@@ -16,7 +16,7 @@ use reconcilers::status::{
 use super::execute::say;
 use super::ReconcileError;
 use crate::clients::nomad_types::Job;
-use crate::clients::QueryOptions;
+use crate::clients::{ApiError, NomadClient, QueryOptions};
 use crate::runtime::context::Context;
 use crate::runtime::metrics::KindLabel;
 use crate::store::EventType;
@@ -136,39 +136,18 @@ pub async fn ensure_job_keeping(
     waiting_for: Vec<String>,
 ) -> Result<Ensured, ReconcileError> {
     let generation = meta.generation;
-    let retry = retry_token(meta);
     let live = live_job(ctx, key, &desired.id, previous).await?;
-    let observation = observation(key, decided, live.as_ref(), previous, retry, waiting_for);
-    let mut snapshot = JobSnapshot {
-        observation,
+    let read = JobRead {
+        key,
+        desired,
+        decided,
+        live: live.as_ref(),
         previous,
-        retry_token: retry,
+        retry_token: retry_token(meta),
         generation,
-        job_id: &desired.id,
-        rollback_found: None,
-        nomad_plan: None,
+        waiting_for,
     };
-    // The job moved since nomarch's write: first whether Nomad rolled that write back (then
-    // it is held), otherwise whether its content differs at all.
-    if verifies_drift(&snapshot.observation) {
-        snapshot.rollback_found =
-            rolled_back_now(ctx, key, &snapshot.observation, previous, generation, retry).await?;
-        let counted = with_rollback(&snapshot.observation, snapshot.rollback_found.as_ref());
-        if verifies_drift(&counted) {
-            snapshot.nomad_plan = Some(match ctx.nomad.plan(desired).await {
-                Ok(planned) => NomadPlan::Differs(
-                    planned
-                        .diff
-                        .as_ref()
-                        .and_then(|d| d.get("Type"))
-                        .and_then(|t| t.as_str())
-                        != Some("None"),
-                ),
-                Err(e) if e.refuses_the_job() => NomadPlan::Refused(nomads_words(&e)),
-                Err(e) => return Err(e.into()),
-            });
-        }
-    }
+    let snapshot = job_snapshot(&ctx.nomad, read).await?;
     let step = decide(&snapshot);
     for event in step.events {
         say(ctx, key, event).await;
@@ -219,18 +198,88 @@ pub async fn ensure_job_keeping(
     ))
 }
 
+/// What deciding a job starts from: the object, its desired job (and the part nomarch decides
+/// whole), the live job, and the object's stored status, retry annotation and generation.
+pub struct JobRead<'a> {
+    pub key: &'a ObjectRef,
+    pub desired: &'a Job,
+    pub decided: &'a Job,
+    pub live: Option<&'a Job>,
+    pub previous: Option<&'a Status>,
+    pub retry_token: &'a str,
+    pub generation: i64,
+    pub waiting_for: Vec<String>,
+}
+
+/// Everything `reconcilers::kind::job::decide` reads, for the controller and `nomarch diff`
+/// alike: the observation, and, when the job moved since nomarch's write, first whether Nomad
+/// rolled that write back (then it is held), otherwise Nomad's plan of the desired job
+/// (whether its content differs at all).
+pub async fn job_snapshot<'a>(
+    nomad: &NomadClient,
+    read: JobRead<'a>,
+) -> Result<JobSnapshot<'a>, ApiError> {
+    let JobRead {
+        key,
+        desired,
+        decided,
+        live,
+        previous,
+        retry_token,
+        generation,
+        waiting_for,
+    } = read;
+    let observation = observation(key, decided, live, previous, retry_token, waiting_for);
+    let mut snapshot = JobSnapshot {
+        observation,
+        previous,
+        retry_token,
+        generation,
+        job_id: &desired.id,
+        rollback_found: None,
+        nomad_plan: None,
+    };
+    if verifies_drift(&snapshot.observation) {
+        snapshot.rollback_found = rolled_back_now(
+            nomad,
+            key,
+            &snapshot.observation,
+            previous,
+            generation,
+            retry_token,
+        )
+        .await?;
+        let counted = with_rollback(&snapshot.observation, snapshot.rollback_found.as_ref());
+        if verifies_drift(&counted) {
+            snapshot.nomad_plan = Some(match nomad.plan(desired).await {
+                Ok(planned) => NomadPlan::Differs(
+                    planned
+                        .diff
+                        .as_ref()
+                        .and_then(|d| d.get("Type"))
+                        .and_then(|t| t.as_str())
+                        != Some("None"),
+                ),
+                Err(e) if e.refuses_the_job() => NomadPlan::Refused(nomads_words(&e)),
+                Err(e) => return Err(e),
+            });
+        }
+    }
+    Ok(snapshot)
+}
+
 /// Whether Nomad rolled back nomarch's last write: a failed deployment of that very job version
 /// (its `JobSpecModifyIndex` is the index the register answered) whose description says Nomad
 /// is rolling back (deploymentwatcher `DeploymentStatusDescriptionRollback`). A rollback already
 /// on record for this job, with a retry asked for since, does not count again.
 async fn rolled_back_now(
-    ctx: &Context,
+    nomad: &NomadClient,
     key: &ObjectRef,
     observation: &Observation,
     previous: Option<&Status>,
     generation: i64,
     retry: &str,
-) -> Result<Option<Rollback>, ReconcileError> {
+) -> Result<Option<Rollback>, ApiError> {
     let Some(written) = &observation.last_written else {
         return Ok(None);
     };
@@ -239,7 +288,7 @@ async fn rolled_back_now(
         return Ok(None);
     }
     let id = reconcilers::meta::job_id(key);
-    let deployments = ctx.nomad.job_deployments(&key.namespace, &id).await?;
+    let deployments = nomad.job_deployments(&key.namespace, &id).await?;
     Ok(deployments
         .iter()
         .find(|d| d.job_spec_modify_index == written.job_modify_index && d.rolled_back())

@@ -296,9 +296,7 @@ impl Driver for NomadJobs {
 
     fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
         Box::pin(async move {
-            let Resource::NomadJob(object) = look.resource else {
-                unreachable!("the driver table gives a kind's objects to its own driver");
-            };
+            let object = look.object::<crds::NomadJobSpec>();
             desired_job(look.nomad, object).await
         })
     }

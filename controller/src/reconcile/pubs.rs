@@ -400,9 +400,7 @@ impl Driver for Pubs {
 
     fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
         Box::pin(async move {
-            let Resource::Pub(pub_) = look.resource else {
-                unreachable!("the driver table gives a kind's objects to its own driver");
-            };
+            let pub_ = look.object::<crds::PubSpec>();
             desired_job(look.nomad, pub_, look.previous).await
         })
     }

@@ -49,9 +49,7 @@ impl<K: WorkloadKind + Send + Sync> Driver for WorkloadDriver<K> {
     /// The rendered job, waiting for the dependencies the store holds as not Ready.
     fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
         Box::pin(async move {
-            let Some(object) = K::in_resource(look.resource) else {
-                unreachable!("the driver table gives a kind's objects to its own driver");
-            };
+            let object = look.object::<K>();
             let mut waiting_for = Vec::new();
             for dependency in K::depends_on(object) {
                 let stored = look.store.get(&dependency).await?;

@@ -342,3 +342,61 @@ impl Resource {
         self.object().has_health()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// The kind a spec type says it is.
+    struct KindOf;
+
+    impl ForKind for KindOf {
+        type Output = Kind;
+        fn run<S: KindSpec>(self) -> Kind {
+            S::KIND
+        }
+    }
+
+    /// What the list makes: each kind's names read back as that kind, no two kinds share a
+    /// name or a title, and running work for a kind runs it with that kind's spec type.
+    #[test]
+    fn the_list_names_each_kind_once_and_maps_it_to_its_spec() {
+        let mut names = HashSet::new();
+        let mut titles = HashSet::new();
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_cli_name(kind.singular()), Some(kind));
+            assert_eq!(Kind::from_cli_name(kind.as_str()), Some(kind), "any case");
+            assert_eq!(Kind::from_kind_name(kind.as_str()), Some(kind));
+            assert!(names.insert(kind.singular()), "{kind} named twice");
+            assert!(titles.insert(kind.title()), "{kind} titled twice");
+            assert_eq!(for_kind(kind, KindOf), kind);
+        }
+        assert_eq!(Kind::from_cli_name("cj"), Some(Kind::CronJob), "aliases");
+        assert_eq!(Kind::from_cli_name("deployment"), None);
+    }
+
+    /// `Resource` reaches each kind through its `KindSpec`: what runs until stopped can be
+    /// stopped, and the rest say what stops them instead.
+    #[test]
+    fn resource_asks_the_kind() {
+        let read = |value: serde_json::Value| Resource::from_json(value).unwrap();
+        let mut app = read(serde_json::json!({
+            "apiVersion": "nomarch.io/v1alpha1", "kind": "App", "metadata": {"name": "web"}, "spec": {"image": "nginx:1", "replicas": 3},
+        }));
+        assert_eq!(app.columns(), vec![("REPLICAS", "3".to_string())]);
+        assert_eq!(app.stopped(), Some(false));
+        *app.stopped_mut().unwrap() = true;
+        assert_eq!(app.stopped(), Some(true));
+        assert_eq!(default_task(Kind::App), Ok("app"));
+        let mut cron = read(serde_json::json!({
+            "apiVersion": "nomarch.io/v1alpha1", "kind": "CronJob", "metadata": {"name": "tick"},
+            "spec": {"schedule": "@daily", "task": {"image": "busybox:1"}},
+        }));
+        assert_eq!(cron.stopped(), None);
+        assert!(cron.stopped_mut().unwrap_err().contains("spec.suspend"));
+        assert_eq!(cron.shown_condition().0, "READY");
+        assert!(default_task(Kind::GitSource).is_err());
+    }
+}
