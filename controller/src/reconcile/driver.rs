@@ -1,7 +1,8 @@
 //! What a kind is to the controller, behind one face: a [`Driver`] reconciles the kind's
 //! objects, and tells `nomarch diff` the job it would register now, with the same rendering
-//! (so the two cannot disagree). `reconcile/mod.rs` `driver` is the one table from kind to
-//! driver; a kind of the App's shape needs no driver of its own (`workload::WorkloadDriver`).
+//! (so the two cannot disagree). `reconcile/mod.rs` `driver_of` is the one table from kind to
+//! driver; a kind of the App's shape needs no driver of its own
+//! (`workload_kind::WorkloadDriver`).
 
 use crds::{KindSpec, Object, Resource, Status};
 use futures::future::BoxFuture;

@@ -5,9 +5,9 @@
 //!
 //! # Layout
 //! - `driver`: what a kind is to the controller (reconcile, and the job `nomarch diff` shows).
-//! - `workload`: the whole reconcile of a kind of the App's shape (`WorkloadKind`: the App),
-//!   and observing any workload; `pubs`, `cronjob`, `gitsource`, `nomadjob`: the kinds with
-//!   their own steps; `job`: keeping the Nomad job, shared by every kind with one; `execute`:
+//! - `workload_kind`: the whole reconcile of a kind of the App's shape (`WorkloadKind`: the
+//!   App); `pubs`, `cronjob`, `gitsource`, `nomadjob`: the kinds with their own steps;
+//!   `workload`: observing any kind's workload; `job`: keeping the Nomad job, shared by every kind with one; `execute`:
 //!   carries any kind's effects out; `heal`: healing's memory of troubles per node.
 //! - `operator`: suspend and reconcile-now requests, before and after any kind's reconcile.
 //! - `webhook` and `deliveries`: the git push webhook a GitSource serves (verified, replays
@@ -25,6 +25,7 @@ pub mod operator;
 pub mod pubs;
 pub mod webhook;
 pub mod workload;
+pub mod workload_kind;
 
 use crds::{AppSpec, Kind, ObjectRef};
 use driver::Driver;
@@ -77,7 +78,7 @@ impl ReconcileError {
 /// App's shape is `WorkloadDriver::<ItsSpec>::NEW`.
 pub fn driver_of(kind: Kind) -> &'static dyn Driver {
     match kind {
-        Kind::App => &workload::WorkloadDriver::<AppSpec>::NEW,
+        Kind::App => &workload_kind::WorkloadDriver::<AppSpec>::NEW,
         Kind::Pub => &pubs::Pubs,
         Kind::CronJob => &cronjob::CronJobs,
         Kind::GitSource => &gitsource::GitSources,

@@ -3,93 +3,17 @@
 //! keep, or Nomad when it is cold), their checks (when there is a health check and something
 //! is live), and the deployments the rollout needs. The decisions are
 //! `reconcilers::workload::look`'s.
-//!
-//! And the whole reconcile of a kind of the App's shape ([`WorkloadKind`]), as one
-//! [`WorkloadDriver`]: render, keep the job (`job.rs`), observe, the kind's `compute`,
-//! `execute.rs`. The App runs through it; so does any kind that implements `WorkloadKind`.
-
-use std::marker::PhantomData;
 
 use chrono::Utc;
-use crds::{ConditionType, ObjectRef, Status};
-use futures::future::BoxFuture;
-use reconcilers::kind::WorkloadKind;
+use crds::Status;
 use reconcilers::rollout::needs_refresh;
 use reconcilers::status::{AllocView, JobView, Written};
 use reconcilers::workload::{Checks, Deployments, WorkloadAlloc, WorkloadSnapshot, WorkloadSpec};
 
-use super::driver::{Desired, DiffError, DiffLook, Driver};
-use super::execute::execute;
-use super::heal::HealState;
-use super::job::{deregister_if_ours, ensure_job};
-use super::{AllKinds, ReconcileError};
+use super::ReconcileError;
 use crate::clients::nomad_types::Job;
 use crate::clients::QueryOptions;
 use crate::runtime::context::Context;
-use crate::runtime::queue::Outcome;
-
-/// The driver of a kind of the App's shape: one job rendered from the spec, judged by its
-/// workload.
-pub struct WorkloadDriver<K>(PhantomData<fn() -> K>);
-
-impl<K> WorkloadDriver<K> {
-    pub const NEW: WorkloadDriver<K> = WorkloadDriver(PhantomData);
-}
-
-impl<K: WorkloadKind + Send + Sync> Driver for WorkloadDriver<K> {
-    fn reconcile<'a>(
-        &'a self,
-        ctx: &'a Context,
-        kinds: &'a AllKinds,
-        key: &'a ObjectRef,
-    ) -> BoxFuture<'a, Result<Outcome, ReconcileError>> {
-        Box::pin(reconcile::<K>(ctx, &kinds.heal, key))
-    }
-
-    /// The rendered job, waiting for the dependencies the store holds as not Ready.
-    fn desired<'a>(&'a self, look: DiffLook<'a>) -> BoxFuture<'a, Result<Desired, DiffError>> {
-        Box::pin(async move {
-            let object = look.object::<K>();
-            let mut waiting_for = Vec::new();
-            for dependency in K::depends_on(object) {
-                let stored = look.store.get(&dependency).await?;
-                if !stored.is_some_and(|r| is_ready(r.status())) {
-                    waiting_for.push(dependency.name);
-                }
-            }
-            Ok(Desired::job(K::render(object), waiting_for))
-        })
-    }
-}
-
-fn is_ready(status: Option<&Status>) -> bool {
-    status.is_some_and(|s| s.is_true(ConditionType::Ready))
-}
-
-/// Keep the object's job as rendered (once its dependencies are Ready), observe its workload,
-/// decide with the kind's `compute`, carry it out.
-async fn reconcile<K: WorkloadKind>(
-    ctx: &Context,
-    heal: &HealState,
-    key: &ObjectRef,
-) -> Result<Outcome, ReconcileError> {
-    let Some(object) = ctx.cache.get(key).and_then(K::from_resource) else {
-        deregister_if_ours(ctx, key).await?;
-        return Ok(Outcome::Done);
-    };
-    let desired = K::render(&object);
-    let stored = object.status.as_ref();
-    let waiting_for = K::depends_on(&object)
-        .into_iter()
-        .filter(|dependency| !is_ready(ctx.cache.status(dependency).as_ref()))
-        .map(|dependency| dependency.name)
-        .collect();
-    let ensured = ensure_job(ctx, key, &desired, &object.metadata, stored, waiting_for).await?;
-    let spec = K::workload_spec(&object, key);
-    let workload = observe(ctx, spec, ensured.job.as_ref(), ensured.written, stored).await?;
-    let effects = K::compute(&object, &ensured.outcome, workload);
-    execute(ctx, heal, key, stored, effects).await
-}
 
 /// Reads what the look at `spec`'s workload needs. `previous` is the status the look starts
 /// from; `job` and `written` come from keeping the job.

@@ -32,7 +32,7 @@ use crate::workload::{look, WorkloadLook, WorkloadSnapshot, WorkloadSpec};
 
 /// A kind whose every object keeps one Nomad job rendered from its spec and is judged by that
 /// job's workload (allocations, checks, rollout, healing): the App's shape. The controller
-/// runs every such kind with one reconcile (`controller/src/reconcile/workload.rs`), and
+/// runs every such kind with one reconcile (`controller/src/reconcile/workload_kind.rs`), and
 /// `nomarch diff` with the same rendering and plan; a new kind of this shape is its spec and
 /// [`KindSpec`] in `crds`, this impl in its own file here, and one line in the controller's
 /// table of drivers.
