@@ -275,11 +275,11 @@ const TEXT_MAPS: &[(&str, &str)] = &[
 ];
 
 /// A map Nomad reads as text: an object of text values (`null` removes a key in a merge patch).
-fn validate_text_map(value: Option<&serde_json::Value>, path: &str, p: &mut Problems) {
+fn validate_text_map(value: &serde_json::Value, path: &str, p: &mut Problems) {
     use serde_json::Value;
     match value {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(entries)) => {
+        Value::Null => {}
+        Value::Object(entries) => {
             for (key, value) in entries {
                 p.check(
                     matches!(value, Value::String(_) | Value::Null),
@@ -293,7 +293,7 @@ fn validate_text_map(value: Option<&serde_json::Value>, path: &str, p: &mut Prob
                 );
             }
         }
-        Some(_) => p.add(path, "must be a map of text values"),
+        _ => p.add(path, "must be a map of text values"),
     }
 }
 
@@ -335,7 +335,9 @@ pub(crate) fn validate_nomad(overrides: &NomadOverrides, spec_path: &str, p: &mu
             }
         }
         for (_, map) in TEXT_MAPS.iter().filter(|(l, _)| *l == level) {
-            validate_text_map(patch.get(*map), &join_key(&path, map), p);
+            if let Some(value) = patch.get(*map) {
+                validate_text_map(value, &join_key(&path, map), p);
+            }
         }
         match patch.get("Meta") {
             Some(serde_json::Value::Object(meta)) => {
