@@ -14,8 +14,8 @@ use crate::effects::{Effects, Requeue};
 use crate::meta::job_meta;
 use crate::nomad_job::Job;
 use crate::render::{
-    hold_traffic_from_canaries, job, network, placement, service_reschedule_policy,
-    service_restart_policy, services, task, update_block, JobParts, Shared,
+    hold_traffic_from_canaries, job, placement, service_group, services, update_block, JobParts,
+    Shared,
 };
 use crate::workload::{WorkloadSnapshot, WorkloadSpec};
 
@@ -46,15 +46,13 @@ pub fn render_app(app: &App) -> Job {
         job_type: "service",
         meta: job_meta(&Resource::App(app.clone())),
         fields,
-        group: json!({
-            "Name": AppSpec::GROUP,
-            "Count": spec.replicas,
-            "Networks": [network(&spec.ports)],
-            "Services": services,
-            "RestartPolicy": service_restart_policy(),
-            "ReschedulePolicy": service_reschedule_policy(),
-            "Tasks": [task(AppSpec::GROUP, spec.container(), &spec.ports)],
-        }),
+        group: service_group(
+            AppSpec::GROUP,
+            spec.replicas,
+            &spec.ports,
+            services,
+            spec.container(),
+        ),
     };
     job(
         parts,

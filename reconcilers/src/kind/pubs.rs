@@ -19,10 +19,7 @@ use crate::effects::{Effects, PlannedEvent, Requeue};
 use crate::hubs::{choose, verdict, Assigned, Hub, HubFacts, HubVerdict};
 use crate::meta::job_meta;
 use crate::nomad_job::Job;
-use crate::render::{
-    job, network, service_reschedule_policy, service_restart_policy, services, task, JobParts,
-    Shared,
-};
+use crate::render::{job, service_group, services, JobParts, Shared};
 use crate::status::{mark_stopped, set_condition};
 use crate::workload::{keep_if_unchanged, look, WorkloadSnapshot, WorkloadSpec};
 
@@ -54,16 +51,9 @@ pub fn render_pub(pub_: &Pub, hub_id: &str, hub_pool: &str) -> Job {
         job_type: "service",
         meta,
         fields,
-        group: json!({
-            "Name": PubSpec::GROUP,
-            "Count": 1,
-            "Networks": [network(&spec.ports)],
-            "Services": services,
-            // Restart in place; a failed pub is replaced on the same hub (the constraint holds).
-            "RestartPolicy": service_restart_policy(),
-            "ReschedulePolicy": service_reschedule_policy(),
-            "Tasks": [task(PubSpec::GROUP, spec.container(), &spec.ports)],
-        }),
+        // One instance, restarted in place; a failed pub is replaced on the same hub (the
+        // constraint holds).
+        group: service_group(PubSpec::GROUP, 1, &spec.ports, services, spec.container()),
     };
     job(
         parts,

@@ -63,6 +63,26 @@ pub fn traefik_tags(router: &str, route: &Route) -> Vec<String> {
     tags
 }
 
+/// The one group of a long-running kind (App, Pub): `count` instances of its one task behind
+/// its services, restarted in place and then rescheduled by Nomad.
+pub fn service_group(
+    name: &str,
+    count: u32,
+    ports: &[Port],
+    services: Vec<Value>,
+    container: ContainerRef<'_>,
+) -> Value {
+    json!({
+        "Name": name,
+        "Count": count,
+        "Networks": [network(ports)],
+        "Services": services,
+        "RestartPolicy": service_restart_policy(),
+        "ReschedulePolicy": service_reschedule_policy(),
+        "Tasks": [task(name, container, ports)],
+    })
+}
+
 /// A long-running task's restarts: two quick restarts in place, then fail the allocation so
 /// Nomad reschedules it.
 pub fn service_restart_policy() -> Value {
