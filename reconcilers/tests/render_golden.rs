@@ -143,39 +143,3 @@ fn host_volumes_render_as_group_requests_and_task_mounts() {
         .get("VolumeMounts")
         .is_none());
 }
-
-proptest::proptest! {
-    /// Whatever `spec.nomad.job` holds (validation refuses much of it, but rendering does not
-    /// count on that), the job renders typed, and reads back from the JSON nomarch sends as the
-    /// same job: no patch can put a field both in the typed part and in the rest, or make the
-    /// job something the controller could not read back.
-    #[test]
-    fn any_job_patch_renders_a_job_that_reads_back_as_itself(
-        patch in proptest::collection::vec(
-            (
-                proptest::sample::select(vec![
-                    "Meta", "Version", "Status", "Stop", "ID", "Priority", "Name", "Datacenters",
-                    "Update", "TaskGroups", "ModifyIndex", "NodePool",
-                ]),
-                proptest::prop_oneof![
-                    proptest::strategy::Just(json!(null)),
-                    proptest::strategy::Just(json!(5)),
-                    proptest::strategy::Just(json!("text")),
-                    proptest::strategy::Just(json!({"team": "web", "gone": null, "n": 3})),
-                    proptest::strategy::Just(json!([1, 2])),
-                ],
-            ),
-            0..6,
-        )
-    ) {
-        let text = "apiVersion: nomarch.io/v1alpha1\nkind: App\nmetadata:\n  name: tuned\nspec:\n  image: nginx:1\n";
-        let mut app = app_from("tuned.yaml", text);
-        app.spec.nomad.job = patch.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        let job = app::render_app(&app);
-        let sent = serde_json::to_string(&job).unwrap();
-        let read: Job = serde_json::from_str(&sent).unwrap();
-        proptest::prop_assert_eq!(&read, &job);
-        proptest::prop_assert_eq!(job.id.as_str(), "tuned");
-        proptest::prop_assert!(job.meta.as_ref().is_some_and(|m| m.contains_key("nomarch.io/managed-by")));
-    }
-}
